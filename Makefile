@@ -1,0 +1,53 @@
+# Next-best-action decisioning: `make run` serves the demo, `make test` runs every test.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+NBA := $(BIN)/nba
+DATA_DIR ?= data
+CUSTOMERS ?= 50000
+RETRAIN ?= 0
+PORT ?= 8000
+WORKERS ?= 2
+export MLFLOW_TRACKING_URI ?= sqlite:///mlflow.db
+export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR ?= false
+
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
+
+$(BIN)/nba: pyproject.toml requirements.lock
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
+	@touch $(BIN)/nba
+
+venv: $(BIN)/nba ## create .venv and install the project (pinned) into it
+
+data: venv ## write the demo data into $(DATA_DIR) if absent
+	@test -f $(DATA_DIR)/exposures.parquet || $(NBA) demo-data --customers $(CUSTOMERS) --out $(DATA_DIR)
+
+champion: data ## train and promote a champion if there is none (RETRAIN=1: always retrain)
+	@if [ "$(RETRAIN)" = "1" ]; then $(NBA) train --data-dir $(DATA_DIR) --promote; \
+	elif ! $(NBA) model >/dev/null 2>&1; then $(NBA) train --data-dir $(DATA_DIR); \
+	else echo "champion exists: $$($(NBA) model | grep '"version"'); make run RETRAIN=1 retrains"; fi
+
+run: champion ## set up, build demo data, train, promote, serve on 127.0.0.1:$(PORT)
+	$(NBA) serve --host 127.0.0.1 --port $(PORT) --workers $(WORKERS) --data-dir $(DATA_DIR)
+
+test: venv ## run the whole test suite
+	$(BIN)/python -m pytest
+
+lint: venv ## ruff
+	$(BIN)/ruff check .
+
+bench: venv ## benchmarks: decision latency vs raw model calls and MLflow pyfunc, training time
+	$(BIN)/python bench/run_all.py
+
+mlflow-ui: venv ## the MLflow UI on the same store (runs, metrics, plots, registry aliases)
+	$(BIN)/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --host 127.0.0.1 --port 5000
+
+clean: ## remove demo data, the local MLflow store and caches (keeps .venv)
+	rm -rf $(DATA_DIR) mlflow.db mlruns/[!.]* .pytest_cache
+
+.PHONY: help venv data champion run test lint bench mlflow-ui clean

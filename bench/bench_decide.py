@@ -1,0 +1,143 @@
+"""In-process decision latency: the raw LightGBM floor, our whole decision, MLflow's pyfunc.
+
+Run from the repo root: `.venv/bin/python bench/bench_decide.py`. Writes bench/results/decide.md.
+One thread for LightGBM/OpenMP, as a single-row decision uses.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ["OMP_NUM_THREADS"] = "1"
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+import json
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+import mlflow.pyfunc
+import numpy as np
+from common import markdown_table, publish, quiet_logging
+
+from features import io
+from nba import demo
+from service.api import decision_json
+from service.decide import DecisionContext
+from service.model_store import LoadedModel, load_from_registry
+from service.settings import ServiceSettings
+from training import registry
+from training.pipeline import train
+from training.settings import BoosterParams, TrainSettings
+from training.uplift import UpliftModel
+
+CUSTOMERS = 20_000
+EXPOSURES = 80_000
+SEED = 3
+TREES = 150
+SAMPLES = 3_000
+PYFUNC_SAMPLES = 200
+WARMUP = 200
+PYFUNC_WARMUP = 20
+
+
+def raw_floor(uplift: UpliftModel, x: np.ndarray) -> None:
+    """The 13 bare Booster.predict calls on one customer's row: control, then each offer."""
+    uplift.control.predict(x, num_threads=1)
+    for booster in uplift.treated:
+        booster.predict(x, num_threads=1)
+
+
+def whole_decision(model: LoadedModel, customer_id: str) -> str:
+    """What POST /v1/decisions does in process, minus Flask: lookup to JSON text."""
+    row = model.customers.row(customer_id)
+    context = DecisionContext(channel="web", now=datetime.now(UTC), limit=3)
+    decision = model.policy.decide_row(model.customers, row, context, model.stock)
+    return json.dumps(decision_json(uuid.uuid4().hex, customer_id, model, decision))
+
+
+def latencies_us(call: Callable[[int], object], n: int) -> np.ndarray:
+    """Microseconds of call(0), ..., call(n - 1), each timed with perf_counter_ns."""
+    out = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        started = time.perf_counter_ns()
+        call(i)
+        out[i] = time.perf_counter_ns() - started
+    return out / 1_000
+
+
+def stats(us: np.ndarray) -> tuple[float, float, float]:
+    """(p50, p99, mean) in microseconds."""
+    return float(np.percentile(us, 50)), float(np.percentile(us, 99)), float(us.mean())
+
+
+def build_model(root: Path) -> tuple[LoadedModel, ServiceSettings]:
+    """Demo data, a training run registered as champion, and the service's loaded model."""
+    data_dir = root / "data"
+    demo.write(demo.generate(CUSTOMERS, EXPOSURES, SEED), data_dir)
+    tracking_uri = f"sqlite:///{root}/mlflow.db"
+    train(TrainSettings(data_dir=data_dir, tracking_uri=tracking_uri,
+                        artifact_root=root / "mlruns", params=BoosterParams(n_estimators=TREES)))
+    settings = ServiceSettings(tracking_uri=tracking_uri, data_dir=data_dir)
+    return load_from_registry(settings), settings
+
+
+def main() -> None:
+    """Train a small policy, then time the three paths on random customers."""
+    quiet_logging()
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory(prefix="nba-bench-decide-") as tmp:
+        model, settings = build_model(Path(tmp))
+        pyfunc = mlflow.pyfunc.load_model(registry.model_uri(settings.model_name,
+                                                             settings.model_alias))
+        frame = io.read_customers(settings.data_dir / io.CUSTOMERS, model.policy.spec)
+        table = model.customers
+        rows = rng.choice(len(table), SAMPLES, replace=False)
+        ids = [table.ids[r] for r in rows]
+        xs = [table.matrix[r:r + 1] for r in rows]
+        uplift = model.policy.uplift
+        one_row_frames = [frame.iloc[[r]] for r in rows[:PYFUNC_SAMPLES]]
+        params = {"channel": "web", "limit": 3, "store_id": ""}
+
+        latencies_us(lambda i: raw_floor(uplift, xs[i % SAMPLES]), WARMUP)
+        latencies_us(lambda i: whole_decision(model, ids[i % SAMPLES]), WARMUP)
+        latencies_us(lambda i: pyfunc.predict(one_row_frames[i], params=params), PYFUNC_WARMUP)
+        raw = latencies_us(lambda i: raw_floor(uplift, xs[i]), SAMPLES)
+        ours = latencies_us(lambda i: whole_decision(model, ids[i]), SAMPLES)
+        generic = latencies_us(lambda i: pyfunc.predict(one_row_frames[i], params=params),
+                               PYFUNC_SAMPLES)
+
+    (raw_p50, raw_p99, raw_mean), (our_p50, our_p99, our_mean) = stats(raw), stats(ours)
+    gen_p50, gen_p99, gen_mean = stats(generic)
+    n_boosters = 1 + len(model.policy.uplift.treated)
+    result = [
+        (f"raw floor: {n_boosters} `Booster.predict` on one row", f"{SAMPLES:,}",
+         f"{raw_p50:,.0f}", f"{raw_p99:,.0f}", f"{raw_mean:,.0f}", "1.0x"),
+        ("whole decision: `decide_row` + `decision_json` + `json.dumps`", f"{SAMPLES:,}",
+         f"{our_p50:,.0f}", f"{our_p99:,.0f}", f"{our_mean:,.0f}", f"{our_p50 / raw_p50:.2f}x"),
+        ("MLflow pyfunc `predict` (one-row DataFrame)", f"{PYFUNC_SAMPLES:,}",
+         f"{gen_p50:,.0f}", f"{gen_p99:,.0f}", f"{gen_mean:,.0f}", f"{gen_p50 / raw_p50:.1f}x"),
+    ]
+    markdown = "\n".join([
+        "## Decision latency (in process, one thread)",
+        "",
+        f"Demo data seed {SEED}: {CUSTOMERS:,} customers, {EXPOSURES:,} exposures; {TREES} trees "
+        f"per booster; random customers; {WARMUP} warm-up calls per path ({PYFUNC_WARMUP} for "
+        "pyfunc); OMP_NUM_THREADS=1. Our decision checks stock, pyfunc's does not.",
+        "",
+        markdown_table(("path", "calls", "p50 µs", "p99 µs", "mean µs", "p50 vs raw"), result),
+        "",
+        f"- whole decision / raw floor: {our_p50 / raw_p50:.2f}x at p50, "
+        f"{our_mean / raw_mean:.2f}x on the mean",
+        f"- MLflow pyfunc / whole decision: {gen_p50 / our_p50:.1f}x at p50, "
+        f"{gen_p99 / our_p99:.1f}x at p99",
+        "",
+    ])
+    publish("decide.md", markdown)
+
+
+if __name__ == "__main__":
+    main()

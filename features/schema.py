@@ -1,0 +1,121 @@
+"""The feature columns and their kinds: the one contract training and serving agree on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import pyarrow as pa
+
+from features.errors import ContractError
+
+Kind = Literal["numeric", "bool", "categorical"]
+
+#: Columns of exposures.parquet that are not features.
+EXPOSURE_RESERVED: tuple[str, ...] = (
+    "customer_id",
+    "treatment",
+    "converted",
+    "revenue",
+    "propensity",
+    "exposed_at",
+)
+#: Columns of customers.parquet with a meaning of their own; features only if exposures has them.
+CUSTOMER_SPECIAL: tuple[str, ...] = (
+    "contactable",
+    "loyalty_tier",
+    "preferred_size",
+    "preferred_color",
+    "customer_value",
+)
+#: Categorical levels kept per feature; rarer levels fold into "unknown" (all zeros).
+MAX_LEVELS = 50
+
+
+def kind_of(arrow_type: pa.DataType) -> Kind | None:
+    """The feature kind of an Arrow type, or None when the contract does not allow it."""
+    if pa.types.is_dictionary(arrow_type):
+        arrow_type = arrow_type.value_type
+    if pa.types.is_boolean(arrow_type):
+        return "bool"
+    if pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type):
+        return "numeric"
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type):
+        return "categorical"
+    return None
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One feature column: its name, kind and, for categoricals, the levels seen in training."""
+
+    name: str
+    kind: Kind
+    levels: tuple[str, ...] = ()
+
+    @property
+    def width(self) -> int:
+        """Columns this feature takes in the model matrix (one-hot for categoricals)."""
+        return len(self.levels) if self.kind == "categorical" else 1
+
+    @property
+    def matrix_names(self) -> list[str]:
+        """Names of this feature's model-matrix columns."""
+        if self.kind == "categorical":
+            return [f"{self.name}={level}" for level in self.levels]
+        return [self.name]
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """The ordered features of a model; fixed at training time and shipped with the model."""
+
+    features: tuple[Feature, ...]
+
+    @property
+    def names(self) -> list[str]:
+        """Source column names, in order."""
+        return [f.name for f in self.features]
+
+    @property
+    def matrix_names(self) -> list[str]:
+        """Model-matrix column names, in order."""
+        return [name for f in self.features for name in f.matrix_names]
+
+    @property
+    def width(self) -> int:
+        """Number of model-matrix columns."""
+        return sum(f.width for f in self.features)
+
+    def check_schema(self, schema: pa.Schema, file: str) -> None:
+        """Raise ContractError unless `schema` has every feature column with a matching kind."""
+        for feature in self.features:
+            if feature.name not in schema.names:
+                raise ContractError(file, "missing feature column (the model needs it)",
+                                    feature.name)
+            kind = kind_of(schema.field(feature.name).type)
+            if kind != feature.kind:
+                raise ContractError(
+                    file,
+                    f"type {schema.field(feature.name).type} does not match the training data "
+                    f"({feature.kind})",
+                    feature.name,
+                )
+
+
+def feature_columns(schema: pa.Schema, file: str) -> list[tuple[str, Kind]]:
+    """The feature columns of an exposures schema (everything not reserved), validated by type."""
+    columns: list[tuple[str, Kind]] = []
+    for field in schema:
+        if field.name in EXPOSURE_RESERVED:
+            continue
+        kind = kind_of(field.type)
+        if kind is None:
+            raise ContractError(
+                file, f"type {field.type} is not allowed for a feature (numeric, bool or string)",
+                field.name,
+            )
+        columns.append((field.name, kind))
+    if not columns:
+        raise ContractError(file, "no feature columns: the models need at least one")
+    return columns

@@ -1,0 +1,1 @@
+"""The `nba` command line and the synthetic demo retailer."""

@@ -1,0 +1,279 @@
+"""`nba`: one command line for data, training, the registry and the service.
+
+Every subcommand reads its defaults from the environment (MLFLOW_TRACKING_URI, NBA_DATA_DIR,
+NBA_MODEL_NAME, ...) and lets flags override them. Errors print one clear line and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+EXAMPLES = {
+    "demo-data": "examples:\n  nba demo-data                      # 50,000 customers, 200,000 "
+                 "exposures into ./data\n  nba demo-data --customers 5000 --seed 1 --out /tmp/demo",
+    "train": "examples:\n  nba train                          # train on ./data, register a new "
+             "version\n  nba train --promote                # ... and make it the champion\n"
+             "  nba train --trees 300 --seed 7\n\nThe first model ever registered becomes champion "
+             "automatically; later ones wait\nfor `nba promote`. Open `make mlflow-ui` to see "
+             "runs, metrics and plots.",
+    "promote": "examples:\n  nba promote --version 3            # champion -> version 3\n"
+               "  nba promote --version 4 --alias challenger",
+    "model": "examples:\n  nba model                          # which version is champion?\n"
+             "  nba model --alias challenger\n\nExit status 3 when the alias does not exist.",
+    "serve": "examples:\n  nba serve                          # 127.0.0.1:8000, 2 workers\n"
+             "  nba serve --port 9000 --workers 4\n\nThen: curl -s localhost:8000/v1/decisions "
+             "-H 'Content-Type: application/json' \\\n  -d '{\"customer_id\": \"C0000001\", "
+             "\"channel\": \"web\"}'",
+    "decide": "examples:\n  nba decide C0000001\n  nba decide C0000042 --channel store "
+              "--store-id store_002 --limit 5",
+}
+
+
+class CliError(Exception):
+    """A problem the user can fix; printed as one line, exit status 2."""
+
+
+def _env_path(name: str, default: str) -> Path:
+    return Path(os.environ.get(name, default))
+
+
+def _add_registry_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tracking-uri", default=os.environ.get("MLFLOW_TRACKING_URI",
+                                                                 DEFAULT_TRACKING_URI),
+                        help="MLflow tracking + registry store (env MLFLOW_TRACKING_URI; "
+                             "default %(default)s)")
+    parser.add_argument("--model-name", default=os.environ.get("NBA_MODEL_NAME", "nba-policy"),
+                        help="registered model name (env NBA_MODEL_NAME; default %(default)s)")
+
+
+def _add_data_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", type=Path, default=_env_path("NBA_DATA_DIR", "data"),
+                        help="folder with exposures/customers/inventory parquet and offers.yaml "
+                             "(env NBA_DATA_DIR; default %(default)s)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser, with a teaching --help for every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="nba",
+        description="Next-best-action decisioning: rank offers by causal uplift, serve them, "
+                    "and retrain through the MLflow registry.",
+        epilog="typical loop:  nba demo-data && nba train && nba serve\n"
+               "each subcommand has its own --help with examples.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help_text, description=help_text,
+                              epilog=EXAMPLES[name],
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    p = command("demo-data", "Write a synthetic retailer in the data contract, with the TRUE "
+                              "uplift of every offer (true_uplift.parquet) for checking models.")
+    p.add_argument("--customers", type=int, default=50_000, help="customers (default %(default)s)")
+    p.add_argument("--exposures", type=int, default=None,
+                   help="exposure rows in the randomized campaign log (default 4 x customers)")
+    p.add_argument("--seed", type=int, default=7, help="random seed (default %(default)s)")
+    p.add_argument("--out", type=Path, default=_env_path("NBA_DATA_DIR", "data"),
+                   help="output folder (env NBA_DATA_DIR; default %(default)s)")
+
+    p = command("train", "Fit uplift (causalml T-learner on LightGBM), response and value "
+                         "models; evaluate on a holdout split; log and register the policy.")
+    _add_data_flag(p)
+    _add_registry_flags(p)
+    p.add_argument("--experiment", default=os.environ.get("NBA_EXPERIMENT", "nba-training"),
+                   help="MLflow experiment (env NBA_EXPERIMENT; default %(default)s)")
+    p.add_argument("--artifact-root", type=Path, default=_env_path("NBA_ARTIFACT_ROOT", "mlruns"),
+                   help="where new experiments keep artifacts (default %(default)s)")
+    p.add_argument("--test-size", type=float, default=0.3,
+                   help="holdout share of customers for evaluation (default %(default)s)")
+    p.add_argument("--seed", type=int, default=42,
+                   help="split and model seed (default %(default)s)")
+    p.add_argument("--trees", type=int, default=150,
+                   help="LightGBM trees per base learner (default %(default)s)")
+    p.add_argument("--promote", action="store_true",
+                   help="make the new version champion even if one exists")
+
+    p = command("promote", "Point an alias (default: champion) at a registered model version.")
+    _add_registry_flags(p)
+    p.add_argument("--version", required=True, help="model version to promote")
+    p.add_argument("--alias", default="champion", help="alias to set (default %(default)s)")
+
+    p = command("model", "Show the model version behind an alias, with its headline metrics.")
+    _add_registry_flags(p)
+    p.add_argument("--alias", default="champion", help="alias to look up (default %(default)s)")
+
+    p = command("serve", "Serve decisions over HTTP under gunicorn (loads the champion).")
+    _add_data_flag(p)
+    _add_registry_flags(p)
+    p.add_argument("--host", default=os.environ.get("NBA_HOST", "127.0.0.1"),
+                   help="bind address (default %(default)s)")
+    p.add_argument("--port", type=int, default=int(os.environ.get("NBA_PORT", "8000")),
+                   help="port (default %(default)s)")
+    p.add_argument("--workers", type=int, default=int(os.environ.get("NBA_WORKERS", "2")),
+                   help="gunicorn worker processes (default %(default)s)")
+
+    p = command("decide", "Decide for one customer in-process and print the JSON (debugging).")
+    _add_data_flag(p)
+    _add_registry_flags(p)
+    p.add_argument("customer_id", help="a customer_id from customers.parquet")
+    p.add_argument("--channel", default="web", help="web, app, store, email or sms (default web)")
+    p.add_argument("--limit", type=int, default=3, help="offers to return (default 3)")
+    p.add_argument("--store-id", default=None, help="store for channel=store")
+    p.add_argument("--alias", default="champion", help="model alias to use (default champion)")
+    return parser
+
+
+def _demo_data(args: argparse.Namespace) -> None:
+    from nba import demo
+
+    if args.customers < 1:
+        raise CliError("--customers must be at least 1")
+    exposures = args.exposures if args.exposures is not None else 4 * args.customers
+    if exposures < 1:
+        raise CliError("--exposures must be at least 1")
+    started = time.perf_counter()
+    data = demo.generate(args.customers, exposures, args.seed)
+    paths = demo.write(data, args.out)
+    print(f"wrote {args.customers:,} customers, {exposures:,} exposures, "
+          f"{len(data.catalog.offers)} offers, {len(data.inventory)} inventory rows to "
+          f"{args.out}/ in {time.perf_counter() - started:.1f}s")
+    for path in paths.values():
+        print(f"  {path}")
+
+
+def _train(args: argparse.Namespace) -> None:
+    from training.pipeline import train
+    from training.settings import BoosterParams, TrainSettings
+
+    if not 0 < args.test_size < 1:
+        raise CliError("--test-size must lie strictly between 0 and 1")
+    settings = TrainSettings(data_dir=args.data_dir, tracking_uri=args.tracking_uri,
+                             artifact_root=args.artifact_root, model_name=args.model_name,
+                             experiment=args.experiment, test_size=args.test_size,
+                             seed=args.seed, promote=args.promote,
+                             params=replace(BoosterParams(), n_estimators=args.trees))
+    result = train(settings)
+    m = result.metrics
+    print(f"\nregistered {args.model_name} version {result.version} (run {result.run_id})"
+          + ("; champion" if result.promoted else ""))
+    print("holdout policy value, revenue per customer (IPW):")
+    for key in ("learned_uplift_policy", "best_single_offer", "treat_nobody", "random_offer",
+                "propensity_ranking"):
+        print(f"  {key:<24} {m.get('policy_value_' + key, float('nan')):8.3f}")
+    print(f"response AUC {m.get('response_auc', float('nan')):.3f}")
+
+
+def _promote(args: argparse.Namespace) -> None:
+    from training import registry
+
+    client = registry.configure(args.tracking_uri)
+    try:
+        registry.set_alias(client, args.model_name, args.version, args.alias)
+    except registry.RegistryError as exc:
+        raise CliError(str(exc)) from None
+    print(f"{args.model_name}@{args.alias} -> version {args.version}")
+
+
+def _model(args: argparse.Namespace) -> int:
+    from training import registry
+
+    client = registry.configure(args.tracking_uri)
+    ref = registry.get_alias(client, args.model_name, args.alias)
+    if ref is None:
+        print(f"no version of '{args.model_name}' has alias '{args.alias}'", file=sys.stderr)
+        return 3
+    metrics = client.get_run(ref.run_id).data.metrics if ref.run_id else {}
+    print(json.dumps({"name": ref.name, "version": ref.version, "alias": ref.alias,
+                      "run_id": ref.run_id, "metrics": {
+                          k: round(v, 5) for k, v in sorted(metrics.items())
+                          if k.startswith(("policy_value", "response_auc"))}}, indent=2))
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> None:
+    env = dict(os.environ)
+    env.update({"NBA_HOST": args.host, "NBA_PORT": str(args.port),
+                "NBA_WORKERS": str(args.workers), "NBA_DATA_DIR": str(args.data_dir),
+                "MLFLOW_TRACKING_URI": args.tracking_uri, "NBA_MODEL_NAME": args.model_name,
+                "OMP_NUM_THREADS": "1"})
+    config = Path(__file__).resolve().parent.parent / "service" / "gunicorn.conf.py"
+    print(f"serving {args.model_name}@champion on http://{args.host}:{args.port} "
+          f"({args.workers} workers). Try:\n"
+          f"  curl -s http://{args.host}:{args.port}/v1/decisions -H 'Content-Type: "
+          f"application/json' -d '{{\"customer_id\": \"C0000001\", \"channel\": \"web\"}}'",
+          flush=True)
+    argv = [sys.executable, "-m", "gunicorn", "-c", str(config), "service.wsgi:app"]
+    os.execvpe(sys.executable, argv, env)
+
+
+def _decide(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from pydantic import ValidationError
+
+    from service.api import decision_json
+    from service.decide import DecisionContext
+    from service.errors import ApiError
+    from service.model_store import load_from_registry
+    from service.schemas import DecisionRequest
+    from service.settings import ServiceSettings
+
+    try:
+        req = DecisionRequest(customer_id=args.customer_id, channel=args.channel,
+                              limit=args.limit, context={"store_id": args.store_id})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise CliError(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+    settings = ServiceSettings(tracking_uri=args.tracking_uri, model_name=args.model_name,
+                               model_alias=args.alias, data_dir=args.data_dir)
+    try:
+        model = load_from_registry(settings)
+    except ApiError as exc:
+        raise CliError(exc.message) from None
+    row = model.customers.row(req.customer_id)
+    if row is None:
+        raise CliError(f"unknown customer_id '{req.customer_id}' in "
+                       f"{args.data_dir / 'customers.parquet'}")
+    context = DecisionContext(req.channel, datetime.now(UTC), req.limit, req.context.store_id)
+    decision = model.policy.decide_row(model.customers, row, context, model.stock)
+    print(json.dumps(decision_json("local", req.customer_id, model, decision), indent=2))
+    return 0
+
+
+HANDLERS = {"demo-data": _demo_data, "train": _train, "promote": _promote, "model": _model,
+            "serve": _serve, "decide": _decide}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `nba` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        datefmt="%H:%M:%S")
+    for noisy in ("causalml", "alembic", "mlflow.store.db.utils", "numba"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    from features.errors import ContractError
+
+    try:
+        return HANDLERS[args.command](args) or 0
+    except (CliError, ContractError) as exc:
+        print(f"nba {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""Domain exceptions and the one handler that turns every error into the same JSON shape.
+
+Shape: {"error": {"code": str, "message": str, "details": object}}. Never an HTML page,
+never a traceback, never a 500 for something the client did.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """Base of errors a client sees; subclasses fix the status and code."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, details: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class InvalidRequest(ApiError):
+    """The request body or query does not match the schema."""
+
+    status = 400
+    code = "invalid_request"
+
+
+class UnknownCustomer(ApiError):
+    """No such customer in the online feature table."""
+
+    status = 404
+    code = "unknown_customer"
+
+
+class ModelNotReady(ApiError):
+    """No champion is loaded yet (or the registry has none)."""
+
+    status = 503
+    code = "model_not_ready"
+
+
+def error_body(code: str, message: str, details: Any = None) -> dict:
+    """The stable error JSON."""
+    return {"error": {"code": code, "message": message, "details": details}}
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Map domain errors, HTTP errors and anything unexpected to the JSON shape."""
+
+    @app.errorhandler(ApiError)
+    def _api_error(error: ApiError):
+        return jsonify(error_body(error.code, error.message, error.details)), error.status
+
+    @app.errorhandler(HTTPException)
+    def _http_error(error: HTTPException):
+        code = (error.name or "http_error").lower().replace(" ", "_")
+        return jsonify(error_body(code, error.description or error.name)), error.code or 500
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception):
+        log.exception("unhandled error")
+        return jsonify(error_body("internal_error", "unexpected server error; see the logs")), 500

@@ -1,0 +1,19 @@
+"""gunicorn settings for the scoring service; `nba serve` sets the NBA_* variables.
+
+Sync workers: a decision is CPU-bound and takes about a millisecond, so threads add nothing
+but GIL contention. Each worker loads its own champion (no preload: LightGBM's OpenMP state
+does not survive fork well) and runs LightGBM with one thread.
+"""
+
+import os
+
+bind = f"{os.environ.get('NBA_HOST', '127.0.0.1')}:{os.environ.get('NBA_PORT', '8000')}"
+workers = int(os.environ.get("NBA_WORKERS", "2"))
+worker_class = "sync"
+timeout = int(os.environ.get("NBA_TIMEOUT", "60"))
+graceful_timeout = 20
+keepalive = 5
+accesslog = os.environ.get("NBA_ACCESS_LOG", "-")
+errorlog = "-"
+loglevel = os.environ.get("NBA_LOG_LEVEL", "info").lower()
+raw_env = ["OMP_NUM_THREADS=1"]

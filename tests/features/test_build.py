@@ -1,0 +1,185 @@
+"""The model matrix (features/build.py): the one function training and serving share."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from features import io
+from features.build import build_matrix, infer_spec
+from features.schema import MAX_LEVELS, Feature, FeatureSpec, feature_columns
+from nba import demo
+
+SPEC = FeatureSpec((
+    Feature("channel", "categorical", ("app", "store", "web")),
+    Feature("monetary", "numeric"),
+    Feature("newbie", "bool"),
+))
+
+
+def test_matrix_one_hot_numeric_and_bool() -> None:
+    frame = pd.DataFrame({
+        "newbie": [True, False, True, False],
+        "monetary": [1.5, np.nan, -3.0, 0.0],
+        "channel": ["web", "app", "fax", None],  # fax: unseen in training; None: missing
+        "ignored": ["x", "y", "z", "w"],
+    })
+    matrix = build_matrix(frame, SPEC)
+    assert SPEC.matrix_names == ["channel=app", "channel=store", "channel=web", "monetary",
+                                 "newbie"]
+    assert matrix.dtype == np.float32
+    expected = np.array([
+        [0, 0, 1, 1.5, 1],
+        [1, 0, 0, np.nan, 0],
+        [0, 0, 0, -3.0, 1],
+        [0, 0, 0, 0.0, 0],
+    ], dtype=np.float32)
+    np.testing.assert_array_equal(matrix, expected)  # NaN == NaN here
+
+
+def test_bool_and_int_nulls_from_parquet_become_nan(tmp_path: Path) -> None:
+    """Parquet nulls arrive as None in object (bool) or NaN in float (int) columns."""
+    frame = pd.DataFrame({"channel": ["app", "web", "store"],
+                          "monetary": pd.array([1, None, 3], dtype="Int64"),
+                          "newbie": pd.array([True, None, False], dtype="boolean")})
+    io.write_parquet(frame, tmp_path / "t.parquet")
+    back = pq.read_table(tmp_path / "t.parquet").to_pandas()
+    matrix = build_matrix(back, SPEC)
+    np.testing.assert_array_equal(matrix[:, 3], [1, np.nan, 3])
+    np.testing.assert_array_equal(matrix[:, 4], [1, np.nan, 0])
+    np.testing.assert_array_equal(matrix[:, :3], np.eye(3)[[0, 2, 1]])
+
+
+def test_matrix_columns_follow_spec_not_frame_order() -> None:
+    train = pd.DataFrame({"b": ["y", "x", "y"], "a": [1.0, 2.0, 3.0], "c": [True, False, True]})
+    spec = infer_spec(train, [("c", "bool"), ("b", "categorical"), ("a", "numeric")])
+    assert spec.matrix_names == ["c", "b=x", "b=y", "a"]
+    shuffled = train[["a", "c", "b"]]
+    matrix = build_matrix(shuffled, spec)
+    for j, name in enumerate(spec.matrix_names):
+        if "=" in name:
+            column, level = name.split("=")
+            expected = (train[column] == level).to_numpy(dtype=np.float32)
+        else:
+            expected = train[name].to_numpy(dtype=np.float32)
+        np.testing.assert_array_equal(matrix[:, j], expected, err_msg=name)
+
+
+def test_missing_feature_column_is_an_error() -> None:
+    with pytest.raises(KeyError):
+        build_matrix(pd.DataFrame({"channel": ["app"], "monetary": [1.0]}), SPEC)
+
+
+def test_infer_spec_sorted_levels_and_kinds() -> None:
+    frame = pd.DataFrame({
+        "tier": ["silver", "bronze", None, "gold", "bronze", "platinum"],
+        "spend": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+        "newbie": [True, False, True, False, True, False],
+    })
+    spec = infer_spec(frame, [("spend", "numeric"), ("tier", "categorical"), ("newbie", "bool")])
+    assert spec.names == ["spend", "tier", "newbie"]
+    assert spec.features[1] == Feature("tier", "categorical",
+                                       ("bronze", "gold", "platinum", "silver"))
+    assert spec.features[0].levels == () and spec.features[2].levels == ()
+    assert spec.width == 1 + 4 + 1
+
+
+def test_infer_spec_keeps_the_most_frequent_levels() -> None:
+    levels = [f"L{i:02d}" for i in range(MAX_LEVELS + 10)]
+    # level i occurs i + 1 times: the MAX_LEVELS most frequent are the last ones
+    values = [level for i, level in enumerate(levels) for _ in range(i + 1)]
+    spec = infer_spec(pd.DataFrame({"x": values}), [("x", "categorical")])
+    assert spec.features[0].levels == tuple(levels[10:])
+    matrix = build_matrix(pd.DataFrame({"x": ["L00", "L10"]}), spec)  # a folded rare level
+    assert matrix.shape == (2, MAX_LEVELS)
+    np.testing.assert_array_equal(matrix.sum(axis=1), [0, 1])
+
+
+def test_training_and_serving_frames_agree(tmp_path: Path, demo_data) -> None:
+    """A customer's serving row equals their training row when their features did not change."""
+    paths = demo.write(demo_data, tmp_path)
+    exposures = io.read_exposures(paths[io.EXPOSURES], io.read_catalog(paths[io.OFFERS]))
+    spec = infer_spec(exposures,
+                      feature_columns(pq.read_schema(paths[io.EXPOSURES]), io.EXPOSURES))
+    customers = io.read_customers(paths[io.CUSTOMERS], spec).set_index("customer_id",
+                                                                        drop=False)
+    train = build_matrix(exposures, spec)
+    serve = build_matrix(customers.loc[exposures["customer_id"]], spec)
+    assert train.shape == (1200, spec.width)
+    np.testing.assert_array_equal(train, serve)
+
+
+# ---------------------------------------------------------------- property
+
+
+LEVELS = st.sampled_from(["a", "b", "c", "d", "e", "ü", ""])
+
+
+@st.composite
+def frames(draw: st.DrawFn) -> tuple[pd.DataFrame, pd.DataFrame, list]:
+    """A training frame and a serving frame over the same random feature columns."""
+    kinds = draw(st.lists(st.sampled_from(["numeric", "bool", "categorical"]),
+                          min_size=1, max_size=6))
+    columns = [(f"f{i}", kind) for i, kind in enumerate(kinds)]
+
+    def frame(n: int) -> pd.DataFrame:
+        data = {}
+        for name, kind in columns:
+            if kind == "numeric":
+                cells = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=False,
+                                                       width=32))
+                data[name] = pd.array(draw(st.lists(cells, min_size=n, max_size=n)),
+                                      dtype="float64")
+            elif kind == "bool":
+                data[name] = draw(st.lists(st.booleans(), min_size=n, max_size=n))
+            else:
+                cells = st.one_of(st.none(), LEVELS)
+                data[name] = pd.Series(draw(st.lists(cells, min_size=n, max_size=n)),
+                                       dtype=object)
+        return pd.DataFrame(data, index=pd.RangeIndex(n))
+
+    train = frame(draw(st.integers(0, 20)))
+    serve = frame(draw(st.integers(0, 20)))
+    return train, serve, columns
+
+
+@settings(max_examples=150, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(frames())
+def test_matrix_shape_and_one_hot_property(case: tuple[pd.DataFrame, pd.DataFrame, list]) -> None:
+    train, serve, columns = case
+    spec = infer_spec(train, columns)
+    assert spec.names == [name for name, _ in columns]
+    assert len(spec.matrix_names) == spec.width
+    for feature in spec.features:
+        if feature.kind == "categorical":
+            assert list(feature.levels) == sorted(set(train[feature.name].dropna()))
+        else:
+            assert feature.levels == ()
+
+    for frame in (train, serve):
+        matrix = build_matrix(frame, spec)
+        assert matrix.shape == (len(frame), spec.width)
+        col = 0
+        for feature in spec.features:
+            block = matrix[:, col:col + feature.width]
+            values = frame[feature.name]
+            if feature.kind == "categorical":
+                assert set(np.unique(block)) <= {0.0, 1.0}
+                assert (block.sum(axis=1) <= 1).all()
+                # exactly one 1 iff the value is a training level, and in the right place
+                known = values.isin(feature.levels).to_numpy()
+                np.testing.assert_array_equal(block.sum(axis=1), known.astype(np.float32))
+                for row in np.flatnonzero(known):
+                    assert feature.levels[int(block[row].argmax())] == values.iloc[row]
+            else:
+                expected = values.to_numpy(dtype=np.float32, na_value=np.nan)
+                np.testing.assert_array_equal(block[:, 0], expected)
+            col += feature.width
+        assert col == spec.width

@@ -1,0 +1,83 @@
+"""The `nba` command line against the real registry."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+NBA = str(Path(sys.executable).parent / "nba")
+SUBCOMMANDS = ["demo-data", "train", "promote", "model", "serve", "decide"]
+
+
+def run(*args: str, env: dict | None = None, cwd: Path | None = None
+        ) -> subprocess.CompletedProcess:
+    return subprocess.run([NBA, *args], capture_output=True, text=True, timeout=300,
+                          env=os.environ | (env or {}), cwd=cwd)
+
+
+@pytest.mark.parametrize("command", SUBCOMMANDS)
+def test_every_subcommand_has_help_with_examples(command):
+    result = run(command, "--help")
+    assert result.returncode == 0
+    assert "examples:" in result.stdout and f"nba {command}" in result.stdout
+
+
+def test_demo_data_writes_the_contract(tmp_path):
+    result = run("demo-data", "--customers", "500", "--seed", "3", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    for name in ("exposures.parquet", "customers.parquet", "inventory.parquet", "offers.yaml",
+                 "true_uplift.parquet"):
+        assert (tmp_path / name).exists()
+    assert "2,000 exposures" in result.stdout
+
+
+def test_model_decide_and_promote_against_the_registry(trained):
+    env = {"MLFLOW_TRACKING_URI": trained.tracking_uri, "NBA_DATA_DIR": str(trained.data_dir)}
+    shown = run("model", env=env)
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["version"] == trained.version
+
+    decided = run("decide", "C0000002", "--channel", "app", env=env)
+    assert decided.returncode == 0, decided.stderr
+    assert json.loads(decided.stdout)["customer_id"] == "C0000002"
+
+    promoted = run("promote", "--version", trained.version, "--alias", "challenger", env=env)
+    assert promoted.returncode == 0 and "challenger" in promoted.stdout
+    assert run("model", "--alias", "challenger", env=env).returncode == 0
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["promote", "--version", "999"], "has no version 999"),
+    (["decide", "nobody"], "unknown customer_id 'nobody'"),
+    (["decide", "C0000001", "--channel", "fax"], "unknown channel"),
+])
+def test_cli_errors_are_one_clear_line(trained, args, message):
+    env = {"MLFLOW_TRACKING_URI": trained.tracking_uri, "NBA_DATA_DIR": str(trained.data_dir)}
+    result = run(*args, env=env)
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_missing_alias_exits_3(tmp_path):
+    result = run("model", env={"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'x.db'}"})
+    assert result.returncode == 3 and "no version" in result.stderr
+
+
+def test_train_names_the_bad_file_and_column(tmp_path, demo_dir):
+    import pandas as pd
+
+    for name in ("offers.yaml", "customers.parquet"):
+        (tmp_path / name).write_bytes((demo_dir / name).read_bytes())
+    frame = pd.read_parquet(demo_dir / "exposures.parquet").head(100)
+    frame["revenue"] = -1.0
+    frame.to_parquet(tmp_path / "exposures.parquet")
+    result = run("train", "--data-dir", str(tmp_path), "--tracking-uri",
+                 f"sqlite:///{tmp_path / 'm.db'}", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "exposures.parquet: column 'revenue': negative revenue" in result.stderr
+    assert not (tmp_path / "m.db").exists() or "Traceback" not in result.stderr

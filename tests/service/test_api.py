@@ -1,0 +1,121 @@
+"""The HTTP API through Flask's test client, serving a really trained champion."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from features import io
+
+
+def post(client, body, **kwargs):
+    return client.post("/v1/decisions", json=body, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def customers(trained) -> pd.DataFrame:
+    return io.read_customers(trained.data_dir / io.CUSTOMERS)
+
+
+def test_decision_ranks_offers_and_accounts_for_every_offer(client, loaded, customers):
+    customer_id = customers.loc[customers["contactable"], "customer_id"].iloc[0]
+    response = post(client, {"customer_id": customer_id, "channel": "web", "limit": 3})
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["customer_id"] == customer_id
+    assert body["model"] == {"name": loaded.name, "version": loaded.version}
+    assert len(body["decision_id"]) == 32
+    values = [o["expected_incremental_value"] for o in body["offers"]]
+    assert values == sorted(values, reverse=True) and all(v > 0 for v in values)
+    assert [o["rank"] for o in body["offers"]] == list(range(1, len(values) + 1))
+    assert all(o["reasons"] for o in body["offers"])
+    seen = [o["offer_id"] for o in body["offers"]] + [s["offer_id"] for s in body["suppressed"]]
+    assert sorted(seen) == sorted(loaded.policy.catalog.offer_ids)
+
+
+def test_decision_matches_the_models_uplift(client, loaded, customers):
+    customer_id = customers["customer_id"].iloc[5]
+    body = post(client, {"customer_id": customer_id, "channel": "app", "limit": 20}).get_json()
+    row = loaded.customers.row(customer_id)
+    uplift, _, _ = loaded.policy.score(loaded.customers.matrix[row:row + 1])
+    ids = loaded.policy.catalog.offer_ids
+    for offer in body["offers"]:
+        assert offer["uplift"] == pytest.approx(uplift[0, ids.index(offer["offer_id"])],
+                                                abs=1e-6)
+
+
+def test_not_contactable_customer_is_suppressed_everywhere(client, customers):
+    customer_id = customers.loc[~customers["contactable"], "customer_id"].iloc[0]
+    body = post(client, {"customer_id": customer_id, "channel": "web"}).get_json()
+    assert body["offers"] == []
+    assert {s["reason"] for s in body["suppressed"]} == {"not_contactable"}
+
+
+def test_low_value_customer_is_below_the_launch_floor(client, customers):
+    low = customers[(customers["customer_value"] < 150) & customers["contactable"]
+                    & customers["loyalty_tier"].isin(["silver", "gold"])]
+    body = post(client, {"customer_id": low["customer_id"].iloc[0], "channel": "web",
+                         "limit": 20}).get_json()
+    reasons = {s["offer_id"]: s["reason"] for s in body["suppressed"]}
+    assert reasons["collab_sneaker_early_access"] == "below_value_threshold"
+
+
+@pytest.mark.parametrize(("body", "status", "code", "mentions"), [
+    ({"channel": "web"}, 400, "invalid_request", "customer_id"),
+    ({"customer_id": "C0000001", "channel": "fax"}, 400, "invalid_request", "unknown channel"),
+    ({"customer_id": "C0000001", "channel": "web", "limit": 0}, 400, "invalid_request", "limit"),
+    ({"customer_id": "C0000001", "channel": "web", "limit": 21}, 400, "invalid_request", "limit"),
+    ({"customer_id": "C0000001", "channel": "web", "limit": "many"}, 400, "invalid_request",
+     "limit"),
+    ({"customer_id": 17, "channel": "web"}, 400, "invalid_request", "customer_id"),
+    ({"customer_id": "C0000001", "channel": "web", "colour": "red"}, 400, "invalid_request",
+     "colour"),
+    ({"customer_id": "C0000001", "channel": "web", "context": []}, 400, "invalid_request",
+     "context"),
+    ({"customer_id": "nobody", "channel": "web"}, 404, "unknown_customer", "nobody"),
+    ([1, 2], 400, "invalid_request", "JSON object"),
+])
+def test_bad_requests_get_a_4xx_json_error_naming_the_problem(client, body, status, code,
+                                                              mentions):
+    response = post(client, body)
+    assert response.status_code == status
+    error = response.get_json()["error"]
+    assert error["code"] == code
+    assert mentions in error["message"]
+
+
+@pytest.mark.parametrize("raw", [b"{not json", b"", b"null", b"\xff\xfe"])
+def test_malformed_json_is_a_400(client, raw):
+    response = client.post("/v1/decisions", data=raw, content_type="application/json")
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "invalid_request"
+
+
+def test_unknown_route_and_wrong_method_are_json(client):
+    assert client.get("/nope").get_json()["error"]["code"] == "not_found"
+    response = client.get("/v1/decisions")
+    assert response.status_code == 405
+    assert response.get_json()["error"]["code"] == "method_not_allowed"
+
+
+def test_health_ready_and_model_endpoints(client, loaded):
+    assert client.get("/healthz").get_json() == {"status": "ok"}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.get_json()["model"]["version"] == loaded.version
+    model = client.get("/v1/model").get_json()
+    assert model["alias"] == "champion" and model["version"] == loaded.version
+    assert model["run_id"] and "policy_value_learned_uplift_policy" in model["metrics"]
+
+
+def test_service_without_a_champion_is_not_ready_and_says_why(tmp_path, trained):
+    from service import create_app
+    from service.settings import ServiceSettings
+
+    app = create_app(ServiceSettings(tracking_uri=f"sqlite:///{tmp_path / 'empty.db'}",
+                                     data_dir=trained.data_dir, retry_seconds=0.0))
+    client = app.test_client()
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and "nba train" in ready.get_json()["reason"]
+    response = post(client, {"customer_id": "C0000001", "channel": "web"})
+    assert response.status_code == 503
+    assert response.get_json()["error"]["code"] == "model_not_ready"

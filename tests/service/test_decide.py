@@ -1,0 +1,146 @@
+"""Arbitration and suppression rules, pure: no server, no model."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from features.catalog import Catalog, Launch, Offer
+from service import decide as d
+from service.inventory import InventoryIndex
+
+NOW = datetime(2026, 12, 3, 12, tzinfo=UTC)
+
+
+def offer(offer_id: str, **kwargs) -> Offer:
+    base = {"offer_id": offer_id, "name": offer_id, "category": "x", "margin": 10.0, "cost": 0.1}
+    return Offer(**(base | kwargs))
+
+
+CATALOG = Catalog(offers=(
+    offer("plain"),
+    offer("gold_only", loyalty_tiers=("gold",)),
+    offer("app_only", channels=("app",)),
+    offer("launch", sku="SNK", launch=Launch(supply=10, min_customer_value=100.0,
+                                             starts_at=NOW - timedelta(days=1),
+                                             ends_at=NOW + timedelta(days=1))),
+    offer("sized", sku="RUN"),
+))
+STOCK = InventoryIndex.from_frame(pd.DataFrame([
+    {"sku": "SNK", "size": "42", "color": None, "location": None, "on_hand": 5},
+    {"sku": "SNK", "size": "44", "color": None, "location": None, "on_hand": 0},
+    {"sku": "RUN", "size": "42", "color": None, "location": None, "on_hand": 3},
+    {"sku": "RUN", "size": "42", "color": None, "location": "store_1", "on_hand": 0},
+    {"sku": "RUN", "size": "43", "color": None, "location": "store_1", "on_hand": 2},
+]))
+
+
+def customer(**kwargs) -> d.CustomerFacts:
+    base = {"customer_id": "c1", "loyalty_tier": "gold", "preferred_size": "42", "value": 500.0}
+    return d.CustomerFacts(**(base | kwargs))
+
+
+def scores(uplift: list[float]) -> d.OfferScores:
+    u = np.asarray(uplift, dtype=float)
+    return d.OfferScores(u, 0.05 + u, 0.05)
+
+
+def context(**kwargs) -> d.DecisionContext:
+    return d.DecisionContext(**({"channel": "web", "now": NOW, "limit": 3} | kwargs))
+
+
+def reasons(decision: d.Decision) -> dict[str, str]:
+    return {s.offer_id: s.reason for s in decision.suppressed}
+
+
+def test_ranks_by_expected_incremental_profit_and_explains_each_offer():
+    decision = d.decide(customer(), scores([0.02, 0.05, 0.0, 0.03, 0.015]), CATALOG,
+                        context(), STOCK)
+    assert [o.offer_id for o in decision.offers] == ["gold_only", "launch", "plain"]
+    assert [o.rank for o in decision.offers] == [1, 2, 3]
+    assert decision.offers[0].expected_incremental_value == pytest.approx(0.05 * 10 - 0.1)
+    assert all(o.reasons and o.reasons[0].code == "incremental_value" for o in decision.offers)
+    assert reasons(decision) == {"app_only": d.NOT_ELIGIBLE, "sized": d.OUTRANKED}
+
+
+def test_offer_with_non_positive_value_is_never_recommended():
+    decision = d.decide(customer(), scores([0.01, -0.2, 0.0, 0.0, 0.0]), CATALOG, context(),
+                        STOCK)
+    assert decision.offers == ()
+    assert reasons(decision)["plain"] == d.NO_INCREMENTAL_VALUE  # 0.01 * 10 - 0.1 = 0
+
+
+def test_not_contactable_customer_gets_nothing():
+    decision = d.decide(customer(contactable=False), scores([0.5] * 5), CATALOG, context(),
+                        STOCK)
+    assert decision.offers == ()
+    assert set(reasons(decision).values()) == {d.NOT_CONTACTABLE}
+    assert len(decision.suppressed) == len(CATALOG.offers)
+
+
+def test_tier_and_channel_rules():
+    decision = d.decide(customer(loyalty_tier="bronze"), scores([0.5] * 5), CATALOG,
+                        context(limit=5), STOCK)
+    assert reasons(decision)["gold_only"] == d.NOT_ELIGIBLE
+    assert reasons(decision)["app_only"] == d.NOT_ELIGIBLE
+    on_app = d.decide(customer(), scores([0.5] * 5), CATALOG, context(channel="app", limit=5),
+                      STOCK)
+    assert "app_only" in [o.offer_id for o in on_app.offers]
+
+
+def test_launch_floor_and_window():
+    low = d.decide(customer(value=99.0), scores([0.5] * 5), CATALOG, context(limit=5), STOCK)
+    assert reasons(low)["launch"] == d.BELOW_VALUE_THRESHOLD
+    assert "100.00" in next(s.message for s in low.suppressed if s.offer_id == "launch")
+    later = d.decide(customer(), scores([0.5] * 5), CATALOG,
+                     context(limit=5, now=NOW + timedelta(days=3)), STOCK)
+    assert reasons(later)["launch"] == d.NOT_ELIGIBLE
+
+
+def test_out_of_stock_size_is_suppressed_and_store_stock_is_explained():
+    sold_out = d.decide(customer(preferred_size="44"), scores([0.5] * 5), CATALOG,
+                        context(limit=5), STOCK)
+    assert reasons(sold_out)["launch"] == d.OUT_OF_STOCK
+    assert reasons(sold_out)["sized"] == d.OUT_OF_STOCK  # RUN has no size 44 online
+    in_store = d.decide(customer(), scores([0.5] * 5), CATALOG,
+                        context(channel="store", store_id="store_1", limit=5), STOCK)
+    message = next(s.message for s in in_store.suppressed if s.offer_id == "sized")
+    assert "sold out in store_1" in message and "3 online" in message
+
+
+def test_inventory_matching_rules():
+    assert STOCK.units("SNK", "42", "red", None) == 5  # colour-less rows fit any colour
+    assert STOCK.units("SNK", None, None, None) == 5  # no preference takes any size
+    assert STOCK.units("RUN", "43", None, "store_1") == 2
+    assert STOCK.units("NOPE", "42", None, None) == 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    uplift=st.lists(st.floats(-0.5, 0.5, allow_nan=False), min_size=5, max_size=5),
+    limit=st.integers(1, 5),
+    tier=st.sampled_from(["bronze", "gold", None]),
+    size=st.sampled_from(["42", "44", None]),
+    value=st.floats(0, 1000),
+    contactable=st.booleans(),
+    channel=st.sampled_from(["web", "app", "store"]),
+)
+def test_every_offer_is_shown_or_suppressed_exactly_once(uplift, limit, tier, size, value,
+                                                         contactable, channel):
+    decision = d.decide(customer(loyalty_tier=tier, preferred_size=size, value=value,
+                                 contactable=contactable),
+                        scores(uplift), CATALOG, context(limit=limit, channel=channel), STOCK)
+    shown = [o.offer_id for o in decision.offers]
+    suppressed = [s.offer_id for s in decision.suppressed]
+    assert sorted(shown + suppressed) == sorted(CATALOG.offer_ids)
+    assert len(shown) <= limit
+    assert all(o.expected_incremental_value > 0 for o in decision.offers)
+    values = [o.expected_incremental_value for o in decision.offers]
+    assert values == sorted(values, reverse=True)
+    if not contactable:
+        assert shown == []

@@ -1,0 +1,1 @@
+"""The training pipeline: contract data in, one registered MLflow decision policy out."""

@@ -1,0 +1,188 @@
+"""The whole decision policy as one object, and as one MLflow pyfunc model.
+
+`Policy` holds the feature spec, the offer catalog snapshot, the boosters and the arbitration
+rule (service.decide). The service unwraps it from the pyfunc and calls `score` on NumPy rows;
+`NBAPolicyModel.predict` runs the very same code for any MLflow consumer.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from dataclasses import asdict
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+import lightgbm as lgb
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+
+from features.catalog import Catalog
+from features.customers import CustomerTable
+from features.schema import Feature, FeatureSpec
+from service.decide import (
+    CustomerFacts,
+    Decision,
+    DecisionContext,
+    OfferScores,
+    StockLookup,
+    decide,
+)
+from training.uplift import UpliftModel
+
+log = logging.getLogger(__name__)
+
+POLICY_FORMAT = 1
+#: Libraries whose versions are recorded with the policy and checked on load.
+TRACKED_LIBRARIES = ("lightgbm", "numpy", "causalml", "mlflow", "scikit-learn")
+
+
+def library_versions() -> dict[str, str]:
+    """Installed versions of the libraries a saved policy depends on."""
+    return {name: metadata.version(name) for name in TRACKED_LIBRARIES}
+
+
+class Policy:
+    """Feature spec + catalog + models + arbitration: everything from a customer row to offers."""
+
+    def __init__(self, spec: FeatureSpec, catalog: Catalog, uplift: UpliftModel,
+                 response: lgb.Booster, value: lgb.Booster, meta: dict | None = None) -> None:
+        self.spec = spec
+        self.catalog = catalog
+        self.uplift = uplift
+        self.response = response
+        self.value = value
+        self.meta = meta or {}
+        position = {offer_id: j for j, offer_id in enumerate(uplift.offer_ids)}
+        # catalog offer k -> uplift-model column, -1 where the training data had no such arm
+        self._columns = np.array([position.get(o, -1) for o in catalog.offer_ids])
+        self._modelled = self._columns >= 0
+
+    def score(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(uplift, p_treated, p_control) per row; offers in catalog order, NaN if unmodelled."""
+        uplift_m, p_treated_m = self.uplift.predict(X)
+        p_control = p_treated_m[:, 0] - uplift_m[:, 0] if uplift_m.shape[1] else np.zeros(len(X))
+        if self._modelled.all():
+            return uplift_m[:, self._columns], p_treated_m[:, self._columns], p_control
+        uplift = np.full((X.shape[0], len(self._columns)), np.nan)
+        p_treated = np.full_like(uplift, np.nan)
+        uplift[:, self._modelled] = uplift_m[:, self._columns[self._modelled]]
+        p_treated[:, self._modelled] = p_treated_m[:, self._columns[self._modelled]]
+        return uplift, p_treated, p_control
+
+    def predict_value(self, X: np.ndarray) -> np.ndarray:
+        """Predicted baseline customer value (used where customer_value is missing)."""
+        if len(X) == 0:
+            return np.zeros(0)
+        return np.maximum(self.value.predict(X, num_threads=1), 0.0)
+
+    def customers(self, frame: pd.DataFrame) -> CustomerTable:
+        """The online feature table for a validated customers frame, built with this spec."""
+        return CustomerTable.from_frame(frame, self.spec, self.predict_value)
+
+    def decide_row(self, table: CustomerTable, row: int, context: DecisionContext,
+                   stock: StockLookup | None) -> Decision:
+        """One customer's decision: the per-request hot path (NumPy only)."""
+        uplift, p_treated, p_control = self.score(table.matrix[row:row + 1])
+        facts = CustomerFacts(
+            customer_id=table.ids[row],
+            contactable=bool(table.contactable[row]),
+            loyalty_tier=table.loyalty_tier[row],
+            preferred_size=table.preferred_size[row],
+            preferred_color=table.preferred_color[row],
+            value=float(table.value[row]),
+        )
+        scores = OfferScores(uplift[0], p_treated[0], float(p_control[0]))
+        return decide(facts, scores, self.catalog, context, stock)
+
+    # ------------------------------------------------------------ persistence
+
+    def save(self, path: str | Path) -> None:
+        """Write the policy as JSON plus LightGBM text models (portable, diffable)."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        self.uplift.control.save_model(path / "uplift_control.txt")
+        for k, booster in enumerate(self.uplift.treated):
+            booster.save_model(path / f"uplift_treated_{k:03d}.txt")
+        self.response.save_model(path / "response.txt")
+        self.value.save_model(path / "value.txt")
+        document = {
+            "format": POLICY_FORMAT,
+            "spec": [asdict(f) for f in self.spec.features],
+            "catalog": self.catalog.model_dump(mode="json"),
+            "uplift_offer_ids": list(self.uplift.offer_ids),
+            "libraries": library_versions(),
+            "meta": self.meta,
+        }
+        (path / "policy.json").write_text(json.dumps(document, indent=2))
+
+    @classmethod
+    def load(cls, path: str | Path) -> Policy:
+        """Read a saved policy; warns when library versions differ from the saving ones."""
+        path = Path(path)
+        document = json.loads((path / "policy.json").read_text())
+        if document.get("format") != POLICY_FORMAT:
+            raise ValueError(f"unsupported policy format {document.get('format')!r}")
+        saved, installed = document.get("libraries", {}), library_versions()
+        for name, version in saved.items():
+            if installed.get(name) != version:
+                warnings.warn(f"policy saved with {name}=={version}, running "
+                              f"{installed.get(name)}", RuntimeWarning, stacklevel=2)
+        spec = FeatureSpec(tuple(Feature(f["name"], f["kind"], tuple(f["levels"]))
+                                 for f in document["spec"]))
+        offer_ids = tuple(document["uplift_offer_ids"])
+        uplift = UpliftModel(
+            offer_ids=offer_ids,
+            control=lgb.Booster(model_file=str(path / "uplift_control.txt")),
+            treated=tuple(lgb.Booster(model_file=str(path / f"uplift_treated_{k:03d}.txt"))
+                          for k in range(len(offer_ids))),
+        )
+        return cls(spec, Catalog.model_validate(document["catalog"]), uplift,
+                   lgb.Booster(model_file=str(path / "response.txt")),
+                   lgb.Booster(model_file=str(path / "value.txt")), document.get("meta", {}))
+
+
+def decision_rows(policy: Policy, table: CustomerTable, context: DecisionContext,
+                  stock: StockLookup | None = None) -> pd.DataFrame:
+    """Decisions for every customer of a table, one row per customer and rank.
+
+    A customer with nothing worth sending gets one row with a null offer and the reason.
+    """
+    records: list[dict] = []
+    for row in range(len(table)):
+        decision = policy.decide_row(table, row, context, stock)
+        customer_id = table.ids[row]
+        if not decision.offers:
+            why = decision.suppressed[0].reason if decision.suppressed else "no_offers"
+            records.append({"customer_id": customer_id, "rank": 0, "offer_id": None,
+                            "expected_incremental_value": 0.0, "uplift": 0.0, "reason": why})
+        for offer in decision.offers:
+            records.append({"customer_id": customer_id, "rank": offer.rank,
+                            "offer_id": offer.offer_id,
+                            "expected_incremental_value": offer.expected_incremental_value,
+                            "uplift": offer.uplift, "reason": offer.reasons[0].message})
+    return pd.DataFrame.from_records(
+        records, columns=["customer_id", "rank", "offer_id", "expected_incremental_value",
+                          "uplift", "reason"])
+
+
+class NBAPolicyModel(mlflow.pyfunc.PythonModel):
+    """MLflow pyfunc wrapper: customers-shaped frame in, ranked decisions out."""
+
+    def load_context(self, context) -> None:
+        """Load the saved policy from the model's artifacts."""
+        self.policy = Policy.load(context.artifacts["policy"])
+
+    def predict(self, context, model_input: pd.DataFrame,
+                params: dict | None = None) -> pd.DataFrame:
+        """Decisions for each customer row; params: channel, limit, store_id."""
+        params = params or {}
+        decision_context = DecisionContext(
+            channel=str(params.get("channel", "web")), now=datetime.now(UTC),
+            limit=int(params.get("limit", 3)), store_id=params.get("store_id") or None,
+        )
+        table = self.policy.customers(pd.DataFrame(model_input))
+        return decision_rows(self.policy, table, decision_context)

@@ -1,0 +1,276 @@
+"""`nba train`: contract data -> fitted models -> evaluation -> one registered MLflow policy.
+
+Each step is a function of frames and settings; reading files and talking to MLflow happen
+only in `train`, at the edges.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+from mlflow.models import infer_signature
+
+from features import io
+from features.build import build_matrix, infer_spec
+from features.catalog import Catalog
+from features.schema import FeatureSpec, feature_columns
+from service.decide import DecisionContext, tier_eligibility
+from training import evaluate as ev
+from training import plots, registry
+from training.package import NBAPolicyModel, Policy, decision_rows
+from training.response import fit_response, predict_response
+from training.settings import TrainSettings
+from training.split import holdout_mask
+from training.uplift import fit_uplift
+from training.value import fit_value
+
+log = logging.getLogger(__name__)
+STEPS = 7
+PIP_REQUIREMENTS = ("causalml", "flask", "lightgbm", "mlflow", "numpy", "pandas", "pyarrow",
+                    "pydantic", "pyyaml", "scikit-learn", "scipy")
+
+
+class Progress:
+    """Numbered steps with elapsed time, so a long training run is never silent."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.step, self.started = total, 0, time.perf_counter()
+
+    def __call__(self, message: str) -> None:
+        self.step += 1
+        log.info("[%d/%d] %s (%.1fs)", self.step, self.total, message,
+                 time.perf_counter() - self.started)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Holdout metrics plus the curves behind the plots."""
+
+    metrics: dict[str, float]
+    qini_curves: dict[str, tuple[np.ndarray, np.ndarray]]
+    deciles: dict[str, tuple[np.ndarray, np.ndarray]]
+    policy_table: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What a training run produced."""
+
+    run_id: str
+    version: str
+    promoted: bool
+    metrics: dict[str, float]
+
+
+def arm_index(treatment: pd.Series, catalog: Catalog) -> np.ndarray:
+    """Arm codes: 0 for control, k + 1 for the k-th catalog offer."""
+    codes = {catalog.control_label: 0} | {o: k + 1 for k, o in enumerate(catalog.offer_ids)}
+    return treatment.map(codes).to_numpy(dtype=np.int64)
+
+
+def fit_policy(train: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
+               settings: TrainSettings, progress: Progress) -> Policy:
+    """Fit uplift, response and value models on the training split."""
+    X = build_matrix(train, spec)
+    converted = train["converted"].to_numpy()
+    arms = sorted(set(train["treatment"]) - {catalog.control_label})
+    progress(f"fitting uplift T-learner: {len(arms)} offers vs control, {len(train):,} rows")
+    uplift, _ = fit_uplift(X, train["treatment"].to_numpy(dtype=object), converted,
+                           control_label=catalog.control_label, params=settings.params,
+                           seed=settings.seed)
+    progress("fitting response model P(convert | customer, offer)")
+    response = fit_response(X, arm_index(train["treatment"], catalog), converted,
+                            n_arms=len(catalog.offers) + 1, params=settings.params,
+                            seed=settings.seed)
+    progress("fitting baseline value model on control revenue")
+    control = (train["treatment"] == catalog.control_label).to_numpy()
+    value = fit_value(X[control], train["revenue"].to_numpy()[control], params=settings.params,
+                      seed=settings.seed)
+    meta = {"learner": "causalml.BaseTClassifier(LGBMClassifier)",
+            "params": asdict(settings.params), "seed": settings.seed,
+            "trained_rows": len(train)}
+    return Policy(spec, catalog, uplift, response, value, meta)
+
+
+def policy_arms(policy: Policy, X: np.ndarray, tiers: np.ndarray | None) -> np.ndarray:
+    """The arm the policy's ranking picks per row (eligibility by tier; no stock offline)."""
+    uplift, _, _ = policy.score(X)
+    margins = np.array([o.margin for o in policy.catalog.offers])
+    costs = np.array([o.cost for o in policy.catalog.offers])
+    net = np.nan_to_num(uplift * margins - costs, nan=-np.inf)
+    return ev.greedy_arm(net, tier_eligibility(policy.catalog, tiers))
+
+
+def evaluate_policy(policy: Policy, train: pd.DataFrame, test: pd.DataFrame) -> Evaluation:
+    """Qini/AUUC per offer, response AUC, and IPW policy values against baselines."""
+    catalog = policy.catalog
+    n_arms = len(catalog.offers) + 1
+    X = build_matrix(test, policy.spec)
+    uplift, _, _ = policy.score(X)
+    logged = arm_index(test["treatment"], catalog)
+    converted = test["converted"].to_numpy()
+    revenue = test["revenue"].to_numpy()
+    propensity = test["propensity"].to_numpy()
+    costs = np.concatenate([[0.0], [o.cost for o in catalog.offers]])
+    net_revenue = revenue - costs[logged]
+
+    metrics: dict[str, float] = {}
+    p_all = predict_response(policy.response, X, n_arms)
+    metrics["response_auc"] = ev.response_auc(converted, p_all[np.arange(len(X)), logged])
+
+    curves, deciles = {}, {}
+    for k, offer_id in enumerate(catalog.offer_ids):
+        rows = (logged == 0) | (logged == k + 1)
+        if not (logged == k + 1).any() or np.isnan(uplift[rows, k]).all():
+            continue
+        score, treated, y = uplift[rows, k], (logged[rows] == k + 1).astype(int), converted[rows]
+        metrics[f"qini_{offer_id}"] = ev.qini_coefficient(score, treated, y)
+        metrics[f"auuc_{offer_id}"] = ev.auuc(score, treated, y)
+        curves[offer_id] = ev.qini_curve(score, treated, y)
+        deciles[offer_id] = ev.uplift_by_decile(score, treated, y)
+
+    tiers = test["loyalty_tier"].astype(object).to_numpy() if "loyalty_tier" in test else None
+    n = len(test)
+    best_single = _best_single_arm(train, catalog)
+    random_probs = np.zeros((n, n_arms))
+    random_probs[:, 1:] = 1.0 / len(catalog.offers)
+    propensity_arm = 1 + np.argmax(np.where(tier_eligibility(catalog, tiers),
+                                            p_all[:, 1:], -np.inf), axis=1)
+    policies = {
+        "learned_uplift_policy": ev.one_hot(policy_arms(policy, X, tiers), n_arms),
+        "treat_nobody": ev.one_hot(np.zeros(n, dtype=int), n_arms),
+        f"best_single_offer ({catalog.offer_ids[best_single - 1]})":
+            ev.one_hot(np.full(n, best_single), n_arms),
+        "random_offer": random_probs,
+        "propensity_ranking": ev.one_hot(propensity_arm, n_arms),
+    }
+    rows = []
+    for name, probs in policies.items():
+        value = ev.ipw_value(probs, logged, revenue, propensity)
+        net = ev.ipw_value(probs, logged, net_revenue, propensity)
+        rows.append({"policy": name, "revenue_per_customer": value.value,
+                     "ci_low": value.low, "ci_high": value.high,
+                     "net_revenue_per_customer": net.value,
+                     "treated_share": float(1.0 - probs[:, 0].mean())})
+    table = pd.DataFrame(rows)
+    for row in rows:
+        key = row["policy"].split(" ")[0]
+        metrics[f"policy_value_{key}"] = row["revenue_per_customer"]
+        metrics[f"policy_net_value_{key}"] = row["net_revenue_per_customer"]
+    learned = policies["learned_uplift_policy"]
+    metrics["policy_value_learned_ci_low"] = rows[0]["ci_low"]
+    metrics["policy_value_learned_ci_high"] = rows[0]["ci_high"]
+    metrics["learned_treated_share"] = float(1.0 - learned[:, 0].mean())
+    return Evaluation(metrics, curves, deciles, table)
+
+
+def _best_single_arm(train: pd.DataFrame, catalog: Catalog) -> int:
+    """The single offer with the highest IPW revenue on the TRAINING split (no peeking)."""
+    logged = arm_index(train["treatment"], catalog)
+    revenue = train["revenue"].to_numpy()
+    propensity = train["propensity"].to_numpy()
+    n_arms = len(catalog.offers) + 1
+    values = [ev.ipw_value(ev.one_hot(np.full(len(train), a), n_arms), logged, revenue,
+                           propensity).value for a in range(1, n_arms)]
+    return 1 + int(np.argmax(values))
+
+
+def _input_example(settings: TrainSettings, exposures: pd.DataFrame, spec: FeatureSpec
+                   ) -> pd.DataFrame:
+    path = settings.data_dir / io.CUSTOMERS
+    if path.exists():
+        return io.read_customers(path, spec).head(5)
+    return exposures[["customer_id", *spec.names]].drop_duplicates("customer_id").head(5)
+
+
+def train(settings: TrainSettings) -> TrainResult:
+    """Run the whole pipeline and register the policy; promotes the very first model."""
+    progress = Progress(STEPS)
+    data = settings.data_dir
+    progress(f"reading {data / io.OFFERS} and {data / io.EXPOSURES}")
+    catalog = io.read_catalog(data / io.OFFERS)
+    exposures = io.read_exposures(data / io.EXPOSURES, catalog)
+    kinds = feature_columns(pq.read_schema(data / io.EXPOSURES), io.EXPOSURES)
+
+    is_test = holdout_mask(exposures["customer_id"], settings.test_size, settings.seed)
+    train_frame, test_frame = exposures[~is_test], exposures[is_test]
+    spec = infer_spec(train_frame, kinds)
+    log.info("%d features (%d matrix columns); %s train / %s holdout rows", len(spec.features),
+             spec.width, f"{len(train_frame):,}", f"{len(test_frame):,}")
+
+    policy = fit_policy(train_frame, spec, catalog, settings, progress)
+    progress("evaluating on the randomized holdout split")
+    evaluation = evaluate_policy(policy, train_frame, test_frame)
+
+    progress("logging the run and the policy to MLflow")
+    client = registry.configure(settings.tracking_uri)
+    experiment_id = registry.ensure_experiment(client, settings.experiment, settings.artifact_root)
+    with mlflow.start_run(experiment_id=experiment_id) as run, \
+            tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp)
+        mlflow.log_params({**asdict(settings.params), "seed": settings.seed,
+                           "test_size": settings.test_size, "learner": policy.meta["learner"],
+                           "train_rows": len(train_frame), "holdout_rows": len(test_frame),
+                           "n_features": len(spec.features), "n_offers": len(catalog.offers)})
+        mlflow.set_tags({f"data.{name}.sha256": io.file_sha256(data / name)
+                         for name in (io.EXPOSURES, io.OFFERS, io.CUSTOMERS)
+                         if (data / name).exists()})
+        mlflow.log_metrics({k: v for k, v in evaluation.metrics.items() if np.isfinite(v)})
+        plots.qini_plot(evaluation.qini_curves, tmp_path / "qini_curves.png")
+        plots.decile_plot(evaluation.deciles, tmp_path / "uplift_by_decile.png")
+        (tmp_path / "features.json").write_text(json.dumps(
+            {"features": [asdict(f) for f in spec.features],
+             "matrix_columns": spec.matrix_names}, indent=2))
+        evaluation.policy_table.to_csv(tmp_path / "policy_values.csv", index=False)
+        (tmp_path / "policy_values.txt").write_text(
+            evaluation.policy_table.to_string(index=False, float_format="%.4f"))
+        for name in ("qini_curves.png", "uplift_by_decile.png", "features.json",
+                     "policy_values.csv", "policy_values.txt"):
+            mlflow.log_artifact(str(tmp_path / name), artifact_path="evaluation")
+
+        policy.meta["metrics"] = evaluation.metrics
+        policy.meta["run_id"] = run.info.run_id
+        policy_dir = tmp_path / "policy"
+        policy.save(policy_dir)
+        example = _input_example(settings, exposures, spec)
+        table = policy.customers(example)
+        output = decision_rows(policy, table, DecisionContext("web", datetime.now(UTC)))
+        signature = infer_signature(example, output,
+                                    params={"channel": "web", "limit": 3, "store_id": ""})
+        root = Path(__file__).resolve().parent.parent
+        with warnings.catch_warnings():  # our predict takes frames; no type-hint inference
+            warnings.filterwarnings("ignore", message=".*type hints.*")
+            warnings.filterwarnings("ignore", message=".*integer column.*")
+            info = mlflow.pyfunc.log_model(
+                name="policy",
+                python_model=NBAPolicyModel(),
+                artifacts={"policy": str(policy_dir)},
+                code_paths=[str(root / pkg) for pkg in ("features", "service", "training")],
+                signature=signature,
+                input_example=example,
+                registered_model_name=settings.model_name,
+                pip_requirements=[f"{d}=={metadata.version(d)}" for d in PIP_REQUIREMENTS],
+            )
+    version = str(info.registered_model_version)
+    champion = registry.get_alias(client, settings.model_name)
+    promoted = settings.promote or champion is None
+    if promoted:
+        registry.set_alias(client, settings.model_name, version)
+    progress(f"registered {settings.model_name} version {version}"
+             + (" and promoted it to champion" if promoted else
+                f" (champion stays version {champion.version if champion else '?'}; "
+                f"promote with: nba promote --version {version})"))
+    return TrainResult(run.info.run_id, version, promoted, evaluation.metrics)
+

@@ -1,0 +1,51 @@
+"""Typed training settings, built by the entry point and passed down."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class BoosterParams:
+    """LightGBM settings shared by every base learner; sized for tabular CRM data."""
+
+    n_estimators: int = 150
+    learning_rate: float = 0.05
+    num_leaves: int = 15
+    min_child_samples: int = 100
+    subsample: float = 0.8
+    colsample_bytree: float = 0.8
+    reg_lambda: float = 1.0
+    n_jobs: int = 2
+
+    def as_lightgbm(self, seed: int) -> dict:
+        """Keyword arguments for lightgbm.LGBMClassifier / LGBMRegressor."""
+        return {
+            "n_estimators": self.n_estimators,
+            "learning_rate": self.learning_rate,
+            "num_leaves": self.num_leaves,
+            "min_child_samples": self.min_child_samples,
+            "subsample": self.subsample,
+            "subsample_freq": 1,
+            "colsample_bytree": self.colsample_bytree,
+            "reg_lambda": self.reg_lambda,
+            "n_jobs": self.n_jobs,
+            "random_state": seed,
+            "verbose": -1,
+        }
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Where the data and the registry are, and how to fit."""
+
+    data_dir: Path = Path("data")
+    tracking_uri: str = "sqlite:///mlflow.db"
+    artifact_root: Path = Path("mlruns")
+    model_name: str = "nba-policy"
+    experiment: str = "nba-training"
+    test_size: float = 0.3
+    seed: int = 42
+    params: BoosterParams = field(default_factory=BoosterParams)
+    promote: bool = False
