@@ -1,0 +1,58 @@
+"""The fitted models: the fast serving path equals causalml's own predictions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from training.settings import BoosterParams
+from training.split import holdout_mask
+from training.uplift import fit_uplift
+
+PARAMS = BoosterParams(n_estimators=30, min_child_samples=20, n_jobs=1)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    rng = np.random.default_rng(5)
+    n = 6_000
+    X = rng.random((n, 4)).astype(np.float32)
+    treatment = rng.choice(np.array(["control", "a", "b"], dtype=object), n)
+    base = 0.1 + 0.1 * X[:, 0]
+    lift = np.where(treatment == "a", 0.2 * (X[:, 1] > 0.5), 0.0) + np.where(
+        treatment == "b", -0.05, 0.0)
+    converted = (rng.random(n) < base + lift).astype(int)
+    model, learner = fit_uplift(X, treatment, converted, control_label="control", params=PARAMS,
+                                seed=1)
+    return X, model, learner
+
+
+def test_booster_fast_path_equals_causalml_predict(fitted):
+    X, model, learner = fitted
+    uplift, p_treated = model.predict(X[:500])
+    expected = learner.predict(X[:500], verbose=False)
+    np.testing.assert_allclose(uplift, expected, rtol=1e-9, atol=1e-12)
+    assert model.offer_ids == ("a", "b")
+    one_row, _ = model.predict(X[:1])
+    np.testing.assert_allclose(one_row, expected[:1], rtol=1e-9, atol=1e-12)
+    assert ((p_treated >= 0) & (p_treated <= 1)).all()
+
+
+def test_uplift_model_learns_the_sign_and_the_segment(fitted):
+    X, model, _ = fitted
+    uplift, _ = model.predict(X)
+    segment = X[:, 1] > 0.5
+    assert uplift[segment, 0].mean() > 0.1 > uplift[~segment, 0].mean()
+    assert uplift[:, 1].mean() < 0
+
+
+def test_holdout_split_is_by_customer_and_stable():
+    ids = pd.Series([f"c{i % 500}" for i in range(5_000)])
+    mask = holdout_mask(ids, 0.3, seed=4)
+    assert np.array_equal(mask, holdout_mask(ids, 0.3, seed=4))
+    by_customer = pd.Series(mask).groupby(ids).nunique()
+    assert (by_customer == 1).all()  # no customer on both sides
+    assert 0.2 < mask.mean() < 0.4
+    with pytest.raises(ValueError, match="test_size"):
+        holdout_mask(ids, 1.5, seed=4)
