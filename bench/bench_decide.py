@@ -79,8 +79,9 @@ def build_model(root: Path) -> tuple[LoadedModel, ServiceSettings]:
     data_dir = root / "data"
     demo.write(demo.generate(CUSTOMERS, EXPOSURES, SEED), data_dir)
     tracking_uri = f"sqlite:///{root}/mlflow.db"
+    params = BoosterParams(n_estimators=TREES, n_jobs=1)  # setup only; 1 thread resists contention
     train(TrainSettings(data_dir=data_dir, tracking_uri=tracking_uri,
-                        artifact_root=root / "mlruns", params=BoosterParams(n_estimators=TREES)))
+                        artifact_root=root / "mlruns", params=params))
     settings = ServiceSettings(tracking_uri=tracking_uri, data_dir=data_dir)
     return load_from_registry(settings), settings
 

@@ -120,7 +120,7 @@ def _stock_check(offer: Offer, customer: CustomerFacts, context: DecisionContext
     variant = _variant(customer) if any_variant else offer.sku
     if units > 0:
         place = f"in {context.store_id}" if in_store else "online"
-        return None, Reason("in_stock", f"{variant} in stock {place} ({units} left)")
+        return None, Reason("in_stock", f"{units} left {place} for {variant}")
     if in_store:
         online = stock.units(offer.sku, size, color, None)
         extra = f"; {online} online" if online else "; none online either"

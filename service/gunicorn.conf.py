@@ -13,7 +13,7 @@ worker_class = "sync"
 timeout = int(os.environ.get("NBA_TIMEOUT", "60"))
 graceful_timeout = 20
 keepalive = 5
-accesslog = os.environ.get("NBA_ACCESS_LOG", "-")
+accesslog = os.environ.get("NBA_ACCESS_LOG", "-") or None  # empty: no access log
 errorlog = "-"
 loglevel = os.environ.get("NBA_LOG_LEVEL", "info").lower()
 raw_env = ["OMP_NUM_THREADS=1"]
