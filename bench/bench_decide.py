@@ -45,7 +45,7 @@ PYFUNC_WARMUP = 20
 
 
 def raw_floor(uplift: UpliftModel, x: np.ndarray) -> None:
-    """The 13 bare Booster.predict calls on one customer's row: control, then each offer."""
+    """The bare Booster.predict calls on one customer's row: control, then each offer."""
     uplift.control.predict(x, num_threads=1)
     for booster in uplift.treated:
         booster.predict(x, num_threads=1)
