@@ -45,7 +45,11 @@ def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def trained(demo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Trained:
-    """Train, register and promote one real policy (the suite's only full training run)."""
+    """Train, register and promote one real policy (the suite's only full training run).
+
+    One LightGBM thread: with two, OpenMP's spinning makes fitting 10-50x slower whenever
+    anything else holds the other core (measured in bench/), and CI machines have two.
+    """
     from training.pipeline import train
     from training.settings import BoosterParams, TrainSettings
 
@@ -53,7 +57,7 @@ def trained(demo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Trained
     root = tmp_path_factory.mktemp("registry")
     uri = f"sqlite:///{root / 'mlflow.db'}"
     settings = TrainSettings(data_dir=demo_dir, tracking_uri=uri, artifact_root=root / "mlruns",
-                             params=replace(BoosterParams(), n_estimators=120))
+                             params=replace(BoosterParams(), n_estimators=120, n_jobs=1))
     result = train(settings)
     return Trained(root, demo_dir, uri, settings.model_name, result.version, result.metrics)
 

@@ -104,9 +104,8 @@ def fit_policy(train: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
     return Policy(spec, catalog, uplift, response, value, meta)
 
 
-def policy_arms(policy: Policy, X: np.ndarray, tiers: np.ndarray | None) -> np.ndarray:
+def policy_arms(policy: Policy, uplift: np.ndarray, tiers: np.ndarray | None) -> np.ndarray:
     """The arm the policy's ranking picks per row (eligibility by tier; no stock offline)."""
-    uplift, _, _ = policy.score(X)
     margins = np.array([o.margin for o in policy.catalog.offers])
     costs = np.array([o.cost for o in policy.catalog.offers])
     net = np.nan_to_num(uplift * margins - costs, nan=-np.inf)
@@ -149,7 +148,7 @@ def evaluate_policy(policy: Policy, train: pd.DataFrame, test: pd.DataFrame) -> 
     propensity_arm = 1 + np.argmax(np.where(tier_eligibility(catalog, tiers),
                                             p_all[:, 1:], -np.inf), axis=1)
     policies = {
-        "learned_uplift_policy": ev.one_hot(policy_arms(policy, X, tiers), n_arms),
+        "learned_uplift_policy": ev.one_hot(policy_arms(policy, uplift, tiers), n_arms),
         "treat_nobody": ev.one_hot(np.zeros(n, dtype=int), n_arms),
         f"best_single_offer ({catalog.offer_ids[best_single - 1]})":
             ev.one_hot(np.full(n, best_single), n_arms),
@@ -247,8 +246,10 @@ def train(settings: TrainSettings) -> TrainResult:
         example = _input_example(settings, exposures, spec)
         table = policy.customers(example)
         output = decision_rows(policy, table, DecisionContext("web", datetime.now(UTC)))
-        signature = infer_signature(example, output,
-                                    params={"channel": "web", "limit": 3, "store_id": ""})
+        with warnings.catch_warnings():  # integer features never carry nulls in the contract
+            warnings.filterwarnings("ignore", message=".*integer column.*")
+            signature = infer_signature(example, output,
+                                        params={"channel": "web", "limit": 3, "store_id": ""})
         root = Path(__file__).resolve().parent.parent
         with warnings.catch_warnings():  # our predict takes frames; no type-hint inference
             warnings.filterwarnings("ignore", message=".*type hints.*")
