@@ -24,14 +24,32 @@ EXAMPLES = {
              "  nba train --trees 300 --seed 7\n\nThe first model ever registered becomes champion "
              "automatically; later ones wait\nfor `nba promote`. Open `make mlflow-ui` to see "
              "runs, metrics and plots.",
-    "promote": "examples:\n  nba promote --version 3            # champion -> version 3\n"
-               "  nba promote --version 4 --alias challenger",
+    "promote": "examples:\n  nba promote --version 3            # gated: compared with the champion "
+               "first\n  nba promote --version 3 --force    # promote even if worse beyond "
+               "noise\n  nba promote --rollback             # put the previous champion back\n"
+               "  nba promote --version 4 --alias challenger   # other aliases: no gate\n\n"
+               "A champion promotion evaluates the version and the current champion on the "
+               "same\nholdout rows (nba compare) and refuses, exit status 1, when the 95% "
+               "interval of\nthe paired policy-value difference lies entirely below 0. The "
+               "outcome is recorded\nas tags on the model version (validation_status, "
+               "compared_to, ...).",
+    "compare": "examples:\n  nba compare --candidate 4                  # version 4 vs the "
+               "champion\n  nba compare --candidate 4 --champion 2\n\nBoth versions are "
+               "evaluated on the candidate run's holdout split of\nexposures.parquet: IPW policy "
+               "value with 95% interval, the paired difference,\nresponse AUC and Qini per "
+               "offer.",
     "model": "examples:\n  nba model                          # which version is champion?\n"
              "  nba model --alias challenger\n\nExit status 3 when the alias does not exist.",
     "serve": "examples:\n  nba serve                          # 127.0.0.1:8000, 2 workers\n"
              "  nba serve --port 9000 --workers 4\n\nThen: curl -s localhost:8000/v1/decisions "
              "-H 'Content-Type: application/json' \\\n  -d '{\"customer_id\": \"C0000001\", "
              "\"channel\": \"web\"}'",
+    "batch-score": "examples:\n  nba batch-score --customers data/customers.parquet --out "
+                   "tonight.parquet\n  nba batch-score --customers big.parquet --out out.parquet "
+                   "--channel email --limit 1 \\\n      --model-uri models:/nba-policy/3\n\n"
+                   "Writes one row per customer and rank: customer_id, rank, offer_id (null when "
+                   "nothing\nis worth sending), expected_incremental_value, uplift, reason. "
+                   "Streams in chunks.",
     "decide": "examples:\n  nba decide C0000001\n  nba decide C0000042 --channel store "
               "--store-id store_002 --limit 5",
 }
@@ -122,6 +140,25 @@ def build_parser() -> argparse.ArgumentParser:
                    help="port (default %(default)s)")
     p.add_argument("--workers", type=int, default=int(os.environ.get("NBA_WORKERS", "2")),
                    help="gunicorn worker processes (default %(default)s)")
+
+    p = command("batch-score", "Score every customer of a customers.parquet-shaped file with "
+                               "the champion (or any model URI), through the service's decision "
+                               "code.")
+    _add_data_flag(p)
+    _add_registry_flags(p)
+    p.add_argument("--customers", type=Path, required=True, help="customers-shaped parquet file")
+    p.add_argument("--out", type=Path, required=True, help="output parquet file")
+    p.add_argument("--model-uri", default=None,
+                   help="MLflow model URI (default models:/<model-name>@champion)")
+    p.add_argument("--limit", type=int, default=3, help="offers per customer (default 3)")
+    p.add_argument("--channel", default="email", help="channel the campaign goes out on "
+                                                      "(default email)")
+    p.add_argument("--inventory", type=Path, default=None,
+                   help="inventory parquet for stock checks (default <data-dir>/inventory.parquet"
+                        " if present; 'none' to skip)")
+    p.add_argument("--chunk-size", type=int, default=50_000,
+                   help="customers per chunk; memory is flat in the file size (default "
+                        "%(default)s)")
 
     p = command("decide", "Decide for one customer in-process and print the JSON (debugging).")
     _add_data_flag(p)
@@ -217,6 +254,46 @@ def _serve(args: argparse.Namespace) -> None:
     os.execvpe(sys.executable, argv, env)
 
 
+def _batch_score(args: argparse.Namespace) -> None:
+    from datetime import UTC, datetime
+
+    import mlflow.pyfunc
+
+    from features import io
+    from features.catalog import CHANNELS
+    from service.decide import DecisionContext
+    from service.inventory import InventoryIndex
+    from training import registry
+    from training.batch import batch_score
+
+    if args.channel not in CHANNELS:
+        raise CliError(f"unknown channel '{args.channel}'; use one of {list(CHANNELS)}")
+    if not 1 <= args.limit <= 20:
+        raise CliError("--limit must lie between 1 and 20")
+    if args.chunk_size < 1:
+        raise CliError("--chunk-size must be at least 1")
+    registry.configure(args.tracking_uri)
+    uri = args.model_uri or registry.model_uri(args.model_name)
+    try:
+        policy = mlflow.pyfunc.load_model(uri).unwrap_python_model().policy
+    except Exception as exc:
+        raise CliError(f"cannot load model {uri}: {str(exc).splitlines()[0]}") from None
+    inventory = args.inventory or args.data_dir / io.INVENTORY
+    stock = None
+    if str(inventory) != "none" and inventory.exists():
+        stock = InventoryIndex.from_frame(io.read_inventory(inventory))
+
+    def progress(done: int, total: int, seconds: float) -> None:
+        print(f"  scored {done:,} / {total:,} customers ({done / max(total, 1):.0%}), "
+              f"{done / max(seconds, 1e-9):,.0f}/s", file=sys.stderr, flush=True)
+
+    context = DecisionContext(args.channel, datetime.now(UTC), args.limit)
+    result = batch_score(policy, args.customers, args.out, context, stock, args.chunk_size,
+                         progress)
+    print(f"wrote {result.rows:,} rows for {result.customers:,} customers to {args.out} in "
+          f"{result.seconds:.1f}s ({uri}{', with stock' if stock else ', no stock check'})")
+
+
 def _decide(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
@@ -252,7 +329,7 @@ def _decide(args: argparse.Namespace) -> int:
 
 
 HANDLERS = {"demo-data": _demo_data, "train": _train, "promote": _promote, "model": _model,
-            "serve": _serve, "decide": _decide}
+            "serve": _serve, "decide": _decide, "batch-score": _batch_score}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -69,3 +69,24 @@ def register_error_handlers(app: Flask) -> None:
     def _unexpected(error: Exception):
         log.exception("unhandled error")
         return jsonify(error_body("internal_error", "unexpected server error; see the logs")), 500
+
+
+class Unauthorized(ApiError):
+    """The admin bearer token is missing or wrong."""
+
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(ApiError):
+    """The action is switched off here (e.g. admin endpoints without NBA_ADMIN_TOKEN)."""
+
+    status = 403
+    code = "forbidden"
+
+
+class ReloadFailed(ApiError):
+    """A requested model reload did not swap in a new model; the old one keeps serving."""
+
+    status = 409
+    code = "reload_failed"

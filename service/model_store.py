@@ -1,21 +1,28 @@
-"""The loaded champion: an immutable bundle, swapped atomically under a lock.
+"""The loaded champion: an immutable bundle, swapped atomically; reloaded when the alias moves.
 
-A request takes one reference to the current bundle and uses only it, so a reload never mixes
-two models inside one decision. The store is ready only once a bundle has loaded.
+A request takes one reference to the current bundle (`ModelStore.current()`) and uses only it,
+so a reload never mixes two models inside one decision. Loads (at start, by the poller, by the
+admin endpoint) are serialized by a lock that requests never wait on: a new bundle is built and
+smoke-tested on the side, then swapped in with one reference assignment. A version that fails
+to load or to decide is rejected, logged and remembered, and the old bundle keeps serving.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 
 import mlflow.pyfunc
+from mlflow import MlflowClient
 
 from features import io
 from features.customers import CustomerTable
+from service.decide import DecisionContext
 from service.errors import ModelNotReady
 from service.inventory import InventoryIndex
 from service.settings import ServiceSettings
@@ -23,6 +30,14 @@ from training import registry
 from training.package import Policy
 
 log = logging.getLogger(__name__)
+
+# ReloadResult.status values
+RELOADED = "reloaded"        # a new version now serves
+UNCHANGED = "unchanged"      # the alias points at the version already serving
+SKIPPED = "skipped"          # the alias points at a version already rejected
+REJECTED = "rejected"        # the new version failed to load or to decide; the old one serves
+BUSY = "busy"                # another load is running in this process
+UNAVAILABLE = "unavailable"  # no version behind the alias, or the registry did not answer
 
 
 @dataclass(frozen=True)
@@ -40,8 +55,30 @@ class LoadedModel:
     loaded_at: float = field(default_factory=time.time)
 
 
+@dataclass(frozen=True)
+class ReloadError:
+    """A rejected load: the version (None if unknown), why, and when (epoch seconds)."""
+
+    version: str | None
+    error: str
+    at: float
+
+    def as_dict(self) -> dict:
+        """JSON-ready form, with the time also in ISO 8601."""
+        return asdict(self) | {"at_iso": datetime.fromtimestamp(self.at, UTC).isoformat()}
+
+
+@dataclass(frozen=True)
+class ReloadResult:
+    """What one reload check did (status: one of the module's status constants)."""
+
+    status: str
+    version: str | None
+    error: str | None = None
+
+
 def load_from_registry(settings: ServiceSettings) -> LoadedModel:
-    """Load `models:/<name>@<alias>` and build the online tables with its feature spec."""
+    """Load the version behind `<name>@<alias>` and build the online tables with its spec."""
     client = registry.configure(settings.tracking_uri)
     ref = registry.get_alias(client, settings.model_name, settings.model_alias)
     if ref is None:
@@ -50,8 +87,8 @@ def load_from_registry(settings: ServiceSettings) -> LoadedModel:
             f"{settings.tracking_uri}; train one with `nba train` or promote with `nba promote`"
         )
     started = time.perf_counter()
-    pyfunc = mlflow.pyfunc.load_model(registry.model_uri(settings.model_name,
-                                                         settings.model_alias))
+    # by version, not by alias: the alias may move meanwhile, and the bundle must say what it is
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{ref.name}/{ref.version}")
     policy: Policy = pyfunc.unwrap_python_model().policy
     customers = policy.customers(io.read_customers(settings.data_dir / io.CUSTOMERS, policy.spec))
     inventory_path = settings.data_dir / io.INVENTORY
@@ -64,15 +101,53 @@ def load_from_registry(settings: ServiceSettings) -> LoadedModel:
                        customers, stock)
 
 
+class AliasProbe:
+    """The version behind the alias: one registry query, no artifact download."""
+
+    def __init__(self, settings: ServiceSettings) -> None:
+        self._settings = settings
+        self._client: MlflowClient | None = None  # made on first use: in the worker, not at import
+
+    def __call__(self) -> str | None:
+        """The version the alias points at now, or None when it points at none."""
+        if self._client is None:
+            self._client = registry.configure(self._settings.tracking_uri)
+        ref = registry.get_alias(self._client, self._settings.model_name,
+                                 self._settings.model_alias)
+        return None if ref is None else ref.version
+
+
+def smoke_decision(model: LoadedModel) -> None:
+    """Decide for the first customer with the bundle's own stock; raises if it cannot."""
+    if len(model.customers) == 0:
+        raise ValueError("the customer table is empty")
+    context = DecisionContext(channel="web", now=datetime.now(UTC), limit=3)
+    decision = model.policy.decide_row(model.customers, 0, context, model.stock)
+    accounted = len(decision.offers) + len(decision.suppressed)
+    expected = len(model.policy.catalog.offers)
+    if accounted != expected:
+        raise ValueError(f"the decision accounts for {accounted} of {expected} catalog offers")
+
+
+def _describe(exc: BaseException) -> str:
+    # ModelNotReady messages are written for people already; others need their type
+    return str(exc) if isinstance(exc, ModelNotReady) else f"{type(exc).__name__}: {exc}"
+
+
 class ModelStore:
     """Holds the current LoadedModel; `current()` raises ModelNotReady until one has loaded."""
 
-    def __init__(self, loader: Callable[[], LoadedModel], retry_seconds: float = 5.0) -> None:
+    def __init__(self, loader: Callable[[], LoadedModel], retry_seconds: float = 5.0, *,
+                 probe: Callable[[], str | None] | None = None,
+                 smoke: Callable[[LoadedModel], None] | None = smoke_decision) -> None:
         self._loader = loader
         self._retry_seconds = retry_seconds
-        self._lock = threading.Lock()
+        self._probe = probe
+        self._smoke = smoke
+        self._lock = threading.Lock()  # serializes loads; requests never wait on it
         self._current: LoadedModel | None = None
         self._last_attempt = 0.0
+        self._rejected: ReloadError | None = None
         self.last_error: str | None = None
 
     @property
@@ -80,13 +155,31 @@ class ModelStore:
         """True once a model has loaded."""
         return self._current is not None
 
+    @property
+    def version(self) -> str | None:
+        """The version serving now (None before the first load)."""
+        model = self._current
+        return None if model is None else model.version
+
+    @property
+    def last_reload_error(self) -> dict | None:
+        """The last rejected load (version, error, time), until a version loads or the alias
+        returns to the serving one; None otherwise."""
+        rejected = self._rejected
+        return None if rejected is None else rejected.as_dict()
+
     def current(self) -> LoadedModel:
-        """The model to decide with; retries a failed load at most every retry_seconds."""
+        """The model to decide with; before the first load, retries at most every retry_seconds."""
         model = self._current
         if model is not None:
             return model
-        if time.monotonic() - self._last_attempt >= self._retry_seconds:
-            self.try_load()
+        # never wait behind a load in progress: answer "not ready" now instead
+        due = time.monotonic() - self._last_attempt >= self._retry_seconds
+        if due and self._lock.acquire(blocking=False):
+            try:
+                self._load_locked(None)
+            finally:
+                self._lock.release()
             model = self._current
             if model is not None:
                 return model
@@ -95,14 +188,117 @@ class ModelStore:
     def try_load(self) -> bool:
         """Load and swap in a new model; on failure keep the old one and record the error."""
         with self._lock:
-            self._last_attempt = time.monotonic()
+            return self._load_locked(None)
+
+    def reload_if_changed(self, retry_rejected: bool = False) -> ReloadResult:
+        """Load the alias's version when it is not the one serving; one cheap query otherwise.
+
+        A version already rejected is not loaded again (unless `retry_rejected`, or nothing is
+        serving and retry_seconds have passed), so a broken champion costs one query per poll.
+        """
+        if self._probe is None:
+            return ReloadResult(UNAVAILABLE, None, "this store has no registry to poll")
+        if not self._lock.acquire(blocking=False):
+            return ReloadResult(BUSY, None, "another reload is running in this worker")
+        try:
+            return self._reload_locked(retry_rejected)
+        finally:
+            self._lock.release()
+
+    def _reload_locked(self, retry_rejected: bool) -> ReloadResult:
+        """reload_if_changed with the lock held."""
+        assert self._probe is not None
+        try:
+            version = self._probe()
+        except Exception as exc:  # the registry is down: keep serving, try at the next poll
+            return ReloadResult(UNAVAILABLE, None, _describe(exc))
+        if version is None:
+            return ReloadResult(UNAVAILABLE, None, "the alias points at no model version")
+        if version == self.version:
+            self._rejected = self.last_error = None  # the alias is back on what serves: stale
+            return ReloadResult(UNCHANGED, version)
+        rejected = self._rejected
+        if not retry_rejected and rejected is not None and rejected.version == version and (
+                self._current is not None
+                or time.monotonic() - self._last_attempt < self._retry_seconds):
+            return ReloadResult(SKIPPED, version, rejected.error)
+        if self._load_locked(version):
+            return ReloadResult(RELOADED, self.version)
+        return ReloadResult(REJECTED, version, self.last_error)
+
+    def _load_locked(self, version: str | None) -> bool:
+        """Build, smoke-test and swap in a bundle (lock held); False when it is rejected."""
+        self._last_attempt = time.monotonic()
+        try:
+            model = self._loader()
+        except Exception as exc:  # any failure: keep serving what we have
+            self._reject(version, _describe(exc))
+            return False
+        if self._smoke is not None:
             try:
-                model = self._loader()
-            except Exception as exc:  # any failure: keep serving what we have
-                self.last_error = str(exc) if isinstance(exc, ModelNotReady) else (
-                    f"{type(exc).__name__}: {exc}")
-                log.warning("model load failed: %s", self.last_error)
+                self._smoke(model)
+            except Exception as exc:
+                self._reject(model.version, f"smoke decision failed: {_describe(exc)}")
                 return False
-            self._current = model  # one reference assignment: atomic for readers
-            self.last_error = None
-            return True
+        previous = self.version
+        self._current = model  # one reference assignment: atomic for readers
+        self._rejected = None
+        self.last_error = None
+        if previous is not None and previous != model.version:
+            log.info("pid %d now serves %s version %s (was %s)", os.getpid(), model.name,
+                     model.version, previous)
+        return True
+
+    def _reject(self, version: str | None, error: str) -> None:
+        """Record and log a rejected load; the current model (if any) keeps serving."""
+        self._rejected = ReloadError(version, error, time.time())
+        self.last_error = error
+        log.warning("model version %s rejected, still serving %s: %s", version or "?",
+                    self.version or "nothing", error)
+
+
+class AliasPoller:
+    """A daemon thread calling `store.reload_if_changed()` every `interval` seconds.
+
+    Start it inside the process that serves (a gunicorn worker), never before a fork: threads
+    do not survive fork.
+    """
+
+    def __init__(self, store: ModelStore, interval: float) -> None:
+        self._store = store
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="nba-alias-poller", daemon=True)
+        self.pid = os.getpid()
+
+    @property
+    def alive(self) -> bool:
+        """True while the thread runs in this very process."""
+        return self.pid == os.getpid() and self._thread.is_alive()
+
+    def start(self) -> AliasPoller:
+        """Start polling; returns self."""
+        self._thread.start()
+        log.info("pid %d polls the model alias every %gs", self.pid, self._interval)
+        return self
+
+    def stop(self, timeout: float | None = None) -> None:
+        """Ask the thread to end and wait up to `timeout` seconds for it."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        unavailable: str | None = None
+        while not self._stop.wait(self._interval):
+            try:
+                result = self._store.reload_if_changed()
+            except Exception:  # never let the poller die: the next poll may succeed
+                log.exception("model alias poll failed")
+                continue
+            # say once that the registry is unreachable, not once per poll
+            error = result.error if result.status == UNAVAILABLE else None
+            if error is not None and error != unavailable:
+                log.warning("cannot check the model alias, still serving %s: %s",
+                            self._store.version or "nothing", error)
+            unavailable = error

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
 @dataclass(frozen=True)
 class ServiceSettings:
-    """Where the champion and the online tables come from."""
+    """Where the champion and the online tables come from, and how it is kept fresh."""
 
     tracking_uri: str = "sqlite:///mlflow.db"
     model_name: str = "nba-policy"
@@ -17,6 +18,10 @@ class ServiceSettings:
     data_dir: Path = Path("data")
     load_on_start: bool = True
     retry_seconds: float = 5.0
+    #: seconds between checks of the alias in each gunicorn worker; 0 disables polling
+    poll_seconds: float = 10.0
+    #: bearer token of POST /v1/admin/reload; None disables the endpoint (repr=False: never logged)
+    admin_token: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> ServiceSettings:
@@ -28,4 +33,20 @@ class ServiceSettings:
             model_alias=env.get("NBA_MODEL_ALIAS", cls.model_alias),
             data_dir=Path(env.get("NBA_DATA_DIR", str(cls.data_dir))),
             retry_seconds=float(env.get("NBA_RETRY_SECONDS", cls.retry_seconds)),
+            poll_seconds=_seconds("NBA_POLL_SECONDS", env.get("NBA_POLL_SECONDS"),
+                                  cls.poll_seconds),
+            admin_token=(env.get("NBA_ADMIN_TOKEN") or "").strip() or None,
         )
+
+
+def _seconds(name: str, raw: str | None, default: float) -> float:
+    """A non-negative number of seconds, or a ValueError naming the variable."""
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} must be a number of seconds >= 0 (0 disables), got {raw!r}")
+    return value

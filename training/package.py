@@ -49,13 +49,20 @@ class Policy:
     """Feature spec + catalog + models + arbitration: everything from a customer row to offers."""
 
     def __init__(self, spec: FeatureSpec, catalog: Catalog, uplift: UpliftModel,
-                 response: lgb.Booster, value: lgb.Booster, meta: dict | None = None) -> None:
+                 response: lgb.Booster, value: lgb.Booster, meta: dict | None = None,
+                 shrinkage: float = 1.0, population_uplift: np.ndarray | None = None) -> None:
         self.spec = spec
         self.catalog = catalog
         self.uplift = uplift
         self.response = response
         self.value = value
         self.meta = meta or {}
+        # Served uplift = shrinkage * per-customer estimate + (1 - shrinkage) * the offer's
+        # average effect: with weak evidence (shrinkage near 0) every customer gets the best
+        # single offer, with strong evidence (near 1) the policy targets.
+        self.shrinkage = float(shrinkage)
+        self.population_uplift = (np.zeros(len(catalog.offers)) if population_uplift is None
+                                  else np.asarray(population_uplift, dtype=np.float64))
         position = {offer_id: j for j, offer_id in enumerate(uplift.offer_ids)}
         # catalog offer k -> uplift-model column, -1 where the training data had no such arm
         self._columns = np.array([position.get(o, -1) for o in catalog.offer_ids])
@@ -63,15 +70,25 @@ class Policy:
 
     def score(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(uplift, p_treated, p_control) per row; offers in catalog order, NaN if unmodelled."""
-        uplift_m, p_treated_m = self.uplift.predict(X)
-        p_control = p_treated_m[:, 0] - uplift_m[:, 0] if uplift_m.shape[1] else np.zeros(len(X))
-        if self._modelled.all():
-            return uplift_m[:, self._columns], p_treated_m[:, self._columns], p_control
+        raw, p_treated_m = self.uplift.predict(X)
+        p_control = p_treated_m[:, 0] - raw[:, 0] if raw.shape[1] else np.zeros(len(X))
         uplift = np.full((X.shape[0], len(self._columns)), np.nan)
-        p_treated = np.full_like(uplift, np.nan)
-        uplift[:, self._modelled] = uplift_m[:, self._columns[self._modelled]]
-        p_treated[:, self._modelled] = p_treated_m[:, self._columns[self._modelled]]
-        return uplift, p_treated, p_control
+        uplift[:, self._modelled] = raw[:, self._columns[self._modelled]]
+        uplift = self.shrink(uplift)
+        return uplift, p_control[:, None] + uplift, p_control
+
+    def shrink(self, uplift: np.ndarray) -> np.ndarray:
+        """Pull per-customer uplift towards each offer's average effect by the shrinkage."""
+        if self.shrinkage == 1.0:
+            return uplift
+        return self.shrinkage * uplift + (1.0 - self.shrinkage) * self.population_uplift
+
+    def raw_uplift(self, X: np.ndarray) -> np.ndarray:
+        """Per-customer uplift before shrinkage (catalog order, NaN if unmodelled)."""
+        raw, _ = self.uplift.predict(X)
+        uplift = np.full((X.shape[0], len(self._columns)), np.nan)
+        uplift[:, self._modelled] = raw[:, self._columns[self._modelled]]
+        return uplift
 
     def predict_value(self, X: np.ndarray) -> np.ndarray:
         """Predicted baseline customer value (used where customer_value is missing)."""
@@ -87,6 +104,12 @@ class Policy:
                    stock: StockLookup | None) -> Decision:
         """One customer's decision: the per-request hot path (NumPy only)."""
         uplift, p_treated, p_control = self.score(table.matrix[row:row + 1])
+        scores = OfferScores(uplift[0], p_treated[0], float(p_control[0]))
+        return self.decide_scored(table, row, scores, context, stock)
+
+    def decide_scored(self, table: CustomerTable, row: int, scores: OfferScores,
+                      context: DecisionContext, stock: StockLookup | None) -> Decision:
+        """The rules and ranking for one customer whose scores are already computed."""
         facts = CustomerFacts(
             customer_id=table.ids[row],
             contactable=bool(table.contactable[row]),
@@ -95,7 +118,6 @@ class Policy:
             preferred_color=table.preferred_color[row],
             value=float(table.value[row]),
         )
-        scores = OfferScores(uplift[0], p_treated[0], float(p_control[0]))
         return decide(facts, scores, self.catalog, context, stock)
 
     # ------------------------------------------------------------ persistence
@@ -114,6 +136,8 @@ class Policy:
             "spec": [asdict(f) for f in self.spec.features],
             "catalog": self.catalog.model_dump(mode="json"),
             "uplift_offer_ids": list(self.uplift.offer_ids),
+            "shrinkage": self.shrinkage,
+            "population_uplift": self.population_uplift.tolist(),
             "libraries": library_versions(),
             "meta": self.meta,
         }
@@ -142,7 +166,9 @@ class Policy:
         )
         return cls(spec, Catalog.model_validate(document["catalog"]), uplift,
                    lgb.Booster(model_file=str(path / "response.txt")),
-                   lgb.Booster(model_file=str(path / "value.txt")), document.get("meta", {}))
+                   lgb.Booster(model_file=str(path / "value.txt")), document.get("meta", {}),
+                   shrinkage=document.get("shrinkage", 1.0),
+                   population_uplift=document.get("population_uplift"))
 
 
 def decision_rows(policy: Policy, table: CustomerTable, context: DecisionContext,
@@ -152,8 +178,10 @@ def decision_rows(policy: Policy, table: CustomerTable, context: DecisionContext
     A customer with nothing worth sending gets one row with a null offer and the reason.
     """
     records: list[dict] = []
+    uplift, p_treated, p_control = policy.score(table.matrix)  # vectorized over the chunk
     for row in range(len(table)):
-        decision = policy.decide_row(table, row, context, stock)
+        scores = OfferScores(uplift[row], p_treated[row], float(p_control[row]))
+        decision = policy.decide_scored(table, row, scores, context, stock)
         customer_id = table.ids[row]
         if not decision.offers:
             why = decision.suppressed[0].reason if decision.suppressed else "no_offers"

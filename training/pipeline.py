@@ -37,7 +37,7 @@ from training.uplift import fit_uplift
 from training.value import fit_value
 
 log = logging.getLogger(__name__)
-STEPS = 7
+STEPS = 8
 PIP_REQUIREMENTS = ("causalml", "flask", "lightgbm", "mlflow", "numpy", "pandas", "pyarrow",
                     "pydantic", "pyyaml", "scikit-learn", "scipy")
 
@@ -80,28 +80,99 @@ def arm_index(treatment: pd.Series, catalog: Catalog) -> np.ndarray:
     return treatment.map(codes).to_numpy(dtype=np.int64)
 
 
-def fit_policy(train: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
-               settings: TrainSettings, progress: Progress) -> Policy:
-    """Fit uplift, response and value models on the training split."""
+SHRINKAGE_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
+TUNE_SHARE = 0.25
+
+
+def economics(catalog: Catalog) -> tuple[np.ndarray, np.ndarray]:
+    """(margins, costs) indexed by arm: index 0 is control (no margin, no cost)."""
+    margins = np.concatenate([[0.0], [o.margin for o in catalog.offers]])
+    costs = np.concatenate([[0.0], [o.cost for o in catalog.offers]])
+    return margins, costs
+
+
+def _population_uplift(frame: pd.DataFrame, catalog: Catalog) -> np.ndarray:
+    return ev.population_uplift(arm_index(frame["treatment"], catalog),
+                                frame["converted"].to_numpy(), frame["propensity"].to_numpy(),
+                                len(catalog.offers) + 1)
+
+
+def incremental_profit(policy: Policy, frame: pd.DataFrame, X: np.ndarray) -> ev.Estimate:
+    """IPW incremental profit per customer of the policy's greedy choice on logged rows."""
+    uplift, _, _ = policy.score(X)
+    tiers = frame["loyalty_tier"].astype(object).to_numpy() if "loyalty_tier" in frame else None
+    margins, costs = economics(policy.catalog)
+    return ev.ipw_incremental_profit(policy_arms(policy, uplift, tiers),
+                                     arm_index(frame["treatment"], policy.catalog),
+                                     frame["converted"].to_numpy(),
+                                     frame["propensity"].to_numpy(), margins, costs)
+
+
+def choose_shrinkage(train: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
+                     settings: TrainSettings) -> tuple[float, dict[float, float]]:
+    """Pick how far to trust per-customer uplift over the offers' average effect.
+
+    Fits on 75% of the training customers and scores each shrinkage on the other 25% by IPW
+    incremental profit (the quantity the policy ranks by). With no heterogeneity to exploit the
+    shrunk policies win and every customer gets the best single offer; the holdout evaluation
+    then reports whether deviating from that offer was justified (`deviation_justified`).
+    """
+    is_tune = holdout_mask(train["customer_id"], TUNE_SHARE, settings.seed + 1)
+    fit, tune = train[~is_tune], train[is_tune]
+    part = _fit_models(fit, spec, catalog, settings, population=_population_uplift(fit, catalog))
+    X_tune = build_matrix(tune, spec)
+    estimates = {}
+    for shrinkage in SHRINKAGE_GRID:
+        part.shrinkage = shrinkage
+        estimates[shrinkage] = incremental_profit(part, tune, X_tune)
+    chosen = max(estimates, key=lambda s: (estimates[s].value, -s))  # ties: shrink more
+    return chosen, {s: e.value for s, e in estimates.items()}
+
+
+def _fit_models(train: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
+                settings: TrainSettings, population: np.ndarray,
+                progress: Progress | None = None) -> Policy:
     X = build_matrix(train, spec)
     converted = train["converted"].to_numpy()
     arms = sorted(set(train["treatment"]) - {catalog.control_label})
-    progress(f"fitting uplift T-learner: {len(arms)} offers vs control, {len(train):,} rows")
+    if progress:
+        progress(f"fitting uplift T-learner: {len(arms)} offers vs control, {len(train):,} rows")
     uplift, _ = fit_uplift(X, train["treatment"].to_numpy(dtype=object), converted,
                            control_label=catalog.control_label, params=settings.params,
                            seed=settings.seed)
-    progress("fitting response model P(convert | customer, offer)")
+    if progress:
+        progress("fitting response model P(convert | customer, offer)")
     response = fit_response(X, arm_index(train["treatment"], catalog), converted,
                             n_arms=len(catalog.offers) + 1, params=settings.params,
                             seed=settings.seed)
-    progress("fitting baseline value model on control revenue")
+    if progress:
+        progress("fitting baseline value model on control revenue")
     control = (train["treatment"] == catalog.control_label).to_numpy()
     value = fit_value(X[control], train["revenue"].to_numpy()[control], params=settings.params,
                       seed=settings.seed)
     meta = {"learner": "causalml.BaseTClassifier(LGBMClassifier)",
             "params": asdict(settings.params), "seed": settings.seed,
             "trained_rows": len(train)}
-    return Policy(spec, catalog, uplift, response, value, meta)
+    return Policy(spec, catalog, uplift, response, value, meta, population_uplift=population)
+
+
+def fit_policy(train: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
+               settings: TrainSettings, progress: Progress) -> Policy:
+    """Fit uplift, response and value models on the training split, with chosen shrinkage."""
+    if settings.shrinkage is None:
+        progress(f"choosing shrinkage towards the average effect on a {TUNE_SHARE:.0%} tuning "
+                 "split")
+        shrinkage, scores = choose_shrinkage(train, spec, catalog, settings)
+        log.info("shrinkage %.2f (tuning-split incremental profit per customer: %s)", shrinkage,
+                 ", ".join(f"{k:.2f}: {v:.4f}" for k, v in scores.items()))
+    else:
+        progress(f"shrinkage fixed at {settings.shrinkage:.2f}")
+        shrinkage, scores = settings.shrinkage, {}
+    policy = _fit_models(train, spec, catalog, settings, _population_uplift(train, catalog),
+                         progress)
+    policy.shrinkage = shrinkage
+    policy.meta["shrinkage_tuning"] = {str(k): v for k, v in scores.items()}
+    return policy
 
 
 def policy_arms(policy: Policy, uplift: np.ndarray, tiers: np.ndarray | None) -> np.ndarray:
@@ -117,7 +188,8 @@ def evaluate_policy(policy: Policy, train: pd.DataFrame, test: pd.DataFrame) -> 
     catalog = policy.catalog
     n_arms = len(catalog.offers) + 1
     X = build_matrix(test, policy.spec)
-    uplift, _, _ = policy.score(X)
+    raw = policy.raw_uplift(X)  # Qini measures the per-customer ranking, before shrinkage
+    uplift = policy.shrink(raw)
     logged = arm_index(test["treatment"], catalog)
     converted = test["converted"].to_numpy()
     revenue = test["revenue"].to_numpy()
@@ -132,9 +204,9 @@ def evaluate_policy(policy: Policy, train: pd.DataFrame, test: pd.DataFrame) -> 
     curves, deciles = {}, {}
     for k, offer_id in enumerate(catalog.offer_ids):
         rows = (logged == 0) | (logged == k + 1)
-        if not (logged == k + 1).any() or np.isnan(uplift[rows, k]).all():
+        if not (logged == k + 1).any() or np.isnan(raw[rows, k]).all():
             continue
-        score, treated, y = uplift[rows, k], (logged[rows] == k + 1).astype(int), converted[rows]
+        score, treated, y = raw[rows, k], (logged[rows] == k + 1).astype(int), converted[rows]
         metrics[f"qini_{offer_id}"] = ev.qini_coefficient(score, treated, y)
         metrics[f"auuc_{offer_id}"] = ev.auuc(score, treated, y)
         curves[offer_id] = ev.qini_curve(score, treated, y)
@@ -163,11 +235,31 @@ def evaluate_policy(policy: Policy, train: pd.DataFrame, test: pd.DataFrame) -> 
                      "ci_low": value.low, "ci_high": value.high,
                      "net_revenue_per_customer": net.value,
                      "treated_share": float(1.0 - probs[:, 0].mean())})
-    table = pd.DataFrame(rows)
     for row in rows:
         key = row["policy"].split(" ")[0]
         metrics[f"policy_value_{key}"] = row["revenue_per_customer"]
         metrics[f"policy_net_value_{key}"] = row["net_revenue_per_customer"]
+    margins, arm_costs = economics(catalog)
+    for row, probs in zip(rows, policies.values(), strict=True):
+        if row["policy"] == "random_offer":
+            continue
+        profit = ev.ipw_incremental_profit(probs.argmax(axis=1), logged, converted, propensity,
+                                           margins, arm_costs)
+        key = row["policy"].split(" ")[0]
+        metrics[f"incremental_profit_{key}"] = profit.value
+        row["incremental_profit_per_customer"] = profit.value
+    table = pd.DataFrame(rows)
+    # Is deviating from the best single offer justified? Paired IPW difference on the same rows.
+    learned_arm = policies["learned_uplift_policy"].argmax(axis=1)
+    paired = ev.paired_difference(
+        ev.profit_contributions(learned_arm, logged, converted, propensity, margins, arm_costs),
+        ev.profit_contributions(np.full(n, best_single), logged, converted, propensity, margins,
+                                arm_costs))
+    metrics["profit_gain_vs_best_single"] = paired.value
+    metrics["profit_gain_vs_best_single_ci_low"] = paired.low
+    metrics["profit_gain_vs_best_single_ci_high"] = paired.high
+    metrics["deviation_justified"] = float(paired.low > 0)
+    metrics["shrinkage"] = policy.shrinkage
     learned = policies["learned_uplift_policy"]
     metrics["policy_value_learned_ci_low"] = rows[0]["ci_low"]
     metrics["policy_value_learned_ci_high"] = rows[0]["ci_high"]

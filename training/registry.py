@@ -1,10 +1,13 @@
 """The MLflow model registry: configure, register, and move aliases.
 
 The service picks its model by alias (`models:/<name>@champion`), never by a "best run" query.
+Every move of the champion alias is appended to the registered model's `champion_history` tag
+(a JSON list of versions), which is what `nba promote --rollback` walks back.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +20,9 @@ from mlflow.exceptions import MlflowException
 log = logging.getLogger(__name__)
 
 CHAMPION = "champion"
+HISTORY_TAG = "champion_history"
+STATUS_TAG = "validation_status"
+HISTORY_LIMIT = 100
 
 
 class RegistryError(RuntimeError):
@@ -59,14 +65,85 @@ def get_alias(client: MlflowClient, name: str, alias: str = CHAMPION) -> Aliased
     return AliasedVersion(name, str(version.version), alias, version.run_id, version.source)
 
 
-def set_alias(client: MlflowClient, name: str, version: str, alias: str = CHAMPION) -> None:
-    """Point `alias` at `version`; raises RegistryError naming a missing model or version."""
+def get_version(client: MlflowClient, name: str, version: str) -> ModelVersion:
+    """The registered version; raises RegistryError naming a missing model or version."""
     try:
-        client.get_model_version(name, str(version))
+        return client.get_model_version(name, str(version))
     except MlflowException:
         raise RegistryError(f"model '{name}' has no version {version}") from None
-    client.set_registered_model_alias(name, alias, str(version))
+
+
+def set_alias(client: MlflowClient, name: str, version: str, alias: str = CHAMPION) -> None:
+    """Point `alias` at `version`; a champion move is recorded in the champion history.
+
+    Raises RegistryError naming a missing model or version. A new champion without a
+    `validation_status` tag gets `first_champion` (no champion before) or `unvalidated`.
+    """
+    found = get_version(client, name, version)
+    version = str(version)
+    if alias == CHAMPION and STATUS_TAG not in (found.tags or {}):
+        status = "first_champion" if get_alias(client, name) is None else "unvalidated"
+        client.set_model_version_tag(name, version, STATUS_TAG, status)
+    client.set_registered_model_alias(name, alias, version)
+    if alias == CHAMPION:
+        _write_history(client, name, push_history(champion_history(client, name), version))
     log.info("alias %s of %s now points at version %s", alias, name, version)
+
+
+def push_history(history: list[str], version: str) -> list[str]:
+    """The history with `version` appended (not repeated; only the last HISTORY_LIMIT kept)."""
+    if history and history[-1] == version:
+        return history
+    return [*history, version][-HISTORY_LIMIT:]
+
+
+def rollback_target(history: list[str], current: str | None) -> tuple[str, list[str]] | None:
+    """(previous champion, history ending at it), or None when there is nothing to go back to."""
+    trimmed = list(history)
+    while trimmed and trimmed[-1] == current:
+        trimmed.pop()
+    return (trimmed[-1], trimmed) if trimmed else None
+
+
+def champion_history(client: MlflowClient, name: str) -> list[str]:
+    """Champion versions, oldest first, from the registered model's history tag."""
+    try:
+        raw = client.get_registered_model(name).tags.get(HISTORY_TAG)
+    except MlflowException:
+        raise RegistryError(f"no registered model '{name}'") from None
+    if not raw:
+        return []
+    try:
+        return [str(v) for v in json.loads(raw)]
+    except (ValueError, TypeError):
+        log.warning("ignoring unreadable %s tag on %s: %r", HISTORY_TAG, name, raw)
+        return []
+
+
+def _write_history(client: MlflowClient, name: str, history: list[str]) -> None:
+    client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history))
+
+
+def rollback(client: MlflowClient, name: str) -> tuple[str | None, str]:
+    """Put the previous champion back; returns (demoted version, restored version)."""
+    current = get_alias(client, name)
+    current_version = current.version if current else None
+    target = rollback_target(champion_history(client, name), current_version)
+    if target is None:
+        raise RegistryError(f"model '{name}' has no previous champion to roll back to "
+                            f"(champion history: {champion_history(client, name)})")
+    version, history = target
+    get_version(client, name, version)
+    client.set_registered_model_alias(name, CHAMPION, version)
+    _write_history(client, name, history)
+    log.info("rolled %s champion back from version %s to %s", name, current_version, version)
+    return current_version, version
+
+
+def tag_version(client: MlflowClient, name: str, version: str, tags: dict[str, str]) -> None:
+    """Set tags on a model version (shown in the MLflow UI)."""
+    for key, value in tags.items():
+        client.set_model_version_tag(name, str(version), key, value)
 
 
 def model_uri(name: str, alias: str = CHAMPION) -> str:

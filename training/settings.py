@@ -49,3 +49,5 @@ class TrainSettings:
     seed: int = 42
     params: BoosterParams = field(default_factory=BoosterParams)
     promote: bool = False
+    #: None: choose on a tuning split; 1.0 trusts per-customer uplift fully, 0.0 not at all.
+    shrinkage: float | None = None

@@ -56,3 +56,8 @@ def test_holdout_split_is_by_customer_and_stable():
     assert 0.2 < mask.mean() < 0.4
     with pytest.raises(ValueError, match="test_size"):
         holdout_mask(ids, 1.5, seed=4)
+
+
+def test_different_seeds_give_different_splits():
+    ids = pd.Series([f"c{i}" for i in range(2_000)])
+    assert not np.array_equal(holdout_mask(ids, 0.3, seed=1), holdout_mask(ids, 0.3, seed=2))

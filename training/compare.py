@@ -1,0 +1,242 @@
+"""Champion / challenger: two policies evaluated on the same randomized holdout rows.
+
+Everything above `compare_versions` is pure (frames and arrays in, dataclasses out). The
+paired test works per row: both policies are scored on the same logged exposures, so the
+difference of their per-row IPW contributions has a much tighter interval than the two
+separate intervals. "Worse beyond noise" means the 95% interval of candidate - champion lies
+entirely below 0. `compare_versions` at the bottom is the I/O edge (registry and files).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+from mlflow import MlflowClient
+
+from features import io
+from features.build import build_matrix
+from training import registry
+from training.evaluate import Estimate
+from training.package import Policy
+from training.pipeline import evaluate_policy, policy_arms
+from training.split import holdout_mask
+
+log = logging.getLogger(__name__)
+
+Z95 = 1.96  # the same normal quantile as training.evaluate.ipw_value
+PASSED, FAILED, FORCED, FIRST = "passed", "failed", "forced", "first_champion"
+#: The policy-value metric of `evaluate_policy` that the gate compares (revenue per customer).
+VALUE_METRIC = "policy_value_learned_uplift_policy"
+
+
+class CompareError(RuntimeError):
+    """The comparison cannot be run; the message says why."""
+
+
+@dataclass(frozen=True)
+class PairedComparison:
+    """Two policies' IPW values on the same rows and their paired difference."""
+
+    candidate: Estimate
+    champion: Estimate
+    difference: Estimate
+    rows: int
+    agreement: float
+
+    @property
+    def worse(self) -> bool:
+        """True when the candidate is worse beyond noise (the whole interval is below 0)."""
+        return self.difference.high < 0
+
+    @property
+    def better(self) -> bool:
+        """True when the candidate is better beyond noise (the whole interval is above 0)."""
+        return self.difference.low > 0
+
+    @property
+    def verdict(self) -> str:
+        """'better', 'worse' or 'not worse' (no difference beyond noise)."""
+        return "worse" if self.worse else "better" if self.better else "not worse"
+
+
+@dataclass(frozen=True)
+class VersionComparison:
+    """The comparison of two registered versions on one holdout, with their full metrics."""
+
+    name: str
+    candidate_version: str
+    champion_version: str
+    paired: PairedComparison
+    candidate_metrics: dict[str, float]
+    champion_metrics: dict[str, float]
+    data_sha256: str
+    seed: int
+    test_size: float
+
+
+def mean_estimate(values: np.ndarray) -> Estimate:
+    """Mean with a 95% normal-approximation interval (zero width for constant values)."""
+    values = np.asarray(values, dtype=np.float64)
+    if len(values) < 2:
+        raise CompareError(f"need at least 2 rows to compare, got {len(values)}")
+    mean = float(values.mean())
+    half = Z95 * float(values.std(ddof=1)) / math.sqrt(len(values))
+    return Estimate(mean, mean - half, mean + half)
+
+
+def ipw_contributions(chosen: np.ndarray, logged: np.ndarray, reward: np.ndarray,
+                      propensity: np.ndarray) -> np.ndarray:
+    """Per-row IPW terms of a deterministic policy: reward / propensity where it matches the log."""
+    match = np.asarray(chosen) == np.asarray(logged)
+    return np.where(match, np.asarray(reward, dtype=np.float64)
+                    / np.asarray(propensity, dtype=np.float64), 0.0)
+
+
+def paired_comparison(candidate: np.ndarray, champion: np.ndarray, logged: np.ndarray,
+                      reward: np.ndarray, propensity: np.ndarray) -> PairedComparison:
+    """Both policies' chosen arms on the same logged rows -> values and paired difference."""
+    if not len(candidate) == len(champion) == len(logged) == len(reward) == len(propensity):
+        raise CompareError("candidate, champion and logged arrays must have the same length")
+    cand = ipw_contributions(candidate, logged, reward, propensity)
+    champ = ipw_contributions(champion, logged, reward, propensity)
+    agreement = float(np.mean(np.asarray(candidate) == np.asarray(champion)))
+    return PairedComparison(mean_estimate(cand), mean_estimate(champ), mean_estimate(cand - champ),
+                            len(cand), agreement)
+
+
+def gate_status(paired: PairedComparison | None, force: bool) -> str:
+    """validation_status of a champion promotion: first_champion, passed, forced or failed."""
+    if paired is None:
+        return FIRST
+    if not paired.worse:
+        return PASSED
+    return FORCED if force else FAILED
+
+
+def chosen_offers(policy: Policy, frame: pd.DataFrame) -> np.ndarray:
+    """The arm label (control label or offer id) the policy picks for every row of `frame`."""
+    uplift, _, _ = policy.score(build_matrix(frame, policy.spec))
+    tiers = frame["loyalty_tier"].astype(object).to_numpy() if "loyalty_tier" in frame else None
+    labels = np.array([policy.catalog.control_label, *policy.catalog.offer_ids], dtype=object)
+    return labels[policy_arms(policy, uplift, tiers)]
+
+
+def compare_policies(candidate: Policy, champion: Policy, frame: pd.DataFrame) -> PairedComparison:
+    """Paired IPW comparison of two Policy objects on logged rows (revenue per customer)."""
+    if "propensity" not in frame:
+        raise CompareError("exposures have no propensity column; IPW needs it")
+    return paired_comparison(chosen_offers(candidate, frame), chosen_offers(champion, frame),
+                             frame["treatment"].astype(object).to_numpy(),
+                             frame["revenue"].to_numpy(), frame["propensity"].to_numpy())
+
+
+def _interval(e: Estimate) -> str:
+    return f"{e.value:.3f} [{e.low:.3f}, {e.high:.3f}]"
+
+
+def side_by_side(comparison: VersionComparison) -> pd.DataFrame:
+    """One row per metric: candidate, champion and candidate - champion."""
+    p, cand, champ = comparison.paired, comparison.candidate_metrics, comparison.champion_metrics
+    rows = [("policy value, revenue/customer (IPW, 95% CI)", _interval(p.candidate),
+             _interval(p.champion), _interval(p.difference))]
+    keys = ["policy_net_value_learned_uplift_policy", "learned_treated_share", "response_auc"]
+    keys += sorted(k for k in set(cand) | set(champ) if k.startswith("qini_"))
+    for key in keys:
+        a, b = cand.get(key, float("nan")), champ.get(key, float("nan"))
+        rows.append((key, f"{a:.4f}", f"{b:.4f}", f"{a - b:+.4f}"))
+    return pd.DataFrame(rows, columns=["metric", f"candidate v{comparison.candidate_version}",
+                                       f"champion v{comparison.champion_version}",
+                                       "difference"])
+
+
+def report(comparison: VersionComparison) -> str:
+    """The side-by-side table with a header and the verdict, ready to print."""
+    p = comparison.paired
+    table = side_by_side(comparison).to_string(index=False, justify="left")
+    return (f"{comparison.name}: candidate version {comparison.candidate_version} vs champion "
+            f"version {comparison.champion_version} on {p.rows:,} holdout rows (seed "
+            f"{comparison.seed}, test_size {comparison.test_size}); the policies agree on "
+            f"{p.agreement:.1%} of rows\n{table}\nverdict: {verdict_line(p)}")
+
+
+def verdict_line(p: PairedComparison) -> str:
+    """One line: the verdict with the numbers behind it."""
+    return (f"candidate is {p.verdict} than champion"
+            f"{' beyond noise' if p.verdict != 'not worse' else ''}: policy value "
+            f"{p.candidate.value:.3f} vs {p.champion.value:.3f} revenue per customer, difference "
+            f"{p.difference.value:+.3f} (95% CI {p.difference.low:+.3f} to "
+            f"{p.difference.high:+.3f}) on {p.rows:,} paired holdout rows")
+
+
+def validation_tags(comparison: VersionComparison | None, status: str) -> dict[str, str]:
+    """Model-version tags recording a promotion decision and its evidence."""
+    tags = {"validation_status": status,
+            "validated_at": datetime.now(UTC).isoformat(timespec="seconds")}
+    if comparison is None:
+        return tags
+    p = comparison.paired
+    return tags | {
+        "compared_to": comparison.champion_version,
+        "candidate_policy_value": f"{p.candidate.value:.6g}",
+        "champion_policy_value": f"{p.champion.value:.6g}",
+        "policy_value_difference": f"{p.difference.value:.6g}",
+        "difference_ci_low": f"{p.difference.low:.6g}",
+        "difference_ci_high": f"{p.difference.high:.6g}",
+        "validation_rows": str(p.rows),
+        "validation_exposures_sha256": comparison.data_sha256,
+    }
+
+
+# ------------------------------------------------------------------ I/O edge
+
+
+def _split_params(client: MlflowClient, run_id: str | None, name: str, version: str) -> tuple[int, float]:
+    """The candidate run's logged `seed` and `test_size`."""
+    if not run_id:
+        raise CompareError(f"{name} version {version} has no run; cannot recover its holdout")
+    params = client.get_run(run_id).data.params
+    try:
+        return int(params["seed"]), float(params["test_size"])
+    except (KeyError, ValueError):
+        raise CompareError(f"run {run_id} of {name} version {version} has no usable 'seed' and "
+                           "'test_size' params; cannot recover its holdout split") from None
+
+
+def _load_policy(name: str, version: str) -> Policy:
+    return mlflow.pyfunc.load_model(f"models:/{name}/{version}").unwrap_python_model().policy
+
+
+def compare_versions(client: MlflowClient, name: str, candidate: str, champion: str,
+                     data_dir: Path) -> VersionComparison:
+    """Load both versions and the candidate's holdout from `data_dir`, evaluate and compare."""
+    cand_version = registry.get_version(client, name, candidate)
+    registry.get_version(client, name, champion)
+    seed, test_size = _split_params(client, cand_version.run_id, name, candidate)
+    catalog = io.read_catalog(data_dir / io.OFFERS)
+    exposures = io.read_exposures(data_dir / io.EXPOSURES, catalog)
+    is_test = holdout_mask(exposures["customer_id"], test_size, seed)
+    train, test = exposures[~is_test], exposures[is_test]
+    log.info("comparing %s version %s with version %s on %d holdout rows", name, candidate,
+             champion, len(test))
+    policies = {v: _load_policy(name, v) for v in dict.fromkeys((candidate, champion))}
+    for version, policy in policies.items():
+        known = {policy.catalog.control_label, *policy.catalog.offer_ids}
+        unknown = set(test["treatment"].unique()) - known
+        if unknown:
+            raise CompareError(f"{name} version {version} does not know offer(s) "
+                               f"{sorted(unknown)[:3]} of {data_dir / io.EXPOSURES}")
+    metrics = {v: evaluate_policy(p, train, test).metrics for v, p in policies.items()}
+    paired = compare_policies(policies[candidate], policies[champion], test)
+    if not math.isclose(paired.candidate.value, metrics[candidate][VALUE_METRIC], rel_tol=1e-9):
+        log.warning("paired candidate value %.6f differs from evaluate_policy's %.6f",
+                    paired.candidate.value, metrics[candidate][VALUE_METRIC])
+    return VersionComparison(name, str(candidate), str(champion), paired, metrics[candidate],
+                             metrics[champion], io.file_sha256(data_dir / io.EXPOSURES), seed,
+                             test_size)
