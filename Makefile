@@ -44,10 +44,14 @@ lint: venv ## ruff
 bench: venv ## benchmarks: decision latency vs raw model calls and MLflow pyfunc, training time
 	$(BIN)/python bench/run_all.py
 
+bench-quality: venv ## the real pipeline on the Hillstrom experiment vs blanket/propensity policies; learner comparison
+	$(BIN)/python bench/quality.py
+	$(BIN)/python bench/learners.py
+
 mlflow-ui: venv ## the MLflow UI on the same store (runs, metrics, plots, registry aliases)
 	$(BIN)/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --host 127.0.0.1 --port 5000
 
 clean: ## remove demo data, the local MLflow store and caches (keeps .venv)
 	rm -rf $(DATA_DIR) mlflow.db mlruns/[!.]* .pytest_cache
 
-.PHONY: help venv data champion run test lint bench mlflow-ui clean
+.PHONY: help venv data champion run test lint bench bench-quality mlflow-ui clean

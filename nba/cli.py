@@ -24,9 +24,10 @@ EXAMPLES = {
              "  nba train --trees 300 --seed 7\n\nThe first model ever registered becomes champion "
              "automatically; later ones wait\nfor `nba promote`. Open `make mlflow-ui` to see "
              "runs, metrics and plots.",
-    "promote": "examples:\n  nba promote --version 3            # gated: compared with the champion "
-               "first\n  nba promote --version 3 --force    # promote even if worse beyond "
-               "noise\n  nba promote --rollback             # put the previous champion back\n"
+    "promote": "examples:\n  nba promote --version 3            # gated: compared with the "
+               "champion first\n  nba promote --version 3 --force    # promote even if "
+               "worse beyond noise\n  nba promote --rollback             # put the previous "
+               "champion back\n"
                "  nba promote --version 4 --alias challenger   # other aliases: no gate\n\n"
                "A champion promotion evaluates the version and the current champion on the "
                "same\nholdout rows (nba compare) and refuses, exit status 1, when the 95% "
@@ -122,10 +123,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--promote", action="store_true",
                    help="make the new version champion even if one exists")
 
-    p = command("promote", "Point an alias (default: champion) at a registered model version.")
+    p = command("promote", "Point an alias (default: champion) at a registered model version; "
+                           "a new champion must not be worse than the current one.")
+    _add_data_flag(p)
     _add_registry_flags(p)
-    p.add_argument("--version", required=True, help="model version to promote")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--version", help="model version to promote")
+    which.add_argument("--rollback", action="store_true",
+                       help="put the previous champion back (from the champion history)")
     p.add_argument("--alias", default="champion", help="alias to set (default %(default)s)")
+    p.add_argument("--force", action="store_true",
+                   help="promote to champion even when worse than the champion beyond noise")
+
+    p = command("compare", "Evaluate a candidate version and the champion on the same holdout "
+                           "rows and print them side by side.")
+    _add_data_flag(p)
+    _add_registry_flags(p)
+    p.add_argument("--candidate", required=True, help="model version to evaluate")
+    p.add_argument("--champion", default=None,
+                   help="version to compare against (default: the current champion)")
 
     p = command("model", "Show the model version behind an alias, with its headline metrics.")
     _add_registry_flags(p)
@@ -211,15 +227,59 @@ def _train(args: argparse.Namespace) -> None:
     print(f"response AUC {m.get('response_auc', float('nan')):.3f}")
 
 
-def _promote(args: argparse.Namespace) -> None:
+def _promote(args: argparse.Namespace) -> int:
     from training import registry
 
     client = registry.configure(args.tracking_uri)
+    name, version = args.model_name, args.version
     try:
-        registry.set_alias(client, args.model_name, args.version, args.alias)
+        if args.rollback:
+            if args.alias != registry.CHAMPION:
+                raise CliError("--rollback applies to the champion alias only")
+            demoted, restored = registry.rollback(client, name)
+            print(f"{name}@champion -> version {restored} (rolled back from version {demoted})")
+            return 0
+        registry.get_version(client, name, version)
+        if args.alias != registry.CHAMPION:
+            registry.set_alias(client, name, version, args.alias)
+            print(f"{name}@{args.alias} -> version {version}")
+            return 0
     except registry.RegistryError as exc:
         raise CliError(str(exc)) from None
-    print(f"{args.model_name}@{args.alias} -> version {args.version}")
+    from training import compare  # heavy (models, evaluation): only for the gated path
+
+    try:
+        result = compare.promote_champion(client, name, version, args.data_dir, args.force)
+    except (registry.RegistryError, compare.CompareError) as exc:
+        raise CliError(str(exc)) from None
+    if result.comparison is not None:
+        print(compare.report(result.comparison))
+    if result.status == compare.FAILED:
+        print(f"nba promote: refused: version {version} is worse than champion version "
+              f"{result.previous} beyond noise: {compare.verdict_line(result.comparison.paired)}"
+              f"; champion stays version {result.previous} (--force overrides)", file=sys.stderr)
+        return 1
+    print(f"{name}@champion is already version {version}" if result.status == compare.ALREADY
+          else f"{name}@champion -> version {version} (validation_status={result.status})")
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> None:
+    from training import compare, registry
+
+    client = registry.configure(args.tracking_uri)
+    champion = args.champion
+    if champion is None:
+        ref = registry.get_alias(client, args.model_name)
+        if ref is None:
+            raise CliError(f"model '{args.model_name}' has no champion; pass --champion VERSION")
+        champion = ref.version
+    try:
+        comparison = compare.compare_versions(client, args.model_name, args.candidate, champion,
+                                              args.data_dir)
+    except (registry.RegistryError, compare.CompareError) as exc:
+        raise CliError(str(exc)) from None
+    print(compare.report(comparison))
 
 
 def _model(args: argparse.Namespace) -> int:
@@ -328,8 +388,8 @@ def _decide(args: argparse.Namespace) -> int:
     return 0
 
 
-HANDLERS = {"demo-data": _demo_data, "train": _train, "promote": _promote, "model": _model,
-            "serve": _serve, "decide": _decide, "batch-score": _batch_score}
+HANDLERS = {"demo-data": _demo_data, "train": _train, "promote": _promote, "compare": _compare,
+            "model": _model, "serve": _serve, "decide": _decide, "batch-score": _batch_score}
 
 
 def main(argv: list[str] | None = None) -> int:

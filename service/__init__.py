@@ -2,29 +2,35 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from flask import Flask
 
-    from service.model_store import ModelStore
+    from service.model_store import AliasPoller, ModelStore
     from service.settings import ServiceSettings
 
 
 def create_app(settings: ServiceSettings | None = None, store: ModelStore | None = None) -> Flask:
-    """App factory: nothing loads at import time; the model loads here (or on first use)."""
+    """App factory: nothing loads at import time; the model loads here (or on first use).
+
+    No thread starts here: gunicorn forks workers after importing the app in some setups, so
+    the alias poller is started per worker by `start_polling` (gunicorn.conf.py's hook).
+    """
     from flask import Flask
 
     from service import api
     from service.errors import register_error_handlers
-    from service.model_store import ModelStore, load_from_registry
+    from service.model_store import AliasProbe, ModelStore, load_from_registry
     from service.settings import ServiceSettings
 
     settings = settings or ServiceSettings.from_env()
     app = Flask(__name__)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     if store is None:
-        store = ModelStore(lambda: load_from_registry(settings), settings.retry_seconds)
+        store = ModelStore(lambda: load_from_registry(settings), settings.retry_seconds,
+                           probe=AliasProbe(settings))
         if settings.load_on_start:
             store.try_load()
     app.extensions["nba.settings"] = settings
@@ -32,3 +38,26 @@ def create_app(settings: ServiceSettings | None = None, store: ModelStore | None
     register_error_handlers(app)
     app.register_blueprint(api.bp)
     return app
+
+
+def start_polling(app: Flask) -> AliasPoller | None:
+    """Start this process's alias poller for `app` unless NBA_POLL_SECONDS is 0; idempotent."""
+    from service.model_store import AliasPoller
+
+    settings: ServiceSettings = app.extensions["nba.settings"]
+    if settings.poll_seconds <= 0:
+        return None
+    poller: AliasPoller | None = app.extensions.get("nba.poller")
+    if poller is not None and poller.alive:
+        return poller
+    # a poller inherited through fork has no thread here: start this process's own
+    poller = AliasPoller(app.extensions["nba.model_store"], settings.poll_seconds).start()
+    app.extensions["nba.poller"] = poller
+    return poller
+
+
+def stop_polling(app: Flask) -> None:
+    """Stop this process's alias poller, if it runs."""
+    poller: AliasPoller | None = app.extensions.get("nba.poller")
+    if poller is not None and poller.pid == os.getpid():
+        poller.stop(timeout=1.0)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
+import os
 import uuid
 from datetime import UTC, datetime
 
@@ -10,9 +12,10 @@ from flask import Blueprint, current_app, jsonify, request
 from pydantic import ValidationError
 
 from service.decide import Decision, DecisionContext
-from service.errors import InvalidRequest, UnknownCustomer
-from service.model_store import LoadedModel, ModelStore
+from service.errors import Forbidden, InvalidRequest, ReloadFailed, Unauthorized, UnknownCustomer
+from service.model_store import RELOADED, UNCHANGED, LoadedModel, ModelStore
 from service.schemas import DecisionRequest
+from service.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__)
@@ -20,6 +23,10 @@ bp = Blueprint("api", __name__)
 
 def _store() -> ModelStore:
     return current_app.extensions["nba.model_store"]
+
+
+def _settings() -> ServiceSettings:
+    return current_app.extensions["nba.settings"]
 
 
 def _json_body() -> dict:
@@ -87,7 +94,54 @@ def model_info():
     return jsonify({"name": model.name, "version": model.version, "alias": model.alias,
                     "run_id": model.run_id, "metrics": model.metrics,
                     "customers": len(model.customers), "loaded_at": model.loaded_at,
-                    "last_reload_error": store.last_error})
+                    "worker_pid": os.getpid(), "last_reload_error": store.last_reload_error})
+
+
+def _authorize(token: str | None) -> None:
+    """Raise unless the request carries `Authorization: Bearer <token>`."""
+    if not token:
+        raise Forbidden("admin endpoints are disabled: set NBA_ADMIN_TOKEN to enable them")
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not given.strip():
+        raise Unauthorized("missing bearer token: send 'Authorization: Bearer <NBA_ADMIN_TOKEN>'")
+    # constant time, on bytes: compare_digest refuses non-ASCII str
+    if not hmac.compare_digest(given.strip().encode(), token.encode()):
+        raise Unauthorized("wrong bearer token")
+
+
+@bp.post("/v1/admin/reload")
+def admin_reload():
+    """Check the alias now and load its version into the worker that answers.
+
+    Auth: `Authorization: Bearer <NBA_ADMIN_TOKEN>`, compared in constant time. 403 `forbidden`
+    when NBA_ADMIN_TOKEN is not set (the endpoint is off), 401 `unauthorized` when the token
+    is missing or wrong. 200 with status `reloaded` or `unchanged`; 409 `reload_failed` when
+    the version is rejected (it is retried even if rejected before), the alias points at no
+    version, the registry does not answer, or a reload is already running; the serving model
+    never changes on a 409. Only this worker reloads: the others follow at their next poll.
+    """
+    _authorize(_settings().admin_token)
+    store = _store()
+    previous = store.version
+    result = store.reload_if_changed(retry_rejected=True)
+    log.info("admin reload in pid %d: %s (version %s, serving %s)", os.getpid(), result.status,
+             result.version, store.version)
+    if result.status not in (RELOADED, UNCHANGED):
+        raise ReloadFailed(
+            f"reload {result.status}: {result.error}; still serving "
+            f"{f'version {previous}' if previous else 'nothing'}",
+            {"status": result.status, "version": result.version, "error": result.error,
+             "serving_version": store.version, "worker_pid": os.getpid()})
+    return jsonify({"status": result.status, "version": store.version,
+                    "previous_version": previous, "worker_pid": os.getpid()})
+
+
+@bp.after_request
+def _bearer_challenge(response):
+    """401s name the auth scheme (RFC 6750)."""
+    if response.status_code == 401:
+        response.headers.setdefault("WWW-Authenticate", 'Bearer realm="nba-admin"')
+    return response
 
 
 @bp.get("/healthz")

@@ -2,7 +2,9 @@
 
 Sync workers: a decision is CPU-bound and takes about a millisecond, so threads add nothing
 but GIL contention. Each worker loads its own champion (no preload: LightGBM's OpenMP state
-does not survive fork well) and runs LightGBM with one thread.
+does not survive fork well) and runs LightGBM with one thread. Each worker also runs its own
+alias poller (NBA_POLL_SECONDS, default 10, 0 = off), started after the worker has loaded the
+app: a thread started in the master would not survive the fork.
 """
 
 import os
@@ -17,3 +19,21 @@ accesslog = os.environ.get("NBA_ACCESS_LOG", "-") or None  # empty: no access lo
 errorlog = "-"
 loglevel = os.environ.get("NBA_LOG_LEVEL", "info").lower()
 raw_env = ["OMP_NUM_THREADS=1"]
+
+
+def post_worker_init(worker):
+    """In each worker, once its app is loaded: start the alias poller."""
+    from service import start_polling
+
+    app = getattr(worker, "wsgi", None)
+    if app is not None and "nba.settings" in getattr(app, "extensions", {}):
+        start_polling(app)
+
+
+def worker_exit(server, worker):
+    """In an exiting worker: stop its poller so it starts no new load during teardown."""
+    from service import stop_polling
+
+    app = getattr(worker, "wsgi", None)
+    if app is not None and "nba.settings" in getattr(app, "extensions", {}):
+        stop_polling(app)

@@ -163,8 +163,7 @@ class ModelStore:
 
     @property
     def last_reload_error(self) -> dict | None:
-        """The last rejected load (version, error, time), until a version loads or the alias
-        returns to the serving one; None otherwise."""
+        """The last rejected load (version, error, time); None once the alias serves again."""
         rejected = self._rejected
         return None if rejected is None else rejected.as_dict()
 

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 Z95 = 1.96  # the same normal quantile as training.evaluate.ipw_value
 PASSED, FAILED, FORCED, FIRST = "passed", "failed", "forced", "first_champion"
+ALREADY = "already_champion"  # nothing to do; no tags written
 #: The policy-value metric of `evaluate_policy` that the gate compares (revenue per customer).
 VALUE_METRIC = "policy_value_learned_uplift_policy"
 
@@ -141,12 +142,18 @@ def _interval(e: Estimate) -> str:
     return f"{e.value:.3f} [{e.low:.3f}, {e.high:.3f}]"
 
 
+#: Metrics of `evaluate_policy` shown under the paired policy value, when present.
+TABLE_METRICS = ("policy_net_value_learned_uplift_policy",
+                 "incremental_profit_learned_uplift_policy", "learned_treated_share",
+                 "response_auc")
+
+
 def side_by_side(comparison: VersionComparison) -> pd.DataFrame:
     """One row per metric: candidate, champion and candidate - champion."""
     p, cand, champ = comparison.paired, comparison.candidate_metrics, comparison.champion_metrics
     rows = [("policy value, revenue/customer (IPW, 95% CI)", _interval(p.candidate),
              _interval(p.champion), _interval(p.difference))]
-    keys = ["policy_net_value_learned_uplift_policy", "learned_treated_share", "response_auc"]
+    keys = [k for k in TABLE_METRICS if k in cand or k in champ]
     keys += sorted(k for k in set(cand) | set(champ) if k.startswith("qini_"))
     for key in keys:
         a, b = cand.get(key, float("nan")), champ.get(key, float("nan"))
@@ -156,14 +163,23 @@ def side_by_side(comparison: VersionComparison) -> pd.DataFrame:
                                        "difference"])
 
 
+def format_table(table: pd.DataFrame) -> str:
+    """Plain-text table: first column left-aligned, the others right-aligned."""
+    cells = [list(table.columns), *table.astype(str).values.tolist()]
+    widths = [max(len(row[j]) for row in cells) for j in range(len(table.columns))]
+    return "\n".join("  ".join(cell.ljust(w) if j == 0 else cell.rjust(w)
+                               for j, (cell, w) in enumerate(zip(row, widths, strict=True)))
+                     for row in cells)
+
+
 def report(comparison: VersionComparison) -> str:
     """The side-by-side table with a header and the verdict, ready to print."""
     p = comparison.paired
-    table = side_by_side(comparison).to_string(index=False, justify="left")
     return (f"{comparison.name}: candidate version {comparison.candidate_version} vs champion "
             f"version {comparison.champion_version} on {p.rows:,} holdout rows (seed "
-            f"{comparison.seed}, test_size {comparison.test_size}); the policies agree on "
-            f"{p.agreement:.1%} of rows\n{table}\nverdict: {verdict_line(p)}")
+            f"{comparison.seed}, test_size {comparison.test_size}); the policies choose the "
+            f"same arm on {p.agreement:.1%} of rows\n{format_table(side_by_side(comparison))}\n"
+            f"verdict: {verdict_line(p)}")
 
 
 def verdict_line(p: PairedComparison) -> str:
@@ -197,7 +213,8 @@ def validation_tags(comparison: VersionComparison | None, status: str) -> dict[s
 # ------------------------------------------------------------------ I/O edge
 
 
-def _split_params(client: MlflowClient, run_id: str | None, name: str, version: str) -> tuple[int, float]:
+def _split_params(client: MlflowClient, run_id: str | None, name: str,
+                  version: str) -> tuple[int, float]:
     """The candidate run's logged `seed` and `test_size`."""
     if not run_id:
         raise CompareError(f"{name} version {version} has no run; cannot recover its holdout")
@@ -240,3 +257,34 @@ def compare_versions(client: MlflowClient, name: str, candidate: str, champion: 
     return VersionComparison(name, str(candidate), str(champion), paired, metrics[candidate],
                              metrics[champion], io.file_sha256(data_dir / io.EXPOSURES), seed,
                              test_size)
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """The outcome of a gated champion promotion."""
+
+    status: str
+    previous: str | None
+    comparison: VersionComparison | None
+
+    @property
+    def promoted(self) -> bool:
+        """True when the champion alias now points at the candidate because of this call."""
+        return self.status in (PASSED, FORCED, FIRST)
+
+
+def promote_champion(client: MlflowClient, name: str, version: str, data_dir: Path,
+                     force: bool = False) -> Promotion:
+    """The gate: compare with the champion, tag the outcome, move the alias unless refused."""
+    version = str(version)
+    registry.get_version(client, name, version)
+    champion = registry.get_alias(client, name)
+    if champion is not None and champion.version == version:
+        return Promotion(ALREADY, version, None)
+    comparison = (None if champion is None
+                  else compare_versions(client, name, version, champion.version, data_dir))
+    status = gate_status(comparison.paired if comparison else None, force)
+    registry.tag_version(client, name, version, validation_tags(comparison, status))
+    if status != FAILED:
+        registry.set_alias(client, name, version)
+    return Promotion(status, champion.version if champion else None, comparison)

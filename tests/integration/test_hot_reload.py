@@ -1,0 +1,275 @@
+"""Hot reload: moving the champion alias swaps the model in every gunicorn worker, no request lost.
+
+The gunicorn test works on its own registered model name (versions registered from the session
+champion's artifacts), so the shared `trained` registry's champion never moves.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from service import create_app
+from service.model_store import ModelStore
+from service.settings import ServiceSettings
+from training import registry
+
+NBA = str(Path(sys.executable).parent / "nba")
+TOKEN = "hot-reload-test-token-4f1c"
+POLL_SECONDS = 1
+
+
+# ------------------------------------------------------------------ admin endpoint, test client
+
+def admin_app(loaded, token: str | None, probe=None, loader=None):
+    store = ModelStore(loader or (lambda: loaded), probe=probe or (lambda: loaded.version))
+    store.try_load()
+    return create_app(ServiceSettings(poll_seconds=0, admin_token=token), store=store)
+
+
+def reload(client, authorization: str | None = None):
+    headers = {"Authorization": authorization} if authorization is not None else {}
+    return client.post("/v1/admin/reload", headers=headers)
+
+
+def test_admin_reload_is_forbidden_without_a_configured_token(loaded):
+    response = reload(admin_app(loaded, None).test_client(), f"Bearer {TOKEN}")
+    assert response.status_code == 403
+    assert response.get_json()["error"]["code"] == "forbidden"
+
+
+@pytest.mark.parametrize("authorization", [None, "", "Bearer", "Bearer wrong", f"Basic {TOKEN}",
+                                           f"Bearer {TOKEN}x", "Bearer tökén"])
+def test_admin_reload_needs_the_right_bearer_token(loaded, authorization):
+    response = reload(admin_app(loaded, TOKEN).test_client(), authorization)
+    assert response.status_code == 401
+    assert response.get_json()["error"]["code"] == "unauthorized"
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert TOKEN not in response.get_data(as_text=True)
+
+
+def test_admin_reload_with_the_right_token_checks_the_alias_now(loaded):
+    client = admin_app(loaded, TOKEN).test_client()
+    for scheme in ("Bearer", "bearer"):
+        response = reload(client, f"{scheme} {TOKEN}")
+        assert response.status_code == 200
+        body = response.get_json()
+        assert body["status"] == "unchanged" and body["version"] == loaded.version
+
+
+def test_admin_reload_reports_a_rejected_version_and_keeps_serving(loaded):
+    def broken() -> None:
+        raise FileNotFoundError("no MLmodel")
+
+    app = admin_app(loaded, TOKEN, probe=lambda: "999")
+    app.extensions["nba.model_store"]._loader = broken
+    client = app.test_client()
+    response = reload(client, f"Bearer {TOKEN}")
+    assert response.status_code == 409
+    error = response.get_json()["error"]
+    assert error["code"] == "reload_failed" and "no MLmodel" in error["message"]
+    assert error["details"]["version"] == "999"
+    assert error["details"]["serving_version"] == loaded.version
+    model = client.get("/v1/model").get_json()
+    assert model["version"] == loaded.version
+    assert model["last_reload_error"]["version"] == "999"
+
+
+# ------------------------------------------------------------------ real gunicorn, moving alias
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def call(url: str, body: dict | None = None, headers: dict | None = None,
+         method: str | None = None) -> tuple[int, dict]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method,
+                                     headers={"Content-Type": "application/json",
+                                              **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+class Traffic:
+    """A client thread posting decisions back to back, recording every outcome."""
+
+    def __init__(self, base: str, max_seconds: float = 60.0) -> None:
+        self.base = base
+        self.max_seconds = max_seconds
+        self.results: list[tuple[float, int, str | None]] = []  # (answered at, status, version)
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Traffic:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join(15)
+
+    def versions_since(self, moment: float) -> set[str | None]:
+        return {version for at, _, version in self.results if at >= moment}
+
+    def _run(self) -> None:
+        deadline = time.monotonic() + self.max_seconds
+        i = 0
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            i += 1
+            body = {"customer_id": f"C{i % 50 + 1:07d}", "channel": "web", "limit": 3}
+            try:
+                status, answer = call(f"{self.base}/v1/decisions", body)
+            except Exception as exc:  # a dropped connection is exactly what must not happen
+                self.failures.append(f"{type(exc).__name__}: {exc}")
+                continue
+            version = answer.get("model", {}).get("version") if status == 200 else None
+            self.results.append((time.monotonic(), status, version))
+            if status != 200:
+                self.failures.append(f"{status}: {answer}")
+
+
+def model_infos(base: str, n: int = 8) -> list[dict]:
+    """`n` concurrent GET /v1/model, so that every worker gets some."""
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: call(f"{base}/v1/model"), range(n)))
+    assert all(status == 200 for status, _ in results), results
+    return [body for _, body in results]
+
+
+def wait_for_workers(base: str, done, workers: set[int], seconds: float = 30.0) -> None:
+    """Poll /v1/model until `done(body)` holds for the last 12 answers of every worker."""
+    streak = {pid: 0 for pid in workers}
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        for body in model_infos(base):
+            assert body["worker_pid"] in workers, "a worker was restarted: not a hot reload"
+            streak[body["worker_pid"]] = streak[body["worker_pid"]] + 1 if done(body) else 0
+        if min(streak.values()) >= 12:
+            return
+        time.sleep(0.1)
+    pytest.fail(f"workers did not converge in {seconds}s: {streak}")
+
+
+@contextmanager
+def gunicorn(env: dict[str, str], log_path: Path) -> Iterator[str]:
+    """`nba serve` with 2 workers on a free port; yields its base URL once ready."""
+    port = free_port()
+    with open(log_path, "w") as log:
+        process = subprocess.Popen([NBA, "serve", "--port", str(port), "--workers", "2"],
+                                   env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                if call(f"{base}/readyz")[0] == 200:
+                    break
+            except OSError:
+                pass
+            if process.poll() is not None:
+                pytest.fail(f"gunicorn exited early:\n{log_path.read_text()}")
+            time.sleep(0.3)
+        else:
+            pytest.fail(f"gunicorn was not ready in 90 s:\n{log_path.read_text()}")
+        yield base
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@pytest.mark.slow
+def test_moving_the_alias_hot_swaps_every_worker_without_dropping_a_request(trained, tmp_path):
+    client = MlflowClient(tracking_uri=trained.tracking_uri, registry_uri=trained.tracking_uri)
+    champion = registry.get_alias(client, trained.model_name)
+    assert champion is not None
+    name = f"nba-hot-reload-{uuid.uuid4().hex[:8]}"  # our own model: the shared one never moves
+    client.create_registered_model(name)
+
+    def register(source: str) -> str:
+        return str(client.create_model_version(name, source=source,
+                                               run_id=champion.run_id).version)
+
+    first = register(champion.source)
+    registry.set_alias(client, name, first)
+    env = os.environ | {"MLFLOW_TRACKING_URI": trained.tracking_uri, "NBA_MODEL_NAME": name,
+                        "NBA_DATA_DIR": str(trained.data_dir), "NBA_ACCESS_LOG": "",
+                        "NBA_POLL_SECONDS": str(POLL_SECONDS), "NBA_ADMIN_TOKEN": TOKEN,
+                        "MLFLOW_DISABLE_TELEMETRY": "true"}
+    log_path = tmp_path / "gunicorn.log"
+    T0=time.monotonic()
+    with gunicorn(env, log_path) as base:
+        print("ready", time.monotonic()-T0)
+        workers: set[int] = set()
+        deadline = time.monotonic() + 20
+        while len(workers) < 2 and time.monotonic() < deadline:
+            workers |= {body["worker_pid"] for body in model_infos(base)}
+        assert len(workers) == 2, "could not reach both workers"
+
+        with Traffic(base) as traffic:
+            time.sleep(0.5)
+            second = register(champion.source)
+            registry.set_alias(client, name, second)
+            wait_for_workers(base, lambda b: b["version"] == second, workers)
+            converged = time.monotonic()
+            print("converged", converged-T0)
+
+            broken_dir = tmp_path / "broken-model"
+            broken_dir.mkdir()
+            broken = register(str(broken_dir))
+            registry.set_alias(client, name, broken)
+            wait_for_workers(base, lambda b: (b["last_reload_error"] or {}).get("version")
+                             == broken, workers, seconds=20)
+            print("broken seen", time.monotonic()-T0)
+            for body in model_infos(base):
+                assert body["version"] == second
+                assert "MLmodel" in body["last_reload_error"]["error"]
+
+            status, answer = call(f"{base}/v1/admin/reload", method="POST",
+                                  headers={"Authorization": f"Bearer {TOKEN}"})
+            assert status == 409 and answer["error"]["details"]["version"] == broken
+            assert answer["error"]["details"]["serving_version"] == second
+            status, answer = call(f"{base}/v1/admin/reload", method="POST",
+                                  headers={"Authorization": "Bearer nope"})
+            assert status == 401
+
+            registry.set_alias(client, name, second)  # roll back: the error is history
+            wait_for_workers(base, lambda b: b["last_reload_error"] is None, workers, 20)
+            time.sleep(0.3)
+            print("rolled back", time.monotonic()-T0)
+
+        assert traffic.failures == []
+        assert len(traffic.results) > 50
+        assert traffic.versions_since(converged) == {second}
+        assert {first, second} <= traffic.versions_since(0)
+    print("stopped", time.monotonic()-T0, len(traffic.results))
+    log = log_path.read_text()
+    print("\n".join(l for l in log.splitlines() if "service.api: decision" not in l)[:8000])
+    assert f"model version {broken} rejected, still serving {second}" in log
+    assert TOKEN not in log
