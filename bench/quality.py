@@ -19,12 +19,12 @@ from pathlib import Path
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import hillstrom  # noqa: E402
 import mlflow  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-
-import hillstrom  # noqa: E402
 from common import markdown_table, publish, quiet_logging  # noqa: E402
+
 from features import io  # noqa: E402
 from features.build import build_matrix  # noqa: E402
 from nba.cli import main as nba  # noqa: E402

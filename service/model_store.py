@@ -212,7 +212,8 @@ class ModelStore:
         except Exception as exc:  # the registry is down: keep serving, try at the next poll
             return ReloadResult(UNAVAILABLE, None, _describe(exc))
         if version is None:
-            return ReloadResult(UNAVAILABLE, None, "the alias points at no model version")
+            return ReloadResult(UNAVAILABLE, None, "no model version behind the alias (the alias "
+                                "is missing or the registry did not answer)")
         if version == self.version:
             self._rejected = self.last_error = None  # the alias is back on what serves: stale
             return ReloadResult(UNCHANGED, version)

@@ -8,12 +8,15 @@ which is the same number causalml's `predict` returns (tested) without its wrapp
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import lightgbm as lgb
 import numpy as np
-from causalml.inference.meta import BaseTClassifier
 
 from training.settings import BoosterParams
+
+if TYPE_CHECKING:
+    from causalml.inference.meta import BaseTClassifier
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,8 @@ def fit_uplift(
     seed: int,
 ) -> tuple[UpliftModel, BaseTClassifier]:
     """Fit the T-learner; returns the serving model and the causalml learner it came from."""
+    from causalml.inference.meta import BaseTClassifier  # heavy; serving never fits
+
     learner = BaseTClassifier(
         learner=lgb.LGBMClassifier(**params.as_lightgbm(seed)), control_name=control_label
     )
