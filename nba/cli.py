@@ -254,9 +254,11 @@ def _promote(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
     if result.comparison is not None:
         print(compare.report(result.comparison))
+    if result.evidence:
+        print(result.evidence)
     if result.status == compare.FAILED:
         print(f"nba promote: refused: version {version} is worse than champion version "
-              f"{result.previous} beyond noise: {compare.verdict_line(result.comparison.paired)}"
+              f"{result.previous} beyond noise: {compare.evidence_line(result.comparison.paired)}"
               f"; champion stays version {result.previous} (--force overrides)", file=sys.stderr)
         return 1
     print(f"{name}@champion is already version {version}" if result.status == compare.ALREADY
@@ -265,7 +267,7 @@ def _promote(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> None:
-    from training import compare, registry
+    from training import registry
 
     client = registry.configure(args.tracking_uri)
     champion = args.champion
@@ -274,6 +276,13 @@ def _compare(args: argparse.Namespace) -> None:
         if ref is None:
             raise CliError(f"model '{args.model_name}' has no champion; pass --champion VERSION")
         champion = ref.version
+    try:
+        for version in (args.candidate, champion):
+            registry.get_version(client, args.model_name, version)
+    except registry.RegistryError as exc:
+        raise CliError(str(exc)) from None
+    from training import compare  # heavy (models, evaluation): only once the versions exist
+
     try:
         comparison = compare.compare_versions(client, args.model_name, args.candidate, champion,
                                               args.data_dir)

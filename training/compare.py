@@ -14,8 +14,8 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
@@ -24,9 +24,13 @@ from features import io
 from features.build import build_matrix
 from training import registry
 from training.evaluate import Estimate
-from training.package import Policy
-from training.pipeline import evaluate_policy, policy_arms
 from training.split import holdout_mask
+
+if TYPE_CHECKING:
+    from training.package import Policy
+
+# training.pipeline (causalml, LightGBM) and mlflow.pyfunc are imported where a policy is
+# scored, so promote paths that evaluate nothing (reused evidence, errors) start fast.
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +127,8 @@ def gate_status(paired: PairedComparison | None, force: bool) -> str:
 
 def chosen_offers(policy: Policy, frame: pd.DataFrame) -> np.ndarray:
     """The arm label (control label or offer id) the policy picks for every row of `frame`."""
+    from training.pipeline import policy_arms
+
     uplift, _, _ = policy.score(build_matrix(frame, policy.spec))
     tiers = frame["loyalty_tier"].astype(object).to_numpy() if "loyalty_tier" in frame else None
     labels = np.array([policy.catalog.control_label, *policy.catalog.offer_ids], dtype=object)
@@ -185,9 +191,13 @@ def report(comparison: VersionComparison) -> str:
 def verdict_line(p: PairedComparison) -> str:
     """One line: the verdict with the numbers behind it."""
     return (f"candidate is {p.verdict} than champion"
-            f"{' beyond noise' if p.verdict != 'not worse' else ''}: policy value "
-            f"{p.candidate.value:.3f} vs {p.champion.value:.3f} revenue per customer, difference "
-            f"{p.difference.value:+.3f} (95% CI {p.difference.low:+.3f} to "
+            f"{' beyond noise' if p.verdict != 'not worse' else ''}: {evidence_line(p)}")
+
+
+def evidence_line(p: PairedComparison) -> str:
+    """The numbers behind a verdict: both values and the paired difference with its interval."""
+    return (f"policy value {p.candidate.value:.3f} vs {p.champion.value:.3f} revenue per "
+            f"customer, difference {p.difference.value:+.3f} (95% CI {p.difference.low:+.3f} to "
             f"{p.difference.high:+.3f}) on {p.rows:,} paired holdout rows")
 
 
@@ -210,6 +220,19 @@ def validation_tags(comparison: VersionComparison | None, status: str) -> dict[s
     }
 
 
+def recorded_difference(tags: dict[str, str], champion: str, data_sha256: str | None
+                        ) -> Estimate | None:
+    """The paired difference recorded in a version's tags against `champion` on these data."""
+    if tags.get("compared_to") != champion or not data_sha256 \
+            or tags.get("validation_exposures_sha256") != data_sha256:
+        return None
+    try:
+        return Estimate(float(tags["policy_value_difference"]), float(tags["difference_ci_low"]),
+                        float(tags["difference_ci_high"]))
+    except (KeyError, ValueError):
+        return None
+
+
 # ------------------------------------------------------------------ I/O edge
 
 
@@ -227,12 +250,16 @@ def _split_params(client: MlflowClient, run_id: str | None, name: str,
 
 
 def _load_policy(name: str, version: str) -> Policy:
+    import mlflow.pyfunc
+
     return mlflow.pyfunc.load_model(f"models:/{name}/{version}").unwrap_python_model().policy
 
 
 def compare_versions(client: MlflowClient, name: str, candidate: str, champion: str,
                      data_dir: Path) -> VersionComparison:
     """Load both versions and the candidate's holdout from `data_dir`, evaluate and compare."""
+    from training.pipeline import evaluate_policy
+
     cand_version = registry.get_version(client, name, candidate)
     registry.get_version(client, name, champion)
     seed, test_size = _split_params(client, cand_version.run_id, name, candidate)
@@ -261,11 +288,12 @@ def compare_versions(client: MlflowClient, name: str, candidate: str, champion: 
 
 @dataclass(frozen=True)
 class Promotion:
-    """The outcome of a gated champion promotion."""
+    """The outcome of a gated champion promotion; `evidence` is one line when reused."""
 
     status: str
     previous: str | None
     comparison: VersionComparison | None
+    evidence: str | None = None
 
     @property
     def promoted(self) -> bool:
@@ -275,12 +303,28 @@ class Promotion:
 
 def promote_champion(client: MlflowClient, name: str, version: str, data_dir: Path,
                      force: bool = False) -> Promotion:
-    """The gate: compare with the champion, tag the outcome, move the alias unless refused."""
+    """The gate: compare with the champion, tag the outcome, move the alias unless refused.
+
+    With `force`, a comparison already recorded on the version against the same champion and
+    the same exposures file (typically by the refused attempt) is reused, not recomputed.
+    """
     version = str(version)
-    registry.get_version(client, name, version)
+    found = registry.get_version(client, name, version)
     champion = registry.get_alias(client, name)
     if champion is not None and champion.version == version:
         return Promotion(ALREADY, version, None)
+    exposures = data_dir / io.EXPOSURES
+    recorded = (recorded_difference(found.tags or {}, champion.version,
+                                    io.file_sha256(exposures) if exposures.exists() else None)
+                if force and champion is not None else None)
+    if recorded is not None:
+        status = FORCED if recorded.high < 0 else PASSED
+        registry.tag_version(client, name, version, validation_tags(None, status))
+        registry.set_alias(client, name, version)
+        evidence = (f"reused the comparison recorded on version {version} against champion "
+                    f"version {champion.version} on the same exposures: difference "
+                    f"{recorded.value:+.3f} (95% CI {recorded.low:+.3f} to {recorded.high:+.3f})")
+        return Promotion(status, champion.version, None, evidence)
     comparison = (None if champion is None
                   else compare_versions(client, name, version, champion.version, data_dir))
     status = gate_status(comparison.paired if comparison else None, force)

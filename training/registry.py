@@ -76,17 +76,22 @@ def get_version(client: MlflowClient, name: str, version: str) -> ModelVersion:
 def set_alias(client: MlflowClient, name: str, version: str, alias: str = CHAMPION) -> None:
     """Point `alias` at `version`; a champion move is recorded in the champion history.
 
-    Raises RegistryError naming a missing model or version. A new champion without a
-    `validation_status` tag gets `first_champion` (no champion before) or `unvalidated`.
+    Raises RegistryError naming a missing model or version. The champion being replaced is
+    added to the history first if missing (registries older than the history tag). A new
+    champion without a `validation_status` tag gets `first_champion` or `unvalidated`.
     """
     found = get_version(client, name, version)
     version = str(version)
+    previous = get_alias(client, name) if alias == CHAMPION else None
     if alias == CHAMPION and STATUS_TAG not in (found.tags or {}):
-        status = "first_champion" if get_alias(client, name) is None else "unvalidated"
-        client.set_model_version_tag(name, version, STATUS_TAG, status)
+        client.set_model_version_tag(name, version, STATUS_TAG,
+                                     "unvalidated" if previous else "first_champion")
     client.set_registered_model_alias(name, alias, version)
     if alias == CHAMPION:
-        _write_history(client, name, push_history(champion_history(client, name), version))
+        history = champion_history(client, name)
+        if previous is not None:
+            history = push_history(history, previous.version)
+        _write_history(client, name, push_history(history, version))
     log.info("alias %s of %s now points at version %s", alias, name, version)
 
 

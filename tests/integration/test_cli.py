@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 NBA = str(Path(sys.executable).parent / "nba")
-SUBCOMMANDS = ["demo-data", "train", "promote", "model", "serve", "decide"]
+SUBCOMMANDS = ["demo-data", "train", "promote", "compare", "model", "serve", "decide",
+               "batch-score"]
 
 
 def run(*args: str, env: dict | None = None, cwd: Path | None = None

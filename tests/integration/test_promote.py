@@ -87,10 +87,12 @@ def test_gate_passes_better_refuses_worse_records_force_and_rolls_back(gate, tra
     assert float(failed["difference_ci_high"]) < 0
     assert champion(client) == "2" and history(client) == ["1", "2"]
 
-    forced = run("promote", "--version", "1", "--force", env=env)
+    forced = run("promote", "--version", "1", "--force", env=env)  # reuses the refusal's numbers
     assert forced.returncode == 0, forced.stderr
+    assert "reused the comparison recorded on version 1 against champion version 2" in forced.stdout
     assert "validation_status=forced" in forced.stdout
     assert tags(client, "1")["validation_status"] == "forced"
+    assert tags(client, "1")["difference_ci_high"] == failed["difference_ci_high"]
     assert champion(client) == "1" and history(client) == ["1", "2", "1"]
 
     rolled = run("promote", "--rollback", env=env)
@@ -108,13 +110,39 @@ def test_compare_prints_identical_versions_as_not_worse(gate):
     assert "difference +0.000 (95% CI +0.000 to +0.000)" in result.stdout
 
 
+def test_history_adopts_a_champion_set_before_the_history_existed(trained):
+    client = registry.configure(trained.tracking_uri)
+    name = "nba-policy-history-test"
+    good = client.get_model_version(trained.model_name, trained.version)
+    client.create_registered_model(name)
+    for _ in range(2):
+        client.create_model_version(name, source=good.source, run_id=good.run_id)
+    client.set_registered_model_alias(name, registry.CHAMPION, "1")  # as older code did
+    registry.set_alias(client, name, "2")
+    assert json.loads(client.get_registered_model(name).tags[registry.HISTORY_TAG]) == ["1", "2"]
+    assert client.get_model_version(name, "2").tags["validation_status"] == "unvalidated"
+    assert registry.rollback(client, name) == ("2", "1")
+    with pytest.raises(registry.RegistryError, match="no previous champion"):
+        registry.rollback(client, name)
+
+
 @pytest.mark.parametrize(("args", "message"), [
-    (["promote", "--version", "7"], "has no version 7"),
     (["promote", "--rollback", "--model-name", "no-such-model"], "no registered model"),
     (["compare", "--candidate", "9"], "has no version 9"),
 ])
-def test_promote_and_compare_errors_exit_2_with_one_line(gate, args, message):
+def test_rollback_and_compare_errors_exit_2_with_one_line(gate, args, message, capsys):
+    from nba.cli import main
+
     _, env = gate
-    result = run(*args, env=env)
-    assert result.returncode == 2
-    assert message in result.stderr and "Traceback" not in result.stderr
+    code = main([*args, "--tracking-uri", env["MLFLOW_TRACKING_URI"],
+                 *([] if "--model-name" in args else ["--model-name", NAME])])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith(f"nba {args[0]}: error:") and message in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("command", ["promote", "compare"])
+def test_help_shows_examples(command):
+    result = subprocess.run([NBA, command, "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "examples:" in result.stdout
+    assert f"nba {command} --" in result.stdout

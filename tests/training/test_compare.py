@@ -122,6 +122,15 @@ def test_tags_record_the_decision_and_the_numbers():
                                                                  "validated_at"}
 
 
+def test_a_recorded_comparison_is_reused_only_for_the_same_champion_and_data():
+    tags = compare.validation_tags(fake_comparison(-2.0), compare.FAILED)
+    assert compare.recorded_difference(tags, "2", "abc") == ev.Estimate(-2.0, -2.5, -1.5)
+    assert compare.recorded_difference(tags, "1", "abc") is None  # another champion
+    assert compare.recorded_difference(tags, "2", "other") is None  # other exposures
+    assert compare.recorded_difference(tags, "2", None) is None
+    assert compare.recorded_difference({"compared_to": "2"}, "2", "abc") is None
+
+
 def test_report_is_a_side_by_side_table_with_the_verdict():
     text = compare.report(fake_comparison(1.0))
     lines = text.splitlines()
