@@ -6,30 +6,20 @@ champion's artifacts), so the shared `trained` registry's champion never moves.
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import socket
-import subprocess
-import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 
 from service import create_app
 from service.model_store import ModelStore
 from service.settings import ServiceSettings
+from tests.integration.servers import call, gunicorn
 from training import registry
 
-NBA = str(Path(sys.executable).parent / "nba")
 TOKEN = "hot-reload-test-token-4f1c"
 POLL_SECONDS = 1
 
@@ -92,25 +82,6 @@ def test_admin_reload_reports_a_rejected_version_and_keeps_serving(loaded):
 
 # ------------------------------------------------------------------ real gunicorn, moving alias
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def call(url: str, body: dict | None = None, headers: dict | None = None,
-         method: str | None = None) -> tuple[int, dict]:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method,
-                                     headers={"Content-Type": "application/json",
-                                              **(headers or {})})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
-
-
 class Traffic:
     """A client thread posting decisions back to back, recording every outcome."""
 
@@ -170,37 +141,6 @@ def wait_for_workers(base: str, done, workers: set[int], seconds: float = 30.0) 
             return
         time.sleep(0.1)
     pytest.fail(f"workers did not converge in {seconds}s: {streak}")
-
-
-@contextmanager
-def gunicorn(env: dict[str, str], log_path: Path) -> Iterator[str]:
-    """`nba serve` with 2 workers on a free port; yields its base URL once ready."""
-    port = free_port()
-    with open(log_path, "w") as log:
-        process = subprocess.Popen([NBA, "serve", "--port", str(port), "--workers", "2"],
-                                   env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            try:
-                if call(f"{base}/readyz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            if process.poll() is not None:
-                pytest.fail(f"gunicorn exited early:\n{log_path.read_text()}")
-            time.sleep(0.3)
-        else:
-            pytest.fail(f"gunicorn was not ready in 90 s:\n{log_path.read_text()}")
-        yield base
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @pytest.mark.slow
