@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import tempfile
 import time
@@ -67,7 +68,8 @@ def ipw_contributions(arm: np.ndarray, logged: np.ndarray, reward: np.ndarray) -
     return (arm == logged) * 3.0 * reward
 
 
-def run_variant(raw: pd.DataFrame, variant: Variant, seed: int, workdir: Path) -> dict:
+def run_variant(raw: pd.DataFrame, variant: Variant, seed: int, workdir: Path,
+                learner: str = "t") -> dict:
     """Train on the split's training part, batch-score its holdout, evaluate every policy."""
     holdout = hillstrom.stratified_split(raw, variant.test_size, seed, variant.converted)
     train, test = raw[~holdout], raw[holdout]
@@ -84,7 +86,7 @@ def run_variant(raw: pd.DataFrame, variant: Variant, seed: int, workdir: Path) -
     started = time.perf_counter()
     common = ["--tracking-uri", uri, "--data-dir", str(data)]
     if nba(["train", *common, "--artifact-root", str(data / "mlruns"), "--seed", str(seed),
-            "--test-size", "0.2", "--promote"]) != 0:
+            "--test-size", "0.2", "--promote", "--learner", learner]) != 0:
         raise SystemExit(f"nba train failed for {variant.name}, seed {seed}")
     if nba(["batch-score", *common, "--customers", str(data / "holdout_customers.parquet"),
             "--out", str(data / "decisions.parquet"), "--limit", "1", "--channel",
@@ -172,6 +174,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--hillstrom", type=Path, default=hillstrom.DEFAULT_PATH)
     parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--learner", choices=("t", "s"), default=os.environ.get("NBA_LEARNER",
+                                                                                 "s"))
+    parser.add_argument("--only", default=None,
+                        help="run only the variants whose name contains this text")
     args = parser.parse_args()
     raw = hillstrom.load(args.hillstrom)
     started = time.perf_counter()
@@ -179,16 +185,21 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         quiet_logging()
         for variant in VARIANTS:
+            if args.only and args.only not in variant.name:
+                continue
             runs = []
             for seed in range(args.seeds):
-                runs.append(run_variant(raw, variant, seed, Path(tmp)))
+                runs.append(run_variant(raw, variant, seed, Path(tmp), args.learner))
                 print(f"  {variant.name}: seed {seed} done ({time.perf_counter() - started:.0f}"
                       " s)", file=sys.stderr, flush=True)
             sections.append(summarize(variant, runs))
     header = (f"## Policy quality on the Hillstrom e-mail experiment\n\n64,000 customers, "
-              f"randomized 1/3 per arm; `nba train` + `nba batch-score` per seed; "
+              f"randomized 1/3 per arm; `nba train --learner {args.learner}` + "
+              f"`nba batch-score` per seed; "
               f"whole run {time.perf_counter() - started:.0f} s.\n")
-    publish("quality.md", header + "\n" + "\n".join(sections))
+    suffix = f"-{re.sub(r'[^A-Za-z0-9]+', '_', args.only)}" if args.only else ""
+    name = "quality.md" if not args.only else f"quality-{args.learner}{suffix}.md"
+    publish(name, header + "\n" + "\n".join(sections))
 
 
 if __name__ == "__main__":

@@ -120,6 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="split and model seed (default %(default)s)")
     p.add_argument("--trees", type=int, default=150,
                    help="LightGBM trees per base learner (default %(default)s)")
+    p.add_argument("--learner", choices=("t", "s"), default=os.environ.get("NBA_LEARNER", "s"),
+                   help="causalml meta-learner: t (T-learner) or s (S-learner) "
+                        "(env NBA_LEARNER; default %(default)s; see README for the evidence)")
     p.add_argument("--promote", action="store_true",
                    help="make the new version champion even if one exists")
 
@@ -214,7 +217,7 @@ def _train(args: argparse.Namespace) -> None:
     settings = TrainSettings(data_dir=args.data_dir, tracking_uri=args.tracking_uri,
                              artifact_root=args.artifact_root, model_name=args.model_name,
                              experiment=args.experiment, test_size=args.test_size,
-                             seed=args.seed, promote=args.promote,
+                             seed=args.seed, promote=args.promote, learner=args.learner,
                              params=replace(BoosterParams(), n_estimators=args.trees))
     result = train(settings)
     m = result.metrics

@@ -126,7 +126,8 @@ class Policy:
         """Write the policy as JSON plus LightGBM text models (portable, diffable)."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        self.uplift.control.save_model(path / "uplift_control.txt")
+        if self.uplift.control is not None:
+            self.uplift.control.save_model(path / "uplift_control.txt")
         for k, booster in enumerate(self.uplift.treated):
             booster.save_model(path / f"uplift_treated_{k:03d}.txt")
         self.response.save_model(path / "response.txt")
@@ -136,6 +137,7 @@ class Policy:
             "spec": [asdict(f) for f in self.spec.features],
             "catalog": self.catalog.model_dump(mode="json"),
             "uplift_offer_ids": list(self.uplift.offer_ids),
+            "uplift_kind": self.uplift.kind,
             "shrinkage": self.shrinkage,
             "population_uplift": self.population_uplift.tolist(),
             "libraries": library_versions(),
@@ -158,11 +160,14 @@ class Policy:
         spec = FeatureSpec(tuple(Feature(f["name"], f["kind"], tuple(f["levels"]))
                                  for f in document["spec"]))
         offer_ids = tuple(document["uplift_offer_ids"])
+        kind = document.get("uplift_kind", "t")
         uplift = UpliftModel(
             offer_ids=offer_ids,
-            control=lgb.Booster(model_file=str(path / "uplift_control.txt")),
+            control=(lgb.Booster(model_file=str(path / "uplift_control.txt")) if kind == "t"
+                     else None),
             treated=tuple(lgb.Booster(model_file=str(path / f"uplift_treated_{k:03d}.txt"))
                           for k in range(len(offer_ids))),
+            kind=kind,
         )
         return cls(spec, Catalog.model_validate(document["catalog"]), uplift,
                    lgb.Booster(model_file=str(path / "response.txt")),

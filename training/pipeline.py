@@ -33,7 +33,7 @@ from training.package import NBAPolicyModel, Policy, decision_rows
 from training.response import fit_response, predict_response
 from training.settings import TrainSettings
 from training.split import holdout_mask
-from training.uplift import fit_uplift
+from training.uplift import LEARNER_NAMES, fit_uplift
 from training.value import fit_value
 
 log = logging.getLogger(__name__)
@@ -136,10 +136,11 @@ def _fit_models(train: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
     converted = train["converted"].to_numpy()
     arms = sorted(set(train["treatment"]) - {catalog.control_label})
     if progress:
-        progress(f"fitting uplift T-learner: {len(arms)} offers vs control, {len(train):,} rows")
+        progress(f"fitting uplift {settings.learner.upper()}-learner: {len(arms)} offers vs "
+                 f"control, {len(train):,} rows")
     uplift, _ = fit_uplift(X, train["treatment"].to_numpy(dtype=object), converted,
                            control_label=catalog.control_label, params=settings.params,
-                           seed=settings.seed)
+                           seed=settings.seed, learner=settings.learner)  # type: ignore[arg-type]
     if progress:
         progress("fitting response model P(convert | customer, offer)")
     response = fit_response(X, arm_index(train["treatment"], catalog), converted,
@@ -150,7 +151,7 @@ def _fit_models(train: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
     control = (train["treatment"] == catalog.control_label).to_numpy()
     value = fit_value(X[control], train["revenue"].to_numpy()[control], params=settings.params,
                       seed=settings.seed)
-    meta = {"learner": "causalml.BaseTClassifier(LGBMClassifier)",
+    meta = {"learner": LEARNER_NAMES[settings.learner],
             "params": asdict(settings.params), "seed": settings.seed,
             "trained_rows": len(train)}
     return Policy(spec, catalog, uplift, response, value, meta, population_uplift=population)

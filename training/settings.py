@@ -49,5 +49,7 @@ class TrainSettings:
     seed: int = 42
     params: BoosterParams = field(default_factory=BoosterParams)
     promote: bool = False
+    #: causalml meta-learner: "t" (T-learner) or "s" (S-learner), both on LightGBM.
+    learner: str = "s"
     #: None: choose on a tuning split; 1.0 trusts per-customer uplift fully, 0.0 not at all.
     shrinkage: float | None = None

@@ -61,3 +61,19 @@ def test_holdout_split_is_by_customer_and_stable():
 def test_different_seeds_give_different_splits():
     ids = pd.Series([f"c{i}" for i in range(2_000)])
     assert not np.array_equal(holdout_mask(ids, 0.3, seed=1), holdout_mask(ids, 0.3, seed=2))
+
+
+def test_s_learner_fast_path_equals_causalml_predict():
+    rng = np.random.default_rng(6)
+    n = 4_000
+    X = rng.random((n, 3)).astype(np.float32)
+    treatment = rng.choice(np.array(["control", "a", "b"], dtype=object), n)
+    lift = np.where(treatment == "a", 0.3 * (X[:, 0] > 0.5), 0.0)
+    converted = (rng.random(n) < 0.1 + lift).astype(int)
+    model, learner = fit_uplift(X, treatment, converted, control_label="control", params=PARAMS,
+                                seed=2, learner="s")
+    uplift, p_treated = model.predict(X[:300])
+    np.testing.assert_allclose(uplift, learner.predict(X[:300], verbose=False), rtol=1e-9,
+                               atol=1e-12)
+    assert model.control is None and model.kind == "s"
+    assert uplift[X[:300, 0] > 0.5, 0].mean() > uplift[X[:300, 0] <= 0.5, 0].mean()
