@@ -48,8 +48,8 @@ from features.schema import feature_columns
 from training.evaluate import (
     greedy_arm,
     ipw_value,
+    mean_estimate,
     one_hot,
-    paired_difference,
     qini_coefficient,
     uplift_at,
 )
@@ -180,7 +180,7 @@ def policy_metrics(holdout: Sample, chosen: np.ndarray, reference: np.ndarray
                "conversion": holdout.value(chosen, holdout.conversion),
                "mens": float(np.mean(chosen == 1)), "womens": float(np.mean(chosen == 2))}
     for key, reward in (("spend", holdout.spend), ("net", holdout.net_spend)):
-        diff = paired_difference(holdout.terms(chosen, reward), holdout.terms(reference, reward))
+        diff = mean_estimate(holdout.terms(chosen, reward) - holdout.terms(reference, reward))
         metrics[f"d_{key}"] = diff.value
         metrics[f"sig_{key}"] = float(diff.low > 0) - float(diff.high < 0)
     return metrics

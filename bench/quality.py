@@ -63,11 +63,6 @@ def bootstrap_interval(contributions: np.ndarray, rng: np.random.Generator) -> t
     return float(np.quantile(means, 0.025)), float(np.quantile(means, 0.975))
 
 
-def ipw_contributions(arm: np.ndarray, logged: np.ndarray, reward: np.ndarray) -> np.ndarray:
-    """Per-row IPW terms of a deterministic policy on the 1/3-randomized holdout."""
-    return (arm == logged) * 3.0 * reward
-
-
 def run_variant(raw: pd.DataFrame, variant: Variant, seed: int, workdir: Path,
                 learner: str = "t") -> dict:
     """Train on the split's training part, batch-score its holdout, evaluate every policy."""
@@ -120,7 +115,7 @@ def run_variant(raw: pd.DataFrame, variant: Variant, seed: int, workdir: Path,
     for name, arm in policies.items():
         row = {}
         for outcome, reward in outcomes.items():
-            terms = ipw_contributions(arm, logged, reward)
+            terms = ev.ipw_contributions(arm, logged, reward, np.full(n, 1.0 / 3.0))
             if outcome == "spend":  # net of contact cost: every e-mail sent costs c
                 terms = terms - variant.cost * (arm > 0)
             row[outcome] = (terms.mean(), *bootstrap_interval(terms, rng))

@@ -32,8 +32,8 @@ class BatchResult:
     seconds: float
 
 
-def check_customers_file(path: Path, policy: Policy) -> int:
-    """Validate the schema up front (before any output is written); returns the row count."""
+def check_customers_file(path: Path, policy: Policy) -> pq.ParquetFile:
+    """Validate the schema up front (before any output is written); returns the open file."""
     try:
         parquet = pq.ParquetFile(path)
     except FileNotFoundError:
@@ -47,17 +47,17 @@ def check_customers_file(path: Path, policy: Policy) -> int:
         raise ContractError(path.name, f"expected string, got {schema.field('customer_id').type}",
                             "customer_id")
     policy.spec.check_schema(schema, path.name)
-    return parquet.metadata.num_rows
+    return parquet
 
 
 def batch_score(policy: Policy, customers: Path, out: Path, context: DecisionContext,
                 stock: StockLookup | None = None, chunk_size: int = 50_000,
                 progress: Callable[[int, int, float], None] | None = None) -> BatchResult:
     """Score every customer in `customers` into `out` (parquet), chunk by chunk."""
-    total = check_customers_file(customers, policy)
+    parquet = check_customers_file(customers, policy)
+    total = parquet.metadata.num_rows
     started = time.perf_counter()
     done = rows = 0
-    parquet = pq.ParquetFile(customers)
     with ParquetChunkWriter(out) as writer:
         for batch in parquet.iter_batches(batch_size=chunk_size):
             if batch.column("customer_id").null_count:

@@ -22,6 +22,7 @@ from mlflow import MlflowClient
 
 from features import io
 from features.build import build_matrix
+from training import evaluate as ev
 from training import registry
 from training.evaluate import Estimate
 from training.split import holdout_mask
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-Z95 = 1.96  # the same normal quantile as training.evaluate.ipw_value
 PASSED, FAILED, FORCED, FIRST = "passed", "failed", "forced", "first_champion"
 ALREADY = "already_champion"  # nothing to do; no tags written
 #: The policy-value metric of `evaluate_policy` that the gate compares (revenue per customer).
@@ -87,21 +87,10 @@ class VersionComparison:
 
 
 def mean_estimate(values: np.ndarray) -> Estimate:
-    """Mean with a 95% normal-approximation interval (zero width for constant values)."""
-    values = np.asarray(values, dtype=np.float64)
+    """evaluate.mean_estimate, refusing fewer than 2 rows (no interval to compare)."""
     if len(values) < 2:
         raise CompareError(f"need at least 2 rows to compare, got {len(values)}")
-    mean = float(values.mean())
-    half = Z95 * float(values.std(ddof=1)) / math.sqrt(len(values))
-    return Estimate(mean, mean - half, mean + half)
-
-
-def ipw_contributions(chosen: np.ndarray, logged: np.ndarray, reward: np.ndarray,
-                      propensity: np.ndarray) -> np.ndarray:
-    """Per-row IPW terms of a deterministic policy: reward / propensity where it matches the log."""
-    match = np.asarray(chosen) == np.asarray(logged)
-    return np.where(match, np.asarray(reward, dtype=np.float64)
-                    / np.asarray(propensity, dtype=np.float64), 0.0)
+    return ev.mean_estimate(values)
 
 
 def paired_comparison(candidate: np.ndarray, champion: np.ndarray, logged: np.ndarray,
@@ -109,8 +98,8 @@ def paired_comparison(candidate: np.ndarray, champion: np.ndarray, logged: np.nd
     """Both policies' chosen arms on the same logged rows -> values and paired difference."""
     if not len(candidate) == len(champion) == len(logged) == len(reward) == len(propensity):
         raise CompareError("candidate, champion and logged arrays must have the same length")
-    cand = ipw_contributions(candidate, logged, reward, propensity)
-    champ = ipw_contributions(champion, logged, reward, propensity)
+    cand = ev.ipw_contributions(candidate, logged, reward, propensity)
+    champ = ev.ipw_contributions(champion, logged, reward, propensity)
     agreement = float(np.mean(np.asarray(candidate) == np.asarray(champion)))
     return PairedComparison(mean_estimate(cand), mean_estimate(champ), mean_estimate(cand - champ),
                             len(cand), agreement)
@@ -127,10 +116,10 @@ def gate_status(paired: PairedComparison | None, force: bool) -> str:
 
 def chosen_offers(policy: Policy, frame: pd.DataFrame) -> np.ndarray:
     """The arm label (control label or offer id) the policy picks for every row of `frame`."""
-    from training.pipeline import policy_arms
+    from training.pipeline import loyalty_tiers, policy_arms
 
     uplift, _, _ = policy.score(build_matrix(frame, policy.spec))
-    tiers = frame["loyalty_tier"].astype(object).to_numpy() if "loyalty_tier" in frame else None
+    tiers = loyalty_tiers(frame)
     labels = np.array([policy.catalog.control_label, *policy.catalog.offer_ids], dtype=object)
     return labels[policy_arms(policy, uplift, tiers)]
 

@@ -94,10 +94,15 @@ def ipw_value(policy_probs: np.ndarray, logged_arm: np.ndarray, reward: np.ndarr
     was chosen with `propensity[i]`. Unbiased when propensities are the true assignment ones.
     """
     weight = policy_probs[np.arange(len(logged_arm)), logged_arm] / propensity
-    contributions = weight * reward
-    value = float(contributions.mean())
-    se = float(contributions.std(ddof=1) / np.sqrt(len(contributions)))
-    return Estimate(value, value - 1.96 * se, value + 1.96 * se)
+    return mean_estimate(weight * reward)
+
+
+def ipw_contributions(chosen: np.ndarray, logged: np.ndarray, reward: np.ndarray,
+                      propensity: np.ndarray) -> np.ndarray:
+    """Per-row IPW terms of a deterministic policy: reward / propensity where it matches the log."""
+    match = np.asarray(chosen) == np.asarray(logged)
+    return np.where(match, np.asarray(reward, dtype=np.float64)
+                    / np.asarray(propensity, dtype=np.float64), 0.0)
 
 
 def one_hot(arm: np.ndarray, n_arms: int) -> np.ndarray:
@@ -131,7 +136,7 @@ def ipw_incremental_profit(chosen: np.ndarray, logged: np.ndarray, converted: np
     anyway earn the offer nothing. `margins`/`costs` are indexed by arm (index 0 = control).
     Rows where the policy sends nothing contribute 0. This is the quantity the policy ranks by.
     """
-    return _mean_estimate(profit_contributions(chosen, logged, converted, propensity, margins,
+    return mean_estimate(profit_contributions(chosen, logged, converted, propensity, margins,
                                                costs))
 
 
@@ -145,12 +150,10 @@ def profit_contributions(chosen: np.ndarray, logged: np.ndarray, converted: np.n
     return np.where(chosen > 0, treated_term - control_term, 0.0)
 
 
-def paired_difference(a: np.ndarray, b: np.ndarray) -> Estimate:
-    """Mean of a - b over the same rows, with a 95% interval: two policies on one sample."""
-    return _mean_estimate(a - b)
-
-
-def _mean_estimate(contributions: np.ndarray) -> Estimate:
+def mean_estimate(contributions: np.ndarray) -> Estimate:
+    """Mean of per-row terms with a 95% normal interval (for two policies on the same rows,
+    pass the difference of their terms)."""
+    contributions = np.asarray(contributions, dtype=np.float64)
     value = float(contributions.mean())
     se = float(contributions.std(ddof=1) / np.sqrt(len(contributions)))
     return Estimate(value, value - 1.96 * se, value + 1.96 * se)

@@ -72,9 +72,7 @@ class Policy:
         """(uplift, p_treated, p_control) per row; offers in catalog order, NaN if unmodelled."""
         raw, p_treated_m = self.uplift.predict(X)
         p_control = p_treated_m[:, 0] - raw[:, 0] if raw.shape[1] else np.zeros(len(X))
-        uplift = np.full((X.shape[0], len(self._columns)), np.nan)
-        uplift[:, self._modelled] = raw[:, self._columns[self._modelled]]
-        uplift = self.shrink(uplift)
+        uplift = self.shrink(self._in_catalog_order(raw))
         return uplift, p_control[:, None] + uplift, p_control
 
     def shrink(self, uplift: np.ndarray) -> np.ndarray:
@@ -85,9 +83,12 @@ class Policy:
 
     def raw_uplift(self, X: np.ndarray) -> np.ndarray:
         """Per-customer uplift before shrinkage (catalog order, NaN if unmodelled)."""
-        raw, _ = self.uplift.predict(X)
-        uplift = np.full((X.shape[0], len(self._columns)), np.nan)
-        uplift[:, self._modelled] = raw[:, self._columns[self._modelled]]
+        return self._in_catalog_order(self.uplift.predict(X)[0])
+
+    def _in_catalog_order(self, model_columns: np.ndarray) -> np.ndarray:
+        """Uplift-model columns rearranged to catalog order; NaN for unmodelled offers."""
+        uplift = np.full((model_columns.shape[0], len(self._columns)), np.nan)
+        uplift[:, self._modelled] = model_columns[:, self._columns[self._modelled]]
         return uplift
 
     def predict_value(self, X: np.ndarray) -> np.ndarray:

@@ -100,7 +100,7 @@ def _population_uplift(frame: pd.DataFrame, catalog: Catalog) -> np.ndarray:
 def incremental_profit(policy: Policy, frame: pd.DataFrame, X: np.ndarray) -> ev.Estimate:
     """IPW incremental profit per customer of the policy's greedy choice on logged rows."""
     uplift, _, _ = policy.score(X)
-    tiers = frame["loyalty_tier"].astype(object).to_numpy() if "loyalty_tier" in frame else None
+    tiers = loyalty_tiers(frame)
     margins, costs = economics(policy.catalog)
     return ev.ipw_incremental_profit(policy_arms(policy, uplift, tiers),
                                      arm_index(frame["treatment"], policy.catalog),
@@ -176,11 +176,15 @@ def fit_policy(train: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
     return policy
 
 
+def loyalty_tiers(frame: pd.DataFrame) -> np.ndarray | None:
+    """The rows' loyalty tiers for eligibility, or None when the data has no tier column."""
+    return frame["loyalty_tier"].astype(object).to_numpy() if "loyalty_tier" in frame else None
+
+
 def policy_arms(policy: Policy, uplift: np.ndarray, tiers: np.ndarray | None) -> np.ndarray:
     """The arm the policy's ranking picks per row (eligibility by tier; no stock offline)."""
-    margins = np.array([o.margin for o in policy.catalog.offers])
-    costs = np.array([o.cost for o in policy.catalog.offers])
-    net = np.nan_to_num(uplift * margins - costs, nan=-np.inf)
+    margins, costs = economics(policy.catalog)
+    net = np.nan_to_num(uplift * margins[1:] - costs[1:], nan=-np.inf)
     return ev.greedy_arm(net, tier_eligibility(policy.catalog, tiers))
 
 
@@ -195,7 +199,7 @@ def evaluate_policy(policy: Policy, train: pd.DataFrame, test: pd.DataFrame) -> 
     converted = test["converted"].to_numpy()
     revenue = test["revenue"].to_numpy()
     propensity = test["propensity"].to_numpy()
-    costs = np.concatenate([[0.0], [o.cost for o in catalog.offers]])
+    margins, costs = economics(catalog)
     net_revenue = revenue - costs[logged]
 
     metrics: dict[str, float] = {}
@@ -213,7 +217,7 @@ def evaluate_policy(policy: Policy, train: pd.DataFrame, test: pd.DataFrame) -> 
         curves[offer_id] = ev.qini_curve(score, treated, y)
         deciles[offer_id] = ev.uplift_by_decile(score, treated, y)
 
-    tiers = test["loyalty_tier"].astype(object).to_numpy() if "loyalty_tier" in test else None
+    tiers = loyalty_tiers(test)
     n = len(test)
     best_single = _best_single_arm(train, catalog)
     random_probs = np.zeros((n, n_arms))
@@ -230,32 +234,28 @@ def evaluate_policy(policy: Policy, train: pd.DataFrame, test: pd.DataFrame) -> 
     }
     rows = []
     for name, probs in policies.items():
+        key = name.split(" ")[0]
         value = ev.ipw_value(probs, logged, revenue, propensity)
         net = ev.ipw_value(probs, logged, net_revenue, propensity)
-        rows.append({"policy": name, "revenue_per_customer": value.value,
-                     "ci_low": value.low, "ci_high": value.high,
-                     "net_revenue_per_customer": net.value,
-                     "treated_share": float(1.0 - probs[:, 0].mean())})
-    for row in rows:
-        key = row["policy"].split(" ")[0]
-        metrics[f"policy_value_{key}"] = row["revenue_per_customer"]
-        metrics[f"policy_net_value_{key}"] = row["net_revenue_per_customer"]
-    margins, arm_costs = economics(catalog)
-    for row, probs in zip(rows, policies.values(), strict=True):
-        if row["policy"] == "random_offer":
-            continue
-        profit = ev.ipw_incremental_profit(probs.argmax(axis=1), logged, converted, propensity,
-                                           margins, arm_costs)
-        key = row["policy"].split(" ")[0]
-        metrics[f"incremental_profit_{key}"] = profit.value
-        row["incremental_profit_per_customer"] = profit.value
+        row = {"policy": name, "revenue_per_customer": value.value,
+               "ci_low": value.low, "ci_high": value.high,
+               "net_revenue_per_customer": net.value,
+               "treated_share": float(1.0 - probs[:, 0].mean())}
+        metrics[f"policy_value_{key}"] = value.value
+        metrics[f"policy_net_value_{key}"] = net.value
+        if name != "random_offer":  # incremental profit is defined for deterministic policies
+            profit = ev.ipw_incremental_profit(probs.argmax(axis=1), logged, converted,
+                                               propensity, margins, costs)
+            metrics[f"incremental_profit_{key}"] = profit.value
+            row["incremental_profit_per_customer"] = profit.value
+        rows.append(row)
     table = pd.DataFrame(rows)
     # Is deviating from the best single offer justified? Paired IPW difference on the same rows.
     learned_arm = policies["learned_uplift_policy"].argmax(axis=1)
-    paired = ev.paired_difference(
-        ev.profit_contributions(learned_arm, logged, converted, propensity, margins, arm_costs),
-        ev.profit_contributions(np.full(n, best_single), logged, converted, propensity, margins,
-                                arm_costs))
+    paired = ev.mean_estimate(
+        ev.profit_contributions(learned_arm, logged, converted, propensity, margins, costs)
+        - ev.profit_contributions(np.full(n, best_single), logged, converted, propensity,
+                                  margins, costs))
     metrics["profit_gain_vs_best_single"] = paired.value
     metrics["profit_gain_vs_best_single_ci_low"] = paired.low
     metrics["profit_gain_vs_best_single_ci_high"] = paired.high

@@ -87,7 +87,7 @@ def test_contributions_match_the_pipeline_ipw_estimate():
     chosen = best(segment)
     expected = ev.ipw_value(ev.one_hot(np.array([codes[a] for a in chosen]), 3),
                             np.array([codes[a] for a in logged]), revenue, propensity)
-    got = compare.mean_estimate(compare.ipw_contributions(chosen, logged, revenue, propensity))
+    got = compare.mean_estimate(ev.ipw_contributions(chosen, logged, revenue, propensity))
     assert got.value == pytest.approx(expected.value, rel=1e-12)
     assert got.low == pytest.approx(expected.low, rel=1e-12)
 
