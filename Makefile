@@ -10,6 +10,7 @@ RETRAIN ?= 0
 PORT ?= 8000
 WORKERS ?= 2
 export MLFLOW_TRACKING_URI ?= sqlite:///mlflow.db
+export NBA_STATE_URL ?= sqlite:///state.db
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR ?= false
 
 .DEFAULT_GOAL := help
@@ -32,7 +33,10 @@ champion: data ## train and promote a champion if there is none (RETRAIN=1: alwa
 	elif ! $(NBA) model >/dev/null 2>&1; then $(NBA) train --data-dir $(DATA_DIR); \
 	else echo "champion exists: $$($(NBA) model | grep '"version"'); make run RETRAIN=1 retrains"; fi
 
-run: champion ## set up, build demo data, train, promote, serve on 127.0.0.1:$(PORT)
+stock: data ## load the demo stock into the state store if it holds none yet
+	@$(NBA) inventory load $(DATA_DIR)/inventory.parquet --if-empty
+
+run: champion stock ## set up, build demo data, train, promote, serve on 127.0.0.1:$(PORT)
 	$(NBA) serve --host 127.0.0.1 --port $(PORT) --workers $(WORKERS) --data-dir $(DATA_DIR)
 
 test: venv ## run the whole test suite
@@ -41,7 +45,7 @@ test: venv ## run the whole test suite
 lint: venv ## ruff
 	$(BIN)/ruff check .
 
-bench: venv ## benchmarks: decision latency vs raw model calls and MLflow pyfunc, training time
+bench: venv ## benchmarks: decision latency vs raw model calls and MLflow pyfunc, training time, launch allocation
 	$(BIN)/python bench/run_all.py
 
 bench-quality: venv ## the real pipeline on the Hillstrom experiment vs blanket/propensity policies; learner comparison
@@ -52,6 +56,6 @@ mlflow-ui: venv ## the MLflow UI on the same store (runs, metrics, plots, regist
 	$(BIN)/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --host 127.0.0.1 --port 5000
 
 clean: ## remove demo data, the local MLflow store and caches (keeps .venv)
-	rm -rf $(DATA_DIR) mlflow.db mlruns/[!.]* .pytest_cache
+	rm -rf $(DATA_DIR) mlflow.db state.db state.db-* mlruns/[!.]* .pytest_cache
 
-.PHONY: help venv data champion run test lint bench bench-quality mlflow-ui clean
+.PHONY: help venv data champion stock run test lint bench bench-quality mlflow-ui clean

@@ -27,8 +27,11 @@ from features import io
 from nba import demo
 from service.api import decision_json
 from service.decide import DecisionContext
+from service.live import LiveState, decide_live
 from service.model_store import LoadedModel, load_from_registry
 from service.settings import ServiceSettings
+from state import StockSnapshot, open_store
+from state.rows import snapshot_of, stock_rows
 from training import registry
 from training.pipeline import train
 from training.settings import BoosterParams, TrainSettings
@@ -60,12 +63,24 @@ def raw_floor(uplift: UpliftModel, rows: np.ndarray) -> None:
         booster.predict(rows, num_threads=1)
 
 
-def whole_decision(model: LoadedModel, customer_id: str) -> str:
-    """What POST /v1/decisions does in process, minus Flask: lookup to JSON text."""
+def whole_decision(model: LoadedModel, stock: StockSnapshot, customer_id: str) -> str:
+    """The model and the rules, minus Flask and the state store: lookup to JSON text."""
     row = model.customers.row(customer_id)
     context = DecisionContext(channel="web", now=datetime.now(UTC), limit=3)
-    decision = model.policy.decide_row(model.customers, row, context, model.stock)
+    decision = model.policy.decide_row(model.customers, row, context, stock)
     return json.dumps(decision_json(uuid.uuid4().hex, customer_id, model, decision))
+
+
+def live_decision(model: LoadedModel, live: LiveState, customer_id: str) -> str:
+    """What POST /v1/decisions does, minus Flask: live stock, launch holds, the decision log."""
+    row = model.customers.row(customer_id)
+    context = DecisionContext(channel="web", now=datetime.now(UTC), limit=3)
+    decision_id = uuid.uuid4().hex
+    decision, holds = decide_live(live, model, row, context, decision_id)
+    live.store.record_decision(decision_id=decision_id, customer_id=customer_id, channel="web",
+                               model_version=model.version,
+                               offer_ids=[o.offer_id for o in decision.offers], now=context.now)
+    return json.dumps(decision_json(decision_id, customer_id, model, decision, holds))
 
 
 def latencies_us(call: Callable[[int], object], n: int) -> np.ndarray:
@@ -111,17 +126,25 @@ def main() -> None:
         xs = [raw_inputs(uplift, table.matrix[r:r + 1]) for r in rows]
         one_row_frames = [frame.iloc[[r]] for r in rows[:PYFUNC_SAMPLES]]
         params = {"channel": "web", "limit": 3, "store_id": ""}
+        inventory = io.read_inventory(settings.data_dir / io.INVENTORY)
+        stock = snapshot_of(inventory)
+        live = LiveState(open_store(f"sqlite:///{Path(tmp) / 'state.db'}"))
+        live.store.replace_inventory(stock_rows(inventory), now=datetime.now(UTC))
 
         latencies_us(lambda i: raw_floor(uplift, xs[i % SAMPLES]), WARMUP)
-        latencies_us(lambda i: whole_decision(model, ids[i % SAMPLES]), WARMUP)
+        latencies_us(lambda i: whole_decision(model, stock, ids[i % SAMPLES]), WARMUP)
+        latencies_us(lambda i: live_decision(model, live, ids[i % SAMPLES]), WARMUP)
         latencies_us(lambda i: pyfunc.predict(one_row_frames[i], params=params), PYFUNC_WARMUP)
         raw = latencies_us(lambda i: raw_floor(uplift, xs[i]), SAMPLES)
-        ours = latencies_us(lambda i: whole_decision(model, ids[i]), SAMPLES)
+        ours = latencies_us(lambda i: whole_decision(model, stock, ids[i]), SAMPLES)
+        with_state = latencies_us(lambda i: live_decision(model, live, ids[i]), SAMPLES)
+        live.store.close()
         generic = latencies_us(lambda i: pyfunc.predict(one_row_frames[i], params=params),
                                PYFUNC_SAMPLES)
 
     (raw_p50, raw_p99, raw_mean), (our_p50, our_p99, our_mean) = stats(raw), stats(ours)
     gen_p50, gen_p99, gen_mean = stats(generic)
+    live_p50, live_p99, live_mean = stats(with_state)
     n_boosters = (model.policy.uplift.control is not None) + len(model.policy.uplift.treated)
     result = [
         (f"raw floor: {n_boosters} `Booster.predict` calls for one customer "
@@ -129,6 +152,9 @@ def main() -> None:
          f"{raw_p50:,.0f}", f"{raw_p99:,.0f}", f"{raw_mean:,.0f}", "1.0x"),
         ("whole decision: `decide_row` + `decision_json` + `json.dumps`", f"{SAMPLES:,}",
          f"{our_p50:,.0f}", f"{our_p99:,.0f}", f"{our_mean:,.0f}", f"{our_p50 / raw_p50:.2f}x"),
+        ("the service's decision: + live state in SQLite (stock version, launch counts and "
+         "holds, decision log)", f"{SAMPLES:,}", f"{live_p50:,.0f}", f"{live_p99:,.0f}",
+         f"{live_mean:,.0f}", f"{live_p50 / raw_p50:.2f}x"),
         ("MLflow pyfunc `predict` (one-row DataFrame)", f"{PYFUNC_SAMPLES:,}",
          f"{gen_p50:,.0f}", f"{gen_p99:,.0f}", f"{gen_mean:,.0f}", f"{gen_p50 / raw_p50:.1f}x"),
     ]

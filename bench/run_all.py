@@ -19,7 +19,8 @@ from common import RESULTS_DIR
 
 BENCH_DIR = Path(__file__).resolve().parent
 #: Script and the markdown file it writes, in report order.
-BENCHMARKS = (("bench_decide.py", "decide.md"), ("bench_train.py", "train.md"))
+BENCHMARKS = (("bench_decide.py", "decide.md"), ("bench_train.py", "train.md"),
+              ("bench_allocation.py", "allocation.md"))
 
 
 def busy_cpu_seconds() -> float:

@@ -15,26 +15,66 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+class EarlyAccess(_Frozen):
+    """Loyal tiers may ask before everyone else: from `starts_at` instead of the launch start."""
+
+    tiers: tuple[str, ...] = Field(min_length=1)
+    starts_at: datetime
+
+
 class Launch(_Frozen):
-    """A limited-supply launch: a fixed number of units and an optional value floor."""
+    """A limited-supply launch: a fixed number of units and a value floor (fixed or derived).
+
+    Without `min_customer_value` the floor is derived from the remaining supply and the value
+    distribution of eligible customers (service.allocation.value_floor); `expected_reach` is the
+    share of eligible customers expected to ask during the window. A recommended unit is held
+    for `hold_seconds` until the customer accepts (confirmed) or declines (released).
+    """
 
     supply: int = Field(gt=0)
     min_customer_value: float | None = Field(default=None, ge=0)
     starts_at: datetime | None = None
     ends_at: datetime | None = None
     hold_seconds: int = Field(default=900, gt=0)
+    expected_reach: float = Field(default=0.4, gt=0, le=1)
+    early_access: EarlyAccess | None = None
 
     @model_validator(mode="after")
     def _window_is_ordered(self) -> Launch:
         if self.starts_at and self.ends_at and self.ends_at <= self.starts_at:
             raise ValueError("ends_at must be after starts_at")
+        early = self.early_access
+        if early and self.starts_at and early.starts_at > self.starts_at:
+            raise ValueError("early_access.starts_at must not be after starts_at")
         return self
 
-    def is_active(self, now: datetime) -> bool:
-        """True while `now` lies inside the launch window (open ends count as open)."""
-        if self.starts_at and now < self.starts_at:
+    def opens_at(self, tier: str | None) -> datetime | None:
+        """When a customer of `tier` may first ask: early for the early-access tiers."""
+        early = self.early_access
+        if early is not None and tier is not None and tier in early.tiers:
+            return early.starts_at
+        return self.starts_at
+
+    def is_active(self, now: datetime, tier: str | None = None) -> bool:
+        """True while `now` lies inside the launch window for a customer of `tier`."""
+        opens = self.opens_at(tier)
+        if opens and now < opens:
             return False
         return not (self.ends_at and now > self.ends_at)
+
+
+class ContactPolicy(_Frozen):
+    """Catalog-wide contact caps, kept in the state store so they hold across workers and hosts.
+
+    At most `max_offers` offers per customer per channel within `window_hours`; after
+    `max_declines` declines of one offer within `decline_days`, that offer is not made again
+    until the declines age out of that window.
+    """
+
+    max_offers: int = Field(default=3, gt=0)
+    window_hours: float = Field(default=24.0, gt=0)
+    max_declines: int = Field(default=2, gt=0)
+    decline_days: float = Field(default=30.0, gt=0)
 
 
 class Offer(_Frozen):
@@ -73,6 +113,7 @@ class Catalog(_Frozen):
 
     control_label: str = Field(default="control", min_length=1)
     offers: tuple[Offer, ...] = Field(min_length=1)
+    contact_policy: ContactPolicy | None = None
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Catalog:

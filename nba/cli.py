@@ -52,7 +52,14 @@ EXAMPLES = {
                    "nothing\nis worth sending), expected_incremental_value, uplift, reason. "
                    "Streams in chunks.",
     "decide": "examples:\n  nba decide C0000001\n  nba decide C0000042 --channel store "
-              "--store-id store_002 --limit 5",
+              "--store-id store_002 --limit 5\n\nA preview: reads live stock, launch status "
+              "and contact caps from the state store,\nbut holds no launch unit and logs "
+              "nothing.",
+    "inventory": "examples:\n  nba inventory load data/inventory.parquet     # replace all stock "
+                 "rows\n  nba inventory load new.parquet --if-empty      # only into an empty "
+                 "store\n  nba inventory show                           # stock and launch "
+                 "holds\n\nLive updates while serving: PUT /v1/inventory (admin token); the "
+                 "next decision\nsees them in every worker.",
 }
 
 
@@ -159,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="port (default %(default)s)")
     p.add_argument("--workers", type=int, default=int(os.environ.get("NBA_WORKERS", "2")),
                    help="gunicorn worker processes (default %(default)s)")
+    _add_state_flag(p)
 
     p = command("batch-score", "Score every customer of a customers.parquet-shaped file with "
                                "the champion (or any model URI), through the service's decision "
@@ -187,7 +195,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=3, help="offers to return (default 3)")
     p.add_argument("--store-id", default=None, help="store for channel=store")
     p.add_argument("--alias", default="champion", help="model alias to use (default champion)")
+    _add_state_flag(p)
+
+    p = command("inventory", "Load stock into the shared state store (what the service reads "
+                             "live), or show stock and launch holds.")
+    p.add_argument("action", choices=("load", "show"), help="load a file, or show the store")
+    p.add_argument("file", nargs="?", type=Path, default=None,
+                   help="inventory parquet in the data contract (for load)")
+    p.add_argument("--if-empty", action="store_true",
+                   help="load only when the store holds no stock yet (make run uses this)")
+    _add_state_flag(p)
     return parser
+
+
+def _add_state_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--state-url", default=os.environ.get("NBA_STATE_URL") or
+                        "sqlite:///state.db",
+                        help="state store: sqlite:///state.db (one host) or "
+                             "postgresql://user@host/db (env NBA_STATE_URL; default %(default)s)")
 
 
 def _demo_data(args: argparse.Namespace) -> None:
@@ -311,11 +336,13 @@ def _model(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> None:
+    with _open_state(args.state_url) as store:  # a bad URL fails here, not in every worker
+        print(f"state store: {store.url} (inventory version {store.inventory_version()})")
     env = dict(os.environ)
     env.update({"NBA_HOST": args.host, "NBA_PORT": str(args.port),
                 "NBA_WORKERS": str(args.workers), "NBA_DATA_DIR": str(args.data_dir),
                 "MLFLOW_TRACKING_URI": args.tracking_uri, "NBA_MODEL_NAME": args.model_name,
-                "OMP_NUM_THREADS": "1"})
+                "NBA_STATE_URL": args.state_url, "OMP_NUM_THREADS": "1"})
     config = Path(__file__).resolve().parent.parent / "service" / "gunicorn.conf.py"
     print(f"serving {args.model_name}@champion on http://{args.host}:{args.port} "
           f"({args.workers} workers). Try:\n"
@@ -334,7 +361,7 @@ def _batch_score(args: argparse.Namespace) -> None:
     from features import io
     from features.catalog import CHANNELS
     from service.decide import DecisionContext
-    from service.inventory import InventoryIndex
+    from state.rows import snapshot_of
     from training import registry
     from training.batch import batch_score
 
@@ -353,7 +380,7 @@ def _batch_score(args: argparse.Namespace) -> None:
     inventory = args.inventory or args.data_dir / io.INVENTORY
     stock = None
     if str(inventory) != "none" and inventory.exists():
-        stock = InventoryIndex.from_frame(io.read_inventory(inventory))
+        stock = snapshot_of(io.read_inventory(inventory))
 
     def progress(done: int, total: int, seconds: float) -> None:
         print(f"  scored {done:,} / {total:,} customers ({done / max(total, 1):.0%}), "
@@ -374,6 +401,7 @@ def _decide(args: argparse.Namespace) -> int:
     from service.api import decision_json
     from service.decide import DecisionContext
     from service.errors import ApiError
+    from service.live import LiveState
     from service.model_store import load_from_registry
     from service.schemas import DecisionRequest
     from service.settings import ServiceSettings
@@ -395,13 +423,64 @@ def _decide(args: argparse.Namespace) -> int:
         raise CliError(f"unknown customer_id '{req.customer_id}' in "
                        f"{args.data_dir / 'customers.parquet'}")
     context = DecisionContext(req.channel, datetime.now(UTC), req.limit, req.context.store_id)
-    decision = model.policy.decide_row(model.customers, row, context, model.stock)
-    print(json.dumps(decision_json("local", req.customer_id, model, decision), indent=2))
+    with _open_state(args.state_url) as store:
+        live = LiveState(store)
+        decision = model.policy.decide_row(
+            model.customers, row, context, live.stock(),
+            launches=live.launch_statuses(model.policy.catalog, model.launch_values,
+                                          context.now),
+            contacts=live.contact_history(model.policy.catalog, req.customer_id, req.channel,
+                                          context.now))
+    print(json.dumps(decision_json("preview", req.customer_id, model, decision), indent=2))
+    return 0
+
+
+def _open_state(url: str):
+    from state import StateStoreError, open_store
+
+    try:
+        return open_store(url)
+    except StateStoreError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _inventory(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from features import io
+    from state.rows import stock_rows
+
+    with _open_state(args.state_url) as store:
+        if args.action == "load":
+            if args.file is None:
+                raise CliError("nba inventory load needs a FILE (an inventory parquet)")
+            if args.if_empty and store.stock_snapshot().rows:
+                print(f"{store.url} already holds stock (version "
+                      f"{store.inventory_version()}); not loading {args.file}")
+                return 0
+            rows = stock_rows(io.read_inventory(args.file))
+            count = store.replace_inventory(rows, now=datetime.now(UTC))
+            print(f"loaded {count:,} stock rows from {args.file} into {store.url} (version "
+                  f"{store.inventory_version()})")
+            return 0
+        snapshot = store.stock_snapshot()
+        by_sku: dict[str, list[int]] = {}
+        for row in snapshot.rows:
+            online_store = by_sku.setdefault(row.sku, [0, 0])
+            online_store[row.location is not None] += row.on_hand
+        print(f"{store.url}: inventory version {snapshot.version}, {len(snapshot.rows):,} rows")
+        for sku, (online, in_stores) in sorted(by_sku.items()):
+            print(f"  {sku:<16} online {online:>7,}   in stores {in_stores:>7,}")
+        now = datetime.now(UTC)
+        for offer_id, counts in store.all_launch_counts(now=now).items():
+            print(f"  launch {offer_id}: {counts.reserved} held, {counts.confirmed} sold, "
+                  f"{counts.remaining} of {counts.supply} left")
     return 0
 
 
 HANDLERS = {"demo-data": _demo_data, "train": _train, "promote": _promote, "compare": _compare,
-            "model": _model, "serve": _serve, "decide": _decide, "batch-score": _batch_score}
+            "model": _model, "serve": _serve, "decide": _decide, "batch-score": _batch_score,
+            "inventory": _inventory}
 
 
 def main(argv: list[str] | None = None) -> int:

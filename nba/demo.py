@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.catalog import Catalog, Launch, Offer
+from features.catalog import Catalog, ContactPolicy, EarlyAccess, Launch, Offer
 from features.io import CUSTOMERS, EXPOSURES, INVENTORY, OFFERS, write_catalog, write_parquet
 
 TRUE_UPLIFT = "true_uplift.parquet"
@@ -48,7 +48,10 @@ def demo_catalog(now: datetime) -> Catalog:
               category="footwear", sku="SNK-COLLAB-01", margin=48.0, cost=0.05,
               channels=("web", "app", "store"), loyalty_tiers=("silver", "gold", "platinum"),
               fallback="waitlist",
-              launch=Launch(supply=500, min_customer_value=150.0, **window)),
+              launch=Launch(supply=500, expected_reach=0.4, hold_seconds=900,
+                            early_access=EarlyAccess(tiers=("gold", "platinum"),
+                                                     starts_at=day - timedelta(days=2)),
+                            **window)),
         Offer(offer_id="puffer_jacket_drop", name="Puffer jacket drop", category="outerwear",
               sku="JKT-PUFF-01", margin=60.0, cost=0.05, fallback="preorder",
               launch=Launch(supply=300, **window)),
@@ -73,7 +76,9 @@ def demo_catalog(now: datetime) -> Catalog:
         Offer(offer_id="kids_back_to_school", name="Kids back to school", category="kids",
               margin=14.0, cost=0.05),
     ]
-    return Catalog(control_label="control", offers=tuple(offers))
+    return Catalog(control_label="control", offers=tuple(offers),
+                   contact_policy=ContactPolicy(max_offers=9, window_hours=24, max_declines=2,
+                                                decline_days=30))
 
 
 def _customers(n: int, rng: np.random.Generator) -> pd.DataFrame:

@@ -10,9 +10,11 @@ if TYPE_CHECKING:
 
     from service.model_store import AliasPoller, ModelStore
     from service.settings import ServiceSettings
+    from state import StateStore
 
 
-def create_app(settings: ServiceSettings | None = None, store: ModelStore | None = None) -> Flask:
+def create_app(settings: ServiceSettings | None = None, store: ModelStore | None = None,
+               state: StateStore | None = None) -> Flask:
     """App factory: nothing loads at import time; the model loads here (or on first use).
 
     No thread starts here: gunicorn forks workers after importing the app in some setups, so
@@ -22,6 +24,7 @@ def create_app(settings: ServiceSettings | None = None, store: ModelStore | None
 
     from service import api
     from service.errors import register_error_handlers
+    from service.live import LiveStateHandle
     from service.model_store import AliasProbe, ModelStore, load_from_registry
     from service.settings import ServiceSettings
 
@@ -35,6 +38,8 @@ def create_app(settings: ServiceSettings | None = None, store: ModelStore | None
             store.try_load()
     app.extensions["nba.settings"] = settings
     app.extensions["nba.model_store"] = store
+    # opened lazily in each worker process (a pool must not cross gunicorn's fork)
+    app.extensions["nba.state"] = LiveStateHandle(settings.state_url, state)
     register_error_handlers(app)
     app.register_blueprint(api.bp)
     return app

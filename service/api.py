@@ -7,15 +7,27 @@ import logging
 import os
 import uuid
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from flask import Blueprint, current_app, jsonify, request
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from service.decide import Decision, DecisionContext
-from service.errors import Forbidden, InvalidRequest, ReloadFailed, Unauthorized, UnknownCustomer
+from service.errors import (
+    Forbidden,
+    InvalidRequest,
+    ReloadFailed,
+    Unauthorized,
+    UnknownCustomer,
+    UnknownDecision,
+)
+from service.live import Hold, LiveState, decide_live
 from service.model_store import RELOADED, UNCHANGED, LoadedModel, ModelStore
-from service.schemas import DecisionRequest
+from service.schemas import DecisionRequest, InventoryUpdate, OutcomeRequest
 from service.settings import ServiceSettings
+from state import StockRow
+
+T = TypeVar("T", bound=BaseModel)
 
 log = logging.getLogger(__name__)
 bp = Blueprint("api", __name__)
@@ -38,20 +50,32 @@ def _json_body() -> dict:
     return body
 
 
-def _parse(body: dict) -> DecisionRequest:
+def _parse(schema: type[T], body: dict, what: str) -> T:
+    """Validate a body against its schema; a 400 naming every bad field otherwise."""
     try:
-        return DecisionRequest.model_validate(body)
+        return schema.model_validate(body)
     except ValidationError as exc:
         problems = [{"field": ".".join(str(p) for p in e["loc"]) or "body", "problem": e["msg"]}
                     for e in exc.errors(include_url=False, include_context=False,
                                         include_input=False)]
-        summary = "; ".join(f"{p['field']}: {p['problem']}" for p in problems)
-        raise InvalidRequest(f"invalid decision request: {summary}", problems) from None
+        summary = "; ".join(f"{p['field']}: {p['problem']}" for p in problems[:10])
+        raise InvalidRequest(f"invalid {what}: {summary}", problems) from None
+
+
+def _live() -> LiveState:
+    return current_app.extensions["nba.state"].get()
 
 
 def decision_json(decision_id: str, customer_id: str, model: LoadedModel,
-                  decision: Decision) -> dict:
+                  decision: Decision, holds: list[Hold] | None = None) -> dict:
     """The response document of one decision."""
+    held = {hold.offer_id: hold.reservation for hold in holds or ()}
+
+    def reservation(offer_id: str) -> dict | None:
+        r = held.get(offer_id)
+        return None if r is None else {"reservation_id": r.reservation_id,
+                                        "expires_at": r.expires_at.isoformat()}
+
     return {
         "decision_id": decision_id,
         "customer_id": customer_id,
@@ -61,7 +85,9 @@ def decision_json(decision_id: str, customer_id: str, model: LoadedModel,
             "expected_incremental_value": round(o.expected_incremental_value, 4),
             "uplift": round(o.uplift, 6),
             "conversion_probability": round(o.conversion_probability, 6),
+            "action": o.action,
             "reasons": [{"code": r.code, "message": r.message} for r in o.reasons],
+            "reservation": reservation(o.offer_id),
         } for o in decision.offers],
         "suppressed": [{"offer_id": s.offer_id, "reason": s.reason, "message": s.message}
                        for s in decision.suppressed],
@@ -70,8 +96,12 @@ def decision_json(decision_id: str, customer_id: str, model: LoadedModel,
 
 @bp.post("/v1/decisions")
 def create_decision():
-    """Next-best offers for one customer, ranked by expected incremental profit."""
-    req = _parse(_json_body())
+    """Next-best offers for one customer, ranked by expected incremental profit.
+
+    Reads live stock, launch status and contact caps from the state store; every launch offer
+    shown carries a unit held for the customer (`reservation`).
+    """
+    req = _parse(DecisionRequest, _json_body(), "decision request")
     model = _store().current()
     row = model.customers.row(req.customer_id)
     if row is None:
@@ -79,11 +109,63 @@ def create_decision():
                               {"customer_id": req.customer_id})
     context = DecisionContext(channel=req.channel, now=datetime.now(UTC), limit=req.limit,
                               store_id=req.context.store_id)
-    decision = model.policy.decide_row(model.customers, row, context, model.stock)
     decision_id = uuid.uuid4().hex
-    log.info("decision %s customer=%s model=%s@%s offers=%s", decision_id, req.customer_id,
-             model.name, model.version, [o.offer_id for o in decision.offers])
-    return jsonify(decision_json(decision_id, req.customer_id, model, decision))
+    live = _live()
+    decision, holds = decide_live(live, model, row, context, decision_id)
+    live.store.record_decision(
+        decision_id=decision_id, customer_id=req.customer_id, channel=req.channel,
+        model_version=model.version, offer_ids=[o.offer_id for o in decision.offers],
+        now=context.now)
+    log.info("decision %s customer=%s model=%s@%s offers=%s holds=%s", decision_id,
+             req.customer_id, model.name, model.version, [o.offer_id for o in decision.offers],
+             [h.offer_id for h in holds])
+    return jsonify(decision_json(decision_id, req.customer_id, model, decision, holds))
+
+
+@bp.put("/v1/inventory")
+def put_inventory():
+    """Set on_hand for a batch of inventory rows (admin); the next decision sees it."""
+    _authorize(_settings().admin_token)
+    update = _parse(InventoryUpdate, _json_body(), "inventory update")
+    rows = [StockRow(r.sku, r.size, r.color, r.location, r.on_hand) for r in update.rows]
+    live = _live()
+    count = live.store.upsert_inventory(rows, now=datetime.now(UTC))
+    log.info("inventory update: %d rows, version %d", count, live.store.inventory_version())
+    return jsonify({"updated": count, "inventory_version": live.store.inventory_version()})
+
+
+@bp.post("/v1/outcomes")
+def post_outcome():
+    """What the customer did with an offer: confirms or releases a launch hold, counts declines.
+
+    accepted / purchased confirm the unit held for the offer; declined releases it and counts
+    towards the decline cap; shown is recorded only.
+    """
+    outcome = _parse(OutcomeRequest, _json_body(), "outcome")
+    live = _live()
+    record = live.store.get_decision(outcome.decision_id)
+    if record is None:
+        raise UnknownDecision(f"unknown decision_id '{outcome.decision_id}'",
+                              {"decision_id": outcome.decision_id})
+    if outcome.offer_id not in record.offer_ids:
+        raise InvalidRequest(
+            f"offer '{outcome.offer_id}' was not shown in decision '{outcome.decision_id}' "
+            f"(shown: {', '.join(record.offer_ids) or 'nothing'})",
+            {"offer_id": outcome.offer_id, "shown": list(record.offer_ids)})
+    now = datetime.now(UTC)
+    hold = None
+    if outcome.event in ("accepted", "purchased"):
+        hold = live.store.confirm(decision_id=outcome.decision_id, offer_id=outcome.offer_id,
+                                  now=now)
+    elif outcome.event == "declined":
+        hold = live.store.release(decision_id=outcome.decision_id, offer_id=outcome.offer_id,
+                                  now=now)
+        live.store.record_decline(customer_id=record.customer_id, offer_id=outcome.offer_id,
+                                  now=now)
+    return jsonify({"decision_id": outcome.decision_id, "offer_id": outcome.offer_id,
+                    "event": outcome.event,
+                    "reservation": None if hold is None else {
+                        "reservation_id": hold.reservation_id, "status": hold.status}})
 
 
 @bp.get("/v1/model")

@@ -7,7 +7,8 @@ been shown gets a reason: why it is shown, or why it is suppressed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
@@ -23,6 +24,12 @@ OUT_OF_STOCK = "out_of_stock"
 NO_MODEL = "no_model"
 NO_INCREMENTAL_VALUE = "no_incremental_value"
 OUTRANKED = "outranked"
+CONTACT_CAP = "contact_cap"
+
+# What a shown offer asks the customer to do: take it now, or join the re-stock list / pre-order.
+OFFER = "offer"
+WAITLIST = "waitlist"
+PREORDER = "preorder"
 
 
 @dataclass(frozen=True)
@@ -74,6 +81,7 @@ class RankedOffer:
     uplift: float
     conversion_probability: float
     reasons: tuple[Reason, ...]
+    action: str = OFFER
 
 
 @dataclass(frozen=True)
@@ -91,6 +99,22 @@ class Decision:
 
     offers: tuple[RankedOffer, ...]
     suppressed: tuple[Suppression, ...]
+
+
+@dataclass(frozen=True)
+class LaunchStatus:
+    """Live state of one launch: units not yet held or sold, and the value floor right now."""
+
+    remaining: int
+    floor: float = 0.0  # customers valued below it get no unit; 0 = anyone
+
+
+@dataclass(frozen=True)
+class ContactHistory:
+    """What the contact caps need: offers already made on this channel, recent declines."""
+
+    offers_in_window: int = 0
+    declines: Mapping[str, int] = field(default_factory=dict)
 
 
 class StockLookup(Protocol):
@@ -130,9 +154,9 @@ def _stock_check(offer: Offer, customer: CustomerFacts, context: DecisionContext
     return Suppression(offer.offer_id, OUT_OF_STOCK, message), None
 
 
-def _rule_check(offer: Offer, customer: CustomerFacts, context: DecisionContext
-                ) -> Suppression | None:
-    """Channel, tier and launch rules; None when the offer may be made."""
+def _rule_check(offer: Offer, customer: CustomerFacts, context: DecisionContext,
+                catalog: Catalog, contacts: ContactHistory | None) -> Suppression | None:
+    """Channel, tier, decline-cap and launch-window rules; None when the offer may be made."""
     if not offer.allows_channel(context.channel):
         return Suppression(offer.offer_id, NOT_ELIGIBLE,
                            f"not offered on channel '{context.channel}'")
@@ -140,22 +164,59 @@ def _rule_check(offer: Offer, customer: CustomerFacts, context: DecisionContext
         tiers = ", ".join(offer.loyalty_tiers or ())
         return Suppression(offer.offer_id, NOT_ELIGIBLE,
                            f"for {tiers} members only (customer: {customer.loyalty_tier})")
+    caps = catalog.contact_policy
+    if caps is not None and contacts is not None:
+        declined = contacts.declines.get(offer.offer_id, 0)
+        if declined >= caps.max_declines:
+            return Suppression(offer.offer_id, CONTACT_CAP,
+                               f"declined {declined} times in the last {caps.decline_days:g} "
+                               f"days (cap {caps.max_declines})")
     launch = offer.launch
-    if launch is not None:
-        if not launch.is_active(context.now):
-            return Suppression(offer.offer_id, NOT_ELIGIBLE, "launch window is not open")
-        floor = launch.min_customer_value
-        if floor is not None and customer.value < floor:
-            return Suppression(
-                offer.offer_id, BELOW_VALUE_THRESHOLD,
-                f"customer value {customer.value:.2f} is below the launch floor {floor:.2f}",
-            )
+    if launch is not None and not launch.is_active(context.now, customer.loyalty_tier):
+        opens = launch.opens_at(customer.loyalty_tier)
+        when = (f"opens {opens.isoformat()}" if opens and context.now < opens
+                else "window has closed")
+        return Suppression(offer.offer_id, NOT_ELIGIBLE, f"launch {when}")
     return None
 
 
+def _launch_check(offer: Offer, customer: CustomerFacts, status: LaunchStatus | None
+                  ) -> Suppression | None:
+    """The launch's value floor (fixed, or derived from what is left) and its sell-out."""
+    launch = offer.launch
+    if launch is None:
+        return None
+    fixed = launch.min_customer_value
+    floor = fixed if fixed is not None else (status.floor if status is not None else 0.0)
+    left = (f" ({status.remaining} of {launch.supply} units left)"
+            if status is not None else "")
+    if status is not None and status.remaining <= 0:
+        return Suppression(offer.offer_id, OUT_OF_STOCK,
+                           f"launch sold out: all {launch.supply} units are held or sold")
+    if customer.value < floor:
+        kind = "launch floor" if fixed is not None else "current launch floor"
+        return Suppression(offer.offer_id, BELOW_VALUE_THRESHOLD,
+                           f"customer value {customer.value:.2f} is below the {kind} "
+                           f"{floor:.2f}{left}")
+    return None
+
+
+def _fallback_reason(offer: Offer, sold_out: Suppression) -> Reason:
+    """The reason a sold-out offer is replaced by its re-stock waiting list or pre-order."""
+    if offer.fallback == WAITLIST:
+        return Reason(WAITLIST, f"{sold_out.message}: join the re-stock waiting list")
+    return Reason(PREORDER, f"{sold_out.message}: offer a pre-order")
+
+
 def decide(customer: CustomerFacts, scores: OfferScores, catalog: Catalog,
-           context: DecisionContext, stock: StockLookup | None = None) -> Decision:
-    """Rank the catalog's offers for one customer; every offer ends shown or suppressed."""
+           context: DecisionContext, stock: StockLookup | None = None,
+           launches: Mapping[str, LaunchStatus] | None = None,
+           contacts: ContactHistory | None = None) -> Decision:
+    """Rank the catalog's offers for one customer; every offer ends shown or suppressed.
+
+    `launches` (offer_id -> live status) and `contacts` come from the state store; without
+    them (offline evaluation) only fixed floors apply and no cap is counted.
+    """
     offers = catalog.offers
     if not customer.contactable:
         return Decision((), tuple(Suppression(o.offer_id, NOT_CONTACTABLE,
@@ -166,12 +227,17 @@ def decide(customer: CustomerFacts, scores: OfferScores, catalog: Catalog,
     value = scores.uplift * margins - costs
 
     suppressed: list[Suppression] = []
-    candidates: list[tuple[float, int, tuple[Reason, ...]]] = []
+    candidates: list[tuple[float, int, tuple[Reason, ...], str]] = []
     for k, offer in enumerate(offers):
         stock_reason: Reason | None = None
-        blocked = _rule_check(offer, customer, context)
+        blocked = _rule_check(offer, customer, context, catalog, contacts)
+        if blocked is None:
+            blocked = _launch_check(offer, customer, (launches or {}).get(offer.offer_id))
         if blocked is None:
             blocked, stock_reason = _stock_check(offer, customer, context, stock)
+        action = OFFER
+        if blocked is not None and blocked.reason == OUT_OF_STOCK and offer.fallback:
+            action, stock_reason, blocked = offer.fallback, _fallback_reason(offer, blocked), None
         if blocked is not None:
             suppressed.append(blocked)
             continue
@@ -195,22 +261,53 @@ def decide(customer: CustomerFacts, scores: OfferScores, catalog: Catalog,
         )]
         if offer.loyalty_tiers is not None:
             reasons.append(Reason("tier_eligible", f"{customer.loyalty_tier} member"))
-        if offer.launch is not None:
-            reasons.append(Reason("launch", f"limited launch: {offer.launch.supply} units"))
+        if offer.launch is not None and action == OFFER:
+            reasons.append(_launch_reason(offer, customer, context,
+                                          (launches or {}).get(offer.offer_id)))
         if stock_reason is not None:
             reasons.append(stock_reason)
-        candidates.append((float(value[k]), k, tuple(reasons)))
+        candidates.append((float(value[k]), k, tuple(reasons), action))
 
     candidates.sort(key=lambda item: (-item[0], item[1]))
+    limit = context.limit
+    caps = catalog.contact_policy
+    allowed = limit
+    if caps is not None and contacts is not None:
+        allowed = max(0, min(limit, caps.max_offers - contacts.offers_in_window))
     shown = tuple(
         RankedOffer(offers[k].offer_id, rank, value_k, float(scores.uplift[k]),
-                    float(scores.p_treated[k]), reasons)
-        for rank, (value_k, k, reasons) in enumerate(candidates[: context.limit], start=1)
+                    float(scores.p_treated[k]), reasons, action)
+        for rank, (value_k, k, reasons, action) in enumerate(candidates[:allowed], start=1)
     )
-    for value_k, k, _ in candidates[context.limit:]:
-        suppressed.append(Suppression(offers[k].offer_id, OUTRANKED,
-                                      f"expected +{value_k:.2f}, below the top {context.limit}"))
+    for i, (value_k, k, _, _) in enumerate(candidates[allowed:], start=allowed):
+        if i < limit and caps is not None and contacts is not None:
+            suppressed.append(Suppression(
+                offers[k].offer_id, CONTACT_CAP,
+                f"{contacts.offers_in_window} offers already made on {context.channel} in the "
+                f"last {caps.window_hours:g} h (cap {caps.max_offers})"))
+        else:
+            suppressed.append(Suppression(offers[k].offer_id, OUTRANKED,
+                                          f"expected +{value_k:.2f}, below the top {limit}"))
     return Decision(shown, tuple(suppressed))
+
+
+def _launch_reason(offer: Offer, customer: CustomerFacts, context: DecisionContext,
+                   status: LaunchStatus | None) -> Reason:
+    """Why a launch unit goes to this customer: units left, floor met, early access."""
+    launch = offer.launch
+    assert launch is not None
+    parts = [f"limited launch: {launch.supply} units"]
+    if status is not None:
+        parts = [f"limited launch: {status.remaining} of {launch.supply} units left"]
+        floor = launch.min_customer_value if launch.min_customer_value is not None \
+            else status.floor
+        if floor > 0:
+            parts.append(f"customer value {customer.value:.2f} meets the floor {floor:.2f}")
+    early = launch.early_access
+    if (early is not None and customer.loyalty_tier in early.tiers and launch.starts_at
+            and context.now < launch.starts_at):
+        parts.append(f"{customer.loyalty_tier} early access")
+    return Reason("launch", "; ".join(parts))
 
 
 def tier_eligibility(catalog: Catalog, tiers: np.ndarray | None) -> np.ndarray:

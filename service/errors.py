@@ -12,6 +12,8 @@ from typing import Any
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
+from state.errors import StateStoreError
+
 log = logging.getLogger(__name__)
 
 
@@ -41,6 +43,20 @@ class UnknownCustomer(ApiError):
     code = "unknown_customer"
 
 
+class UnknownDecision(ApiError):
+    """No such decision in the decision log."""
+
+    status = 404
+    code = "unknown_decision"
+
+
+class StateUnavailable(ApiError):
+    """The state store (stock, launches, caps, decision log) does not answer."""
+
+    status = 503
+    code = "state_store_unavailable"
+
+
 class ModelNotReady(ApiError):
     """No champion is loaded yet (or the registry has none)."""
 
@@ -64,6 +80,11 @@ def register_error_handlers(app: Flask) -> None:
     def _http_error(error: HTTPException):
         code = (error.name or "http_error").lower().replace(" ", "_")
         return jsonify(error_body(code, error.description or error.name)), error.code or 500
+
+    @app.errorhandler(StateStoreError)
+    def _state_error(error: StateStoreError):
+        log.error("state store: %s", error)
+        return jsonify(error_body(StateUnavailable.code, str(error))), StateUnavailable.status
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception):

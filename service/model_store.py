@@ -22,9 +22,10 @@ from mlflow import MlflowClient
 
 from features import io
 from features.customers import CustomerTable
+from service.allocation import ValueDistribution
 from service.decide import DecisionContext
 from service.errors import ModelNotReady
-from service.inventory import InventoryIndex
+from service.live import launch_distributions
 from service.settings import ServiceSettings
 from training import registry
 from training.package import Policy
@@ -51,7 +52,8 @@ class LoadedModel:
     run_id: str | None
     metrics: dict[str, float]
     customers: CustomerTable
-    stock: InventoryIndex
+    #: per launch with a derived floor: the values of its eligible customers
+    launch_values: dict[str, ValueDistribution] = field(default_factory=dict)
     loaded_at: float = field(default_factory=time.time)
 
 
@@ -91,14 +93,11 @@ def load_from_registry(settings: ServiceSettings) -> LoadedModel:
     pyfunc = mlflow.pyfunc.load_model(f"models:/{ref.name}/{ref.version}")
     policy: Policy = pyfunc.unwrap_python_model().policy
     customers = policy.customers(io.read_customers(settings.data_dir / io.CUSTOMERS, policy.spec))
-    inventory_path = settings.data_dir / io.INVENTORY
-    stock = (InventoryIndex.from_frame(io.read_inventory(inventory_path))
-             if inventory_path.exists() else InventoryIndex.empty())
     metrics = client.get_run(ref.run_id).data.metrics if ref.run_id else {}
     log.info("loaded %s version %s (%s) with %d customers in %.2fs", ref.name, ref.version,
              ref.alias, len(customers), time.perf_counter() - started)
     return LoadedModel(policy, ref.name, ref.version, ref.alias, ref.run_id, dict(metrics),
-                       customers, stock)
+                       customers, launch_distributions(policy.catalog, customers))
 
 
 class AliasProbe:
@@ -118,11 +117,11 @@ class AliasProbe:
 
 
 def smoke_decision(model: LoadedModel) -> None:
-    """Decide for the first customer with the bundle's own stock; raises if it cannot."""
+    """Decide for the first customer (no live state: nothing is held); raises if it cannot."""
     if len(model.customers) == 0:
         raise ValueError("the customer table is empty")
     context = DecisionContext(channel="web", now=datetime.now(UTC), limit=3)
-    decision = model.policy.decide_row(model.customers, 0, context, model.stock)
+    decision = model.policy.decide_row(model.customers, 0, context, None)
     accounted = len(decision.offers) + len(decision.suppressed)
     expected = len(model.policy.catalog.offers)
     if accounted != expected:

@@ -8,17 +8,25 @@ from __future__ import annotations
 
 import logging
 import os
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.exc import DBAPIError
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 
+POSTGRES_URL = os.environ.get("NBA_TEST_POSTGRES_URL",
+                              "postgresql://postgres@127.0.0.1:5432/test")
 DEMO_CUSTOMERS = 30_000
 DEMO_EXPOSURES = 150_000
 DEMO_SEED = 11
+ADMIN_TOKEN = "test-admin-token"
 
 
 @dataclass(frozen=True)
@@ -72,9 +80,25 @@ def loaded(trained: Trained):
                                               data_dir=trained.data_dir))
 
 
-@pytest.fixture(scope="session")
-def app(trained: Trained, loaded):
-    """The Flask app serving the trained champion (one store shared by the session)."""
+@pytest.fixture
+def state(tmp_path: Path, demo_dir: Path):
+    """A fresh SQLite state store holding the demo inventory (launch holds, caps: empty)."""
+    from datetime import UTC, datetime
+
+    from features import io
+    from state import open_store
+    from state.rows import stock_rows
+
+    store = open_store(f"sqlite:///{tmp_path / 'state.db'}")
+    store.replace_inventory(stock_rows(io.read_inventory(demo_dir / io.INVENTORY)),
+                            now=datetime.now(UTC))
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def app(trained: Trained, loaded, state):
+    """The Flask app serving the trained champion, with a fresh state store per test."""
     from service import create_app
     from service.model_store import ModelStore
     from service.settings import ServiceSettings
@@ -82,10 +106,65 @@ def app(trained: Trained, loaded):
     store = ModelStore(lambda: loaded)
     store.try_load()
     return create_app(ServiceSettings(tracking_uri=trained.tracking_uri,
-                                      data_dir=trained.data_dir), store=store)
+                                      data_dir=trained.data_dir, admin_token=ADMIN_TOKEN),
+                      store=store, state=state)
 
 
 @pytest.fixture
 def client(app):
     """Flask test client."""
     return app.test_client()
+
+
+# ---------------------------------------------------------------- state-store backends
+# PostgreSQL is part of the contract, not an optional extra: when it cannot be reached the tests
+# fail (with the URL and the reason) instead of skipping. NBA_TEST_POSTGRES_URL points them at
+# another server.
+
+@pytest.fixture(scope="session")
+def postgres_admin() -> Iterator[Engine]:
+    """An engine on the test server for creating and dropping per-test schemas."""
+    url = POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://", 1)
+    engine = create_engine(url, connect_args={"connect_timeout": 5})
+    problem = None
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except DBAPIError as exc:
+        problem = str(exc.orig).strip().splitlines()[0]
+    if problem is not None:  # failed outside the except block: no driver traceback
+        engine.dispose()
+        pytest.fail(f"PostgreSQL for the state-store tests is unreachable at {POSTGRES_URL} "
+                    f"({problem}); start it or set NBA_TEST_POSTGRES_URL", pytrace=False)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_admin: Engine) -> str:
+    """The test server's URL, once it is known to answer."""
+    return POSTGRES_URL
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(request: pytest.FixtureRequest) -> str:
+    """Each state-store test runs once per backend."""
+    return request.param
+
+
+@pytest.fixture
+def store_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A URL of an empty store of `backend`, usable from other processes too."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'state.db'}"
+        return
+    admin: Engine = request.getfixturevalue("postgres_admin")
+    schema = f"nba_test_{uuid.uuid4().hex}"
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        joiner = "&" if "?" in POSTGRES_URL else "?"
+        yield f"{POSTGRES_URL}{joiner}options={quote(f'-csearch_path={schema}')}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))

@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 import logging
 import warnings
+from collections.abc import Mapping
 from dataclasses import asdict
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import lightgbm as lgb
 import mlflow.pyfunc
@@ -24,9 +26,11 @@ from features.catalog import Catalog
 from features.customers import CustomerTable
 from features.schema import Feature, FeatureSpec
 from service.decide import (
+    ContactHistory,
     CustomerFacts,
     Decision,
     DecisionContext,
+    LaunchStatus,
     OfferScores,
     StockLookup,
     decide,
@@ -101,15 +105,20 @@ class Policy:
         """The online feature table for a validated customers frame, built with this spec."""
         return CustomerTable.from_frame(frame, self.spec, self.predict_value)
 
-    def decide_row(self, table: CustomerTable, row: int, context: DecisionContext,
-                   stock: StockLookup | None) -> Decision:
-        """One customer's decision: the per-request hot path (NumPy only)."""
+    def score_row(self, table: CustomerTable, row: int) -> OfferScores:
+        """One customer's model outputs: the per-request hot path (NumPy only)."""
         uplift, p_treated, p_control = self.score(table.matrix[row:row + 1])
-        scores = OfferScores(uplift[0], p_treated[0], float(p_control[0]))
-        return self.decide_scored(table, row, scores, context, stock)
+        return OfferScores(uplift[0], p_treated[0], float(p_control[0]))
+
+    def decide_row(self, table: CustomerTable, row: int, context: DecisionContext,
+                   stock: StockLookup | None, **live: Any) -> Decision:
+        """One customer's decision: scores, then the rules (`live`: launches, contacts)."""
+        return self.decide_scored(table, row, self.score_row(table, row), context, stock, **live)
 
     def decide_scored(self, table: CustomerTable, row: int, scores: OfferScores,
-                      context: DecisionContext, stock: StockLookup | None) -> Decision:
+                      context: DecisionContext, stock: StockLookup | None,
+                      launches: Mapping[str, LaunchStatus] | None = None,
+                      contacts: ContactHistory | None = None) -> Decision:
         """The rules and ranking for one customer whose scores are already computed."""
         facts = CustomerFacts(
             customer_id=table.ids[row],
@@ -119,7 +128,7 @@ class Policy:
             preferred_color=table.preferred_color[row],
             value=float(table.value[row]),
         )
-        return decide(facts, scores, self.catalog, context, stock)
+        return decide(facts, scores, self.catalog, context, stock, launches, contacts)
 
     # ------------------------------------------------------------ persistence
 

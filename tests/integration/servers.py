@@ -41,11 +41,16 @@ def call(url: str, body: dict | None = None, headers: dict | None = None,
 
 
 @contextmanager
-def gunicorn(env: dict[str, str], log_path: Path) -> Iterator[str]:
-    """`nba serve` with 2 workers on a free port; yields its base URL once ready."""
+def gunicorn(env: dict[str, str], log_path: Path, workers: int = 2) -> Iterator[str]:
+    """`nba serve` on a free port; yields its base URL once ready.
+
+    The state store defaults to a SQLite file beside the log (never the working directory).
+    """
     port = free_port()
+    env = {"NBA_STATE_URL": f"sqlite:///{log_path.parent / 'state.db'}"} | env
     with open(log_path, "w") as log:
-        process = subprocess.Popen([NBA, "serve", "--port", str(port), "--workers", "2"],
+        process = subprocess.Popen([NBA, "serve", "--port", str(port), "--workers",
+                                    str(workers)],
                                    env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
     try:

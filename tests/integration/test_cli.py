@@ -12,7 +12,7 @@ import pytest
 
 NBA = str(Path(sys.executable).parent / "nba")
 SUBCOMMANDS = ["demo-data", "train", "promote", "compare", "model", "serve", "decide",
-               "batch-score"]
+               "batch-score", "inventory"]
 
 
 def run(*args: str, env: dict | None = None, cwd: Path | None = None
@@ -37,8 +37,9 @@ def test_demo_data_writes_the_contract(tmp_path):
     assert "2,000 exposures" in result.stdout
 
 
-def test_model_decide_and_promote_against_the_registry(trained):
-    env = {"MLFLOW_TRACKING_URI": trained.tracking_uri, "NBA_DATA_DIR": str(trained.data_dir)}
+def test_model_decide_and_promote_against_the_registry(trained, tmp_path):
+    env = {"MLFLOW_TRACKING_URI": trained.tracking_uri, "NBA_DATA_DIR": str(trained.data_dir),
+           "NBA_STATE_URL": f"sqlite:///{tmp_path / 'state.db'}"}
     shown = run("model", env=env)
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout)["version"] == trained.version
@@ -57,8 +58,9 @@ def test_model_decide_and_promote_against_the_registry(trained):
     (["decide", "nobody"], "unknown customer_id 'nobody'"),
     (["decide", "C0000001", "--channel", "fax"], "unknown channel"),
 ])
-def test_cli_errors_are_one_clear_line(trained, args, message):
-    env = {"MLFLOW_TRACKING_URI": trained.tracking_uri, "NBA_DATA_DIR": str(trained.data_dir)}
+def test_cli_errors_are_one_clear_line(trained, args, message, tmp_path):
+    env = {"MLFLOW_TRACKING_URI": trained.tracking_uri, "NBA_DATA_DIR": str(trained.data_dir),
+           "NBA_STATE_URL": f"sqlite:///{tmp_path / 'state.db'}"}
     result = run(*args, env=env)
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
@@ -82,3 +84,47 @@ def test_train_names_the_bad_file_and_column(tmp_path, demo_dir):
     assert result.returncode == 2
     assert "exposures.parquet: column 'revenue': negative revenue" in result.stderr
     assert not (tmp_path / "m.db").exists() or "Traceback" not in result.stderr
+
+
+def test_inventory_load_show_and_preview_decisions_read_the_state_store(trained, tmp_path):
+    env = {"MLFLOW_TRACKING_URI": trained.tracking_uri, "NBA_DATA_DIR": str(trained.data_dir),
+           "NBA_STATE_URL": f"sqlite:///{tmp_path / 'state.db'}"}
+    inventory = str(trained.data_dir / "inventory.parquet")
+    loaded = run("inventory", "load", inventory, env=env)
+    assert loaded.returncode == 0, loaded.stderr
+    assert "stock rows" in loaded.stdout and "version 1" in loaded.stdout
+    again = run("inventory", "load", inventory, "--if-empty", env=env)
+    assert again.returncode == 0 and "already holds stock" in again.stdout
+    shown = run("inventory", "show", env=env)
+    assert shown.returncode == 0 and "SNK-COLLAB-01" in shown.stdout
+    preview = run("decide", "C0000002", "--limit", "20", env=env)
+    assert preview.returncode == 0, preview.stderr
+    body = json.loads(preview.stdout)
+    assert all(o["reservation"] is None for o in body["offers"])  # a preview holds nothing
+    assert "launch" not in run("inventory", "show", env=env).stdout
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["inventory", "load"], "needs a FILE"),
+    (["inventory", "load", "missing.parquet"], "missing.parquet"),
+    (["inventory", "show", "--state-url", "mysql://x/y"], "mysql://x/y"),
+    (["inventory", "show", "--state-url", "postgresql://nobody@127.0.0.1:1/none"],
+     "postgresql://nobody@127.0.0.1:1/none"),
+])
+def test_inventory_errors_name_the_file_or_store(tmp_path, args, message):
+    result = run(*args, env={"NBA_STATE_URL": f"sqlite:///{tmp_path / 'state.db'}"},
+                 cwd=tmp_path)
+    assert result.returncode == 2, result.stdout
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_inventory_load_names_the_bad_column(tmp_path, demo_dir):
+    import pandas as pd
+
+    frame = pd.read_parquet(demo_dir / "inventory.parquet")
+    frame.loc[0, "on_hand"] = -3
+    frame.to_parquet(tmp_path / "bad.parquet")
+    result = run("inventory", "load", str(tmp_path / "bad.parquet"),
+                 env={"NBA_STATE_URL": f"sqlite:///{tmp_path / 'state.db'}"})
+    assert result.returncode == 2
+    assert "bad.parquet" in result.stderr and "on_hand" in result.stderr

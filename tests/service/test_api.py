@@ -51,13 +51,16 @@ def test_not_contactable_customer_is_suppressed_everywhere(client, customers):
     assert {s["reason"] for s in body["suppressed"]} == {"not_contactable"}
 
 
-def test_low_value_customer_is_below_the_launch_floor(client, customers):
-    low = customers[(customers["customer_value"] < 150) & customers["contactable"]
-                    & customers["loyalty_tier"].isin(["silver", "gold"])]
-    body = post(client, {"customer_id": low["customer_id"].iloc[0], "channel": "web",
-                         "limit": 20}).get_json()
-    reasons = {s["offer_id"]: s["reason"] for s in body["suppressed"]}
-    assert reasons["collab_sneaker_early_access"] == "below_value_threshold"
+def test_low_value_customer_is_below_the_derived_launch_floor(client, customers):
+    eligible = customers[customers["contactable"]
+                         & customers["loyalty_tier"].isin(["silver", "gold", "platinum"])]
+    lowest = eligible.sort_values("customer_value")["customer_id"].iloc[0]
+    body = post(client, {"customer_id": lowest, "channel": "web", "limit": 20}).get_json()
+    sneaker = next(s for s in body["suppressed"]
+                   if s["offer_id"] == "collab_sneaker_early_access")
+    assert sneaker["reason"] == "below_value_threshold"
+    assert "current launch floor" in sneaker["message"]
+    assert "500 of 500 units left" in sneaker["message"]
 
 
 @pytest.mark.parametrize(("body", "status", "code", "mentions"), [
@@ -112,7 +115,8 @@ def test_service_without_a_champion_is_not_ready_and_says_why(tmp_path, trained)
     from service.settings import ServiceSettings
 
     app = create_app(ServiceSettings(tracking_uri=f"sqlite:///{tmp_path / 'empty.db'}",
-                                     data_dir=trained.data_dir, retry_seconds=0.0))
+                                     data_dir=trained.data_dir, retry_seconds=0.0,
+                                     state_url=f"sqlite:///{tmp_path / 'state.db'}"))
     client = app.test_client()
     ready = client.get("/readyz")
     assert ready.status_code == 503 and "nba train" in ready.get_json()["reason"]

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from features.catalog import Catalog, Launch, Offer
 from service import decide as d
-from service.inventory import InventoryIndex
+from state.rows import snapshot_of
 
 NOW = datetime(2026, 12, 3, 12, tzinfo=UTC)
 
@@ -31,7 +31,7 @@ CATALOG = Catalog(offers=(
                                              ends_at=NOW + timedelta(days=1))),
     offer("sized", sku="RUN"),
 ))
-STOCK = InventoryIndex.from_frame(pd.DataFrame([
+STOCK = snapshot_of(pd.DataFrame([
     {"sku": "SNK", "size": "42", "color": None, "location": None, "on_hand": 5},
     {"sku": "SNK", "size": "44", "color": None, "location": None, "on_hand": 0},
     {"sku": "RUN", "size": "42", "color": None, "location": None, "on_hand": 3},
@@ -144,3 +144,105 @@ def test_every_offer_is_shown_or_suppressed_exactly_once(uplift, limit, tier, si
     assert values == sorted(values, reverse=True)
     if not contactable:
         assert shown == []
+
+
+# --- live state: launch status, fallbacks, early access, contact caps ----------------------
+
+from features.catalog import ContactPolicy, EarlyAccess  # noqa: E402
+
+DERIVED = Catalog(offers=(
+    offer("plain"),
+    offer("drop", sku="SNK", fallback="waitlist",
+          launch=Launch(supply=10, starts_at=NOW - timedelta(days=1),
+                        ends_at=NOW + timedelta(days=1),
+                        early_access=EarlyAccess(tiers=("gold",),
+                                                 starts_at=NOW - timedelta(days=2)))),
+    offer("jacket", sku="JKT", fallback="preorder"),
+), contact_policy=ContactPolicy(max_offers=2, window_hours=24, max_declines=2, decline_days=30))
+JACKETS = snapshot_of(pd.DataFrame([
+    {"sku": "SNK", "size": "42", "color": None, "location": None, "on_hand": 5},
+    {"sku": "JKT", "size": None, "color": "red", "location": None, "on_hand": 0},
+    {"sku": "JKT", "size": None, "color": "black", "location": None, "on_hand": 4},
+]))
+
+
+def live_decide(launches=None, contacts=None, **kw) -> d.Decision:
+    facts = customer(**({"preferred_color": "red"} | kw.pop("facts", {})))
+    return d.decide(facts, scores([0.02, 0.05, 0.03]), DERIVED, context(**kw), JACKETS,
+                    launches, contacts)
+
+
+def test_derived_launch_floor_names_the_current_floor_and_units_left():
+    decision = live_decide({"drop": d.LaunchStatus(remaining=3, floor=800.0)})
+    message = next(s.message for s in decision.suppressed if s.offer_id == "drop")
+    assert reasons(decision)["drop"] == d.BELOW_VALUE_THRESHOLD
+    assert "current launch floor 800.00" in message and "3 of 10 units left" in message
+    allowed = live_decide({"drop": d.LaunchStatus(remaining=3, floor=400.0)})
+    launch_offer = next(o for o in allowed.offers if o.offer_id == "drop")
+    assert launch_offer.action == d.OFFER
+    assert any("3 of 10 units left" in r.message for r in launch_offer.reasons)
+
+
+def test_sold_out_launch_and_out_of_stock_colour_fall_back_to_waitlist_and_preorder():
+    decision = live_decide({"drop": d.LaunchStatus(remaining=0, floor=0.0)}, limit=2)
+    actions = {o.offer_id: o.action for o in decision.offers}
+    assert actions == {"drop": d.WAITLIST, "jacket": d.PREORDER}
+    assert reasons(decision)["plain"] == d.OUTRANKED  # no contact history given: no cap
+    drop = next(o for o in decision.offers if o.offer_id == "drop")
+    assert "sold out" in drop.reasons[-1].message
+    assert "re-stock waiting list" in drop.reasons[-1].message
+    jacket = next(o for o in decision.offers if o.offer_id == "jacket")
+    assert "red sold out online" in jacket.reasons[-1].message
+    black = live_decide({"drop": d.LaunchStatus(5, 0.0)}, facts={"preferred_color": "black"})
+    assert {o.offer_id: o.action for o in black.offers}["jacket"] == d.OFFER
+
+
+def test_early_access_window_opens_first_for_loyal_tiers():
+    before = {"now": NOW - timedelta(hours=36)}  # after early access, before the launch
+    gold = live_decide({"drop": d.LaunchStatus(5, 0.0)}, **before)
+    assert "drop" in [o.offer_id for o in gold.offers]
+    assert any("gold early access" in r.message
+               for o in gold.offers if o.offer_id == "drop" for r in o.reasons)
+    silver = live_decide({"drop": d.LaunchStatus(5, 0.0)}, facts={"loyalty_tier": "silver"},
+                         **before)
+    assert reasons(silver)["drop"] == d.NOT_ELIGIBLE
+
+
+def test_contact_caps_limit_offers_per_window_and_suppress_declined_offers():
+    fresh = live_decide({"drop": d.LaunchStatus(5, 0.0)}, d.ContactHistory(0, {}))
+    assert len(fresh.offers) == 2  # cap of 2 per window, below the request's limit of 3
+    assert reasons(fresh)["plain"] == d.CONTACT_CAP
+    one_left = live_decide({"drop": d.LaunchStatus(5, 0.0)}, d.ContactHistory(1, {}))
+    assert len(one_left.offers) == 1
+    spent = live_decide({"drop": d.LaunchStatus(5, 0.0)}, d.ContactHistory(2, {}))
+    assert spent.offers == ()
+    assert set(reasons(spent).values()) == {d.CONTACT_CAP}
+    assert "2 offers already made on web in the last 24 h (cap 2)" in spent.suppressed[0].message
+    declined = live_decide({"drop": d.LaunchStatus(5, 0.0)}, d.ContactHistory(0, {"drop": 2}))
+    assert reasons(declined)["drop"] == d.CONTACT_CAP
+    assert "declined 2 times" in next(s.message for s in declined.suppressed
+                                      if s.offer_id == "drop")
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    uplift=st.lists(st.floats(-0.5, 0.5, allow_nan=False), min_size=3, max_size=3),
+    limit=st.integers(1, 3),
+    remaining=st.integers(0, 10),
+    floor=st.floats(0, 1000),
+    made=st.integers(0, 4),
+    declines=st.integers(0, 3),
+    color=st.sampled_from(["red", "black", None]),
+)
+def test_live_rules_account_for_every_offer_and_respect_the_caps(uplift, limit, remaining, floor,
+                                                                 made, declines, color):
+    contacts = d.ContactHistory(made, {"drop": declines})
+    decision = d.decide(customer(preferred_color=color, value=500.0), scores(uplift), DERIVED,
+                        context(limit=limit), JACKETS,
+                        {"drop": d.LaunchStatus(remaining, floor)}, contacts)
+    shown = [o.offer_id for o in decision.offers]
+    assert sorted(shown + [s.offer_id for s in decision.suppressed]) == sorted(DERIVED.offer_ids)
+    assert len(shown) <= min(limit, max(0, 2 - made))
+    drop = next((o for o in decision.offers if o.offer_id == "drop"), None)
+    if drop is not None and drop.action == d.OFFER:  # a launch unit only when one is left
+        assert remaining > 0 and floor <= 500.0 and declines < 2

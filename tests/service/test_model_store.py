@@ -11,7 +11,6 @@ import pytest
 
 from service.decide import Decision, Suppression
 from service.errors import ModelNotReady
-from service.inventory import InventoryIndex
 from service.model_store import (
     BUSY,
     REJECTED,
@@ -47,7 +46,7 @@ class FakePolicy:
 
 def bundle(version: str, broken: bool = False) -> LoadedModel:
     return LoadedModel(FakePolicy(broken), "m", version, "champion", None, {},
-                       ["C0000001"], InventoryIndex.empty())  # type: ignore[arg-type]
+                       ["C0000001"])  # type: ignore[arg-type]
 
 
 class Registry:
@@ -183,8 +182,8 @@ def test_smoke_decision_needs_every_catalog_offer_accounted_for():
     lying.policy.decide_row = lambda *args: Decision((), ())
     with pytest.raises(ValueError, match="accounts for 0 of 2"):
         smoke_decision(lying)
-    empty = LoadedModel(FakePolicy(), "m", "3", "champion", None, {}, [],  # type: ignore[arg-type]
-                        InventoryIndex.empty())
+    empty = LoadedModel(FakePolicy(), "m", "3", "champion", None, {},
+                        [])  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="empty"):
         smoke_decision(empty)
 

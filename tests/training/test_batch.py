@@ -11,6 +11,7 @@ import pytest
 from features import io
 from features.errors import ContractError
 from service.decide import DecisionContext
+from state.rows import snapshot_of
 from training.batch import batch_score
 
 
@@ -21,7 +22,8 @@ def test_batch_score_streams_every_customer_through_the_decision_code(tmp_path, 
     out = tmp_path / "decisions.parquet"
     context = DecisionContext("web", datetime.now(UTC), limit=2)
     seen: list[int] = []
-    result = batch_score(loaded.policy, source, out, context, loaded.stock, chunk_size=1_000,
+    stock = snapshot_of(io.read_inventory(trained.data_dir / io.INVENTORY))
+    result = batch_score(loaded.policy, source, out, context, stock, chunk_size=1_000,
                          progress=lambda done, total, _: seen.append(done))
     assert seen == [1_000, 2_000, 2_500] and result.customers == 2_500
     rows = pd.read_parquet(out)
@@ -31,7 +33,7 @@ def test_batch_score_streams_every_customer_through_the_decision_code(tmp_path, 
     assert rows.groupby("customer_id")["rank"].max().le(2).all()
     for customer_id in customers["customer_id"].iloc[:25]:
         decision = loaded.policy.decide_row(loaded.customers, loaded.customers.row(customer_id),
-                                            context, loaded.stock)
+                                            context, stock)
         mine = rows[rows["customer_id"] == customer_id].sort_values("rank")
         assert mine["offer_id"].dropna().tolist() == [o.offer_id for o in decision.offers]
     nothing = rows[rows["offer_id"].isna()]

@@ -1,0 +1,196 @@
+"""The state store as one worker sees it: live stock, launch status, contact caps, holds.
+
+Everything that must hold across gunicorn workers and hosts (stock, launch reservations,
+contacts and declines) lives in the state store; this module turns it into the plain inputs of
+the pure `decide` (a stock lookup, `LaunchStatus` per launch, a `ContactHistory`) and takes the
+launch units a decision shows. Stock is cached per worker and re-read whenever the store's
+inventory version moves, so the next decision after `PUT /v1/inventory` sees the change.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from features.catalog import Catalog
+from features.customers import CustomerTable
+from service import decide as d
+from service.allocation import ValueDistribution, value_floor, window_elapsed
+from state import Reservation, StateStore, StockSnapshot, open_store
+
+if TYPE_CHECKING:
+    from service.model_store import LoadedModel
+
+
+def launch_distributions(catalog: Catalog, customers: CustomerTable
+                         ) -> dict[str, ValueDistribution]:
+    """Per launch offer, the values of the customers who may get it (contactable, right tier).
+
+    Built once per model load: the derived value floor reads it on every request.
+    """
+    result: dict[str, ValueDistribution] = {}
+    for offer in catalog.offers:
+        if offer.launch is None or offer.launch.min_customer_value is not None:
+            continue
+        eligible = customers.contactable.astype(bool)
+        if offer.loyalty_tiers is not None:
+            eligible &= np.isin(customers.loyalty_tier.astype(str), offer.loyalty_tiers)
+        result[offer.offer_id] = ValueDistribution.from_values(customers.value[eligible])
+    return result
+
+
+@dataclass(frozen=True)
+class Hold:
+    """A launch unit a decision took: which offer, and the reservation in the store."""
+
+    offer_id: str
+    reservation: Reservation
+
+
+class LiveState:
+    """One worker's view of the state store (thread-safe; one instance per process)."""
+
+    def __init__(self, store: StateStore) -> None:
+        self.store = store
+        self._lock = threading.Lock()
+        self._stock: StockSnapshot | None = None
+
+    def stock(self) -> StockSnapshot:
+        """Live stock: the cached snapshot while the store's inventory version is unchanged."""
+        version = self.store.inventory_version()
+        snapshot = self._stock
+        if snapshot is None or snapshot.version != version:
+            with self._lock:
+                snapshot = self._stock
+                if snapshot is None or snapshot.version != version:
+                    snapshot = self._stock = self.store.stock_snapshot()
+        return snapshot
+
+    def launch_statuses(self, catalog: Catalog, distributions: dict[str, ValueDistribution],
+                        now: datetime) -> dict[str, d.LaunchStatus]:
+        """Units left and the current value floor of every launch open now."""
+        statuses: dict[str, d.LaunchStatus] = {}
+        for offer in catalog.offers:
+            launch = offer.launch
+            if launch is None or (launch.ends_at and now > launch.ends_at):
+                continue
+            counts = self.store.launch_counts(offer.offer_id, now=now)
+            remaining = launch.supply if counts is None else max(
+                0, launch.supply - counts.reserved - counts.confirmed)
+            floor = launch.min_customer_value
+            if floor is None:
+                distribution = distributions.get(offer.offer_id)
+                floor = 0.0 if distribution is None else value_floor(
+                    remaining=remaining, supply=launch.supply, distribution=distribution,
+                    reach=launch.expected_reach,
+                    elapsed=window_elapsed(now, launch.starts_at, launch.ends_at))
+            statuses[offer.offer_id] = d.LaunchStatus(remaining, floor)
+        return statuses
+
+    def contact_history(self, catalog: Catalog, customer_id: str, channel: str,
+                        now: datetime) -> d.ContactHistory | None:
+        """Offers already made on this channel in the cap window, and recent declines."""
+        caps = catalog.contact_policy
+        if caps is None:
+            return None
+        made = self.store.contacts_since(customer_id=customer_id, channel=channel,
+                                         since=now - timedelta(hours=caps.window_hours))
+        declines = self.store.declines_since(customer_id=customer_id,
+                                             since=now - timedelta(days=caps.decline_days))
+        return d.ContactHistory(made, declines)
+
+    def hold_launch_units(self, catalog: Catalog, decision: d.Decision, customer_id: str,
+                          decision_id: str, now: datetime) -> tuple[list[Hold], list[str]]:
+        """Reserve one unit for each launch offer the decision shows.
+
+        Returns the holds taken and the offers whose launch sold out in the meantime (another
+        worker took the last unit between reading the status and reserving): the caller decides
+        again with those launches marked sold out.
+        """
+        holds: list[Hold] = []
+        sold_out: list[str] = []
+        for shown in decision.offers:
+            offer = catalog.get(shown.offer_id)
+            if offer is None or offer.launch is None or shown.action != d.OFFER:
+                continue
+            reservation = self.store.reserve(
+                offer_id=offer.offer_id, supply=offer.launch.supply, customer_id=customer_id,
+                decision_id=decision_id, hold_seconds=offer.launch.hold_seconds, now=now)
+            if reservation is None:
+                sold_out.append(offer.offer_id)
+            else:
+                holds.append(Hold(offer.offer_id, reservation))
+        return holds, sold_out
+
+    def release_holds(self, holds: list[Hold], decision_id: str, now: datetime) -> None:
+        """Give back units held by a decision that is being redone."""
+        for hold in holds:
+            self.store.release(decision_id=decision_id, offer_id=hold.offer_id, now=now)
+
+
+def decide_live(live: LiveState, model: LoadedModel, row: int, context: d.DecisionContext,
+                decision_id: str) -> tuple[d.Decision, list[Hold]]:
+    """One customer's decision against live state; holds a unit of every launch it shows.
+
+    Scores once, then decides with the live stock, launch status and contact history. When a
+    launch sold out between reading its status and reserving (another worker took the last
+    unit), decides again with that launch marked sold out, so a decision never shows a launch
+    unit it does not hold. Records the offers shown for the contact caps.
+    """
+    policy, table = model.policy, model.customers
+    catalog, now = policy.catalog, context.now
+    customer_id = table.ids[row]
+    scores = policy.score_row(table, row)
+    stock = live.stock()
+    launches = live.launch_statuses(catalog, model.launch_values, now)
+    contacts = live.contact_history(catalog, customer_id, context.channel, now)
+    holds: dict[str, Hold] = {}
+    for _ in range(len(launches) + 1):
+        decision = policy.decide_scored(table, row, scores, context, stock, launches, contacts)
+        taken, sold_out = live.hold_launch_units(catalog, decision, customer_id, decision_id,
+                                                 now)
+        holds.update((hold.offer_id, hold) for hold in taken)
+        if not sold_out:
+            break
+        launches = {**launches, **{offer_id: d.LaunchStatus(0, math.inf)
+                                   for offer_id in sold_out}}
+    shown = {o.offer_id for o in decision.offers if o.action == d.OFFER}
+    live.release_holds([h for h in holds.values() if h.offer_id not in shown], decision_id, now)
+    if catalog.contact_policy is not None and decision.offers:
+        live.store.record_contacts(customer_id=customer_id, channel=context.channel,
+                                   offer_ids=[o.offer_id for o in decision.offers], now=now)
+    return decision, [h for h in holds.values() if h.offer_id in shown]
+
+
+class LiveStateHandle:
+    """Opens the state store lazily, in the process that uses it.
+
+    gunicorn forks workers: a connection pool made before the fork must not be shared, so each
+    process opens its own on first use (and re-opens if it finds itself in a new process).
+    """
+
+    def __init__(self, url: str, store: StateStore | None = None) -> None:
+        self.url = url
+        self._lock = threading.Lock()
+        self._live = LiveState(store) if store is not None else None
+        self._pid = os.getpid()
+
+    def get(self) -> LiveState:
+        """This process's LiveState; raises StateStoreError when the store cannot be opened."""
+        live = self._live
+        if live is not None and self._pid == os.getpid():
+            return live
+        with self._lock:
+            if self._live is None or self._pid != os.getpid():
+                if self._live is not None:
+                    self._live.store.after_fork()
+                else:
+                    self._live = LiveState(open_store(self.url))
+                self._pid = os.getpid()
+            return self._live

@@ -1,0 +1,159 @@
+"""The state tables: one MetaData, created idempotently when a store is opened.
+
+Optional key parts (size, colour, location) are stored as '' rather than NULL because a
+PostgreSQL primary key cannot hold NULL; the store maps '' back to None.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+RESERVED = "reserved"
+CONFIRMED = "confirmed"
+RELEASED = "released"
+EXPIRED = "expired"
+STATUSES = (RESERVED, CONFIRMED, RELEASED, EXPIRED)
+ACTIVE = (RESERVED, CONFIRMED)  # statuses that hold a unit of supply
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timestamp stored as UTC and read back timezone-aware, alike on both backends.
+
+    SQLite has no time zones (it would hand back naive values) and PostgreSQL returns the
+    session's zone; callers always get UTC and must always pass aware datetimes.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Convert to UTC; naive on SQLite so stored strings compare in time order."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: state timestamps must be timezone-aware (UTC)")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Attach or convert to UTC."""
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit identity.
+_ROW_ID = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData()
+
+inventory = Table(
+    "inventory",
+    metadata,
+    Column("sku", String, primary_key=True),
+    Column("size", String, primary_key=True),  # '' = fits any size
+    Column("color", String, primary_key=True),  # '' = fits any colour
+    Column("location", String, primary_key=True),  # '' = online, else a store id
+    Column("on_hand", Integer, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    CheckConstraint("on_hand >= 0", name="ck_inventory_on_hand"),
+)
+
+# One row (id = 1): bumped in the same transaction as every inventory write, so readers can
+# poll it cheaply and reload only when it moved.
+inventory_meta = Table(
+    "inventory_meta",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("version", BigInteger, nullable=False),
+    Column("updated_at", UtcDateTime),
+)
+
+# `held` counts reservations in an active status (reserved or confirmed); every write path
+# changes it in the same transaction as the reservation rows.
+launches = Table(
+    "launches",
+    metadata,
+    Column("offer_id", String, primary_key=True),
+    Column("supply", Integer, nullable=False),
+    Column("held", Integer, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    CheckConstraint("supply >= 0", name="ck_launches_supply"),
+    CheckConstraint("held >= 0", name="ck_launches_held"),
+)
+
+reservations = Table(
+    "reservations",
+    metadata,
+    Column("reservation_id", String, primary_key=True),
+    Column("offer_id", String, ForeignKey("launches.offer_id"), nullable=False),
+    Column("customer_id", String, nullable=False),
+    Column("decision_id", String, nullable=False),
+    Column("status", String, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    CheckConstraint(
+        "status IN ('reserved', 'confirmed', 'released', 'expired')",
+        name="ck_reservations_status",
+    ),
+)
+Index("ix_reservations_offer_customer", reservations.c.offer_id, reservations.c.customer_id)
+Index("ix_reservations_decision_offer", reservations.c.decision_id, reservations.c.offer_id)
+Index("ix_reservations_offer_status_expires", reservations.c.offer_id, reservations.c.status,
+      reservations.c.expires_at)
+Index("ix_reservations_status_expires", reservations.c.status, reservations.c.expires_at)
+# The database itself refuses a second active unit for one customer of one launch.
+_active = reservations.c.status.in_(ACTIVE)
+Index("ux_reservations_active_customer", reservations.c.offer_id, reservations.c.customer_id,
+      unique=True, sqlite_where=_active, postgresql_where=_active)
+
+contacts = Table(
+    "contacts",
+    metadata,
+    Column("id", _ROW_ID, primary_key=True, autoincrement=True),
+    Column("customer_id", String, nullable=False),
+    Column("channel", String, nullable=False),
+    Column("offer_id", String, nullable=False),
+    Column("contacted_at", UtcDateTime, nullable=False),
+)
+Index("ix_contacts_customer_channel_time", contacts.c.customer_id, contacts.c.channel,
+      contacts.c.contacted_at)
+
+declines = Table(
+    "declines",
+    metadata,
+    Column("id", _ROW_ID, primary_key=True, autoincrement=True),
+    Column("customer_id", String, nullable=False),
+    Column("offer_id", String, nullable=False),
+    Column("declined_at", UtcDateTime, nullable=False),
+)
+Index("ix_declines_customer_time", declines.c.customer_id, declines.c.declined_at)
+
+# The decision log: what was decided for whom, so outcomes can be tied back to it.
+decisions = Table(
+    "decisions",
+    metadata,
+    Column("decision_id", String, primary_key=True),
+    Column("customer_id", String, nullable=False),
+    Column("channel", String, nullable=False),
+    Column("model_version", String, nullable=False),
+    Column("offer_ids", String, nullable=False),  # JSON list, in rank order
+    Column("decided_at", UtcDateTime, nullable=False),
+)
+Index("ix_decisions_decided_at", decisions.c.decided_at)
