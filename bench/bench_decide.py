@@ -27,7 +27,7 @@ from features import io
 from nba import demo
 from service.api import decision_json
 from service.decide import DecisionContext
-from service.live import LiveState, decide_live
+from service.live import LiveState, decide_live, log_record
 from service.model_store import LoadedModel, load_from_registry
 from service.settings import ServiceSettings
 from state import StockSnapshot, open_store
@@ -76,11 +76,12 @@ def live_decision(model: LoadedModel, live: LiveState, customer_id: str) -> str:
     row = model.customers.row(customer_id)
     context = DecisionContext(channel="web", now=datetime.now(UTC), limit=3)
     decision_id = uuid.uuid4().hex
-    decision, holds = decide_live(live, model, row, context, decision_id)
-    live.store.record_decision(decision_id=decision_id, customer_id=customer_id, channel="web",
-                               model_version=model.version,
-                               offer_ids=[o.offer_id for o in decision.offers], now=context.now)
-    return json.dumps(decision_json(decision_id, customer_id, model, decision, holds))
+    result = decide_live(live, model, row, context, decision_id, holdout_share=0.05,
+                         exploration=0.05)
+    live.store.log.record(log_record(result, model, row, context, decision_id))
+    return json.dumps(decision_json(decision_id, customer_id, model, result.decision,
+                                    result.holds, holdout=result.holdout,
+                                    explored=result.explored))
 
 
 def latencies_us(call: Callable[[int], object], n: int) -> np.ndarray:

@@ -7,7 +7,7 @@ request only looks up a row index: no pandas on the hot path.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -29,6 +29,8 @@ class CustomerTable:
     preferred_color: np.ndarray
     value: np.ndarray
     value_is_predicted: np.ndarray
+    #: the raw feature columns (before one-hot), for logging what a decision saw
+    features: dict[str, np.ndarray] = field(default_factory=dict)
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame, spec: FeatureSpec,
@@ -64,6 +66,7 @@ class CustomerTable:
             preferred_color=strings("preferred_color"),
             value=value,
             value_is_predicted=missing,
+            features={f.name: frame[f.name].astype(object).to_numpy() for f in spec.features},
         )
 
     def __len__(self) -> int:
@@ -72,3 +75,12 @@ class CustomerTable:
     def row(self, customer_id: str) -> int | None:
         """Row index of a customer, or None when unknown."""
         return self.index.get(customer_id)
+
+    def feature_row(self, row: int) -> dict[str, object]:
+        """The customer's raw feature values (JSON-ready: None for missing)."""
+        out: dict[str, object] = {}
+        for name, column in self.features.items():
+            value = column[row]
+            out[name] = None if value is None or pd.isna(value) else (
+                value.item() if hasattr(value, "item") else value)
+        return out

@@ -19,10 +19,10 @@ from service.errors import (
     ReloadFailed,
     Unauthorized,
     UnknownCustomer,
-    UnknownDecision,
 )
-from service.live import Hold, LiveState, decide_live
+from service.live import Hold, LiveState, decide_live, log_record
 from service.model_store import RELOADED, UNCHANGED, LoadedModel, ModelStore
+from service.outcomes import record_outcome
 from service.schemas import DecisionRequest, InventoryUpdate, OutcomeRequest
 from service.settings import ServiceSettings
 from state import StockRow
@@ -67,7 +67,8 @@ def _live() -> LiveState:
 
 
 def decision_json(decision_id: str, customer_id: str, model: LoadedModel,
-                  decision: Decision, holds: list[Hold] | None = None) -> dict:
+                  decision: Decision, holds: list[Hold] | None = None, *,
+                  holdout: bool = False, explored: bool = False) -> dict:
     """The response document of one decision."""
     held = {hold.offer_id: hold.reservation for hold in holds or ()}
 
@@ -80,6 +81,8 @@ def decision_json(decision_id: str, customer_id: str, model: LoadedModel,
         "decision_id": decision_id,
         "customer_id": customer_id,
         "model": {"name": model.name, "version": model.version},
+        "holdout": holdout,
+        "explored": explored,
         "offers": [{
             "offer_id": o.offer_id, "rank": o.rank,
             "expected_incremental_value": round(o.expected_incremental_value, 4),
@@ -110,16 +113,18 @@ def create_decision():
     context = DecisionContext(channel=req.channel, now=datetime.now(UTC), limit=req.limit,
                               store_id=req.context.store_id)
     decision_id = uuid.uuid4().hex
-    live = _live()
-    decision, holds = decide_live(live, model, row, context, decision_id)
-    live.store.record_decision(
-        decision_id=decision_id, customer_id=req.customer_id, channel=req.channel,
-        model_version=model.version, offer_ids=[o.offer_id for o in decision.offers],
-        now=context.now)
-    log.info("decision %s customer=%s model=%s@%s offers=%s holds=%s", decision_id,
-             req.customer_id, model.name, model.version, [o.offer_id for o in decision.offers],
-             [h.offer_id for h in holds])
-    return jsonify(decision_json(decision_id, req.customer_id, model, decision, holds))
+    live, settings = _live(), _settings()
+    result = decide_live(live, model, row, context, decision_id,
+                         holdout_share=settings.holdout_share, exploration=settings.exploration)
+    # logged before the response is sent: a decision a client received is always in the log
+    live.store.log.record(log_record(result, model, row, context, decision_id))
+    offers = [o.offer_id for o in result.decision.offers]
+    log.info("decision %s customer=%s model=%s@%s offers=%s holdout=%s explored=%s holds=%s",
+             decision_id, req.customer_id, model.name, model.version, offers, result.holdout,
+             result.explored, [h.offer_id for h in result.holds])
+    return jsonify(decision_json(decision_id, req.customer_id, model, result.decision,
+                                 result.holds, holdout=result.holdout,
+                                 explored=result.explored))
 
 
 @bp.put("/v1/inventory")
@@ -136,36 +141,15 @@ def put_inventory():
 
 @bp.post("/v1/outcomes")
 def post_outcome():
-    """What the customer did with an offer: confirms or releases a launch hold, counts declines.
+    """What the customer did after a decision; idempotent (the same event twice counts once).
 
-    accepted / purchased confirm the unit held for the offer; declined releases it and counts
-    towards the decline cap; shown is recorded only.
+    accepted / purchased confirm the launch unit held for the offer; declined releases it and
+    counts towards the decline cap; shown is recorded only. A purchase not tied to an offer
+    (offer_id null: e.g. a holdout customer buying anyway) is what incrementality compares.
     """
     outcome = _parse(OutcomeRequest, _json_body(), "outcome")
-    live = _live()
-    record = live.store.get_decision(outcome.decision_id)
-    if record is None:
-        raise UnknownDecision(f"unknown decision_id '{outcome.decision_id}'",
-                              {"decision_id": outcome.decision_id})
-    if outcome.offer_id not in record.offer_ids:
-        raise InvalidRequest(
-            f"offer '{outcome.offer_id}' was not shown in decision '{outcome.decision_id}' "
-            f"(shown: {', '.join(record.offer_ids) or 'nothing'})",
-            {"offer_id": outcome.offer_id, "shown": list(record.offer_ids)})
-    now = datetime.now(UTC)
-    hold = None
-    if outcome.event in ("accepted", "purchased"):
-        hold = live.store.confirm(decision_id=outcome.decision_id, offer_id=outcome.offer_id,
-                                  now=now)
-    elif outcome.event == "declined":
-        hold = live.store.release(decision_id=outcome.decision_id, offer_id=outcome.offer_id,
-                                  now=now)
-        live.store.record_decline(customer_id=record.customer_id, offer_id=outcome.offer_id,
-                                  now=now)
-    return jsonify({"decision_id": outcome.decision_id, "offer_id": outcome.offer_id,
-                    "event": outcome.event,
-                    "reservation": None if hold is None else {
-                        "reservation_id": hold.reservation_id, "status": hold.status}})
+    result = record_outcome(_live().store, outcome, datetime.now(UTC))
+    return jsonify(result)
 
 
 @bp.get("/v1/model")

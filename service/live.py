@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import random
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,7 +23,9 @@ from features.catalog import Catalog
 from features.customers import CustomerTable
 from service import decide as d
 from service.allocation import ValueDistribution, value_floor, window_elapsed
+from service.experiment import eligible_offers, explore, held_out
 from state import Reservation, StateStore, StockSnapshot, open_store
+from state.log import Candidate, DecisionRecord
 
 if TYPE_CHECKING:
     from service.model_store import LoadedModel
@@ -134,14 +137,32 @@ class LiveState:
             self.store.release(decision_id=decision_id, offer_id=hold.offer_id, now=now)
 
 
+@dataclass(frozen=True)
+class LiveDecision:
+    """A decision as served, with what the log needs to make it causal."""
+
+    decision: d.Decision
+    holds: list[Hold]
+    scores: d.OfferScores
+    holdout: bool
+    explored: bool
+    #: P(what was served | customer) under the logging policy, holdout included
+    propensity: float
+    #: the offer served first, or for a holdout the one it would have been
+    chosen_offer: str | None
+
+
 def decide_live(live: LiveState, model: LoadedModel, row: int, context: d.DecisionContext,
-                decision_id: str) -> tuple[d.Decision, list[Hold]]:
+                decision_id: str, *, holdout_share: float = 0.0, exploration: float = 0.0,
+                rng: random.Random | None = None) -> LiveDecision:
     """One customer's decision against live state; holds a unit of every launch it shows.
 
-    Scores once, then decides with the live stock, launch status and contact history. When a
-    launch sold out between reading its status and reserving (another worker took the last
-    unit), decides again with that launch marked sold out, so a decision never shows a launch
-    unit it does not hold. Records the offers shown for the contact caps.
+    Scores once, then decides with the live stock, launch status and contact history. A
+    customer in the global holdout gets nothing (the decision they would have had is kept for
+    the log). Otherwise, with probability `exploration`, a random eligible offer goes first.
+    When a launch sold out between reading its status and reserving (another worker took the
+    last unit), decides again with that launch marked sold out, so a decision never shows a
+    launch unit it does not hold. Records the offers shown for the contact caps.
     """
     policy, table = model.policy, model.customers
     catalog, now = policy.catalog, context.now
@@ -150,9 +171,20 @@ def decide_live(live: LiveState, model: LoadedModel, row: int, context: d.Decisi
     stock = live.stock()
     launches = live.launch_statuses(catalog, model.launch_values, now)
     contacts = live.contact_history(catalog, customer_id, context.channel, now)
+    if model.holdout is not None and model.holdout[row]:
+        would = policy.decide_scored(table, row, scores, context, stock, launches, contacts)
+        chosen = would.offers[0].offer_id if would.offers else None
+        # P(nothing served | not held out): exploration serves something whenever it can
+        p_nothing = 0.0 if chosen is not None else (
+            1.0 - exploration if eligible_offers(would) else 1.0)
+        return LiveDecision(held_out(would, holdout_share), [], scores, True, False,
+                            holdout_share + (1 - holdout_share) * p_nothing, chosen)
+    rng = rng or random.Random()
     holds: dict[str, Hold] = {}
     for _ in range(len(launches) + 1):
         decision = policy.decide_scored(table, row, scores, context, stock, launches, contacts)
+        served = explore(decision, catalog, scores, exploration, rng)
+        decision = served.decision
         taken, sold_out = live.hold_launch_units(catalog, decision, customer_id, decision_id,
                                                  now)
         holds.update((hold.offer_id, hold) for hold in taken)
@@ -165,7 +197,35 @@ def decide_live(live: LiveState, model: LoadedModel, row: int, context: d.Decisi
     if catalog.contact_policy is not None and decision.offers:
         live.store.record_contacts(customer_id=customer_id, channel=context.channel,
                                    offer_ids=[o.offer_id for o in decision.offers], now=now)
-    return decision, [h for h in holds.values() if h.offer_id in shown]
+    chosen = decision.offers[0].offer_id if decision.offers else None
+    p_served = (1 - holdout_share) * served.propensity
+    if chosen is None:  # "nothing" is also what the holdout gets
+        p_served += holdout_share
+    return LiveDecision(decision, [h for h in holds.values() if h.offer_id in shown], scores,
+                        False, served.explored, p_served, chosen)
+
+
+def log_record(result: LiveDecision, model: LoadedModel, row: int, context: d.DecisionContext,
+               decision_id: str) -> DecisionRecord:
+    """The decision-log entry of a served decision."""
+    catalog = model.policy.catalog
+    eligible = set(eligible_offers(result.decision)) | {o.offer_id for o in
+                                                         result.decision.offers}
+    candidates = tuple(
+        Candidate(offer.offer_id, round(float(result.scores.uplift[k] * offer.margin
+                                              - offer.cost), 6),
+                  round(float(result.scores.uplift[k]), 6))
+        for k, offer in enumerate(catalog.offers)
+        if offer.offer_id in eligible and not np.isnan(result.scores.uplift[k]))
+    table = model.customers
+    return DecisionRecord(
+        decision_id=decision_id, decided_at=context.now, customer_id=table.ids[row],
+        channel=context.channel, model_version=model.version,
+        offer_ids=tuple(o.offer_id for o in result.decision.offers), holdout=result.holdout,
+        explored=result.explored, chosen_offer=result.chosen_offer,
+        propensity=result.propensity, candidates=candidates,
+        suppressed={s.offer_id: s.reason for s in result.decision.suppressed},
+        features=table.feature_row(row), segment=table.loyalty_tier[row])
 
 
 class LiveStateHandle:

@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
 import mlflow.pyfunc
+import numpy as np
 from mlflow import MlflowClient
 
 from features import io
@@ -25,6 +26,7 @@ from features.customers import CustomerTable
 from service.allocation import ValueDistribution
 from service.decide import DecisionContext
 from service.errors import ModelNotReady
+from service.experiment import holdout_mask
 from service.live import launch_distributions
 from service.settings import ServiceSettings
 from training import registry
@@ -54,6 +56,8 @@ class LoadedModel:
     customers: CustomerTable
     #: per launch with a derived floor: the values of its eligible customers
     launch_values: dict[str, ValueDistribution] = field(default_factory=dict)
+    #: per customer row: in the global holdout (None: nobody is)
+    holdout: np.ndarray | None = None
     loaded_at: float = field(default_factory=time.time)
 
 
@@ -96,8 +100,10 @@ def load_from_registry(settings: ServiceSettings) -> LoadedModel:
     metrics = client.get_run(ref.run_id).data.metrics if ref.run_id else {}
     log.info("loaded %s version %s (%s) with %d customers in %.2fs", ref.name, ref.version,
              ref.alias, len(customers), time.perf_counter() - started)
+    holdout = holdout_mask(customers.ids, customers.value, settings.holdout_share,
+                           settings.experiment_salt)
     return LoadedModel(policy, ref.name, ref.version, ref.alias, ref.run_id, dict(metrics),
-                       customers, launch_distributions(policy.catalog, customers))
+                       customers, launch_distributions(policy.catalog, customers), holdout)
 
 
 class AliasProbe:

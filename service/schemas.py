@@ -79,7 +79,7 @@ class OutcomeRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     decision_id: str = Field(min_length=1, max_length=64)
-    offer_id: str = Field(min_length=1, max_length=128)
+    offer_id: str | None = Field(default=None, min_length=1, max_length=128)
     event: Literal["shown", "accepted", "declined", "purchased"]
     revenue: float = Field(default=0.0, ge=0, le=1e9)
 

@@ -23,6 +23,12 @@ class ServiceSettings:
     retry_seconds: float = 5.0
     #: seconds between checks of the alias in each gunicorn worker; 0 disables polling
     poll_seconds: float = 10.0
+    #: share of customers in the global holdout (no offers; measures incrementality)
+    holdout_share: float = 0.05
+    #: share of decisions that serve a random eligible offer first (logged propensities)
+    exploration: float = 0.05
+    #: salt of the holdout hash: a new salt draws a new holdout group
+    experiment_salt: str = "nba-holdout-1"
     #: bearer token of POST /v1/admin/reload; None disables the endpoint (repr=False: never logged)
     admin_token: str | None = field(default=None, repr=False)
 
@@ -40,7 +46,24 @@ class ServiceSettings:
             poll_seconds=_seconds("NBA_POLL_SECONDS", env.get("NBA_POLL_SECONDS"),
                                   cls.poll_seconds),
             admin_token=(env.get("NBA_ADMIN_TOKEN") or "").strip() or None,
+            holdout_share=_share("NBA_HOLDOUT_SHARE", env.get("NBA_HOLDOUT_SHARE"),
+                                 cls.holdout_share),
+            exploration=_share("NBA_EXPLORATION", env.get("NBA_EXPLORATION"), cls.exploration),
+            experiment_salt=env.get("NBA_EXPERIMENT_SALT", "").strip() or cls.experiment_salt,
         )
+
+
+def _share(name: str, raw: str | None, default: float) -> float:
+    """A share in [0, 0.5], or a ValueError naming the variable."""
+    if raw is None or not raw.strip():
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 0.5:
+        raise ValueError(f"{name} must be a share between 0 and 0.5, got {raw!r}")
+    return value
 
 
 def _seconds(name: str, raw: str | None, default: float) -> float:

@@ -8,9 +8,9 @@ PostgreSQL for several.
 from __future__ import annotations
 
 from state.errors import StateStoreError
+from state.log import DecisionLog, DecisionRecord, Outcome
 from state.store import (
     DEFAULT_URL,
-    DecisionRecord,
     LaunchCounts,
     Reservation,
     StateStore,
@@ -21,8 +21,10 @@ from state.store import (
 )
 
 __all__ = [
-    "DEFAULT_URL",
+    "DecisionLog",
     "DecisionRecord",
+    "Outcome",
+    "DEFAULT_URL",
     "LaunchCounts",
     "Reservation",
     "StateStore",

@@ -10,15 +10,18 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     CheckConstraint,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
     MetaData,
     String,
     Table,
+    Text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
@@ -145,15 +148,37 @@ declines = Table(
 )
 Index("ix_declines_customer_time", declines.c.customer_id, declines.c.declined_at)
 
-# The decision log: what was decided for whom, so outcomes can be tied back to it.
+# The decision log: every decision as served (or held out), and what customers did after.
 decisions = Table(
     "decisions",
     metadata,
     Column("decision_id", String, primary_key=True),
+    Column("decided_at", UtcDateTime, nullable=False),
     Column("customer_id", String, nullable=False),
     Column("channel", String, nullable=False),
     Column("model_version", String, nullable=False),
-    Column("offer_ids", String, nullable=False),  # JSON list, in rank order
-    Column("decided_at", UtcDateTime, nullable=False),
+    Column("holdout", Boolean, nullable=False),
+    Column("explored", Boolean, nullable=False),
+    # the offer the customer got (top of `offer_ids`), or for a holdout the one they would have
+    # got; null when nothing was worth sending
+    Column("chosen_offer", String),
+    Column("propensity", Float, nullable=False),  # P(what was served | customer) under the policy
+    Column("offer_ids", Text, nullable=False),  # JSON list of offers served, rank order
+    Column("candidates", Text, nullable=False),  # JSON [{offer_id, value, uplift}] eligible ones
+    Column("suppressed", Text, nullable=False),  # JSON {offer_id: reason}
+    Column("features", Text, nullable=False),  # JSON of the customer's row the decision saw
+    Column("segment", String),  # loyalty tier (reports by segment)
 )
 Index("ix_decisions_decided_at", decisions.c.decided_at)
+Index("ix_decisions_customer", decisions.c.customer_id, decisions.c.decided_at)
+
+outcomes = Table(
+    "outcomes",
+    metadata,
+    Column("decision_id", String, ForeignKey("decisions.decision_id"), primary_key=True),
+    Column("offer_id", String, primary_key=True),  # '' = not tied to an offer (organic)
+    Column("event", String, primary_key=True),  # shown | accepted | declined | purchased
+    Column("revenue", Float, nullable=False),
+    Column("occurred_at", UtcDateTime, nullable=False),
+)
+Index("ix_outcomes_occurred_at", outcomes.c.occurred_at)

@@ -15,7 +15,6 @@ Writers are serialized where correctness needs it, by the database rather than b
 
 from __future__ import annotations
 
-import json
 import logging
 import operator
 import re
@@ -27,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     Connection,
@@ -51,6 +50,9 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
 from state.errors import StateStoreError
+
+if TYPE_CHECKING:
+    from state.log import DecisionLog
 from state.schema import (
     ACTIVE,
     CONFIRMED,
@@ -58,7 +60,6 @@ from state.schema import (
     RELEASED,
     RESERVED,
     contacts,
-    decisions,
     declines,
     inventory,
     inventory_meta,
@@ -157,18 +158,6 @@ class LaunchCounts:
     def remaining(self) -> int:
         """Units still free; never below 0 even if the catalog cut supply under what is held."""
         return max(0, self.supply - self.reserved - self.confirmed)
-
-
-@dataclass(frozen=True)
-class DecisionRecord:
-    """One logged decision: who, where, which model, which offers (in rank order)."""
-
-    decision_id: str
-    customer_id: str
-    channel: str
-    model_version: str
-    offer_ids: tuple[str, ...]
-    decided_at: datetime
 
 
 # ---------------------------------------------------------------- the store
@@ -484,26 +473,12 @@ class StateStore:
             ).all()
         return dict(rows)
 
-    # ------------------------------------------------------------ decision log
+    @property
+    def log(self) -> DecisionLog:
+        """The decision and outcome log kept in this store."""
+        from state.log import DecisionLog
 
-    def record_decision(self, *, decision_id: str, customer_id: str, channel: str,
-                        model_version: str, offer_ids: Sequence[str], now: datetime) -> None:
-        """Append one decision to the log (before its response is sent)."""
-        with self._write("record decision") as conn:
-            conn.execute(insert(decisions).values(
-                decision_id=decision_id, customer_id=customer_id, channel=channel,
-                model_version=model_version, offer_ids=json.dumps(list(offer_ids)),
-                decided_at=_utc(now)))
-
-    def get_decision(self, decision_id: str) -> DecisionRecord | None:
-        """A logged decision, or None."""
-        with self._read("read decision") as conn:
-            row = conn.execute(select(decisions).where(
-                decisions.c.decision_id == decision_id)).first()
-        if row is None:
-            return None
-        return DecisionRecord(row.decision_id, row.customer_id, row.channel, row.model_version,
-                              tuple(json.loads(row.offer_ids)), row.decided_at)
+        return DecisionLog(self)
 
     # ------------------------------------------------------------ transactions
 

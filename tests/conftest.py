@@ -77,7 +77,7 @@ def loaded(trained: Trained):
     from service.settings import ServiceSettings
 
     return load_from_registry(ServiceSettings(tracking_uri=trained.tracking_uri,
-                                              data_dir=trained.data_dir))
+                                              data_dir=trained.data_dir, holdout_share=0.0))
 
 
 @pytest.fixture
@@ -106,7 +106,8 @@ def app(trained: Trained, loaded, state):
     store = ModelStore(lambda: loaded)
     store.try_load()
     return create_app(ServiceSettings(tracking_uri=trained.tracking_uri,
-                                      data_dir=trained.data_dir, admin_token=ADMIN_TOKEN),
+                                      data_dir=trained.data_dir, admin_token=ADMIN_TOKEN,
+                                      holdout_share=0.0, exploration=0.0),
                       store=store, state=state)
 
 

@@ -72,9 +72,9 @@ def test_four_workers_and_200_clients_never_oversell_a_launch(small_registry, st
     env = os.environ | {"MLFLOW_TRACKING_URI": uri, "NBA_DATA_DIR": str(root / "data"),
                         "NBA_ACCESS_LOG": "", "NBA_STATE_URL": store_url,
                         "NBA_POLL_SECONDS": "0"}
-    with gunicorn(env, tmp_path / "server.log", workers=4) as base:
-        with ThreadPoolExecutor(CLIENTS) as pool:
-            answers = list(pool.map(lambda cid: ask(base, cid), ids))
+    with (gunicorn(env, tmp_path / "server.log", workers=4) as base,
+          ThreadPoolExecutor(CLIENTS) as pool):
+        answers = list(pool.map(lambda cid: ask(base, cid), ids))
 
     assert [status for status, _ in answers] == [200] * len(ids), answers[:3]
     promised = {}

@@ -95,12 +95,17 @@ def test_outcomes_confirm_or_release_the_hold(client, sneaker_fans, state):
     assert (counts.reserved, counts.confirmed) == (0, 1)
 
 
-def test_declined_twice_the_offer_is_capped(client, sneaker_fans):
+def test_declined_twice_the_offer_is_capped_and_a_repeated_event_counts_once(client,
+                                                                            sneaker_fans):
     customer_id, body = in_stock_fan(client, sneaker_fans)
-    for _ in range(2):
-        assert client.post("/v1/outcomes", json={
-            "decision_id": body["decision_id"], "offer_id": SNEAKER,
-            "event": "declined"}).status_code == 200
+    decline = {"decision_id": body["decision_id"], "offer_id": SNEAKER, "event": "declined"}
+    first, repeat = client.post("/v1/outcomes", json=decline), client.post("/v1/outcomes",
+                                                                          json=decline)
+    assert first.get_json()["recorded"] is True and repeat.get_json()["recorded"] is False
+    second = decide(client, customer_id)
+    assert offer_of(second, SNEAKER) is not None  # one decline: not capped yet
+    assert client.post("/v1/outcomes", json=decline | {
+        "decision_id": second["decision_id"]}).get_json()["recorded"] is True
     capped = reason_of(decide(client, customer_id), SNEAKER)
     assert capped["reason"] == "contact_cap" and "declined 2 times" in capped["message"]
 
@@ -199,3 +204,66 @@ def test_the_derived_floor_rises_as_units_run_down(client, sneaker_fans, state, 
     after = floor()
     assert after > before
     assert "200 of 500 units left" in reason_of(decide(client, probe), SNEAKER)["message"]
+
+
+@pytest.fixture
+def experiment_client(trained, loaded, state):
+    """An app with a 5% holdout (the first contactable customers forced into it)."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from service import create_app
+    from service.model_store import ModelStore
+    from service.settings import ServiceSettings
+
+    holdout = np.zeros(len(loaded.customers), dtype=bool)
+    holdout[:50] = True
+    model = replace(loaded, holdout=holdout)
+    store = ModelStore(lambda: model)
+    store.try_load()
+    settings = ServiceSettings(tracking_uri=trained.tracking_uri, data_dir=trained.data_dir,
+                               holdout_share=0.05, exploration=0.0)
+    return create_app(settings, store=store, state=state).test_client()
+
+
+def test_holdout_customers_get_nothing_and_the_log_keeps_what_they_would_have_got(
+        experiment_client, state, customers):
+    held = [c for c in customers["customer_id"].iloc[:50]
+            if customers.set_index("customer_id").loc[c, "contactable"]]
+    body = decide(experiment_client, held[0])
+    assert body["holdout"] is True and body["offers"] == []
+    assert {s["reason"] for s in body["suppressed"]} == {"holdout"}
+    record = state.log.get(body["decision_id"])
+    assert record.holdout and record.offer_ids == ()
+    assert record.chosen_offer is not None  # the offer the policy would have served
+    assert record.propensity == pytest.approx(0.05)
+    purchase = experiment_client.post("/v1/outcomes", json={
+        "decision_id": body["decision_id"], "offer_id": None, "event": "purchased",
+        "revenue": 42.5})
+    assert purchase.status_code == 200 and purchase.get_json()["recorded"] is True
+    outcomes = state.log.outcomes_frame()
+    assert outcomes["revenue"].tolist() == [42.5] and outcomes["offer_id"].isna().all()
+
+
+def test_every_served_decision_is_logged_with_propensity_candidates_and_features(
+        experiment_client, state, customers):
+    customer_id = customers.loc[customers["contactable"], "customer_id"].iloc[60]
+    body = decide(experiment_client, customer_id, limit=3)
+    assert body["holdout"] is False
+    record = state.log.get(body["decision_id"])
+    assert record.offer_ids == tuple(o["offer_id"] for o in body["offers"])
+    assert record.propensity == pytest.approx(0.95 if body["offers"] else 1.0)
+    assert {c.offer_id for c in record.candidates} >= set(record.offer_ids)
+    assert record.features["frequency"] == int(
+        customers.set_index("customer_id").loc[customer_id, "frequency"])
+    assert set(record.suppressed) == {s["offer_id"] for s in body["suppressed"]}
+
+
+def test_only_a_purchase_may_come_without_an_offer(client, customers):
+    customer_id = customers.loc[customers["contactable"], "customer_id"].iloc[0]
+    body = decide(client, customer_id, limit=1)
+    response = client.post("/v1/outcomes", json={"decision_id": body["decision_id"],
+                                                 "event": "accepted"})
+    assert response.status_code == 400
+    assert "needs an offer_id" in response.get_json()["error"]["message"]

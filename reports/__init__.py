@@ -1,0 +1,28 @@
+"""Reports over the decision log: incrementality against the randomized holdout, the decision
+funnel, and covariate balance between holdout and treated customers.
+
+Each report is a pure function of the frames `state.log.DecisionLog` returns (and the catalog);
+reading the store, printing and writing files happen only in `render`, `cli` and
+`service.reports_api`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+class ReportError(ValueError):
+    """A report cannot be computed from what it was given (e.g. no decisions logged)."""
+
+
+def parse_since(text: str) -> datetime:
+    """An ISO 8601 date or timestamp as an aware UTC datetime (naive values are taken as UTC).
+
+    Raises ValueError with a message naming the expected format.
+    """
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"'{text}' is not an ISO 8601 date or timestamp "
+                         "(e.g. 2025-03-01 or 2025-03-01T09:00:00+00:00)") from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

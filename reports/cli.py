@@ -1,0 +1,257 @@
+"""`nba report ...`: incrementality, funnel and balance reports read from the decision log.
+
+Plugged into `nba.cli` by `add_report_parser(sub.add_parser)` and HANDLERS["report"] =
+`run_report`. Problems the user can fix raise `nba.cli.CliError` (one line, exit status 2);
+it is imported inside functions because `nba.cli` imports this module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+EXAMPLES = {
+    "report": "examples:\n  nba report incrementality --by offer\n  nba report funnel "
+              "--since 2025-03-01\n  nba report balance\n\nEach report has its own --help.",
+    "incrementality": "examples:\n  nba report incrementality                       # by offer, "
+                      "whole log\n  nba report incrementality --by channel --since 2025-03-01\n"
+                      "  nba report incrementality --out lift.csv --html lift.html\n"
+                      "  nba report incrementality --state-url postgresql://nba@db/nba "
+                      "--holdout-share 0.1\n\n"
+                      "Treated decisions against the randomized holdout (intent-to-treat by the "
+                      "offer the\npolicy picked): conversion and revenue-per-decision lift with "
+                      "95% intervals\n(normal approximation / Welch; relative lift by the delta "
+                      "method), incremental\nrevenue and margin, contact cost and ROI. A "
+                      "sample-ratio mismatch of the holdout\n(chi-square p < 0.001) is printed "
+                      "first: when it shows, fix assignment before\nreading the lifts.",
+    "funnel": "examples:\n  nba report funnel\n  nba report funnel --since 2025-03-01T00:00:00Z "
+              "--out funnel.csv\n\neligible -> recommended -> shown -> accepted -> purchased, "
+              "in decisions; names the\nstage with the largest relative drop.",
+    "balance": "examples:\n  nba report balance\n  nba report balance --out balance.parquet\n\n"
+               "Standardized mean difference of every logged feature between holdout and "
+               "treated\ncustomers (one row per customer); |SMD| > 0.1 is flagged.",
+}
+BY_CHOICES = "offer|channel|segment"
+
+
+def add_report_parser(sub_add: Callable[..., argparse.ArgumentParser]) -> None:
+    """Add `report` with its subcommands, given the `add_parser` of nba's subparsers."""
+    report = sub_add("report", help="Reports from the decision log: incrementality against the "
+                                    "holdout, the funnel, holdout balance.",
+                     description="Reports from the decision log kept in the state store.",
+                     epilog=EXAMPLES["report"],
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = report.add_subparsers(dest="report_command", required=True, metavar="REPORT")
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help_text, description=help_text,
+                              epilog=EXAMPLES[name],
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+
+    p = command("incrementality", "Did the campaign add revenue, and how much? Lift of treated "
+                                  "decisions over the randomized holdout.")
+    _since_flag(p)
+    p.add_argument("--by", default="offer", metavar=BY_CHOICES,
+                   help="group rows by offer, channel or segment (default %(default)s)")
+    _out_flag(p)
+    p.add_argument("--html", type=Path, default=None,
+                   help="also write a self-contained HTML report with plots")
+    p.add_argument("--holdout-share", default=os.environ.get("NBA_HOLDOUT_SHARE") or "0.05",
+                   help="configured holdout share, for the sample-ratio check "
+                        "(env NBA_HOLDOUT_SHARE; default %(default)s)")
+    data_dir = Path(os.environ.get("NBA_DATA_DIR") or "data")
+    p.add_argument("--catalog", type=Path, default=data_dir / "offers.yaml",
+                   help="offers.yaml with margins and costs (default <NBA_DATA_DIR>/offers.yaml"
+                        ": %(default)s)")
+    _state_flag(p)
+
+    p = command("funnel", "Decisions per stage, eligible to purchased, and the stage losing "
+                          "the most.")
+    _since_flag(p)
+    _out_flag(p)
+    _state_flag(p)
+
+    p = command("balance", "Are holdout and treated customers alike? Standardized mean "
+                           "differences of the logged features.")
+    _since_flag(p)
+    _out_flag(p)
+    _state_flag(p)
+
+
+def run_report(args: argparse.Namespace) -> int:
+    """Run the report named by `args.report_command`; returns the exit status."""
+    handlers = {"incrementality": _incrementality, "funnel": _funnel, "balance": _balance}
+    return handlers[args.report_command](args)
+
+
+# ---------------------------------------------------------------- flags
+
+
+def _since_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--since", default=None, metavar="ISO8601",
+                        help="only decisions made at or after this date/time (naive = UTC)")
+
+
+def _out_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, default=None, metavar="FILE",
+                        help="also write the table to FILE (.csv or .parquet)")
+
+
+def _state_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--state-url", default=os.environ.get("NBA_STATE_URL") or
+                        "sqlite:///state.db",
+                        help="state store holding the decision log (env NBA_STATE_URL; "
+                             "default %(default)s)")
+
+
+# ---------------------------------------------------------------- handlers
+
+
+def _incrementality(args: argparse.Namespace) -> int:
+    from nba.cli import CliError
+    from reports import render
+    from reports.funnel import funnel
+    from reports.incrementality import BY_OPTIONS, incrementality
+
+    if args.by not in BY_OPTIONS:
+        raise CliError(f"unknown --by '{args.by}'; use one of {list(BY_OPTIONS)}")
+    share = _holdout_share(args.holdout_share)
+    since = _since(args.since)
+    catalog = _catalog(args.catalog)
+    decisions, outcomes = _frames(args.state_url, since)
+    report = incrementality(decisions, outcomes, catalog, by=args.by, holdout_share=share)
+    print(render.incrementality_text(report))
+    _write_out(args.out, report.to_frame())
+    if args.html is not None:
+        subtitle = f"Decision log {_masked(args.state_url)}" + (
+            f" since {since.isoformat()}." if since else ".")
+        page = render.incrementality_html(report, funnel(decisions, outcomes),
+                                          subtitle=subtitle)
+        try:
+            render.write_text(page, args.html)
+        except OSError as exc:
+            raise CliError(f"cannot write {args.html}: {exc.strerror or exc}") from None
+        print(f"wrote {args.html}")
+    return 0
+
+
+def _funnel(args: argparse.Namespace) -> int:
+    from reports import render
+    from reports.funnel import funnel
+
+    decisions, outcomes = _frames(args.state_url, _since(args.since))
+    report = funnel(decisions, outcomes)
+    print(render.funnel_text(report))
+    _write_out(args.out, report.to_frame())
+    return 0
+
+
+def _balance(args: argparse.Namespace) -> int:
+    from nba.cli import CliError
+    from reports import ReportError, render
+    from reports.balance import balance
+
+    decisions, _ = _frames(args.state_url, _since(args.since), outcomes=False)
+    try:
+        report = balance(decisions)
+    except ReportError as exc:
+        raise CliError(str(exc)) from None
+    print(render.balance_text(report))
+    _write_out(args.out, report.to_frame())
+    return 0
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _since(text: str | None) -> datetime | None:
+    from nba.cli import CliError
+    from reports import parse_since
+
+    if text is None:
+        return None
+    try:
+        return parse_since(text)
+    except ValueError as exc:
+        raise CliError(f"--since: {exc}") from None
+
+
+def _holdout_share(text: str) -> float:
+    from nba.cli import CliError
+
+    try:
+        share = float(text)
+    except ValueError:
+        share = float("nan")
+    if not 0 <= share < 1:
+        raise CliError(f"--holdout-share must be a number in [0, 1), got '{text}'")
+    return share
+
+
+def _catalog(path: Path):
+    from features.errors import ContractError
+    from features.io import read_catalog
+    from nba.cli import CliError
+
+    try:
+        return read_catalog(path)
+    except ContractError as exc:
+        raise CliError(f"catalog: {exc} (pass --catalog FILE)") from None
+
+
+def _masked(url: str) -> str:
+    from state import mask_url
+
+    return mask_url(url)
+
+
+def _frames(url: str, since: datetime | None, *, outcomes: bool = True
+            ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Decisions (and outcomes) from the store; CliError when unreadable or empty."""
+    import pandas as pd
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    from nba.cli import CliError
+    from state import StateStoreError, open_store
+
+    masked = _masked(url)
+    try:  # opening a SQLite URL creates the file: a mistyped path would look like an empty log
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        parsed = None
+    if (parsed is not None and parsed.drivername.startswith("sqlite") and parsed.database
+            and parsed.database != ":memory:" and not Path(parsed.database).exists()):
+        raise CliError(f"no state store at {masked} (file {parsed.database} does not exist)")
+    try:
+        with open_store(url) as store:
+            decisions = store.log.decisions_frame(since)
+            outcome_frame = store.log.outcomes_frame(since) if outcomes else None
+    except StateStoreError as exc:
+        raise CliError(str(exc)) from None
+    if decisions.empty:
+        when = f" since {since.isoformat()}" if since else ""
+        raise CliError(f"no decisions in the log at {masked}{when}")
+    return decisions, outcome_frame if outcome_frame is not None else pd.DataFrame()
+
+
+def _write_out(path: Path | None, frame: pd.DataFrame) -> None:
+    from nba.cli import CliError
+    from reports import render
+
+    if path is None:
+        return
+    try:
+        render.write_table(frame, path)
+    except ValueError as exc:
+        raise CliError(f"--out: {exc}") from None
+    except OSError as exc:
+        raise CliError(f"cannot write {path}: {exc.strerror or exc}") from None
+    print(f"wrote {path}")

@@ -1,0 +1,379 @@
+"""Did the campaign add revenue, and how much? Treated decisions against the randomized holdout.
+
+The unit is the logged decision. A decision converts when any `purchased` event was reported
+for it (whatever its offer_id: a holdout customer's purchases carry none), and its revenue is
+the sum of those purchases. Groups compare like with like, intent-to-treat:
+
+- by offer: treated decisions whose `chosen_offer` is X against holdout decisions whose
+  would-be `chosen_offer` is X (the policy picked X for both; only the treated got it);
+- by channel / segment: every decision of that channel / segment;
+- "all": every treated decision against every holdout decision (the plain randomized contrast).
+
+Statistics (all 95%, two-sided):
+
+- conversion lift: difference of proportions, normal approximation with unpooled variances;
+- revenue-per-decision lift: difference of means, Welch's t interval (Welch-Satterthwaite df);
+- relative lifts: delta method on the log of the ratio of means, exponentiated (so the
+  interval is asymmetric and never below -100%);
+- incremental revenue: revenue lift x n treated; incremental margin: the lift of
+  margin-weighted conversion (converted x margin of the decision's chosen offer, normal
+  approximation) x n treated, which for one offer is exactly conversion lift x margin x n
+  treated; contact cost: the chosen offer's cost per treated decision; ROI =
+  (incremental margin - cost) / cost, its interval from the margin interval (cost is known);
+- sample-ratio mismatch: chi-square goodness of fit (1 df) of the holdout count over all
+  decisions against the configured share; p < 0.001 flags a mismatch. The same test over
+  distinct customers is reported alongside, because assignment is per customer.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from features.catalog import Catalog
+from reports import ReportError
+
+BY_OPTIONS = ("offer", "channel", "segment")
+ALL = "all"
+NONE_GROUP = "(none)"  # decisions with no chosen offer (or no segment)
+SRM_ALPHA = 0.001
+Z95 = float(stats.norm.ppf(0.975))
+METHODS = {
+    "conversion_lift": "difference of proportions, normal approximation (unpooled), 95%",
+    "revenue_lift": "difference of means per decision, Welch t interval, 95%",
+    "relative_lift": "delta method on the log ratio of means, exponentiated, 95%",
+    "incremental_margin": "lift of converted x chosen-offer margin (normal approx.) x n treated",
+    "roi": "(incremental margin - contact cost) / contact cost; None when cost is 0",
+    "srm": f"chi-square goodness of fit of the holdout count, 1 df; p < {SRM_ALPHA} flags",
+}
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A point estimate with its 95% interval."""
+
+    value: float
+    low: float
+    high: float
+
+    def excludes_zero(self) -> bool:
+        """True when the whole interval lies on one side of 0."""
+        return self.low > 0 or self.high < 0
+
+    def scaled(self, factor: float) -> Interval:
+        """The interval multiplied by a known positive constant."""
+        return Interval(self.value * factor, self.low * factor, self.high * factor)
+
+
+@dataclass(frozen=True)
+class SrmCheck:
+    """Sample-ratio check: is the holdout as large as configured?"""
+
+    n_decisions: int
+    n_holdout: int
+    expected_share: float
+    observed_share: float
+    chi2: float
+    p_value: float
+    mismatch: bool  # p < SRM_ALPHA over decisions
+    n_customers: int
+    n_holdout_customers: int
+    customer_p_value: float
+
+    def message(self) -> str:
+        """One line for a human: prominent when the ratio is off."""
+        counts = (f"{self.n_holdout:,} of {self.n_decisions:,} decisions "
+                  f"({self.observed_share:.2%}) are holdout, expected {self.expected_share:.2%} "
+                  f"(chi-square p = {self.p_value:.2g}; over customers: "
+                  f"{self.n_holdout_customers:,} of {self.n_customers:,}, "
+                  f"p = {self.customer_p_value:.2g})")
+        if self.mismatch:
+            return ("SAMPLE RATIO MISMATCH: " + counts + ". Holdout assignment or logging is "
+                    "broken; do not trust the lifts below until it is explained.")
+        return "sample ratio OK: " + counts
+
+
+@dataclass(frozen=True)
+class GroupLift:
+    """Treated against holdout decisions of one group; None where it cannot be estimated."""
+
+    group: str
+    n_treated: int
+    n_holdout: int
+    conversion_treated: float | None
+    conversion_holdout: float | None
+    conversion_lift: Interval | None
+    conversion_relative_lift: Interval | None
+    revenue_treated: float | None  # revenue per decision
+    revenue_holdout: float | None
+    revenue_lift: Interval | None
+    revenue_relative_lift: Interval | None
+    incremental_revenue: Interval | None
+    incremental_margin: Interval | None
+    contact_cost: float | None
+    roi: Interval | None
+
+
+@dataclass(frozen=True)
+class IncrementalityReport:
+    """Lift per group plus the "all" row, and the sample-ratio check."""
+
+    by: str
+    holdout_share: float
+    rows: tuple[GroupLift, ...]
+    srm: SrmCheck
+    notes: tuple[str, ...] = ()
+
+    @property
+    def total(self) -> GroupLift:
+        """The "all" row."""
+        return self.row(ALL)
+
+    def row(self, group: str) -> GroupLift:
+        """The row of `group`; KeyError when there is none."""
+        for row in self.rows:
+            if row.group == group:
+                return row
+        raise KeyError(group)
+
+    def to_frame(self) -> pd.DataFrame:
+        """One flat row per group (intervals as value/_low/_high columns) for CSV or parquet."""
+        records = []
+        for row in self.rows:
+            record: dict[str, Any] = {"by": self.by}
+            for key, value in asdict(row).items():
+                if isinstance(getattr(row, key), Interval):
+                    record[key] = value["value"]
+                    record[f"{key}_low"] = value["low"]
+                    record[f"{key}_high"] = value["high"]
+                elif key in _INTERVAL_FIELDS:
+                    record.update({key: None, f"{key}_low": None, f"{key}_high": None})
+                else:
+                    record[key] = value
+            records.append(record)
+        return pd.DataFrame.from_records(records)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: SRM first, then methods, notes and the groups (non-finite as None)."""
+        srm = asdict(self.srm)
+        srm["message"] = self.srm.message()
+        return _json_safe({
+            "by": self.by,
+            "holdout_share": self.holdout_share,
+            "srm": srm,
+            "methods": METHODS,
+            "notes": list(self.notes),
+            "groups": [asdict(row) for row in self.rows],
+        })
+
+
+_INTERVAL_FIELDS = {name for name, kind in GroupLift.__annotations__.items()
+                    if "Interval" in str(kind)}
+
+
+def incrementality(decisions: pd.DataFrame, outcomes: pd.DataFrame, catalog: Catalog, *,
+                   by: str = "offer", holdout_share: float = 0.05) -> IncrementalityReport:
+    """Lift of treated over holdout decisions per offer, channel or segment, plus "all".
+
+    `decisions` and `outcomes` are `DecisionLog.decisions_frame()` / `.outcomes_frame()`;
+    margins and costs come from `catalog`; `holdout_share` is the configured share (0: the
+    holdout is switched off). Raises ValueError for an unknown `by` or a share outside [0, 1),
+    and ReportError when there are no decisions.
+    """
+    if by not in BY_OPTIONS:
+        raise ValueError(f"unknown grouping '{by}'; use one of {list(BY_OPTIONS)}")
+    if not 0 <= holdout_share < 1:
+        raise ValueError(f"holdout share must lie in [0, 1), got {holdout_share}")
+    if decisions.empty:
+        raise ReportError("no decisions in the log")
+    frame = per_decision(decisions, outcomes, catalog)
+    notes: list[str] = []
+    unknown = sorted(set(frame.loc[frame["margin"].isna(), "chosen_offer"].dropna()))
+    if unknown:
+        notes.append(f"offers not in the catalog (margin and cost unknown): {unknown}")
+    if not frame["holdout"].any():
+        notes.append("no holdout decisions: lift cannot be estimated")
+    if by == "offer":
+        keys = frame["chosen_offer"].fillna(NONE_GROUP)
+        order = _offer_order(keys, catalog)
+    else:
+        keys = frame[by].fillna(NONE_GROUP).astype(str)
+        order = sorted(set(keys), key=lambda k: (k == NONE_GROUP, k))
+    rows = [group_lift(str(key), frame[keys == key]) for key in order]
+    rows.append(group_lift(ALL, frame))
+    srm = srm_check(frame["holdout"], frame["customer_id"], holdout_share)
+    return IncrementalityReport(by, holdout_share, tuple(rows), srm, tuple(notes))
+
+
+def per_decision(decisions: pd.DataFrame, outcomes: pd.DataFrame,
+                 catalog: Catalog) -> pd.DataFrame:
+    """One row per decision: arm, group keys, converted, revenue, chosen offer margin and cost.
+
+    Margin and cost are 0 when nothing was chosen and NaN when the offer is not in the catalog.
+    """
+    purchases = outcomes.loc[outcomes["event"] == "purchased"]
+    revenue = purchases.groupby("decision_id")["revenue"].sum()
+    frame = decisions.loc[:, ["decision_id", "customer_id", "channel", "segment",
+                              "chosen_offer"]].copy()
+    frame["holdout"] = decisions["holdout"].astype(bool).to_numpy()
+    frame["converted"] = frame["decision_id"].isin(revenue.index).astype(np.float64)
+    frame["revenue"] = frame["decision_id"].map(revenue).fillna(0.0).astype(np.float64)
+    margins = {o.offer_id: o.margin for o in catalog.offers}
+    costs = {o.offer_id: o.cost for o in catalog.offers}
+    chosen = frame["chosen_offer"]
+    frame["margin"] = [0.0 if _missing(o) else margins.get(o, np.nan) for o in chosen]
+    frame["cost"] = [0.0 if _missing(o) else costs.get(o, np.nan) for o in chosen]
+    return frame.reset_index(drop=True)
+
+
+def group_lift(group: str, frame: pd.DataFrame) -> GroupLift:
+    """Treated against holdout rows of a `per_decision` frame."""
+    treated = frame.loc[~frame["holdout"]]
+    held = frame.loc[frame["holdout"]]
+    n_t, n_h = len(treated), len(held)
+    conv_t, conv_h = treated["converted"].to_numpy(), held["converted"].to_numpy()
+    rev_t, rev_h = treated["revenue"].to_numpy(), held["revenue"].to_numpy()
+    conversion_lift = difference_of_proportions(conv_t.sum(), n_t, conv_h.sum(), n_h)
+    revenue_lift = welch_difference(rev_t, rev_h)
+    margin_known = not (treated["margin"].isna().any() or held["margin"].isna().any())
+    incremental_margin = cost = roi = None
+    if margin_known:
+        cost = float(treated["cost"].sum())
+        weighted = normal_difference(conv_t * treated["margin"].to_numpy(),
+                                     conv_h * held["margin"].to_numpy())
+        if weighted is not None:
+            incremental_margin = weighted.scaled(n_t)
+            if cost > 0:
+                roi = Interval(*((v - cost) / cost for v in (incremental_margin.value,
+                                                            incremental_margin.low,
+                                                            incremental_margin.high)))
+    return GroupLift(
+        group=group, n_treated=n_t, n_holdout=n_h,
+        conversion_treated=_mean(conv_t), conversion_holdout=_mean(conv_h),
+        conversion_lift=conversion_lift,
+        conversion_relative_lift=relative_lift(conv_t, conv_h, ddof=0),
+        revenue_treated=_mean(rev_t), revenue_holdout=_mean(rev_h),
+        revenue_lift=revenue_lift,
+        revenue_relative_lift=relative_lift(rev_t, rev_h, ddof=1),
+        incremental_revenue=None if revenue_lift is None else revenue_lift.scaled(n_t),
+        incremental_margin=incremental_margin, contact_cost=cost, roi=roi)
+
+
+# ---------------------------------------------------------------- statistics
+
+
+def difference_of_proportions(x_t: float, n_t: int, x_h: float, n_h: int) -> Interval | None:
+    """p_t - p_h with a 95% Wald interval (unpooled variances); None when an arm is empty."""
+    if n_t == 0 or n_h == 0:
+        return None
+    p_t, p_h = x_t / n_t, x_h / n_h
+    se = math.sqrt(p_t * (1 - p_t) / n_t + p_h * (1 - p_h) / n_h)
+    diff = p_t - p_h
+    return Interval(diff, diff - Z95 * se, diff + Z95 * se)
+
+
+def normal_difference(a: np.ndarray, b: np.ndarray) -> Interval | None:
+    """mean(a) - mean(b) with a 95% normal interval from population variances (ddof 0).
+
+    For 0/1 outcomes scaled by a constant this is exactly the Wald interval of the
+    difference of proportions, scaled.
+    """
+    if len(a) == 0 or len(b) == 0:
+        return None
+    diff = float(a.mean() - b.mean())
+    se = math.sqrt(a.var() / len(a) + b.var() / len(b))
+    return Interval(diff, diff - Z95 * se, diff + Z95 * se)
+
+
+def welch_difference(a: np.ndarray, b: np.ndarray) -> Interval | None:
+    """mean(a) - mean(b) with a 95% Welch t interval; None with fewer than 2 rows in an arm."""
+    n_a, n_b = len(a), len(b)
+    if n_a < 2 or n_b < 2:
+        return None
+    diff = float(a.mean() - b.mean())
+    va, vb = a.var(ddof=1) / n_a, b.var(ddof=1) / n_b
+    se = math.sqrt(va + vb)
+    if se == 0:
+        return Interval(diff, diff, diff)
+    df = (va + vb) ** 2 / (va ** 2 / (n_a - 1) + vb ** 2 / (n_b - 1))
+    half = float(stats.t.ppf(0.975, df)) * se
+    return Interval(diff, diff - half, diff + half)
+
+
+def relative_lift(a: np.ndarray, b: np.ndarray, *, ddof: int) -> Interval | None:
+    """mean(a) / mean(b) - 1 with a 95% delta-method interval on the log ratio.
+
+    Var(log(mean)) ~= var / (n mean^2). None when an arm is empty or a mean is not positive.
+    """
+    n_a, n_b = len(a), len(b)
+    if n_a <= ddof or n_b <= ddof:
+        return None
+    m_a, m_b = float(a.mean()), float(b.mean())
+    if m_a <= 0 or m_b <= 0:
+        return None
+    se = math.sqrt(a.var(ddof=ddof) / (n_a * m_a ** 2) + b.var(ddof=ddof) / (n_b * m_b ** 2))
+    log_ratio = math.log(m_a / m_b)
+    return Interval(math.exp(log_ratio) - 1, math.exp(log_ratio - Z95 * se) - 1,
+                    math.exp(log_ratio + Z95 * se) - 1)
+
+
+def srm_check(holdout: pd.Series, customer_ids: pd.Series, share: float) -> SrmCheck:
+    """Chi-square test of the holdout count against `share`, over decisions and customers."""
+    holdout = holdout.astype(bool)
+    n, h = len(holdout), int(holdout.sum())
+    chi2, p = _chi_square(h, n, share)
+    by_customer = holdout.groupby(customer_ids.to_numpy()).any()
+    _, p_customers = _chi_square(int(by_customer.sum()), len(by_customer), share)
+    return SrmCheck(n_decisions=n, n_holdout=h, expected_share=share,
+                    observed_share=h / n if n else 0.0, chi2=chi2, p_value=p,
+                    mismatch=bool(p < SRM_ALPHA), n_customers=len(by_customer),
+                    n_holdout_customers=int(by_customer.sum()), customer_p_value=p_customers)
+
+
+def _chi_square(h: int, n: int, share: float) -> tuple[float, float]:
+    if n == 0:
+        return 0.0, 1.0
+    expected = np.array([n * share, n * (1 - share)])
+    observed = np.array([h, n - h])
+    if ((expected == 0) & (observed > 0)).any():  # a holdout with the holdout switched off
+        return math.inf, 0.0
+    cells = expected > 0
+    chi2 = float(((observed[cells] - expected[cells]) ** 2 / expected[cells]).sum())
+    return chi2, float(stats.chi2.sf(chi2, df=1))
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _offer_order(keys: pd.Series, catalog: Catalog) -> list[str]:
+    """Catalog order, then offers no longer in the catalog, then decisions with no offer."""
+    present = set(keys)
+    known = [o for o in catalog.offer_ids if o in present]
+    others = sorted(present - set(known) - {NONE_GROUP})
+    return known + others + ([NONE_GROUP] if NONE_GROUP in present else [])
+
+
+def _mean(values: np.ndarray) -> float | None:
+    return float(values.mean()) if len(values) else None
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _json_safe(value: Any) -> Any:
+    """Replace NaN and infinities (not JSON) with None, recursively; NumPy scalars to Python."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

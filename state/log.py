@@ -1,0 +1,171 @@
+"""The decision and outcome log: what was decided for whom, and what the customer did.
+
+Every decision is appended before its response is sent, so a decision a client received is in
+the log even if the worker dies right after. Outcomes are keyed by (decision, offer, event): the
+same event reported twice counts once. The log is what incrementality reports read and what
+`nba export-training` turns back into training data.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+from sqlalchemy import select
+
+from state.schema import decisions, outcomes
+
+if TYPE_CHECKING:
+    from state.store import StateStore
+
+EVENTS = ("shown", "accepted", "declined", "purchased")
+NO_OFFER = ""  # outcomes.offer_id of an event not tied to an offer (e.g. an organic purchase)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An offer the customer was eligible for, with the model's estimate."""
+
+    offer_id: str
+    value: float  # expected incremental profit
+    uplift: float
+
+
+@dataclass(frozen=True)
+class DecisionRecord:
+    """One logged decision, as served (or, for a holdout, as it would have been)."""
+
+    decision_id: str
+    decided_at: datetime
+    customer_id: str
+    channel: str
+    model_version: str
+    offer_ids: tuple[str, ...]  # served, in rank order (empty for a holdout)
+    holdout: bool = False
+    explored: bool = False
+    chosen_offer: str | None = None
+    propensity: float = 1.0
+    candidates: tuple[Candidate, ...] = ()
+    suppressed: dict[str, str] = field(default_factory=dict)
+    features: dict[str, Any] = field(default_factory=dict)
+    segment: str | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a customer did after a decision: `offer_id` None when not tied to an offer."""
+
+    decision_id: str
+    offer_id: str | None
+    event: str
+    revenue: float
+    occurred_at: datetime
+
+
+class DecisionLog:
+    """Append and read decisions and outcomes in a StateStore's database."""
+
+    def __init__(self, store: StateStore) -> None:
+        self._store = store
+
+    def record(self, record: DecisionRecord) -> None:
+        """Append one decision (committed when this returns)."""
+        with self._store._write("record decision") as conn:
+            conn.execute(decisions.insert().values(_row(record)))
+
+    def record_many(self, records: Iterable[DecisionRecord]) -> int:
+        """Append decisions in one transaction (bulk loads, simulations)."""
+        rows = [_row(r) for r in records]
+        if rows:
+            with self._store._write("record decisions") as conn:
+                conn.execute(decisions.insert(), rows)
+        return len(rows)
+
+    def get(self, decision_id: str) -> DecisionRecord | None:
+        """A logged decision, or None."""
+        with self._store._read("read decision") as conn:
+            row = conn.execute(select(decisions).where(
+                decisions.c.decision_id == decision_id)).first()
+        return None if row is None else _record(row)
+
+    def record_outcome(self, outcome: Outcome) -> bool:
+        """Record an event; False when the same (decision, offer, event) was already recorded."""
+        if outcome.event not in EVENTS:
+            raise ValueError(f"unknown event {outcome.event!r}; use one of {list(EVENTS)}")
+        values = {"decision_id": outcome.decision_id,
+                  "offer_id": outcome.offer_id or NO_OFFER, "event": outcome.event,
+                  "revenue": float(outcome.revenue), "occurred_at": outcome.occurred_at}
+        with self._store._write("record outcome") as conn:
+            inserted = conn.execute(self._store._insert(outcomes).values(values)
+                                    .on_conflict_do_nothing())
+            return inserted.rowcount == 1
+
+    def decisions_frame(self, since: datetime | None = None) -> pd.DataFrame:
+        """Every decision (since a time) as a frame; JSON columns decoded to Python objects."""
+        query = select(decisions).order_by(decisions.c.decided_at, decisions.c.decision_id)
+        if since is not None:
+            query = query.where(decisions.c.decided_at >= since)
+        with self._store._read("read decisions") as conn:
+            rows = conn.execute(query).mappings().all()
+        frame = pd.DataFrame([dict(r) for r in rows], columns=[c.name for c in decisions.c])
+        for column in ("offer_ids", "candidates", "suppressed", "features"):
+            frame[column] = [json.loads(v) for v in frame[column]]
+        return frame
+
+    def outcomes_frame(self, since: datetime | None = None) -> pd.DataFrame:
+        """Every outcome of decisions made since a time; offer_id None when not tied to one."""
+        query = select(outcomes).join(decisions).order_by(outcomes.c.occurred_at)
+        if since is not None:
+            query = query.where(decisions.c.decided_at >= since)
+        with self._store._read("read outcomes") as conn:
+            rows = conn.execute(query).mappings().all()
+        frame = pd.DataFrame([dict(r) for r in rows], columns=[c.name for c in outcomes.c])
+        frame["offer_id"] = frame["offer_id"].replace(NO_OFFER, None)
+        return frame
+
+
+def _row(record: DecisionRecord) -> dict[str, Any]:
+    return {
+        "decision_id": record.decision_id, "decided_at": record.decided_at,
+        "customer_id": record.customer_id, "channel": record.channel,
+        "model_version": record.model_version, "holdout": record.holdout,
+        "explored": record.explored, "chosen_offer": record.chosen_offer,
+        "propensity": float(record.propensity),
+        "offer_ids": json.dumps(list(record.offer_ids)),
+        "candidates": json.dumps([[c.offer_id, c.value, c.uplift] for c in record.candidates]),
+        "suppressed": json.dumps(record.suppressed),
+        "features": json.dumps(record.features, default=_plain),
+        "segment": record.segment,
+    }
+
+
+def _record(row: Any) -> DecisionRecord:
+    return DecisionRecord(
+        decision_id=row.decision_id, decided_at=row.decided_at, customer_id=row.customer_id,
+        channel=row.channel, model_version=row.model_version,
+        offer_ids=tuple(json.loads(row.offer_ids)), holdout=row.holdout,
+        explored=row.explored, chosen_offer=row.chosen_offer, propensity=row.propensity,
+        candidates=tuple(Candidate(*c) for c in json.loads(row.candidates)),
+        suppressed=json.loads(row.suppressed), features=json.loads(row.features),
+        segment=row.segment)
+
+
+def _plain(value: Any) -> Any:
+    """JSON for NumPy scalars and timestamps in a feature row."""
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, datetime | pd.Timestamp):
+        return value.isoformat()
+    return str(value)
+
+
+def offers_of(records: Sequence[DecisionRecord]) -> list[str]:
+    """Distinct served offers across records, in first-seen order (reports' row order)."""
+    seen: dict[str, None] = {}
+    for record in records:
+        seen.update((offer_id, None) for offer_id in record.offer_ids)
+    return list(seen)
