@@ -205,6 +205,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--if-empty", action="store_true",
                    help="load only when the store holds no stock yet (make run uses this)")
     _add_state_flag(p)
+
+    from reports.cli import add_report_parser
+
+    add_report_parser(sub.add_parser)
     return parser
 
 
@@ -478,9 +482,16 @@ def _inventory(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from reports.cli import run_report
+
+    return run_report(args)
+
+
 HANDLERS = {"demo-data": _demo_data, "train": _train, "promote": _promote, "compare": _compare,
             "model": _model, "serve": _serve, "decide": _decide, "batch-score": _batch_score,
-            "inventory": _inventory}
+            "inventory": _inventory, "report": _report}
+
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -70,6 +70,8 @@ class BalanceReport:
         head = (f"{self.n_treated:,} treated and {self.n_holdout:,} holdout customers "
                 f"(chance alone reaches |SMD| {self.chance_smd:.3f} at 95%), "
                 f"{len(self.rows)} features: ")
+        if not self.rows:
+            return head + "no features were logged with the decisions, nothing to compare"
         if not flagged:
             return head + f"all |SMD| <= {self.threshold}; the holdout looks balanced"
         return head + (f"{len(flagged)} with |SMD| > {self.threshold} "

@@ -85,6 +85,11 @@ class SrmCheck:
     n_holdout_customers: int
     customer_p_value: float
 
+    @property
+    def customer_mismatch(self) -> bool:
+        """p < SRM_ALPHA over distinct customers (the unit the holdout hash assigns)."""
+        return self.customer_p_value < SRM_ALPHA
+
     def message(self) -> str:
         """One line for a human: prominent when the ratio is off."""
         counts = (f"{self.n_holdout:,} of {self.n_decisions:,} decisions "
@@ -95,6 +100,9 @@ class SrmCheck:
         if self.mismatch:
             return ("SAMPLE RATIO MISMATCH: " + counts + ". Holdout assignment or logging is "
                     "broken; do not trust the lifts below until it is explained.")
+        if self.customer_mismatch:
+            return ("sample ratio OK over decisions but MISMATCHED OVER CUSTOMERS: " + counts
+                    + ". Check how customers are assigned before trusting the lifts.")
         return "sample ratio OK: " + counts
 
 
@@ -161,6 +169,7 @@ class IncrementalityReport:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: SRM first, then methods, notes and the groups (non-finite as None)."""
         srm = asdict(self.srm)
+        srm["customer_mismatch"] = self.srm.customer_mismatch
         srm["message"] = self.srm.message()
         return _json_safe({
             "by": self.by,

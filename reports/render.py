@@ -97,7 +97,8 @@ MONEY_HEADERS = ("group", "rev/dec treated", "rev/dec holdout", "revenue lift/de
 def incrementality_text(report: IncrementalityReport) -> str:
     """The report as terminal text: the SRM verdict first, then conversion and money tables."""
     srm = report.srm.message()
-    banner = ["!" * 78, srm, "!" * 78] if report.srm.mismatch else [srm]
+    alarm = report.srm.mismatch or report.srm.customer_mismatch
+    banner = ["!" * 78, srm, "!" * 78] if alarm else [srm]
     parts = banner + [
         "",
         f"Incrementality by {report.by} (treated vs randomized holdout, intent-to-treat; "
@@ -115,7 +116,7 @@ def funnel_text(report: FunnelReport) -> str:
     """The funnel as terminal text, with the constraint named under it."""
     rows = [[s.name, f"{s.count:,}", _pct(s.from_previous), _pct(s.from_top),
              "<- constraint" if s.name == report.constraint else ""] for s in report.stages]
-    table = text_table(rows, ("stage", "decisions", "from previous", "from top", ""),
+    table = text_table(rows, ("stage", "decisions", "from previous", "from top", "note"),
                        right=(False, True, True, True, False))
     return f"{table}\n\n{report.constraint_message()}"
 
@@ -176,7 +177,7 @@ def _png(fig: Figure) -> str:
 def lift_plot(report: IncrementalityReport) -> str:
     """Conversion and revenue lift per group with 95% error bars, as base64 PNG."""
     rows = [r for r in report.rows if r.conversion_lift is not None]
-    fig = Figure(figsize=(9, 0.9 + 0.45 * max(len(rows), 1) * 2), dpi=100)
+    fig = Figure(figsize=(9, 1.4 + 0.45 * max(len(rows), 1)), dpi=100)
     axes = fig.subplots(1, 2, sharey=True)
     labels = [r.group for r in rows]
     ys = list(range(len(rows)))[::-1]
@@ -234,6 +235,7 @@ def funnel_plot(report: FunnelReport) -> str:
                 fontsize=9)
     ax.set_yticks(ys, [s.name for s in stages])
     ax.set_xlim(0, max([s.count for s in stages] + [1]) * 1.35)
+    ax.set_xlabel("decisions")
     ax.set_title("Decision funnel (red: largest relative drop)", fontsize=11)
     fig.tight_layout()
     return _png(fig)
@@ -271,7 +273,7 @@ def incrementality_html(report: IncrementalityReport, funnel: FunnelReport | Non
     """A self-contained HTML page: SRM verdict, tables, lift/revenue/funnel plots, methods."""
     from reports.incrementality import METHODS
 
-    srm_class = "bad" if report.srm.mismatch else "ok"
+    srm_class = "bad" if report.srm.mismatch or report.srm.customer_mismatch else "ok"
     generated = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     parts = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',

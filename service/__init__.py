@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import TYPE_CHECKING
 
@@ -22,7 +23,8 @@ def create_app(settings: ServiceSettings | None = None, store: ModelStore | None
     """
     from flask import Flask
 
-    from service import api
+    from service import api, reports_api
+    from service.auth import KeyRing
     from service.errors import register_error_handlers
     from service.live import LiveStateHandle
     from service.model_store import AliasProbe, ModelStore, load_from_registry
@@ -37,11 +39,17 @@ def create_app(settings: ServiceSettings | None = None, store: ModelStore | None
         if settings.load_on_start:
             store.try_load()
     app.extensions["nba.settings"] = settings
+    app.extensions["nba.keys"] = KeyRing.parse(settings.api_keys, settings.api_keys_file,
+                                               settings.admin_token, settings.dev_mode)
+    if settings.dev_mode:
+        logging.getLogger(__name__).warning(
+            "NBA_DEV_MODE=1: requests without an API key act as admin; never in production")
     app.extensions["nba.model_store"] = store
     # opened lazily in each worker process (a pool must not cross gunicorn's fork)
     app.extensions["nba.state"] = LiveStateHandle(settings.state_url, state)
     register_error_handlers(app)
     app.register_blueprint(api.bp)
+    app.register_blueprint(reports_api.bp)
     return app
 
 

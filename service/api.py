@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import logging
 import os
 import uuid
@@ -12,14 +11,9 @@ from typing import TypeVar
 from flask import Blueprint, current_app, jsonify, request
 from pydantic import BaseModel, ValidationError
 
+from service.auth import require
 from service.decide import Decision, DecisionContext
-from service.errors import (
-    Forbidden,
-    InvalidRequest,
-    ReloadFailed,
-    Unauthorized,
-    UnknownCustomer,
-)
+from service.errors import InvalidRequest, ReloadFailed, UnknownCustomer
 from service.live import Hold, LiveState, decide_live, log_record
 from service.model_store import RELOADED, UNCHANGED, LoadedModel, ModelStore
 from service.outcomes import record_outcome
@@ -98,6 +92,7 @@ def decision_json(decision_id: str, customer_id: str, model: LoadedModel,
 
 
 @bp.post("/v1/decisions")
+@require("storefront")
 def create_decision():
     """Next-best offers for one customer, ranked by expected incremental profit.
 
@@ -128,9 +123,9 @@ def create_decision():
 
 
 @bp.put("/v1/inventory")
+@require("admin")
 def put_inventory():
     """Set on_hand for a batch of inventory rows (admin); the next decision sees it."""
-    _authorize(_settings().admin_token)
     update = _parse(InventoryUpdate, _json_body(), "inventory update")
     rows = [StockRow(r.sku, r.size, r.color, r.location, r.on_hand) for r in update.rows]
     live = _live()
@@ -140,6 +135,7 @@ def put_inventory():
 
 
 @bp.post("/v1/outcomes")
+@require("staff")
 def post_outcome():
     """What the customer did after a decision; idempotent (the same event twice counts once).
 
@@ -163,30 +159,18 @@ def model_info():
                     "worker_pid": os.getpid(), "last_reload_error": store.last_reload_error})
 
 
-def _authorize(token: str | None) -> None:
-    """Raise unless the request carries `Authorization: Bearer <token>`."""
-    if not token:
-        raise Forbidden("admin endpoints are disabled: set NBA_ADMIN_TOKEN to enable them")
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not given.strip():
-        raise Unauthorized("missing bearer token: send 'Authorization: Bearer <NBA_ADMIN_TOKEN>'")
-    # constant time, on bytes: compare_digest refuses non-ASCII str
-    if not hmac.compare_digest(given.strip().encode(), token.encode()):
-        raise Unauthorized("wrong bearer token")
-
-
 @bp.post("/v1/admin/reload")
+@require("admin")
 def admin_reload():
     """Check the alias now and load its version into the worker that answers.
 
-    Auth: `Authorization: Bearer <NBA_ADMIN_TOKEN>`, compared in constant time. 403 `forbidden`
-    when NBA_ADMIN_TOKEN is not set (the endpoint is off), 401 `unauthorized` when the token
-    is missing or wrong. 200 with status `reloaded` or `unchanged`; 409 `reload_failed` when
+    Auth: an admin API key (`Authorization: Bearer <key>`, e.g. NBA_ADMIN_TOKEN). 403
+    `forbidden` when no key is configured or the key's role is lower, 401 `unauthorized` when
+    the key is missing or wrong. 200 with status `reloaded` or `unchanged`; 409 `reload_failed` when
     the version is rejected (it is retried even if rejected before), the alias points at no
     version, the registry does not answer, or a reload is already running; the serving model
     never changes on a 409. Only this worker reloads: the others follow at their next poll.
     """
-    _authorize(_settings().admin_token)
     store = _store()
     previous = store.version
     result = store.reload_if_changed(retry_rejected=True)
@@ -206,7 +190,7 @@ def admin_reload():
 def _bearer_challenge(response):
     """401s name the auth scheme (RFC 6750)."""
     if response.status_code == 401:
-        response.headers.setdefault("WWW-Authenticate", 'Bearer realm="nba-admin"')
+        response.headers.setdefault("WWW-Authenticate", 'Bearer realm="nba"')
     return response
 
 

@@ -8,6 +8,7 @@ from flask import Blueprint, current_app, jsonify, request
 
 from reports import ReportError, parse_since
 from reports.incrementality import BY_OPTIONS, incrementality
+from service.auth import require
 from service.errors import ApiError, InvalidRequest
 
 log = logging.getLogger(__name__)
@@ -22,6 +23,7 @@ class NoDecisions(ApiError):
 
 
 @bp.get("/v1/reports/incrementality")
+@require("staff")
 def incrementality_report():
     """Lift per offer, channel or segment (`by`), of decisions made since `since` (ISO 8601).
 

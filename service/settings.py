@@ -29,8 +29,13 @@ class ServiceSettings:
     exploration: float = 0.05
     #: salt of the holdout hash: a new salt draws a new holdout group
     experiment_salt: str = "nba-holdout-1"
-    #: bearer token of POST /v1/admin/reload; None disables the endpoint (repr=False: never logged)
+    #: an admin API key (kept for compatibility with NBA_ADMIN_TOKEN; repr=False: never logged)
     admin_token: str | None = field(default=None, repr=False)
+    #: API keys "role:key,role:key" (roles storefront, staff, admin) and/or a file of them
+    api_keys: str | None = field(default=None, repr=False)
+    api_keys_file: Path | None = None
+    #: development mode: requests without a key act as admin (never in production)
+    dev_mode: bool = False
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> ServiceSettings:
@@ -46,6 +51,10 @@ class ServiceSettings:
             poll_seconds=_seconds("NBA_POLL_SECONDS", env.get("NBA_POLL_SECONDS"),
                                   cls.poll_seconds),
             admin_token=(env.get("NBA_ADMIN_TOKEN") or "").strip() or None,
+            api_keys=(env.get("NBA_API_KEYS") or "").strip() or None,
+            api_keys_file=Path(env["NBA_API_KEYS_FILE"]) if env.get("NBA_API_KEYS_FILE")
+            else None,
+            dev_mode=env.get("NBA_DEV_MODE", "").strip().lower() in ("1", "true", "yes"),
             holdout_share=_share("NBA_HOLDOUT_SHARE", env.get("NBA_HOLDOUT_SHARE"),
                                  cls.holdout_share),
             exploration=_share("NBA_EXPLORATION", env.get("NBA_EXPLORATION"), cls.exploration),

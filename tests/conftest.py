@@ -26,7 +26,9 @@ POSTGRES_URL = os.environ.get("NBA_TEST_POSTGRES_URL",
 DEMO_CUSTOMERS = 30_000
 DEMO_EXPOSURES = 150_000
 DEMO_SEED = 11
-ADMIN_TOKEN = "test-admin-token"
+ADMIN_TOKEN = "test-admin-token-0001"
+STAFF_KEY = "test-staff-key-000002"
+STOREFRONT_KEY = "test-storefront-key-03"
 
 
 @dataclass(frozen=True)
@@ -107,14 +109,17 @@ def app(trained: Trained, loaded, state):
     store.try_load()
     return create_app(ServiceSettings(tracking_uri=trained.tracking_uri,
                                       data_dir=trained.data_dir, admin_token=ADMIN_TOKEN,
+                                      api_keys=f"staff:{STAFF_KEY},storefront:{STOREFRONT_KEY}",
                                       holdout_share=0.0, exploration=0.0),
                       store=store, state=state)
 
 
 @pytest.fixture
 def client(app):
-    """Flask test client."""
-    return app.test_client()
+    """Flask test client that sends the admin key (auth itself: tests/service/test_auth.py)."""
+    test_client = app.test_client()
+    test_client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {ADMIN_TOKEN}"
+    return test_client
 
 
 # ---------------------------------------------------------------- state-store backends

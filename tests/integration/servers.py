@@ -47,7 +47,8 @@ def gunicorn(env: dict[str, str], log_path: Path, workers: int = 2) -> Iterator[
     The state store defaults to a SQLite file beside the log (never the working directory).
     """
     port = free_port()
-    env = {"NBA_STATE_URL": f"sqlite:///{log_path.parent / 'state.db'}"} | env
+    env = {"NBA_STATE_URL": f"sqlite:///{log_path.parent / 'state.db'}",
+           "NBA_DEV_MODE": "1"} | env
     with open(log_path, "w") as log:
         process = subprocess.Popen([NBA, "serve", "--port", str(port), "--workers",
                                     str(workers)],

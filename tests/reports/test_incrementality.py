@@ -168,6 +168,8 @@ def test_srm_counts_customers_too():
     customers = pd.Series(["c0"] * 40 + [f"c{i}" for i in range(1, 761)])
     check = srm_check(flags, customers, 0.05)
     assert (check.n_customers, check.n_holdout_customers) == (761, 1)
+    assert not check.mismatch and check.customer_mismatch
+    assert "MISMATCHED OVER CUSTOMERS" in check.message()
 
 
 def test_simulation_with_known_lift_is_covered_and_excludes_zero(store):
@@ -276,6 +278,7 @@ def test_same_answers_from_postgresql(store_url, frames):
 def client(store: StateStore):
     """The reports blueprint on a bare app with the real store and the test catalog."""
     from service import reports_api
+    from service.auth import KeyRing
     from service.errors import register_error_handlers
     from service.live import LiveStateHandle
     from service.settings import ServiceSettings
@@ -285,6 +288,7 @@ def client(store: StateStore):
     model = SimpleNamespace(policy=SimpleNamespace(catalog=CATALOG))
     app.extensions["nba.model_store"] = SimpleNamespace(current=lambda: model)
     app.extensions["nba.settings"] = ServiceSettings(holdout_share=0.05)
+    app.extensions["nba.keys"] = KeyRing([], dev_mode=True)  # roles: tests/service/test_auth.py
     app.extensions["nba.state"] = LiveStateHandle(store.url, store)
     app.register_blueprint(reports_api.bp)
     return app.test_client()

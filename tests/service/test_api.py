@@ -116,6 +116,7 @@ def test_service_without_a_champion_is_not_ready_and_says_why(tmp_path, trained)
 
     app = create_app(ServiceSettings(tracking_uri=f"sqlite:///{tmp_path / 'empty.db'}",
                                      data_dir=trained.data_dir, retry_seconds=0.0,
+                                     dev_mode=True,
                                      state_url=f"sqlite:///{tmp_path / 'state.db'}"))
     client = app.test_client()
     ready = client.get("/readyz")

@@ -157,11 +157,17 @@ def test_duplicate_rows_in_one_update_are_a_400(client):
     assert "duplicate" in response.get_json()["error"]["message"]
 
 
-def test_inventory_updates_need_the_admin_token(client):
+def test_inventory_updates_need_the_admin_role(app):
+    from tests.conftest import STAFF_KEY
+
+    anonymous = app.test_client()
     body = {"rows": [{"sku": SKU, "on_hand": 1}]}
-    assert client.put("/v1/inventory", json=body).status_code == 401
-    wrong = client.put("/v1/inventory", json=body, headers={"Authorization": "Bearer nope"})
+    assert anonymous.put("/v1/inventory", json=body).status_code == 401
+    wrong = anonymous.put("/v1/inventory", json=body, headers={"Authorization": "Bearer nope"})
     assert wrong.status_code == 401
+    staff = anonymous.put("/v1/inventory", json=body,
+                          headers={"Authorization": f"Bearer {STAFF_KEY}"})
+    assert staff.status_code == 403 and "admin role" in staff.get_json()["error"]["message"]
 
 
 @pytest.mark.parametrize(("body", "status", "code"), [
@@ -223,7 +229,7 @@ def experiment_client(trained, loaded, state):
     store = ModelStore(lambda: model)
     store.try_load()
     settings = ServiceSettings(tracking_uri=trained.tracking_uri, data_dir=trained.data_dir,
-                               holdout_share=0.05, exploration=0.0)
+                               holdout_share=0.05, exploration=0.0, dev_mode=True)
     return create_app(settings, store=store, state=state).test_client()
 
 
