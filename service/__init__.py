@@ -23,11 +23,12 @@ def create_app(settings: ServiceSettings | None = None, store: ModelStore | None
     """
     from flask import Flask
 
-    from service import api, reports_api
+    from service import api, cors, openapi, reports_api
     from service.auth import KeyRing
     from service.errors import register_error_handlers
     from service.live import LiveStateHandle
     from service.model_store import AliasProbe, ModelStore, load_from_registry
+    from service.ratelimit import make_limiter
     from service.settings import ServiceSettings
 
     settings = settings or ServiceSettings.from_env()
@@ -50,6 +51,10 @@ def create_app(settings: ServiceSettings | None = None, store: ModelStore | None
     register_error_handlers(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(reports_api.bp)
+    app.register_blueprint(openapi.bp)
+    app.extensions["nba.ratelimit"] = make_limiter(settings.rate_limit, settings.rate_burst,
+                                                   settings.redis_url)
+    cors.init_app(app, settings.cors_origins)
     return app
 
 

@@ -17,9 +17,15 @@ from service.errors import InvalidRequest, ReloadFailed, UnknownCustomer
 from service.live import Hold, LiveState, decide_live, log_record
 from service.model_store import RELOADED, UNCHANGED, LoadedModel, ModelStore
 from service.outcomes import record_outcome
-from service.schemas import DecisionRequest, InventoryUpdate, OutcomeRequest
+from service.schemas import (
+    BatchDecisionRequest,
+    DecisionRequest,
+    InventoryUpdate,
+    OutcomeRequest,
+)
 from service.settings import ServiceSettings
 from state import StockRow
+from state.log import DecisionRecord
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -91,35 +97,71 @@ def decision_json(decision_id: str, customer_id: str, model: LoadedModel,
     }
 
 
+def _decide(model: LoadedModel, live: LiveState, customer_id: str, channel: str, limit: int,
+            store_id: str | None) -> tuple[dict, DecisionRecord]:
+    """One customer's served decision as a response document, and its log record."""
+    row = model.customers.row(customer_id)
+    if row is None:
+        raise UnknownCustomer(f"unknown customer_id '{customer_id}'",
+                              {"customer_id": customer_id})
+    settings = _settings()
+    context = DecisionContext(channel=channel, now=datetime.now(UTC), limit=limit,
+                              store_id=store_id)
+    decision_id = uuid.uuid4().hex
+    result = decide_live(live, model, row, context, decision_id,
+                         holdout_share=settings.holdout_share, exploration=settings.exploration)
+    offers = [o.offer_id for o in result.decision.offers]
+    log.info("decision %s customer=%s model=%s@%s offers=%s holdout=%s explored=%s holds=%s",
+             decision_id, customer_id, model.name, model.version, offers, result.holdout,
+             result.explored, [h.offer_id for h in result.holds])
+    body = decision_json(decision_id, customer_id, model, result.decision, result.holds,
+                         holdout=result.holdout, explored=result.explored)
+    return body, log_record(result, model, row, context, decision_id)
+
+
 @bp.post("/v1/decisions")
 @require("storefront")
 def create_decision():
     """Next-best offers for one customer, ranked by expected incremental profit.
 
     Reads live stock, launch status and contact caps from the state store; every launch offer
-    shown carries a unit held for the customer (`reservation`).
+    shown carries a unit held for the customer (`reservation`). The decision is in the log
+    before the response leaves.
     """
     req = _parse(DecisionRequest, _json_body(), "decision request")
-    model = _store().current()
-    row = model.customers.row(req.customer_id)
-    if row is None:
-        raise UnknownCustomer(f"unknown customer_id '{req.customer_id}'",
-                              {"customer_id": req.customer_id})
-    context = DecisionContext(channel=req.channel, now=datetime.now(UTC), limit=req.limit,
-                              store_id=req.context.store_id)
-    decision_id = uuid.uuid4().hex
-    live, settings = _live(), _settings()
-    result = decide_live(live, model, row, context, decision_id,
-                         holdout_share=settings.holdout_share, exploration=settings.exploration)
-    # logged before the response is sent: a decision a client received is always in the log
-    live.store.log.record(log_record(result, model, row, context, decision_id))
-    offers = [o.offer_id for o in result.decision.offers]
-    log.info("decision %s customer=%s model=%s@%s offers=%s holdout=%s explored=%s holds=%s",
-             decision_id, req.customer_id, model.name, model.version, offers, result.holdout,
-             result.explored, [h.offer_id for h in result.holds])
-    return jsonify(decision_json(decision_id, req.customer_id, model, result.decision,
-                                 result.holds, holdout=result.holdout,
-                                 explored=result.explored))
+    model, live = _store().current(), _live()
+    body, record = _decide(model, live, req.customer_id, req.channel, req.limit,
+                           req.context.store_id)
+    live.store.log.record(record)
+    return jsonify(body)
+
+
+@bp.post("/v1/decisions:batch")
+@require("storefront")
+def create_decisions():
+    """Decisions for up to 1,000 customers in one call (one channel and context).
+
+    One entry per requested customer, in order; an unknown customer gets an error entry and
+    the others are still decided. The whole batch is logged in one transaction before the
+    response leaves.
+    """
+    req = _parse(BatchDecisionRequest, _json_body(), "batch decision request")
+    model, live = _store().current(), _live()
+    answers: list[dict] = []
+    records: list[DecisionRecord] = []
+    for customer_id in req.customer_ids:
+        try:
+            body, record = _decide(model, live, customer_id, req.channel, req.limit,
+                                   req.context.store_id)
+        except UnknownCustomer as exc:
+            answers.append({"customer_id": customer_id,
+                            "error": {"code": exc.code, "message": exc.message,
+                                      "details": exc.details}})
+            continue
+        answers.append(body)
+        records.append(record)
+    live.store.log.record_many(records)
+    return jsonify({"decisions": answers})
 
 
 @bp.put("/v1/inventory")

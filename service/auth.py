@@ -22,7 +22,7 @@ from typing import Any
 
 from flask import current_app, g, request
 
-from service.errors import Forbidden, Unauthorized
+from service.errors import Forbidden, RateLimited, Unauthorized
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +133,13 @@ def require(role: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
                 raise Forbidden(f"this endpoint needs the {role} role; the key "
                                 f"{principal.key_id} has {principal.role}")
             g.principal = principal
+            limiter = current_app.extensions.get("nba.ratelimit")
+            if limiter is not None and principal is not DEV:
+                verdict = limiter.take(principal.key_id)
+                if not verdict.allowed:
+                    raise RateLimited(f"rate limit of key {principal.key_id} exceeded; retry "
+                                      f"after {verdict.retry_after_header} s",
+                                      verdict.retry_after_header)
             return view(*args, **kwargs)
 
         guarded.required_role = role  # type: ignore[attr-defined]  # read by the OpenAPI doc

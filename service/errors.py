@@ -43,6 +43,17 @@ class UnknownCustomer(ApiError):
     code = "unknown_customer"
 
 
+class RateLimited(ApiError):
+    """Too many requests for this API key; `Retry-After` says when to come back."""
+
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: str) -> None:
+        super().__init__(message, {"retry_after_seconds": int(retry_after)})
+        self.headers = {"Retry-After": retry_after}
+
+
 class UnknownDecision(ApiError):
     """No such decision in the decision log."""
 
@@ -74,7 +85,8 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(ApiError)
     def _api_error(error: ApiError):
-        return jsonify(error_body(error.code, error.message, error.details)), error.status
+        return (jsonify(error_body(error.code, error.message, error.details)), error.status,
+                getattr(error, "headers", {}))
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException):

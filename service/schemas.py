@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from features.catalog import CHANNELS
 
 MAX_LIMIT = 20
+
+
+def known_channel(value: str) -> str:
+    """The channel, or a ValueError listing the known ones."""
+    if value not in CHANNELS:
+        raise ValueError(f"unknown channel '{value}'; use one of {list(CHANNELS)}")
+    return value
 
 
 class DecisionContextIn(BaseModel):
@@ -25,17 +32,15 @@ class DecisionRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    customer_id: str = Field(min_length=1, max_length=128)
-    channel: str
+    customer_id: str = Field(min_length=1, max_length=128, examples=["C0000001"])
+    channel: str = Field(json_schema_extra={"enum": list(CHANNELS)}, examples=["web"])
     limit: int = Field(default=3, ge=1, le=MAX_LIMIT)
     context: DecisionContextIn = Field(default_factory=DecisionContextIn)
 
     @field_validator("channel")
     @classmethod
     def _known_channel(cls, value: str) -> str:
-        if value not in CHANNELS:
-            raise ValueError(f"unknown channel '{value}'; use one of {list(CHANNELS)}")
-        return value
+        return known_channel(value)
 
 
 MAX_INVENTORY_ROWS = 10_000
@@ -91,6 +96,26 @@ class OutcomeRequest(BaseModel):
         return value
 
 
+MAX_BATCH = 1_000
+
+
+class BatchDecisionRequest(BaseModel):
+    """POST /v1/decisions:batch body: one channel and context for up to 1,000 customers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    customer_ids: list[Annotated[str, Field(min_length=1, max_length=128)]] = Field(
+        min_length=1, max_length=MAX_BATCH, examples=[["C0000001", "C0000002"]])
+    channel: str = Field(json_schema_extra={"enum": list(CHANNELS)}, examples=["web"])
+    limit: int = Field(default=3, ge=1, le=MAX_LIMIT)
+    context: DecisionContextIn = Field(default_factory=DecisionContextIn)
+
+    @field_validator("channel")
+    @classmethod
+    def _known_channel(cls, value: str) -> str:
+        return known_channel(value)
+
+
 class ReasonOut(BaseModel):
     """Why an offer is shown."""
 
@@ -115,7 +140,7 @@ class OfferOut(BaseModel):
     conversion_probability: float
     action: Literal["offer", "waitlist", "preorder"]
     reasons: list[ReasonOut]
-    reservation: ReservationOut | None = None
+    reservation: ReservationOut | None
 
 
 class SuppressedOut(BaseModel):
@@ -139,5 +164,97 @@ class DecisionResponse(BaseModel):
     decision_id: str
     customer_id: str
     model: ModelRef
+    holdout: bool
+    explored: bool
     offers: list[OfferOut]
     suppressed: list[SuppressedOut]
+
+
+class ErrorDetail(BaseModel):
+    """The one error shape's inner object."""
+
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorResponse(BaseModel):
+    """Every 4xx/5xx body: {"error": {code, message, details}}."""
+
+    error: ErrorDetail
+
+
+class BatchItemError(BaseModel):
+    """A customer of a batch that could not be decided (the others still are)."""
+
+    customer_id: str
+    error: ErrorDetail
+
+
+class BatchDecisionResponse(BaseModel):
+    """POST /v1/decisions:batch response: one entry per requested customer, in order."""
+
+    decisions: list[DecisionResponse | BatchItemError]
+
+
+class InventoryUpdateResponse(BaseModel):
+    """PUT /v1/inventory response."""
+
+    updated: int
+    inventory_version: int
+
+
+class ReservationStatusOut(BaseModel):
+    """A launch hold after an outcome."""
+
+    reservation_id: str
+    status: str
+
+
+class OutcomeResponse(BaseModel):
+    """POST /v1/outcomes response; `recorded` false when the same event was already recorded."""
+
+    decision_id: str
+    offer_id: str | None
+    event: str
+    recorded: bool
+    reservation: ReservationStatusOut | None
+
+
+class ModelInfo(BaseModel):
+    """GET /v1/model response."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    name: str
+    version: str
+    alias: str
+    run_id: str | None
+    metrics: dict[str, float]
+    customers: int
+    loaded_at: float
+    worker_pid: int
+    last_reload_error: dict[str, Any] | None
+
+
+class HealthResponse(BaseModel):
+    """GET /healthz response."""
+
+    status: Literal["ok"]
+
+
+class ReadyResponse(BaseModel):
+    """GET /readyz response (200 ready; 503 not_ready with the reason)."""
+
+    status: Literal["ready", "not_ready"]
+    model: ModelRef | None = None
+    reason: str | None = None
+
+
+class ReloadResponse(BaseModel):
+    """POST /v1/admin/reload response."""
+
+    status: Literal["reloaded", "unchanged"]
+    version: str | None
+    previous_version: str | None
+    worker_pid: int

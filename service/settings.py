@@ -36,6 +36,12 @@ class ServiceSettings:
     api_keys_file: Path | None = None
     #: development mode: requests without a key act as admin (never in production)
     dev_mode: bool = False
+    #: per-key token bucket: requests per second (0 = off) and burst; Redis shares it
+    rate_limit: float = 100.0
+    rate_burst: int = 200
+    redis_url: str | None = field(default=None, repr=False)
+    #: browser origins of storefronts allowed to call the API (CORS)
+    cors_origins: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> ServiceSettings:
@@ -55,6 +61,11 @@ class ServiceSettings:
             api_keys_file=Path(env["NBA_API_KEYS_FILE"]) if env.get("NBA_API_KEYS_FILE")
             else None,
             dev_mode=env.get("NBA_DEV_MODE", "").strip().lower() in ("1", "true", "yes"),
+            rate_limit=float(env.get("NBA_RATE_LIMIT") or cls.rate_limit),
+            rate_burst=int(env.get("NBA_RATE_BURST") or cls.rate_burst),
+            redis_url=(env.get("NBA_REDIS_URL") or "").strip() or None,
+            cors_origins=tuple(o.strip() for o in env.get("NBA_CORS_ORIGINS", "").split(",")
+                               if o.strip()),
             holdout_share=_share("NBA_HOLDOUT_SHARE", env.get("NBA_HOLDOUT_SHARE"),
                                  cls.holdout_share),
             exploration=_share("NBA_EXPLORATION", env.get("NBA_EXPLORATION"), cls.exploration),

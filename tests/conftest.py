@@ -110,7 +110,7 @@ def app(trained: Trained, loaded, state):
     return create_app(ServiceSettings(tracking_uri=trained.tracking_uri,
                                       data_dir=trained.data_dir, admin_token=ADMIN_TOKEN,
                                       api_keys=f"staff:{STAFF_KEY},storefront:{STOREFRONT_KEY}",
-                                      holdout_share=0.0, exploration=0.0),
+                                      holdout_share=0.0, exploration=0.0, rate_limit=0.0),
                       store=store, state=state)
 
 

@@ -124,3 +124,28 @@ def test_service_without_a_champion_is_not_ready_and_says_why(tmp_path, trained)
     response = post(client, {"customer_id": "C0000001", "channel": "web"})
     assert response.status_code == 503
     assert response.get_json()["error"]["code"] == "model_not_ready"
+
+
+def test_batch_decides_every_customer_in_order_and_reports_unknown_ones(client, customers,
+                                                                         state):
+    ids = customers.loc[customers["contactable"], "customer_id"].head(5).tolist()
+    response = client.post("/v1/decisions:batch", json={
+        "customer_ids": [ids[0], "nobody", *ids[1:]], "channel": "app", "limit": 2})
+    assert response.status_code == 200
+    decisions = response.get_json()["decisions"]
+    assert [d["customer_id"] for d in decisions] == [ids[0], "nobody", *ids[1:]]
+    assert decisions[1]["error"]["code"] == "unknown_customer"
+    assert all(len(d["offers"]) <= 2 for d in decisions if "offers" in d)
+    logged = set(state.log.decisions_frame()["decision_id"])
+    assert {d["decision_id"] for d in decisions if "decision_id" in d} == logged
+
+
+@pytest.mark.parametrize(("body", "mentions"), [
+    ({"customer_ids": [], "channel": "web"}, "customer_ids"),
+    ({"customer_ids": ["C1"] * 1001, "channel": "web"}, "customer_ids"),
+    ({"customer_ids": [""], "channel": "web"}, "customer_ids.0"),
+    ({"customer_ids": ["C0000001"], "channel": "fax"}, "unknown channel"),
+])
+def test_bad_batches_are_a_400_naming_the_field(client, body, mentions):
+    response = client.post("/v1/decisions:batch", json=body)
+    assert response.status_code == 400 and mentions in response.get_json()["error"]["message"]
