@@ -13,6 +13,8 @@ export MLFLOW_TRACKING_URI ?= sqlite:///mlflow.db
 export NBA_STATE_URL ?= sqlite:///state.db
 export MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR ?= false
 
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
 .DEFAULT_GOAL := help
 
 help: ## list the targets
@@ -39,7 +41,10 @@ stock: data ## load the demo stock into the state store if it holds none yet
 run: champion stock ## set up, build demo data, train, promote, serve on 127.0.0.1:$(PORT)
 	$(NBA) serve --host 127.0.0.1 --port $(PORT) --workers $(WORKERS) --data-dir $(DATA_DIR)
 
-test: venv ## run the whole test suite
+browser: ## install Debian's chromium for the browser tests (no Playwright browser download)
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
+
+test: venv browser ## run the whole test suite (installs Debian's chromium for the browser tests)
 	$(BIN)/python -m pytest
 
 lint: venv ## ruff
@@ -58,4 +63,4 @@ mlflow-ui: venv ## the MLflow UI on the same store (runs, metrics, plots, regist
 clean: ## remove demo data, the local MLflow store and caches (keeps .venv)
 	rm -rf $(DATA_DIR) mlflow.db state.db state.db-* mlruns/[!.]* .pytest_cache
 
-.PHONY: help venv data champion stock run test lint bench bench-quality mlflow-ui clean
+.PHONY: help venv browser data champion stock run test lint bench bench-quality mlflow-ui clean

@@ -23,7 +23,7 @@ def create_app(settings: ServiceSettings | None = None, store: ModelStore | None
     """
     from flask import Flask
 
-    from service import api, cors, openapi, reports_api
+    from service import api, cors, observability, openapi, reports_api, staff
     from service.auth import KeyRing
     from service.errors import register_error_handlers
     from service.live import LiveStateHandle
@@ -51,7 +51,9 @@ def create_app(settings: ServiceSettings | None = None, store: ModelStore | None
     register_error_handlers(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(reports_api.bp)
+    app.register_blueprint(staff.bp)
     app.register_blueprint(openapi.bp)
+    observability.init_app(app)
     app.extensions["nba.ratelimit"] = make_limiter(settings.rate_limit, settings.rate_burst,
                                                    settings.redis_url)
     cors.init_app(app, settings.cors_origins)

@@ -11,6 +11,7 @@ from typing import TypeVar
 from flask import Blueprint, current_app, jsonify, request
 from pydantic import BaseModel, ValidationError
 
+from service import observability
 from service.auth import require
 from service.decide import Decision, DecisionContext
 from service.errors import InvalidRequest, ReloadFailed, UnknownCustomer
@@ -111,9 +112,12 @@ def _decide(model: LoadedModel, live: LiveState, customer_id: str, channel: str,
     result = decide_live(live, model, row, context, decision_id,
                          holdout_share=settings.holdout_share, exploration=settings.exploration)
     offers = [o.offer_id for o in result.decision.offers]
+    observability.record_decision(offers, [s.reason for s in result.decision.suppressed])
     log.info("decision %s customer=%s model=%s@%s offers=%s holdout=%s explored=%s holds=%s",
              decision_id, customer_id, model.name, model.version, offers, result.holdout,
-             result.explored, [h.offer_id for h in result.holds])
+             result.explored, [h.offer_id for h in result.holds],
+             extra={"model_version": model.version, "decision_id": decision_id,
+                    "customer_id": customer_id})
     body = decision_json(decision_id, customer_id, model, result.decision, result.holds,
                          holdout=result.holdout, explored=result.explored)
     return body, log_record(result, model, row, context, decision_id)

@@ -9,6 +9,11 @@ app: a thread started in the master would not survive the fork.
 
 import os
 
+from service import gunicorn_hooks
+
+# before any worker forks (and before prometheus_client is imported): one metrics dir per master
+gunicorn_hooks.prepare_multiprocess_dir()
+
 bind = f"{os.environ.get('NBA_HOST', '127.0.0.1')}:{os.environ.get('NBA_PORT', '8000')}"
 workers = int(os.environ.get("NBA_WORKERS", "2"))
 worker_class = "sync"
@@ -28,6 +33,16 @@ def post_worker_init(worker):
     app = getattr(worker, "wsgi", None)
     if app is not None and "nba.settings" in getattr(app, "extensions", {}):
         start_polling(app)
+
+
+def child_exit(server, worker):
+    """In the master, once a worker is gone: drop its live gauges from /metrics."""
+    gunicorn_hooks.child_exit(server, worker)
+
+
+def on_exit(server):
+    """The master is stopping: remove the metrics dir it created."""
+    gunicorn_hooks.remove_multiprocess_dir()
 
 
 def worker_exit(server, worker):

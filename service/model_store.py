@@ -23,6 +23,7 @@ from mlflow import MlflowClient
 
 from features import io
 from features.customers import CustomerTable
+from service import observability
 from service.allocation import ValueDistribution
 from service.decide import DecisionContext
 from service.errors import ModelNotReady
@@ -249,6 +250,8 @@ class ModelStore:
         self._current = model  # one reference assignment: atomic for readers
         self._rejected = None
         self.last_error = None
+        observability.set_model_version(model.name, model.version)
+        observability.record_reload(RELOADED, model.version)
         if previous is not None and previous != model.version:
             log.info("pid %d now serves %s version %s (was %s)", os.getpid(), model.name,
                      model.version, previous)
@@ -256,6 +259,7 @@ class ModelStore:
 
     def _reject(self, version: str | None, error: str) -> None:
         """Record and log a rejected load; the current model (if any) keeps serving."""
+        observability.record_reload(REJECTED, version)
         self._rejected = ReloadError(version, error, time.time())
         self.last_error = error
         log.warning("model version %s rejected, still serving %s: %s", version or "?",

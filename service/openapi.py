@@ -45,6 +45,12 @@ class Operation:
     tag: str = "decisions"
 
 
+def _explain_request() -> type[BaseModel]:
+    from service.staff import ExplainRequest
+
+    return ExplainRequest
+
+
 _ERRORS_4XX = {400: s.ErrorResponse}
 _AUTH = {401: s.ErrorResponse, 403: s.ErrorResponse, 429: s.ErrorResponse}
 _NOT_READY = {503: s.ErrorResponse}
@@ -77,6 +83,21 @@ OPERATIONS: tuple[Operation, ...] = (
                                                       "enum": ["offer", "channel", "segment"]}),
                Param("since", "query", "only decisions since (ISO 8601)",
                      {"type": "string"})), tag="reports"),
+    Operation("get", "/v1/customers/{customer_ref}", "staff.get_customer",
+              "One customer by id or loyalty card: tier, value band, preferences, holdout", None,
+              {200: None, **_AUTH, 404: s.ErrorResponse, **_NOT_READY},
+              (Param("customer_ref", "path", "customer_id or loyalty card number",
+                     {"type": "string", "minLength": 1}, required=True),), tag="staff"),
+    Operation("get", "/v1/stock", "staff.get_stock",
+              "Units of one SKU per size and colour, in a store and online", None,
+              {200: None, **_ERRORS_4XX, **_AUTH, **_NOT_READY},
+              (Param("sku", "query", "the SKU", {"type": "string"}, required=True),
+               Param("store_id", "query", "a store id (omit for online only)",
+                     {"type": "string"})), tag="staff"),
+    Operation("post", "/v1/staff/explain", "staff.explain",
+              "Offer names and one plain-language sentence per offer of a decision",
+              _explain_request(), {200: None, **_ERRORS_4XX, 404: s.ErrorResponse, **_AUTH,
+                                   **_NOT_READY}, tag="staff"),
     Operation("get", "/v1/model", "api.model_info", "The model being served and its metrics",
               None, {200: s.ModelInfo, **_NOT_READY}, tag="service"),
     Operation("get", "/healthz", "api.healthz", "Liveness", None, {200: s.HealthResponse},

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 import os
 
 from service import create_app
+from service.observability import configure_logging
 
-logging.basicConfig(level=os.environ.get("NBA_LOG_LEVEL", "INFO"),
-                    format="%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s")
+# one JSON object per line (NBA_LOG_FORMAT=text for plain lines)
+configure_logging(os.environ.get("NBA_LOG_LEVEL", "INFO"),
+                  json_logs=os.environ.get("NBA_LOG_FORMAT", "json").strip().lower() == "json")
 app = create_app()

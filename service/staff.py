@@ -1,0 +1,420 @@
+"""The store-staff tablet page and the staff-only lookups behind it.
+
+`GET /staff` is a public, server-rendered page: it holds no customer data itself. Its vanilla
+JavaScript fetches everything from the APIs below and from the storefront's own
+`POST /v1/decisions` / `POST /v1/outcomes`, all of which need a staff key (the page asks once and
+keeps it in sessionStorage; not at all in development mode).
+
+Routes: `GET /v1/customers/<ref>` (by customer_id, else by loyalty card number when
+customers.parquet has a `loyalty_card` column), `GET /v1/stock?sku=&store_id=` (units per
+size/colour in a store and online) and `POST /v1/staff/explain` (offer names and one plain
+sentence per offer, built by the pure `plain_reasons`).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from flask import Blueprint, current_app, jsonify, render_template, request
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from features import io
+from features.catalog import Offer
+from features.errors import ContractError
+from service import decide as d
+from service.auth import require
+from service.errors import InvalidRequest, UnknownCustomer
+from service.model_store import LoadedModel, ModelStore
+from service.schemas import MAX_LIMIT, OfferOut
+from state import StateStoreError, StockRow
+
+log = logging.getLogger(__name__)
+bp = Blueprint("staff", __name__)
+
+#: the optional customers.parquet column the page can look customers up by
+LOYALTY_CARD = "loyalty_card"
+#: value bands: (lowest percentile of the band, its label), highest band first
+VALUE_BANDS: tuple[tuple[float, str], ...] = (
+    (0.90, "top 10%"), (0.75, "upper"), (0.25, "middle"), (0.0, "lower"))
+
+
+# ---------------------------------------------------------------- pure helpers
+
+
+def value_band(percentile: float) -> str:
+    """The band of a customer-value percentile in [0, 1]: top 10%, upper, middle or lower."""
+    return next(label for low, label in VALUE_BANDS if percentile >= low)
+
+
+def normalize_card(text: str) -> str:
+    """A loyalty card number as printed or typed: spaces and dashes dropped, upper case."""
+    return re.sub(r"[\s-]+", "", text).upper()
+
+
+def stock_json(rows: Iterable[StockRow], sku: str, store_id: str | None) -> dict:
+    """Units of `sku` per size/colour in `store_id` (None: no store chosen) and online."""
+    variants: dict[tuple[str | None, str | None], dict[str, Any]] = {}
+    for row in rows:
+        if row.sku != sku or (row.location is not None and row.location != store_id):
+            continue
+        variant = variants.setdefault((row.size, row.color), {
+            "size": row.size, "color": row.color,
+            "store": 0 if store_id is not None else None, "online": 0})
+        variant["online" if row.location is None else "store"] += row.on_hand
+
+    def order(key: tuple[str | None, str | None]) -> tuple:
+        size, color = key
+        numeric = size is not None and size.replace(".", "", 1).isdigit()
+        return (size is not None, not numeric, float(size) if numeric else 0.0, size or "",
+                color or "")
+
+    listed = [variants[key] for key in sorted(variants, key=order)]
+    return {"sku": sku, "store_id": store_id, "variants": listed,
+            "totals": {"store": None if store_id is None else sum(v["store"] for v in listed),
+                       "online": sum(v["online"] for v in listed)}}
+
+
+_IN_STOCK = re.compile(r"^(?P<units>\d+) left (?:in (?P<store>\S+)|online) for (?P<variant>.+)$")
+_SOLD_OUT = re.compile(r"^(?P<variant>.+?) sold out (?:in (?P<store>[^;:]+?)|online)"
+                       r"(?:; (?:(?P<online>\d+) online|none online either))?"
+                       r": (?:join the re-stock waiting list|offer a pre-order)$")
+_LAUNCH_UNITS = re.compile(r"^limited launch: (?:(?P<left>\d+) of )?(?P<supply>\d+) units")
+_EARLY = re.compile(r"^(?P<tier>\S+) early access$")
+#: how a card ends for each action: what the staff member should offer
+_ACTIONS = {d.WAITLIST: "offer the re-stock waiting list", d.PREORDER: "offer pre-order"}
+
+
+def _where(store: str | None, store_id: str | None) -> str:
+    if store is None:
+        return "online"
+    return "in this store" if store == store_id else f"in {store}"
+
+
+def _variant(text: str, offer: Offer | None) -> str:
+    """The decision's variant words, or '' when they only name the SKU or 'any variant'."""
+    if text == "any variant" or (offer is not None and text == offer.sku):
+        return ""
+    return text
+
+
+def _in_stock_phrase(message: str, store_id: str | None, offer: Offer | None, unit: str) -> str:
+    match = _IN_STOCK.match(message)
+    if match is None:
+        return message
+    variant = _variant(match["variant"], offer)
+    where = _where(match["store"], store_id)
+    return f"{match['units']} {unit} {where}" + (f" in {variant}" if variant else "")
+
+
+def _sold_out_phrase(message: str, store_id: str | None, offer: Offer | None,
+                     unit: str) -> str:
+    match = _SOLD_OUT.match(message)
+    if match is None:
+        return message.rsplit(": ", 1)[0]
+    variant = _variant(match["variant"], offer)
+    subject = f"{variant} sold out" if variant else "sold out"
+    if match["store"] is None:
+        return f"{subject} online"
+    where = _where(match["store"], store_id)
+    if match["online"] is None:
+        return f"{subject} {where} and online"
+    return f"{subject} {where}, {match['online']} {unit} online"
+
+
+def _launch_phrase(message: str) -> str:
+    pieces = []
+    for part in message.split("; "):
+        units, early = _LAUNCH_UNITS.match(part), _EARLY.match(part)
+        if units is not None:
+            pieces.append(f"limited launch, {units['left']} of {units['supply']} left"
+                          if units["left"] else f"limited launch of {units['supply']}")
+        elif early is not None:
+            pieces.append(f"{early['tier'].capitalize()} early access")
+        elif "meets the floor" in part:
+            pieces.append("qualifies for a launch unit")
+        else:
+            pieces.append(part)
+    return ", ".join(pieces)
+
+
+def _uplift_phrase(uplift: float) -> str:
+    points = uplift * 100
+    shown = f"{points:.0f}" if points >= 1 else f"{points:.1f}"
+    return f"makes buying about {shown} {'point' if shown == '1' else 'points'} more likely"
+
+
+def plain_reasons(offer_json: Mapping[str, Any], customer: Mapping[str, Any], *,
+                  store_id: str | None = None, offer: Offer | None = None) -> str:
+    """One sentence a store assistant can say out loud, from a decision's offer document.
+
+    `offer_json` is one element of a decision's `offers`; `customer` the customer lookup
+    document (its `loyalty_tier`); `store_id` the store the page stands in ("in this store");
+    `offer` the catalog entry (its SKU and category: footwear counts pairs). Reason codes
+    the function does not know are passed through as their message. Example:
+    "Gold member; size 42 sold out in this store, 3 pairs online — offer pre-order".
+    """
+    unit = "pairs" if offer is not None and offer.category == "footwear" else "units"
+    tier = customer.get("loyalty_tier")
+    parts = [f"{str(tier).capitalize()} member"] if tier else []
+    for reason in offer_json.get("reasons", ()):
+        code, message = reason.get("code"), str(reason.get("message", ""))
+        if code == "incremental_value":
+            continue  # said once, in words, at the end
+        if code == "tier_eligible":
+            if not tier:
+                parts.insert(0, f"{message[:1].upper()}{message[1:]}")
+        elif code == "launch":
+            parts.append(_launch_phrase(message))
+        elif code == "in_stock":
+            parts.append(_in_stock_phrase(message, store_id, offer, unit))
+        elif code in (d.WAITLIST, d.PREORDER):
+            parts.append(_sold_out_phrase(message, store_id, offer, unit))
+        elif message:
+            parts.append(message)
+    action = offer_json.get("action", d.OFFER)
+    uplift = float(offer_json.get("uplift") or 0.0)
+    ending = _ACTIONS.get(action) or (_uplift_phrase(uplift) if uplift > 0 else "")
+    sentence = "; ".join(p for p in parts if p)
+    if sentence and ending:
+        sentence = f"{sentence} — {ending}"
+    sentence = sentence or ending or "Recommended for this customer"
+    return sentence[:1].upper() + sentence[1:]
+
+
+# ---------------------------------------------------------------- the per-model lookup index
+
+
+@dataclass(frozen=True)
+class CustomerIndex:
+    """What lookups need beyond the CustomerTable, built once per loaded model."""
+
+    #: sorted customer values: a customer's percentile is one binary search
+    sorted_values: np.ndarray
+    #: normalized loyalty card number -> row (empty when customers.parquet has no such column)
+    cards: Mapping[str, int]
+    #: row -> card number as stored
+    card_of: Mapping[int, str]
+    has_cards: bool
+
+    def percentile(self, value: float) -> float:
+        """Share of customers valued at or below `value`."""
+        n = len(self.sorted_values)
+        return 0.0 if n == 0 else float(np.searchsorted(self.sorted_values, value,
+                                                         side="right")) / n
+
+
+def _card_text(value: object) -> str | None:
+    if value is None or pd.isna(value):  # type: ignore[call-overload]
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return str(value).strip() or None
+
+
+def build_index(model: LoadedModel, data_dir: Path) -> CustomerIndex:
+    """Value distribution and loyalty-card index of the model's customers.
+
+    The card column is optional in the data contract and the CustomerTable does not keep it,
+    so it is read here from the customers.parquet the model was loaded from. A card shared by
+    two customers is left out (a lookup must never open the wrong customer).
+    """
+    table = model.customers
+    cards: dict[str, int] = {}
+    card_of: dict[int, str] = {}
+    has_cards = False
+    try:
+        frame = io.read_customers(data_dir / io.CUSTOMERS)
+    except ContractError as exc:
+        log.warning("no loyalty-card lookup: %s", exc)
+        frame = None
+    if frame is not None and LOYALTY_CARD in frame:
+        has_cards = True
+        shared: set[str] = set()
+        for customer_id, raw in zip(frame["customer_id"].astype(str), frame[LOYALTY_CARD],
+                                    strict=True):
+            card, row = _card_text(raw), table.row(customer_id)
+            if card is None or row is None:
+                continue
+            key = normalize_card(card)
+            if key in cards and cards[key] != row:
+                shared.add(key)
+            cards[key] = row
+            card_of[row] = card
+        for key in shared:
+            del cards[key]
+        if shared:
+            log.warning("%d loyalty card numbers belong to several customers; they are not "
+                        "searchable", len(shared))
+    return CustomerIndex(np.sort(table.value), cards, card_of, has_cards)
+
+
+class _IndexCache:
+    """One CustomerIndex for the model serving now; rebuilt when another model is swapped in."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._model: LoadedModel | None = None
+        self._index: CustomerIndex | None = None
+
+    def get(self, model: LoadedModel, data_dir: Path) -> CustomerIndex:
+        """The index of `model` (built on first use, outside any request's hot path after)."""
+        with self._lock:
+            if self._model is not model or self._index is None:
+                self._index = build_index(model, data_dir)
+                self._model = model
+            return self._index
+
+
+def _model() -> LoadedModel:
+    store: ModelStore = current_app.extensions["nba.model_store"]
+    return store.current()
+
+
+def _index(model: LoadedModel) -> CustomerIndex:
+    cache: _IndexCache = current_app.extensions.setdefault("nba.staff_index", _IndexCache())
+    return cache.get(model, current_app.extensions["nba.settings"].data_dir)
+
+
+def customer_json(model: LoadedModel, index: CustomerIndex, row: int) -> dict:
+    """The lookup document of one customer: who they are to a store assistant."""
+    table = model.customers
+    value = float(table.value[row])
+    percentile = index.percentile(value)
+    return {
+        "customer_id": table.ids[row],
+        "loyalty_card": index.card_of.get(row),
+        "loyalty_tier": table.loyalty_tier[row],
+        "value": round(value, 2),
+        "value_band": value_band(percentile),
+        "value_percentile": round(percentile, 4),
+        "preferred_size": table.preferred_size[row],
+        "preferred_color": table.preferred_color[row],
+        "contactable": bool(table.contactable[row]),
+        "holdout": bool(model.holdout is not None and model.holdout[row]),
+    }
+
+
+def find_customer(model: LoadedModel, index: CustomerIndex, ref: str) -> tuple[int, str]:
+    """Row and how it matched (customer_id or loyalty_card); UnknownCustomer otherwise."""
+    ref = ref.strip()
+    row = model.customers.row(ref)
+    if row is not None:
+        return row, "customer_id"
+    row = index.cards.get(normalize_card(ref)) if ref else None
+    if row is not None:
+        return row, LOYALTY_CARD
+    what = "customer id or loyalty card" if index.has_cards else "customer id"
+    raise UnknownCustomer(f"no customer with {what} '{ref}'", {"customer_ref": ref})
+
+
+# ---------------------------------------------------------------- routes
+
+
+def _store_ids() -> list[str]:
+    """Stores that hold stock now, for the page's store picker (empty if the store is down)."""
+    try:
+        rows = current_app.extensions["nba.state"].get().stock().rows
+    except StateStoreError as exc:
+        log.warning("staff page: no store list (%s)", exc)
+        return []
+    return sorted({row.location for row in rows if row.location is not None})
+
+
+@bp.get("/staff")
+def staff_page():
+    """The store-staff tablet page (public HTML; its data needs a staff key)."""
+    selected = (request.args.get("store_id") or "").strip()[:64] or None
+    stores = _store_ids()
+    if selected is not None and selected not in stores:
+        stores.append(selected)
+    store: ModelStore = current_app.extensions["nba.model_store"]
+    card_lookup = False
+    if store.ready:
+        card_lookup = _index(store.current()).has_cards
+    return render_template("staff.html", dev_mode=current_app.extensions["nba.keys"].dev_mode,
+                           stores=stores, selected_store=selected or (stores[0] if stores
+                                                                      else None),
+                           card_lookup=card_lookup, max_offers=MAX_LIMIT)
+
+
+@bp.get("/v1/customers/<customer_ref>")
+@require("staff")
+def get_customer(customer_ref: str):
+    """One customer by customer_id or loyalty card: tier, value band, preferences, holdout."""
+    model = _model()
+    index = _index(model)
+    row, matched = find_customer(model, index, customer_ref)
+    return jsonify(customer_json(model, index, row) | {"matched_by": matched})
+
+
+@bp.get("/v1/stock")
+@require("staff")
+def get_stock():
+    """Units of one SKU per size/colour in a store (`store_id`, optional) and online."""
+    sku = (request.args.get("sku") or "").strip()
+    if not sku:
+        raise InvalidRequest("query parameter 'sku' is required", {"field": "sku"})
+    store_id = (request.args.get("store_id") or "").strip() or None
+    snapshot = current_app.extensions["nba.state"].get().stock()
+    return jsonify(stock_json(snapshot.rows, sku, store_id)
+                   | {"inventory_version": snapshot.version})
+
+
+@bp.after_request
+def _bearer_challenge(response):
+    """401s name the auth scheme (RFC 6750), as the storefront API's do."""
+    if response.status_code == 401:
+        response.headers.setdefault("WWW-Authenticate", 'Bearer realm="nba"')
+    return response
+
+
+class ExplainRequest(BaseModel):
+    """POST /v1/staff/explain body: a decision's offers, for the customer they were made to."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    customer_id: str = Field(min_length=1, max_length=128)
+    store_id: str | None = Field(default=None, min_length=1, max_length=64)
+    offers: list[OfferOut] = Field(max_length=MAX_LIMIT)
+
+
+@bp.post("/v1/staff/explain")
+@require("staff")
+def explain():
+    """Offer names, SKUs and one plain-language sentence per offer of a decision."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise InvalidRequest("request body must be a JSON object (Content-Type: "
+                             "application/json)")
+    try:
+        req = ExplainRequest.model_validate(body)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        field = ".".join(str(p) for p in first["loc"]) or "body"
+        raise InvalidRequest(f"invalid explain request: {field}: {first['msg']}") from None
+    model = _model()
+    index = _index(model)
+    row, _ = find_customer(model, index, req.customer_id)
+    customer = customer_json(model, index, row)
+    catalog = model.policy.catalog
+    explained = []
+    for offer_out in req.offers:
+        offer = catalog.get(offer_out.offer_id)
+        explained.append({
+            "offer_id": offer_out.offer_id,
+            "name": offer.name if offer is not None else offer_out.offer_id,
+            "category": offer.category if offer is not None else None,
+            "sku": offer.sku if offer is not None else None,
+            "action": offer_out.action,
+            "sentence": plain_reasons(offer_out.model_dump(), customer, store_id=req.store_id,
+                                      offer=offer),
+        })
+    return jsonify({"customer_id": customer["customer_id"], "offers": explained})
