@@ -7,6 +7,7 @@ NBA := $(BIN)/nba
 DATA_DIR ?= data
 CUSTOMERS ?= 50000
 RETRAIN ?= 0
+RETRAIN_DIR ?= retrain
 PORT ?= 8000
 WORKERS ?= 2
 export MLFLOW_TRACKING_URI ?= sqlite:///mlflow.db
@@ -44,6 +45,14 @@ run: champion stock ## set up, build demo data, train, promote, serve on 127.0.0
 browser: ## install Debian's chromium for the browser tests (no Playwright browser download)
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
 
+retrain: venv ## retrain from the decision log: export it after the original exposures, train, compare, promote only if not worse
+	@mkdir -p $(RETRAIN_DIR)
+	$(NBA) export-training --data-dir $(DATA_DIR) --append-to $(DATA_DIR)/exposures.parquet --out $(RETRAIN_DIR)/exposures.parquet
+	cp $(DATA_DIR)/offers.yaml $(DATA_DIR)/customers.parquet $(RETRAIN_DIR)/
+	@test ! -f $(DATA_DIR)/inventory.parquet || cp $(DATA_DIR)/inventory.parquet $(RETRAIN_DIR)/
+	$(NBA) train --data-dir $(RETRAIN_DIR)
+	$(NBA) promote --version latest --data-dir $(RETRAIN_DIR)
+
 test: venv browser ## run the whole test suite (installs Debian's chromium for the browser tests)
 	$(BIN)/python -m pytest
 
@@ -61,6 +70,6 @@ mlflow-ui: venv ## the MLflow UI on the same store (runs, metrics, plots, regist
 	$(BIN)/mlflow ui --backend-store-uri $(MLFLOW_TRACKING_URI) --host 127.0.0.1 --port 5000
 
 clean: ## remove demo data, the local MLflow store and caches (keeps .venv)
-	rm -rf $(DATA_DIR) mlflow.db state.db state.db-* mlruns/[!.]* .pytest_cache
+	rm -rf $(DATA_DIR) $(RETRAIN_DIR) mlflow.db state.db state.db-* mlruns/[!.]* .pytest_cache
 
-.PHONY: help venv browser data champion stock run test lint bench bench-quality mlflow-ui clean
+.PHONY: help venv browser data champion stock run retrain test lint bench bench-quality mlflow-ui clean

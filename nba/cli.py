@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
         return sub.add_parser(name, help=help_text, description=help_text,
-                              epilog=EXAMPLES[name],
+                              epilog=EXAMPLES.get(name),
                               formatter_class=argparse.RawDescriptionHelpFormatter)
 
     p = command("demo-data", "Write a synthetic retailer in the data contract, with the TRUE "
@@ -138,7 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_flag(p)
     _add_registry_flags(p)
     which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--version", help="model version to promote")
+    which.add_argument("--version",
+                       help="model version to promote, or `latest` (the newest registered)")
     which.add_argument("--rollback", action="store_true",
                        help="put the previous champion back (from the champion history)")
     p.add_argument("--alias", default="champion", help="alias to set (default %(default)s)")
@@ -209,6 +210,10 @@ def build_parser() -> argparse.ArgumentParser:
     from reports.cli import add_report_parser
 
     add_report_parser(sub.add_parser)
+
+    from nba.loop_cli import add_loop_parsers  # imported here: loop_cli imports nba.cli
+
+    add_loop_parsers(command)
     return parser
 
 
@@ -265,6 +270,8 @@ def _promote(args: argparse.Namespace) -> int:
     client = registry.configure(args.tracking_uri)
     name, version = args.model_name, args.version
     try:
+        if version == "latest":
+            version = registry.latest_version(client, name)
         if args.rollback:
             if args.alias != registry.CHAMPION:
                 raise CliError("--rollback applies to the champion alias only")
@@ -482,6 +489,12 @@ def _inventory(args: argparse.Namespace) -> int:
     return 0
 
 
+def _loop(args: argparse.Namespace) -> int:
+    from nba.loop_cli import run_loop_command
+
+    return run_loop_command(args)
+
+
 def _report(args: argparse.Namespace) -> int:
     from reports.cli import run_report
 
@@ -490,7 +503,8 @@ def _report(args: argparse.Namespace) -> int:
 
 HANDLERS = {"demo-data": _demo_data, "train": _train, "promote": _promote, "compare": _compare,
             "model": _model, "serve": _serve, "decide": _decide, "batch-score": _batch_score,
-            "inventory": _inventory, "report": _report}
+            "inventory": _inventory, "report": _report, "simulate": _loop,
+            "export-training": _loop, "outcomes": _loop}
 
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ def create_app(settings: ServiceSettings | None = None, store: ModelStore | None
         logging.getLogger(__name__).warning(
             "NBA_DEV_MODE=1: requests without an API key act as admin; never in production")
     app.extensions["nba.model_store"] = store
+    app.extensions["nba.rng"] = random.Random(settings.exploration_seed)  # exploration draws
     # opened lazily in each worker process (a pool must not cross gunicorn's fork)
     app.extensions["nba.state"] = LiveStateHandle(settings.state_url, state)
     register_error_handlers(app)

@@ -110,7 +110,8 @@ def _decide(model: LoadedModel, live: LiveState, customer_id: str, channel: str,
                               store_id=store_id)
     decision_id = uuid.uuid4().hex
     result = decide_live(live, model, row, context, decision_id,
-                         holdout_share=settings.holdout_share, exploration=settings.exploration)
+                         holdout_share=settings.holdout_share, exploration=settings.exploration,
+                         rng=current_app.extensions["nba.rng"])
     offers = [o.offer_id for o in result.decision.offers]
     observability.record_decision(offers, [s.reason for s in result.decision.suppressed])
     log.info("decision %s customer=%s model=%s@%s offers=%s holdout=%s explored=%s holds=%s",

@@ -27,6 +27,8 @@ class ServiceSettings:
     holdout_share: float = 0.05
     #: share of decisions that serve a random eligible offer first (logged propensities)
     exploration: float = 0.05
+    #: seed of the exploration draws (None: fresh randomness; set for reproducible tests)
+    exploration_seed: int | None = None
     #: salt of the holdout hash: a new salt draws a new holdout group
     experiment_salt: str = "nba-holdout-1"
     #: an admin API key (kept for compatibility with NBA_ADMIN_TOKEN; repr=False: never logged)
@@ -69,6 +71,8 @@ class ServiceSettings:
             holdout_share=_share("NBA_HOLDOUT_SHARE", env.get("NBA_HOLDOUT_SHARE"),
                                  cls.holdout_share),
             exploration=_share("NBA_EXPLORATION", env.get("NBA_EXPLORATION"), cls.exploration),
+            exploration_seed=int(env["NBA_EXPLORATION_SEED"]) if env.get("NBA_EXPLORATION_SEED")
+            else None,
             experiment_salt=env.get("NBA_EXPERIMENT_SALT", "").strip() or cls.experiment_salt,
         )
 

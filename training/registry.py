@@ -73,6 +73,17 @@ def get_version(client: MlflowClient, name: str, version: str) -> ModelVersion:
         raise RegistryError(f"model '{name}' has no version {version}") from None
 
 
+def latest_version(client: MlflowClient, name: str) -> str:
+    """The highest registered version number of `name`; RegistryError when there is none."""
+    try:
+        versions = client.search_model_versions(f"name = '{name}'")
+    except MlflowException:
+        versions = []
+    if not versions:
+        raise RegistryError(f"model '{name}' has no registered version")
+    return str(max(int(v.version) for v in versions))
+
+
 def set_alias(client: MlflowClient, name: str, version: str, alias: str = CHAMPION) -> None:
     """Point `alias` at `version`; a champion move is recorded in the champion history.
 

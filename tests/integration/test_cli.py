@@ -12,7 +12,7 @@ import pytest
 
 NBA = str(Path(sys.executable).parent / "nba")
 SUBCOMMANDS = ["demo-data", "train", "promote", "compare", "model", "serve", "decide",
-               "batch-score", "inventory"]
+               "batch-score", "inventory", "report", "simulate", "export-training", "outcomes"]
 
 
 def run(*args: str, env: dict | None = None, cwd: Path | None = None
