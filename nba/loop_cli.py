@@ -217,15 +217,15 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def parse_since(text: str | None) -> datetime | None:
-    """An ISO 8601 time as an aware UTC datetime (naive = UTC); CliError when unreadable."""
+    """--since as an aware UTC datetime (naive = UTC); CliError when unreadable."""
+    from reports import parse_since as parse
+
     if text is None:
         return None
     try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise CliError(f"--since: '{text}' is not an ISO 8601 time (e.g. "
-                       "2026-12-01T00:00:00Z)") from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        return parse(text)
+    except ValueError as exc:
+        raise CliError(f"--since: {exc}") from None
 
 
 def _export_training(args: argparse.Namespace) -> int:

@@ -27,12 +27,11 @@ class DecisionContextIn(BaseModel):
     store_id: str | None = Field(default=None, min_length=1, max_length=64)
 
 
-class DecisionRequest(BaseModel):
-    """POST /v1/decisions body."""
+class _DecisionOptions(BaseModel):
+    """What every decision request says besides who: channel, how many offers, context."""
 
     model_config = ConfigDict(extra="forbid")
 
-    customer_id: str = Field(min_length=1, max_length=128, examples=["C0000001"])
     channel: str = Field(json_schema_extra={"enum": list(CHANNELS)}, examples=["web"])
     limit: int = Field(default=3, ge=1, le=MAX_LIMIT)
     context: DecisionContextIn = Field(default_factory=DecisionContextIn)
@@ -41,6 +40,12 @@ class DecisionRequest(BaseModel):
     @classmethod
     def _known_channel(cls, value: str) -> str:
         return known_channel(value)
+
+
+class DecisionRequest(_DecisionOptions):
+    """POST /v1/decisions body."""
+
+    customer_id: str = Field(min_length=1, max_length=128, examples=["C0000001"])
 
 
 MAX_INVENTORY_ROWS = 10_000
@@ -99,21 +104,11 @@ class OutcomeRequest(BaseModel):
 MAX_BATCH = 1_000
 
 
-class BatchDecisionRequest(BaseModel):
+class BatchDecisionRequest(_DecisionOptions):
     """POST /v1/decisions:batch body: one channel and context for up to 1,000 customers."""
-
-    model_config = ConfigDict(extra="forbid")
 
     customer_ids: list[Annotated[str, Field(min_length=1, max_length=128)]] = Field(
         min_length=1, max_length=MAX_BATCH, examples=[["C0000001", "C0000002"]])
-    channel: str = Field(json_schema_extra={"enum": list(CHANNELS)}, examples=["web"])
-    limit: int = Field(default=3, ge=1, le=MAX_LIMIT)
-    context: DecisionContextIn = Field(default_factory=DecisionContextIn)
-
-    @field_validator("channel")
-    @classmethod
-    def _known_channel(cls, value: str) -> str:
-        return known_channel(value)
 
 
 class ReasonOut(BaseModel):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,8 +64,10 @@ class ServiceSettings:
             api_keys_file=Path(env["NBA_API_KEYS_FILE"]) if env.get("NBA_API_KEYS_FILE")
             else None,
             dev_mode=env.get("NBA_DEV_MODE", "").strip().lower() in ("1", "true", "yes"),
-            rate_limit=float(env.get("NBA_RATE_LIMIT") or cls.rate_limit),
-            rate_burst=int(env.get("NBA_RATE_BURST") or cls.rate_burst),
+            rate_limit=_number("NBA_RATE_LIMIT", env.get("NBA_RATE_LIMIT"), cls.rate_limit,
+                               lambda v: v >= 0, "requests per second >= 0 (0 = off)"),
+            rate_burst=int(_number("NBA_RATE_BURST", env.get("NBA_RATE_BURST"), cls.rate_burst,
+                                   lambda v: v >= 1 and v == int(v), "a whole number >= 1")),
             redis_url=(env.get("NBA_REDIS_URL") or "").strip() or None,
             cors_origins=tuple(o.strip() for o in env.get("NBA_CORS_ORIGINS", "").split(",")
                                if o.strip()),
@@ -79,25 +82,24 @@ class ServiceSettings:
 
 def _share(name: str, raw: str | None, default: float) -> float:
     """A share in [0, 0.5], or a ValueError naming the variable."""
-    if raw is None or not raw.strip():
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0.0 <= value <= 0.5:
-        raise ValueError(f"{name} must be a share between 0 and 0.5, got {raw!r}")
-    return value
+    return _number(name, raw, default, lambda v: 0.0 <= v <= 0.5, "a share between 0 and 0.5")
 
 
 def _seconds(name: str, raw: str | None, default: float) -> float:
     """A non-negative number of seconds, or a ValueError naming the variable."""
+    return _number(name, raw, default, lambda v: math.isfinite(v) and v >= 0,
+                   "a number of seconds >= 0 (0 disables)")
+
+
+def _number(name: str, raw: str | None, default: float, ok: Callable[[float], bool],
+            what: str) -> float:
+    """`raw` as a number that passes `ok`; the default when unset; ValueError otherwise."""
     if raw is None or not raw.strip():
         return default
     try:
         value = float(raw)
     except ValueError:
-        value = -1.0
-    if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"{name} must be a number of seconds >= 0 (0 disables), got {raw!r}")
+        value = math.nan
+    if not ok(value):
+        raise ValueError(f"{name} must be {what}, got {raw!r}")
     return value

@@ -11,9 +11,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
-import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,7 +27,7 @@ from service.live import LiveState
 from service.settings import ServiceSettings
 from state import open_store
 from state.rows import snapshot_of, stock_rows
-from tests.integration.servers import NBA, call, free_port, gunicorn
+from tests.integration.servers import call, gunicorn
 
 pytestmark = pytest.mark.slow
 
@@ -117,32 +114,10 @@ def unready_server(tmp_path_factory) -> Iterator[str]:
                         "NBA_DEV_MODE": "0", "NBA_API_KEYS": f"staff:{STAFF_KEY}",
                         "NBA_POLL_SECONDS": "0", "NBA_RETRY_SECONDS": "3600",
                         "NBA_ACCESS_LOG": ""}
-    port = free_port()
-    log_path = folder / "server.log"
-    with open(log_path, "w") as log:
-        process = subprocess.Popen([NBA, "serve", "--port", str(port), "--workers", "1"],
-                                   env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:  # /readyz stays 503 here: wait for the process to answer at all
-            try:
-                if call(f"{base}/healthz")[0] == 200:
-                    break
-            except OSError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"gunicorn did not answer:\n{log_path.read_text()}")
-            time.sleep(0.2)
+    # /readyz stays 503 here: wait for the process to answer at all
+    with gunicorn(env, folder / "server.log", workers=1, wait_for="/healthz") as base:
         assert call(f"{base}/readyz")[0] == 503
         yield base
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @pytest.fixture(scope="module")

@@ -41,8 +41,9 @@ def call(url: str, body: dict | None = None, headers: dict | None = None,
 
 
 @contextmanager
-def gunicorn(env: dict[str, str], log_path: Path, workers: int = 2) -> Iterator[str]:
-    """`nba serve` on a free port; yields its base URL once ready.
+def gunicorn(env: dict[str, str], log_path: Path, workers: int = 2,
+             wait_for: str = "/readyz") -> Iterator[str]:
+    """`nba serve` on a free port; yields its base URL once `wait_for` answers 200.
 
     The state store defaults to a SQLite file beside the log (never the working directory).
     """
@@ -58,7 +59,7 @@ def gunicorn(env: dict[str, str], log_path: Path, workers: int = 2) -> Iterator[
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             try:
-                if call(f"{base}/readyz")[0] == 200:
+                if call(f"{base}{wait_for}")[0] == 200:
                     break
             except OSError:
                 pass

@@ -161,7 +161,7 @@ def test_export_training_since_filters_and_refuses_nothing(nba, client, customer
     with pytest.raises(CliError, match="no decisions logged .* since"):
         nba("export-training", "--out", str(tmp_path / "x.parquet"), "--since", later,
             "--data-dir", str(trained.data_dir))
-    with pytest.raises(CliError, match="not an ISO 8601 time"):
+    with pytest.raises(CliError, match="not an ISO 8601 date or timestamp"):
         nba("export-training", "--out", str(tmp_path / "x.parquet"), "--since", "yesterday",
             "--data-dir", str(trained.data_dir))
     assert not (tmp_path / "x.parquet").exists()
