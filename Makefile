@@ -59,7 +59,10 @@ test: venv browser ## run the whole test suite (installs Debian's chromium for t
 lint: venv ## ruff
 	$(BIN)/ruff check .
 
-bench: venv ## benchmarks: decision latency vs raw model calls and MLflow pyfunc, training time, launch allocation
+wrk: ## install Debian's wrk, the load generator of bench/bench_online.py
+	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends wrk; }
+
+bench: venv wrk ## benchmarks: decision latency, training, allocation, online vs mlflow models serve, batch, cold start (~9 min)
 	$(BIN)/python bench/run_all.py
 
 bench-quality: venv ## the real pipeline on the Hillstrom experiment vs blanket/propensity policies; learner comparison
@@ -72,4 +75,4 @@ mlflow-ui: venv ## the MLflow UI on the same store (runs, metrics, plots, regist
 clean: ## remove demo data, the local MLflow store and caches (keeps .venv)
 	rm -rf $(DATA_DIR) $(RETRAIN_DIR) mlflow.db state.db state.db-* mlruns/[!.]* .pytest_cache
 
-.PHONY: help venv browser data champion stock run retrain test lint bench bench-quality mlflow-ui clean
+.PHONY: help venv browser wrk data champion stock run retrain test lint bench bench-quality mlflow-ui clean
