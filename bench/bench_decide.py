@@ -81,7 +81,8 @@ def live_decision(model: LoadedModel, live: LiveState, customer_id: str) -> str:
     decision_id = uuid.uuid4().hex
     result = decide_live(live, model, row, context, decision_id, holdout_share=0.05,
                          exploration=0.05)
-    live.store.log.record(log_record(result, model, row, context, decision_id))
+    live.store.log.record(log_record(result, model, row, context, decision_id),
+                          count_contacts=model.policy.catalog.contact_policy is not None)
     return json.dumps(decision_json(decision_id, customer_id, model, result.decision,
                                     result.holds, holdout=result.holdout,
                                     explored=result.explored))
@@ -116,9 +117,8 @@ def stage_times_us(model: LoadedModel, live: LiveState, ids: list[str]) -> np.nd
         scores = policy.score_row(table, row)
         t2 = clock()
         context = DecisionContext(channel="web", now=datetime.now(UTC), limit=3)
-        stock = live.stock()
-        launches = live.launch_statuses(policy.catalog, model.launch_values, context.now)
-        contacts = live.contact_history(policy.catalog, customer_id, "web", context.now)
+        view = live.read(policy.catalog, model.launch_values, customer_id, "web", context.now)
+        stock, launches, contacts = view.stock, view.launches, view.contacts
         t3 = clock()
         decision = policy.decide_scored(table, row, scores, context, stock, launches, contacts)
         t4 = clock()

@@ -435,13 +435,10 @@ def _decide(args: argparse.Namespace) -> int:
                        f"{args.data_dir / 'customers.parquet'}")
     context = DecisionContext(req.channel, datetime.now(UTC), req.limit, req.context.store_id)
     with _open_state(args.state_url) as store:
-        live = LiveState(store)
-        decision = model.policy.decide_row(
-            model.customers, row, context, live.stock(),
-            launches=live.launch_statuses(model.policy.catalog, model.launch_values,
-                                          context.now),
-            contacts=live.contact_history(model.policy.catalog, req.customer_id, req.channel,
-                                          context.now))
+        view = LiveState(store).read(model.policy.catalog, model.launch_values,
+                                     req.customer_id, req.channel, context.now)
+        decision = model.policy.decide_row(model.customers, row, context, view.stock,
+                                           launches=view.launches, contacts=view.contacts)
     print(json.dumps(decision_json("preview", req.customer_id, model, decision), indent=2))
     return 0
 

@@ -137,7 +137,7 @@ def create_decision():
     model, live = _store().current(), _live()
     body, record = _decide(model, live, req.customer_id, req.channel, req.limit,
                            req.context.store_id)
-    live.store.log.record(record)
+    live.store.log.record(record, count_contacts=_counts_contacts(model))
     return jsonify(body)
 
 
@@ -165,8 +165,13 @@ def create_decisions():
             continue
         answers.append(body)
         records.append(record)
-    live.store.log.record_many(records)
+    live.store.log.record_many(records, count_contacts=_counts_contacts(model))
     return jsonify({"decisions": answers})
+
+
+def _counts_contacts(model: LoadedModel) -> bool:
+    """Whether served offers must be counted: only when the catalog caps contacts."""
+    return model.policy.catalog.contact_policy is not None
 
 
 @bp.put("/v1/inventory")

@@ -49,6 +49,15 @@ def launch_distributions(catalog: Catalog, customers: CustomerTable
 
 
 @dataclass(frozen=True)
+class LiveView:
+    """The live inputs of one decision, read together."""
+
+    stock: StockSnapshot
+    launches: dict[str, d.LaunchStatus]
+    contacts: d.ContactHistory | None
+
+
+@dataclass(frozen=True)
 class Hold:
     """A launch unit a decision took: which offer, and the reservation in the store."""
 
@@ -64,9 +73,9 @@ class LiveState:
         self._lock = threading.Lock()
         self._stock: StockSnapshot | None = None
 
-    def stock(self) -> StockSnapshot:
+    def stock(self, version: int | None = None) -> StockSnapshot:
         """Live stock: the cached snapshot while the store's inventory version is unchanged."""
-        version = self.store.inventory_version()
+        version = self.store.inventory_version() if version is None else version
         snapshot = self._stock
         if snapshot is None or snapshot.version != version:
             with self._lock:
@@ -75,15 +84,22 @@ class LiveState:
                     snapshot = self._stock = self.store.stock_snapshot()
         return snapshot
 
-    def launch_statuses(self, catalog: Catalog, distributions: dict[str, ValueDistribution],
-                        now: datetime) -> dict[str, d.LaunchStatus]:
-        """Units left and the current value floor of every launch open now."""
+    def read(self, catalog: Catalog, distributions: dict[str, ValueDistribution],
+             customer_id: str, channel: str, now: datetime) -> LiveView:
+        """Stock, launch status and contact history for one decision: one store transaction."""
+        caps = catalog.contact_policy
+        open_launches = [o for o in catalog.offers if o.launch is not None
+                         and not (o.launch.ends_at and now > o.launch.ends_at)]
+        state = self.store.decision_state(
+            launch_ids=[o.offer_id for o in open_launches], customer_id=customer_id,
+            channel=channel, now=now,
+            contacts_since=now - timedelta(hours=caps.window_hours) if caps else None,
+            declines_since=now - timedelta(days=caps.decline_days) if caps else None)
         statuses: dict[str, d.LaunchStatus] = {}
-        for offer in catalog.offers:
+        for offer in open_launches:
             launch = offer.launch
-            if launch is None or (launch.ends_at and now > launch.ends_at):
-                continue
-            counts = self.store.launch_counts(offer.offer_id, now=now)
+            assert launch is not None
+            counts = state.launches.get(offer.offer_id)
             remaining = launch.supply if counts is None else max(
                 0, launch.supply - counts.reserved - counts.confirmed)
             floor = launch.min_customer_value
@@ -94,19 +110,8 @@ class LiveState:
                     reach=launch.expected_reach,
                     elapsed=window_elapsed(now, launch.starts_at, launch.ends_at))
             statuses[offer.offer_id] = d.LaunchStatus(remaining, floor)
-        return statuses
-
-    def contact_history(self, catalog: Catalog, customer_id: str, channel: str,
-                        now: datetime) -> d.ContactHistory | None:
-        """Offers already made on this channel in the cap window, and recent declines."""
-        caps = catalog.contact_policy
-        if caps is None:
-            return None
-        made = self.store.contacts_since(customer_id=customer_id, channel=channel,
-                                         since=now - timedelta(hours=caps.window_hours))
-        declines = self.store.declines_since(customer_id=customer_id,
-                                             since=now - timedelta(days=caps.decline_days))
-        return d.ContactHistory(made, declines)
+        contacts = d.ContactHistory(state.contacts, state.declines) if caps else None
+        return LiveView(self.stock(state.inventory_version), statuses, contacts)
 
     def hold_launch_units(self, catalog: Catalog, decision: d.Decision, customer_id: str,
                           decision_id: str, now: datetime) -> tuple[list[Hold], list[str]]:
@@ -162,15 +167,15 @@ def decide_live(live: LiveState, model: LoadedModel, row: int, context: d.Decisi
     the log). Otherwise, with probability `exploration`, a random eligible offer goes first.
     When a launch sold out between reading its status and reserving (another worker took the
     last unit), decides again with that launch marked sold out, so a decision never shows a
-    launch unit it does not hold. Records the offers shown for the contact caps.
+    launch unit it does not hold. The caller logs the decision (`log_record`), which also
+    counts its offers for the contact caps.
     """
     policy, table = model.policy, model.customers
     catalog, now = policy.catalog, context.now
     customer_id = table.ids[row]
     scores = policy.score_row(table, row)
-    stock = live.stock()
-    launches = live.launch_statuses(catalog, model.launch_values, now)
-    contacts = live.contact_history(catalog, customer_id, context.channel, now)
+    view = live.read(catalog, model.launch_values, customer_id, context.channel, now)
+    stock, launches, contacts = view.stock, view.launches, view.contacts
     if model.holdout is not None and model.holdout[row]:
         would = policy.decide_scored(table, row, scores, context, stock, launches, contacts)
         chosen = would.offers[0].offer_id if would.offers else None
@@ -194,9 +199,6 @@ def decide_live(live: LiveState, model: LoadedModel, row: int, context: d.Decisi
                                    for offer_id in sold_out}}
     shown = {o.offer_id for o in decision.offers if o.action == d.OFFER}
     live.release_holds([h for h in holds.values() if h.offer_id not in shown], decision_id, now)
-    if catalog.contact_policy is not None and decision.offers:
-        live.store.record_contacts(customer_id=customer_id, channel=context.channel,
-                                   offer_ids=[o.offer_id for o in decision.offers], now=now)
     chosen = decision.offers[0].offer_id if decision.offers else None
     p_served = (1 - holdout_share) * served.propensity
     if chosen is None:  # "nothing" is also what the holdout gets

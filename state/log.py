@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 from sqlalchemy import select
 
-from state.schema import decisions, outcomes
+from state.schema import contacts, decisions, outcomes
 
 if TYPE_CHECKING:
     from state.store import StateStore
@@ -72,18 +72,28 @@ class DecisionLog:
     def __init__(self, store: StateStore) -> None:
         self._store = store
 
-    def record(self, record: DecisionRecord) -> None:
-        """Append one decision (committed when this returns)."""
-        with self._store._write("record decision") as conn:
-            conn.execute(decisions.insert().values(_row(record)))
+    def record(self, record: DecisionRecord, *, count_contacts: bool = False) -> None:
+        """Append one decision (committed when this returns).
 
-    def record_many(self, records: Iterable[DecisionRecord]) -> int:
-        """Append decisions in one transaction (bulk loads, simulations)."""
-        rows = [_row(r) for r in records]
-        if rows:
-            with self._store._write("record decisions") as conn:
-                conn.execute(decisions.insert(), rows)
-        return len(rows)
+        With `count_contacts`, the offers it served are counted for the contact caps in the
+        same transaction: a decision is logged and counted, or neither.
+        """
+        self.record_many([record], count_contacts=count_contacts)
+
+    def record_many(self, records: Iterable[DecisionRecord], *,
+                    count_contacts: bool = False) -> int:
+        """Append decisions (and their contacts) in one transaction."""
+        records = list(records)
+        if not records:
+            return 0
+        touched = [{"customer_id": r.customer_id, "channel": r.channel, "offer_id": offer_id,
+                    "contacted_at": r.decided_at}
+                   for r in records if count_contacts for offer_id in r.offer_ids]
+        with self._store._write("record decisions") as conn:
+            conn.execute(decisions.insert(), [_row(r) for r in records])
+            if touched:
+                conn.execute(contacts.insert(), touched)
+        return len(records)
 
     def get(self, decision_id: str) -> DecisionRecord | None:
         """A logged decision, or None."""

@@ -160,6 +160,16 @@ class LaunchCounts:
         return max(0, self.supply - self.reserved - self.confirmed)
 
 
+@dataclass(frozen=True)
+class DecisionState:
+    """What one decision reads from the store, read at one moment."""
+
+    inventory_version: int
+    launches: dict[str, LaunchCounts]  # launches that have had a reservation
+    contacts: int  # offers made to the customer on the channel since the cap window began
+    declines: dict[str, int]  # declines per offer within the decline window
+
+
 # ---------------------------------------------------------------- the store
 
 
@@ -367,6 +377,48 @@ class StateStore:
                 .group_by(reservations.c.status)
             ).all())
         return LaunchCounts(offer_id, supply, counts.get(RESERVED, 0), counts.get(CONFIRMED, 0))
+
+    def decision_state(self, *, launch_ids: Sequence[str], customer_id: str, channel: str,
+                       contacts_since: datetime | None, declines_since: datetime | None,
+                       now: datetime) -> DecisionState:
+        """Everything one decision reads, in ONE read transaction (the per-request hot path).
+
+        The inventory version, the counts of the given launches, and (when a `since` is given)
+        the customer's contacts on the channel and declines per offer.
+        """
+        now = _utc(now)
+        with self._read("read decision state", consistent=True) as conn:
+            version = _version(conn)
+            counts: dict[str, LaunchCounts] = {}
+            if launch_ids:
+                supply = dict(conn.execute(
+                    select(launches.c.offer_id, launches.c.supply)
+                    .where(launches.c.offer_id.in_(list(launch_ids)))).all())
+                held: dict[tuple[str, str], int] = defaultdict(int)
+                for offer_id, status, n in conn.execute(
+                        select(reservations.c.offer_id, reservations.c.status, func.count())
+                        .where(reservations.c.offer_id.in_(list(supply)),
+                               or_(reservations.c.status == CONFIRMED,
+                                   and_(reservations.c.status == RESERVED,
+                                        reservations.c.expires_at > now)))
+                        .group_by(reservations.c.offer_id, reservations.c.status)):
+                    held[offer_id, status] = n
+                counts = {o: LaunchCounts(o, s, held[o, RESERVED], held[o, CONFIRMED])
+                          for o, s in supply.items()}
+            made = 0
+            if contacts_since is not None:
+                made = conn.execute(
+                    select(func.count()).select_from(contacts)
+                    .where(contacts.c.customer_id == customer_id, contacts.c.channel == channel,
+                           contacts.c.contacted_at >= _utc(contacts_since))).scalar_one()
+            declined: dict[str, int] = {}
+            if declines_since is not None:
+                declined = dict(conn.execute(
+                    select(declines.c.offer_id, func.count())
+                    .where(declines.c.customer_id == customer_id,
+                           declines.c.declined_at >= _utc(declines_since))
+                    .group_by(declines.c.offer_id)).all())
+        return DecisionState(version, counts, made, declined)
 
     def all_launch_counts(self, *, now: datetime) -> dict[str, LaunchCounts]:
         """Counts of every launch that has had a reservation, by offer id."""

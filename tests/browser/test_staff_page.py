@@ -131,7 +131,8 @@ def people(loaded, data_dir, tmp_path_factory) -> People:
     now = datetime.now(UTC)
     scratch = open_store(f"sqlite:///{tmp_path_factory.mktemp('scratch') / 'state.db'}")
     try:
-        launches = LiveState(scratch).launch_statuses(policy.catalog, loaded.launch_values, now)
+        launches = LiveState(scratch).read(policy.catalog, loaded.launch_values, "nobody",
+                                           "store", now).launches
     finally:
         scratch.close()
     context = DecisionContext(channel="store", now=now, limit=3, store_id=STORE)

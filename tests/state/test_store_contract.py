@@ -389,3 +389,25 @@ def test_the_url_is_shown_without_its_password() -> None:
     assert mask_url("postgresql://nba:s3cret@db:5432/nba") == "postgresql://nba:***@db:5432/nba"
     assert mask_url("postgresql://db/nba?password=s3cret") == "postgresql://db/nba?password=***"
     assert mask_url("sqlite:///state.db") == "sqlite:///state.db"
+
+
+def test_decision_state_reads_what_one_decision_needs_in_one_go(store: StateStore) -> None:
+    store.upsert_inventory([StockRow("S", None, None, None, 4)], now=T0)
+    reserve(store, "c1")
+    reserve(store, "c2", supply=5, offer="M")
+    store.confirm(decision_id="d-c2", offer_id="M", now=T0)
+    store.record_contacts(customer_id="c1", channel="web", offer_ids=["a", "b"], now=T0)
+    store.record_contacts(customer_id="c1", channel="web", offer_ids=["c"],
+                          now=T0 - timedelta(days=2))
+    store.record_decline(customer_id="c1", offer_id="a", now=T0)
+    state = store.decision_state(launch_ids=["L", "M", "never"], customer_id="c1",
+                                 channel="web", contacts_since=T0 - timedelta(hours=1),
+                                 declines_since=T0 - timedelta(days=30), now=T0)
+    assert state.inventory_version == store.inventory_version()
+    assert state.launches == {"L": LaunchCounts("L", 3, 1, 0), "M": LaunchCounts("M", 5, 0, 1)}
+    assert (state.contacts, state.declines) == (2, {"a": 1})
+    later = store.decision_state(launch_ids=["L"], customer_id="c1", channel="web",
+                                 contacts_since=None, declines_since=None,
+                                 now=T0 + timedelta(seconds=HOLD + 1))
+    assert later.launches["L"].reserved == 0  # an overdue hold no longer counts
+    assert (later.contacts, later.declines) == (0, {})
