@@ -1,6 +1,7 @@
 # The scoring service image. Build: docker build -t nba .
 # Run:   docker run -p 8000:8000 -v $PWD/data:/app/data -v $PWD/mlflow.db:/app/mlflow.db \
-#          -v $PWD/mlruns:/app/mlruns nba
+#          -v $PWD/mlruns:/app/mlruns -e NBA_STATE_URL=postgresql://nba@db/nba \
+#          -e NBA_API_KEYS_FILE=/run/secrets/nba-keys nba
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -17,6 +18,8 @@ COPY pyproject.toml requirements.lock README.md ./
 COPY features ./features
 COPY training ./training
 COPY service ./service
+COPY state ./state
+COPY reports ./reports
 COPY nba ./nba
 RUN pip install --no-cache-dir -c requirements.lock . \
     && useradd --create-home nba && mkdir -p data mlruns && chown -R nba /app
