@@ -42,6 +42,11 @@ def _settings() -> ServiceSettings:
     return current_app.extensions["nba.settings"]
 
 
+def parse_json(schema: type[T], what: str) -> T:
+    """The request's JSON body validated against `schema`; a 400 naming the problem otherwise."""
+    return _parse(schema, _json_body(), what)
+
+
 def _json_body() -> dict:
     body = request.get_json(silent=True)
     if body is None:
@@ -133,7 +138,7 @@ def create_decision():
     shown carries a unit held for the customer (`reservation`). The decision is in the log
     before the response leaves.
     """
-    req = _parse(DecisionRequest, _json_body(), "decision request")
+    req = parse_json(DecisionRequest, "decision request")
     model, live = _store().current(), _live()
     body, record = _decide(model, live, req.customer_id, req.channel, req.limit,
                            req.context.store_id)
@@ -150,7 +155,7 @@ def create_decisions():
     the others are still decided. The whole batch is logged in one transaction before the
     response leaves.
     """
-    req = _parse(BatchDecisionRequest, _json_body(), "batch decision request")
+    req = parse_json(BatchDecisionRequest, "batch decision request")
     model, live = _store().current(), _live()
     answers: list[dict] = []
     records: list[DecisionRecord] = []
@@ -178,7 +183,7 @@ def _counts_contacts(model: LoadedModel) -> bool:
 @require("admin")
 def put_inventory():
     """Set on_hand for a batch of inventory rows (admin); the next decision sees it."""
-    update = _parse(InventoryUpdate, _json_body(), "inventory update")
+    update = parse_json(InventoryUpdate, "inventory update")
     rows = [StockRow(r.sku, r.size, r.color, r.location, r.on_hand) for r in update.rows]
     live = _live()
     count = live.store.upsert_inventory(rows, now=datetime.now(UTC))
@@ -195,7 +200,7 @@ def post_outcome():
     counts towards the decline cap; shown is recorded only. A purchase not tied to an offer
     (offer_id null: e.g. a holdout customer buying anyway) is what incrementality compares.
     """
-    outcome = _parse(OutcomeRequest, _json_body(), "outcome")
+    outcome = parse_json(OutcomeRequest, "outcome")
     result = record_outcome(_live().store, outcome, datetime.now(UTC))
     return jsonify(result)
 
@@ -236,14 +241,6 @@ def admin_reload():
              "serving_version": store.version, "worker_pid": os.getpid()})
     return jsonify({"status": result.status, "version": store.version,
                     "previous_version": previous, "worker_pid": os.getpid()})
-
-
-@bp.after_request
-def _bearer_challenge(response):
-    """401s name the auth scheme (RFC 6750)."""
-    if response.status_code == 401:
-        response.headers.setdefault("WWW-Authenticate", 'Bearer realm="nba"')
-    return response
 
 
 @bp.get("/healthz")

@@ -105,10 +105,11 @@ def register_error_handlers(app: Flask) -> None:
 
 
 class Unauthorized(ApiError):
-    """The admin bearer token is missing or wrong."""
+    """The API key is missing or wrong; the answer names the auth scheme (RFC 6750)."""
 
     status = 401
     code = "unauthorized"
+    headers = {"WWW-Authenticate": 'Bearer realm="nba"'}
 
 
 class Forbidden(ApiError):

@@ -24,12 +24,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from flask import Blueprint, current_app, jsonify, render_template, request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from features import io
 from features.catalog import Offer
 from features.errors import ContractError
 from service import decide as d
+from service.api import parse_json
 from service.auth import require
 from service.errors import InvalidRequest, UnknownCustomer
 from service.model_store import LoadedModel, ModelStore
@@ -368,14 +369,6 @@ def get_stock():
                    | {"inventory_version": snapshot.version})
 
 
-@bp.after_request
-def _bearer_challenge(response):
-    """401s name the auth scheme (RFC 6750), as the storefront API's do."""
-    if response.status_code == 401:
-        response.headers.setdefault("WWW-Authenticate", 'Bearer realm="nba"')
-    return response
-
-
 class ExplainRequest(BaseModel):
     """POST /v1/staff/explain body: a decision's offers, for the customer they were made to."""
 
@@ -390,16 +383,7 @@ class ExplainRequest(BaseModel):
 @require("staff")
 def explain():
     """Offer names, SKUs and one plain-language sentence per offer of a decision."""
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise InvalidRequest("request body must be a JSON object (Content-Type: "
-                             "application/json)")
-    try:
-        req = ExplainRequest.model_validate(body)
-    except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        field = ".".join(str(p) for p in first["loc"]) or "body"
-        raise InvalidRequest(f"invalid explain request: {field}: {first['msg']}") from None
+    req = parse_json(ExplainRequest, "explain request")
     model = _model()
     index = _index(model)
     row, _ = find_customer(model, index, req.customer_id)

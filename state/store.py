@@ -364,19 +364,7 @@ class StateStore:
         """Supply, live holds and sales of a launch; None if it was never reserved."""
         now = _utc(now)
         with self._read("read launch counts", consistent=True) as conn:
-            supply = conn.execute(select(launches.c.supply)
-                                  .where(launches.c.offer_id == offer_id)).scalar()
-            if supply is None:
-                return None
-            counts = dict(conn.execute(
-                select(reservations.c.status, func.count())
-                .where(reservations.c.offer_id == offer_id,
-                       or_(reservations.c.status == CONFIRMED,
-                           and_(reservations.c.status == RESERVED,
-                                reservations.c.expires_at > now)))
-                .group_by(reservations.c.status)
-            ).all())
-        return LaunchCounts(offer_id, supply, counts.get(RESERVED, 0), counts.get(CONFIRMED, 0))
+            return _launch_counts(conn, [offer_id], now).get(offer_id)
 
     def decision_state(self, *, launch_ids: Sequence[str], customer_id: str, channel: str,
                        contacts_since: datetime | None, declines_since: datetime | None,
@@ -388,37 +376,13 @@ class StateStore:
         """
         now = _utc(now)
         with self._read("read decision state", consistent=True) as conn:
-            version = _version(conn)
-            counts: dict[str, LaunchCounts] = {}
-            if launch_ids:
-                supply = dict(conn.execute(
-                    select(launches.c.offer_id, launches.c.supply)
-                    .where(launches.c.offer_id.in_(list(launch_ids)))).all())
-                held: dict[tuple[str, str], int] = defaultdict(int)
-                for offer_id, status, n in conn.execute(
-                        select(reservations.c.offer_id, reservations.c.status, func.count())
-                        .where(reservations.c.offer_id.in_(list(supply)),
-                               or_(reservations.c.status == CONFIRMED,
-                                   and_(reservations.c.status == RESERVED,
-                                        reservations.c.expires_at > now)))
-                        .group_by(reservations.c.offer_id, reservations.c.status)):
-                    held[offer_id, status] = n
-                counts = {o: LaunchCounts(o, s, held[o, RESERVED], held[o, CONFIRMED])
-                          for o, s in supply.items()}
-            made = 0
-            if contacts_since is not None:
-                made = conn.execute(
-                    select(func.count()).select_from(contacts)
-                    .where(contacts.c.customer_id == customer_id, contacts.c.channel == channel,
-                           contacts.c.contacted_at >= _utc(contacts_since))).scalar_one()
-            declined: dict[str, int] = {}
-            if declines_since is not None:
-                declined = dict(conn.execute(
-                    select(declines.c.offer_id, func.count())
-                    .where(declines.c.customer_id == customer_id,
-                           declines.c.declined_at >= _utc(declines_since))
-                    .group_by(declines.c.offer_id)).all())
-        return DecisionState(version, counts, made, declined)
+            return DecisionState(
+                _version(conn),
+                _launch_counts(conn, launch_ids, now) if launch_ids else {},
+                0 if contacts_since is None else _contacts_since(conn, customer_id, channel,
+                                                                 _utc(contacts_since)),
+                {} if declines_since is None else _declines_since(conn, customer_id,
+                                                                  _utc(declines_since)))
 
     def all_launch_counts(self, *, now: datetime) -> dict[str, LaunchCounts]:
         """Counts of every launch that has had a reservation, by offer id."""
@@ -499,13 +463,8 @@ class StateStore:
 
     def contacts_since(self, *, customer_id: str, channel: str, since: datetime) -> int:
         """Offers shown to a customer on a channel at or after `since`."""
-        since = _utc(since)
         with self._read("count contacts") as conn:
-            return conn.execute(
-                select(func.count()).select_from(contacts)
-                .where(contacts.c.customer_id == customer_id, contacts.c.channel == channel,
-                       contacts.c.contacted_at >= since)
-            ).scalar_one()
+            return _contacts_since(conn, customer_id, channel, _utc(since))
 
     def record_decline(self, *, customer_id: str, offer_id: str, now: datetime) -> None:
         """Record that a customer declined an offer."""
@@ -516,14 +475,8 @@ class StateStore:
 
     def declines_since(self, *, customer_id: str, since: datetime) -> dict[str, int]:
         """Declines per offer of a customer at or after `since`."""
-        since = _utc(since)
         with self._read("count declines") as conn:
-            rows = conn.execute(
-                select(declines.c.offer_id, func.count())
-                .where(declines.c.customer_id == customer_id, declines.c.declined_at >= since)
-                .group_by(declines.c.offer_id)
-            ).all()
-        return dict(rows)
+            return _declines_since(conn, customer_id, _utc(since))
 
     @property
     def log(self) -> DecisionLog:
@@ -665,6 +618,39 @@ def _create_schema(engine: Engine, backend: str) -> None:
 
 
 # ---------------------------------------------------------------- helpers
+
+
+def _launch_counts(conn: Connection, offer_ids: Sequence[str], now: datetime
+                   ) -> dict[str, LaunchCounts]:
+    """Counts of the launches among `offer_ids` that have had a reservation (overdue holds
+    no longer count)."""
+    supply = dict(conn.execute(select(launches.c.offer_id, launches.c.supply)
+                               .where(launches.c.offer_id.in_(list(offer_ids)))).all())
+    held: dict[tuple[str, str], int] = defaultdict(int)
+    for offer_id, status, n in conn.execute(
+            select(reservations.c.offer_id, reservations.c.status, func.count())
+            .where(reservations.c.offer_id.in_(list(supply)),
+                   or_(reservations.c.status == CONFIRMED,
+                       and_(reservations.c.status == RESERVED,
+                            reservations.c.expires_at > now)))
+            .group_by(reservations.c.offer_id, reservations.c.status)):
+        held[offer_id, status] = n
+    return {o: LaunchCounts(o, n, held[o, RESERVED], held[o, CONFIRMED])
+            for o, n in supply.items()}
+
+
+def _contacts_since(conn: Connection, customer_id: str, channel: str, since: datetime) -> int:
+    return conn.execute(
+        select(func.count()).select_from(contacts)
+        .where(contacts.c.customer_id == customer_id, contacts.c.channel == channel,
+               contacts.c.contacted_at >= since)).scalar_one()
+
+
+def _declines_since(conn: Connection, customer_id: str, since: datetime) -> dict[str, int]:
+    return dict(conn.execute(
+        select(declines.c.offer_id, func.count())
+        .where(declines.c.customer_id == customer_id, declines.c.declined_at >= since)
+        .group_by(declines.c.offer_id)).all())
 
 
 def _utc(moment: datetime) -> datetime:
