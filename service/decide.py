@@ -7,6 +7,7 @@ been shown gets a reason: why it is shown, or why it is suppressed.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -222,9 +223,10 @@ def decide(customer: CustomerFacts, scores: OfferScores, catalog: Catalog,
         return Decision((), tuple(Suppression(o.offer_id, NOT_CONTACTABLE,
                                               "customer has withdrawn consent to contact")
                                   for o in offers))
-    margins = np.fromiter((o.margin for o in offers), float, len(offers))
-    costs = np.fromiter((o.cost for o in offers), float, len(offers))
-    value = scores.uplift * margins - costs
+    # Python floats, not NumPy scalars: a dozen offers cost less as lists than as arrays
+    uplifts: list[float] = scores.uplift.tolist()
+    p_treated: list[float] = scores.p_treated.tolist()
+    launches = launches or {}
 
     suppressed: list[Suppression] = []
     candidates: list[tuple[float, int, tuple[Reason, ...], str]] = []
@@ -232,7 +234,7 @@ def decide(customer: CustomerFacts, scores: OfferScores, catalog: Catalog,
         stock_reason: Reason | None = None
         blocked = _rule_check(offer, customer, context, catalog, contacts)
         if blocked is None:
-            blocked = _launch_check(offer, customer, (launches or {}).get(offer.offer_id))
+            blocked = _launch_check(offer, customer, launches.get(offer.offer_id))
         if blocked is None:
             blocked, stock_reason = _stock_check(offer, customer, context, stock)
         action = OFFER
@@ -241,32 +243,34 @@ def decide(customer: CustomerFacts, scores: OfferScores, catalog: Catalog,
         if blocked is not None:
             suppressed.append(blocked)
             continue
-        if np.isnan(value[k]):
+        uplift = uplifts[k]
+        if math.isnan(uplift):
             suppressed.append(Suppression(offer.offer_id, NO_MODEL,
                                           "no training data for this offer yet"))
             continue
-        if value[k] <= 0:
+        value = uplift * offer.margin - offer.cost
+        if value <= 0:
             suppressed.append(Suppression(
                 offer.offer_id, NO_INCREMENTAL_VALUE,
-                f"expected incremental profit {value[k]:+.2f} (uplift "
-                f"{scores.uplift[k] * 100:+.1f} pts x margin {offer.margin:.2f} - cost "
+                f"expected incremental profit {value:+.2f} (uplift "
+                f"{uplift * 100:+.1f} pts x margin {offer.margin:.2f} - cost "
                 f"{offer.cost:.2f}) is not positive",
             ))
             continue
         reasons = [Reason(
             "incremental_value",
-            f"expected +{value[k]:.2f} profit: conversion {scores.p_control:.1%} -> "
-            f"{scores.p_treated[k]:.1%} ({scores.uplift[k] * 100:+.1f} pts) x margin "
+            f"expected +{value:.2f} profit: conversion {scores.p_control:.1%} -> "
+            f"{p_treated[k]:.1%} ({uplift * 100:+.1f} pts) x margin "
             f"{offer.margin:.2f} - cost {offer.cost:.2f}",
         )]
         if offer.loyalty_tiers is not None:
             reasons.append(Reason("tier_eligible", f"{customer.loyalty_tier} member"))
         if offer.launch is not None and action == OFFER:
             reasons.append(_launch_reason(offer, customer, context,
-                                          (launches or {}).get(offer.offer_id)))
+                                          launches.get(offer.offer_id)))
         if stock_reason is not None:
             reasons.append(stock_reason)
-        candidates.append((float(value[k]), k, tuple(reasons), action))
+        candidates.append((value, k, tuple(reasons), action))
 
     candidates.sort(key=lambda item: (-item[0], item[1]))
     limit = context.limit
@@ -275,8 +279,8 @@ def decide(customer: CustomerFacts, scores: OfferScores, catalog: Catalog,
     if caps is not None and contacts is not None:
         allowed = max(0, min(limit, caps.max_offers - contacts.offers_in_window))
     shown = tuple(
-        RankedOffer(offers[k].offer_id, rank, value_k, float(scores.uplift[k]),
-                    float(scores.p_treated[k]), reasons, action)
+        RankedOffer(offers[k].offer_id, rank, value_k, uplifts[k], p_treated[k], reasons,
+                    action)
         for rank, (value_k, k, reasons, action) in enumerate(candidates[:allowed], start=1)
     )
     for i, (value_k, k, _, _) in enumerate(candidates[allowed:], start=allowed):

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 from sqlalchemy import select
 
-from state.schema import contacts, decisions, outcomes
+from state.schema import decisions, outcomes
 
 if TYPE_CHECKING:
     from state.store import StateStore
@@ -89,10 +89,7 @@ class DecisionLog:
         touched = [{"customer_id": r.customer_id, "channel": r.channel, "offer_id": offer_id,
                     "contacted_at": r.decided_at}
                    for r in records if count_contacts for offer_id in r.offer_ids]
-        with self._store._write("record decisions") as conn:
-            conn.execute(decisions.insert(), [_row(r) for r in records])
-            if touched:
-                conn.execute(contacts.insert(), touched)
+        self._store._hot.record_decisions([_row(r) for r in records], touched)
         return len(records)
 
     def get(self, decision_id: str) -> DecisionRecord | None:

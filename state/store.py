@@ -50,6 +50,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
 from state.errors import StateStoreError
+from state.hotpath import HotPath
 
 if TYPE_CHECKING:
     from state.log import DecisionLog
@@ -183,6 +184,8 @@ class StateStore:
         self._engine = engine
         self.url = url
         self.backend = backend
+        # the per-decision read and log write, off SQLAlchemy Core (see state.hotpath)
+        self._hot = HotPath(engine, backend=backend, url=url)
 
     def __repr__(self) -> str:
         return f"StateStore({self.url!r})"
@@ -199,10 +202,12 @@ class StateStore:
         A forked child must never use (or close) the parent's sockets and SQLite handles; the
         pool opens fresh ones on first use.
         """
+        self._hot.forget()
         self._engine.dispose(close=False)
 
     def close(self) -> None:
-        """Close every pooled connection."""
+        """Close every pooled connection (and this thread's hot-path connection)."""
+        self._hot.close()
         self._engine.dispose()
 
     # ------------------------------------------------------------ inventory
@@ -369,20 +374,20 @@ class StateStore:
     def decision_state(self, *, launch_ids: Sequence[str], customer_id: str, channel: str,
                        contacts_since: datetime | None, declines_since: datetime | None,
                        now: datetime) -> DecisionState:
-        """Everything one decision reads, in ONE read transaction (the per-request hot path).
+        """Everything one decision reads, in ONE statement (the per-request hot path).
 
         The inventory version, the counts of the given launches, and (when a `since` is given)
-        the customer's contacts on the channel and declines per offer.
+        the customer's contacts on the channel and declines per offer, all at one snapshot.
         """
-        now = _utc(now)
-        with self._read("read decision state", consistent=True) as conn:
-            return DecisionState(
-                _version(conn),
-                _launch_counts(conn, launch_ids, now) if launch_ids else {},
-                0 if contacts_since is None else _contacts_since(conn, customer_id, channel,
-                                                                 _utc(contacts_since)),
-                {} if declines_since is None else _declines_since(conn, customer_id,
-                                                                  _utc(declines_since)))
+        raw = self._hot.decision_state(
+            launch_ids=list(launch_ids), customer_id=customer_id, channel=channel,
+            contacts_since=None if contacts_since is None else _utc(contacts_since),
+            declines_since=None if declines_since is None else _utc(declines_since),
+            now=_utc(now))
+        counts = {o: LaunchCounts(o, n, raw.held.get((o, RESERVED), 0),
+                                  raw.held.get((o, CONFIRMED), 0))
+                  for o, n in raw.supply.items()}
+        return DecisionState(raw.inventory_version, counts, raw.contacts, raw.declines)
 
     def all_launch_counts(self, *, now: datetime) -> dict[str, LaunchCounts]:
         """Counts of every launch that has had a reservation, by offer id."""
