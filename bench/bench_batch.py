@@ -141,20 +141,25 @@ def main() -> None:
                  small: root / f"customers-{small}.parquet"}
         print(f"writing {large:,} customers ...", file=sys.stderr, flush=True)
         generate_s = write_customers(paths)
+        registry.configure(champion.tracking_uri)
+        policy = mlflow.pyfunc.load_model(champion.uri).unwrap_python_model().policy
+        # the raw calls before and after the batch runs, the faster counting: a neighbour's
+        # load during one of them cannot flatter the ratio
+        raws = [raw_rate(policy, paths[large], min(RAW_ROWS, large))]
         runs = {}
         for n in (small, large):
             print(f"nba batch-score on {n:,} customers ...", file=sys.stderr, flush=True)
             runs[n] = batch_score(champion, paths[n], root / f"decisions-{n}.parquet")
-        registry.configure(champion.tracking_uri)
-        policy = mlflow.pyfunc.load_model(champion.uri).unwrap_python_model().policy
-        raw, raw_s = raw_rate(policy, paths[large], min(RAW_ROWS, large))
+        raws.append(raw_rate(policy, paths[large], min(RAW_ROWS, large)))
+        raw, raw_s = max(raws)
         file_mb = paths[large].stat().st_size / 1e6
 
     big, little = runs[large], runs[small]
     n_boosters = len(policy.uplift.treated)
     rows = [
         (f"raw: {n_boosters} `Booster.predict` calls on the matrix (w=1 and w=0 rows), "
-         f"first {min(RAW_ROWS, large):,} customers, all cores", "", f"{raw:,.0f}", "",
+         f"first {min(RAW_ROWS, large):,} customers, all cores (faster of a run before and "
+         "one after the batch runs)", "", f"{raw:,.0f}", "",
          f"{raw_s:.1f}", "1.00"),
         *((f"`nba batch-score`, {run.customers:,} customers (whole process)",
            f"{run.rows:,}", f"{run.rate:,.0f}", f"{run.rows / run.seconds:,.0f}",

@@ -79,6 +79,7 @@ _READ_ONLY = "nba_state_read_only"  # execution option: a read transaction (SQLi
 _SCHEMA_LOCK = 0x6E62_6173_7461  # advisory lock key: workers opening at once create tables once
 _BUSY_TIMEOUT_MS = 30_000
 _CONNECT_TIMEOUT_S = 10
+_MAX_STOCK_ANSWERS = 100_000  # per snapshot: sizes x colours x locations stay far below
 
 
 # ---------------------------------------------------------------- records
@@ -102,6 +103,9 @@ class StockSnapshot:
     rows: tuple[StockRow, ...]
     version: int = 0
     _by_sku: Mapping[str, tuple[StockRow, ...]] = field(init=False, repr=False, compare=False)
+    # answers already worked out: a snapshot never changes, and every decision asks again
+    _answers: dict[tuple[str, str | None, str | None, str | None], int] = field(
+        init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         by_sku: dict[str, list[StockRow]] = defaultdict(list)
@@ -109,6 +113,7 @@ class StockSnapshot:
             by_sku[row.sku].append(row)
         object.__setattr__(self, "_by_sku",
                            MappingProxyType({sku: tuple(rows) for sku, rows in by_sku.items()}))
+        object.__setattr__(self, "_answers", {})
 
     @classmethod
     def from_rows(cls, rows: Iterable[StockRow], version: int = 0) -> StockSnapshot:
@@ -121,6 +126,16 @@ class StockSnapshot:
 
         A row with no size (or colour) fits any; a customer with no preference takes any.
         """
+        key = (sku, size, color, location)
+        answer = self._answers.get(key)
+        if answer is None:
+            answer = self._count(sku, size, color, location)
+            if len(self._answers) < _MAX_STOCK_ANSWERS:
+                self._answers[key] = answer
+        return answer
+
+    def _count(self, sku: str, size: str | None, color: str | None,
+               location: str | None) -> int:
         total = 0
         for row in self._by_sku.get(sku, ()):
             if row.location != location:
