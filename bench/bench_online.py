@@ -40,7 +40,9 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -48,6 +50,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import profile_workers
 from common import markdown_table, publish, quiet_logging
 
 from features import io
@@ -71,6 +74,8 @@ WORKERS = 2
 SECONDS = 5
 MAX_REQUESTS = 20_000
 WARMUP_SECONDS = 1
+PROFILE_SECONDS = 6  # py-spy sampling of the workers, once, for the 12-offer catalog
+PROFILED_OFFERS = 12
 PARAMS = {"channel": "web", "limit": 3, "store_id": ""}
 BIN = Path(sys.executable).parent
 NBA = str(BIN / "nba")
@@ -497,6 +502,7 @@ class CatalogResult:
     mlflow: dict[int, Load]
     ours_ready: float
     mlflow_ready: float
+    profile: Counter[str] | None = None  # our workers' CPU samples by layer (py-spy)
 
 
 def bench_catalog(champion: Champion, loads: LoadGenerator) -> CatalogResult:
@@ -513,9 +519,43 @@ def bench_catalog(champion: Champion, loads: LoadGenerator) -> CatalogResult:
         check_mlflow(theirs.base, mlflow_bodies_[0])
         print(f"  {champion.offers} offers: servers up; loading ...", file=sys.stderr,
               flush=True)
-        ours_loads = measure(loads.target(f"{ours.base}/v1/decisions", ours_bodies))
+        ours_target = loads.target(f"{ours.base}/v1/decisions", ours_bodies)
+        ours_loads = measure(ours_target)
+        profile = (profile_under_load(ours_target, ours.process.pid)
+                   if champion.offers == PROFILED_OFFERS else None)
         mlflow_loads = measure(loads.target(f"{theirs.base}/invocations", mlflow_bodies_))
-    return CatalogResult(champion, ours_loads, mlflow_loads, ours_ready, mlflow_ready)
+    return CatalogResult(champion, ours_loads, mlflow_loads, ours_ready, mlflow_ready, profile)
+
+
+def profile_under_load(run: Callable[[int, float, int], Load], master_pid: int
+                       ) -> Counter[str] | None:
+    """py-spy samples of every worker while the load runs at the highest concurrency."""
+    print("  profiling the workers under load (py-spy) ...", file=sys.stderr, flush=True)
+    with ThreadPoolExecutor(1) as pool:
+        load = pool.submit(run, max(CONCURRENCY), PROFILE_SECONDS + 2, 10**9)
+        time.sleep(1)  # past connection ramp-up
+        layers = profile_workers.sample(profile_workers.worker_pids(master_pid),
+                                        PROFILE_SECONDS)
+        load.result()
+    return layers
+
+
+def profile_section(layers: Counter[str] | None) -> list[str]:
+    """The profile table, or a line saying why there is none."""
+    if not layers:
+        return ["- no profile: py-spy missing or not allowed to attach (ptrace)", ""]
+    total = sum(layers.values())
+    rows = [(layer, f"{n / total:.0%}") for layer, n in layers.most_common()]
+    return [
+        f"### Where a worker's CPU goes under load ({PROFILED_OFFERS} offers, concurrency "
+        f"{max(CONCURRENCY)})",
+        "",
+        f"py-spy, {PROFILE_SECONDS} s at 200 Hz on every worker ({total:,} samples); each "
+        "sample charged to the innermost frame in a known layer (`bench/profile_workers.py`).",
+        "",
+        markdown_table(("layer", "share of samples"), rows),
+        "",
+    ]
 
 
 def load_row(label: str, c: int, load: Load, ratio: str) -> tuple[str, ...]:
@@ -542,6 +582,8 @@ def report(results: list[CatalogResult], loads: LoadGenerator, setup_s: float,
                      markdown_table(header, rows), "",
                      f"- ready after launch: `nba serve` {result.ours_ready:.1f} s, "
                      f"`mlflow models serve` {result.mlflow_ready:.1f} s", ""]
+        if result.champion.offers == PROFILED_OFFERS:
+            sections += profile_section(result.profile)
     twelve = next((r for r in results if r.champion.offers == 12), None)
     targets = []
     if twelve is not None:

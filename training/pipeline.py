@@ -97,9 +97,8 @@ def _population_uplift(frame: pd.DataFrame, catalog: Catalog) -> np.ndarray:
                                 len(catalog.offers) + 1)
 
 
-def incremental_profit(policy: Policy, frame: pd.DataFrame, X: np.ndarray) -> ev.Estimate:
-    """IPW incremental profit per customer of the policy's greedy choice on logged rows."""
-    uplift, _, _ = policy.score(X)
+def incremental_profit(policy: Policy, frame: pd.DataFrame, uplift: np.ndarray) -> ev.Estimate:
+    """IPW incremental profit per customer of the greedy choice by `uplift` on logged rows."""
     tiers = loyalty_tiers(frame)
     margins, costs = economics(policy.catalog)
     return ev.ipw_incremental_profit(policy_arms(policy, uplift, tiers),
@@ -120,11 +119,11 @@ def choose_shrinkage(train: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
     is_tune = holdout_mask(train["customer_id"], TUNE_SHARE, settings.seed + 1)
     fit, tune = train[~is_tune], train[is_tune]
     part = _fit_models(fit, spec, catalog, settings, population=_population_uplift(fit, catalog))
-    X_tune = build_matrix(tune, spec)
+    raw = part.raw_uplift(build_matrix(tune, spec))  # scored once, shrunk per grid value
     estimates = {}
     for shrinkage in SHRINKAGE_GRID:
         part.shrinkage = shrinkage
-        estimates[shrinkage] = incremental_profit(part, tune, X_tune)
+        estimates[shrinkage] = incremental_profit(part, tune, part.shrink(raw))
     chosen = max(estimates, key=lambda s: (estimates[s].value, -s))  # ties: shrink more
     return chosen, {s: e.value for s, e in estimates.items()}
 
