@@ -213,12 +213,12 @@ def log_record(result: LiveDecision, model: LoadedModel, row: int, context: d.De
     catalog = model.policy.catalog
     eligible = set(eligible_offers(result.decision)) | {o.offer_id for o in
                                                          result.decision.offers}
+    uplifts: list[float] = result.scores.uplift.tolist()  # floats, not NumPy scalars
     candidates = tuple(
-        Candidate(offer.offer_id, round(float(result.scores.uplift[k] * offer.margin
-                                              - offer.cost), 6),
-                  round(float(result.scores.uplift[k]), 6))
-        for k, offer in enumerate(catalog.offers)
-        if offer.offer_id in eligible and not np.isnan(result.scores.uplift[k]))
+        Candidate(offer.offer_id, round(uplift * offer.margin - offer.cost, 6),
+                  round(uplift, 6))
+        for offer, uplift in zip(catalog.offers, uplifts, strict=True)
+        if offer.offer_id in eligible and not math.isnan(uplift))
     table = model.customers
     return DecisionRecord(
         decision_id=decision_id, decided_at=context.now, customer_id=table.ids[row],

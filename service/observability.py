@@ -15,6 +15,7 @@ suppression reasons and reload statuses are fixed codes. Customer ids never beco
 
 from __future__ import annotations
 
+import collections
 import json
 import logging
 import os
@@ -142,8 +143,9 @@ def record_decision(offers: list[str], suppressed_reasons: list[str]) -> None:
     DECISIONS.inc()
     for offer in offers:
         OFFERS.labels(offer).inc()
-    for reason in suppressed_reasons:
-        SUPPRESSIONS.labels(reason).inc()
+    # one increment per distinct reason: a 50-offer catalog suppresses dozens per decision
+    for reason, count in collections.Counter(suppressed_reasons).items():
+        SUPPRESSIONS.labels(reason).inc(count)
 
 
 def record_reload(status: str, version: str | None = None) -> None:
