@@ -51,7 +51,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import profile_workers
-from common import markdown_table, publish, quiet_logging
+from common import markdown_table, publish, quiet_logging, tree_memory_mb
 
 from features import io
 from features.catalog import Catalog
@@ -89,19 +89,22 @@ SWEEP = (("sync, 2 workers (shipped)", ""),
          ("sync, 2 workers, preload_app", "--preload"))
 
 WRK_SCRIPT = """\
--- POST bodies read from a file (one JSON document a line), cycled from an offset; the run
--- stops after `limit` responses (or wrk's -d); done() prints one JSON line of results.
-local bodies, i, count, limit = {}, 0, 0, 0
+-- POST bodies read from a file (one JSON document a line), cycled from an offset (or GET with
+-- no body when the 4th argument says GET); the run stops after `limit` responses (or wrk's -d);
+-- done() prints one JSON line of results.
+local bodies, i, count, limit, method = {}, 0, 0, 0, "POST"
 local headers = {["Content-Type"] = "application/json", ["Connection"] = "close"}
 
 function init(args)
   for line in io.lines(args[1]) do bodies[#bodies + 1] = line end
   i = tonumber(args[2]) % #bodies
   limit = tonumber(args[3])
+  method = args[4] or "POST"
 end
 
 function request()
   i = i % #bodies + 1
+  if method == "GET" then return wrk.format("GET", nil, headers, nil) end
   return wrk.format("POST", nil, headers, bodies[i])
 end
 
@@ -392,10 +395,10 @@ class Load:
 
 
 def run_wrk(url: str, bodies_file: Path, script: Path, connections: int, seconds: float,
-            limit: int, offset: int) -> Load:
+            limit: int, offset: int, method: str = "POST") -> Load:
     """One wrk run (one thread: the cores belong to the servers)."""
     argv = ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "10s",
-            "-s", str(script), url, "--", str(bodies_file), str(offset), str(limit)]
+            "-s", str(script), url, "--", str(bodies_file), str(offset), str(limit), method]
     out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
     result = json.loads(next(line for line in out.splitlines() if line.startswith("{")))
     return Load(result["requests"], result["seconds"], result["non_2xx"],
@@ -404,7 +407,7 @@ def run_wrk(url: str, bodies_file: Path, script: Path, connections: int, seconds
 
 
 def run_python(url: str, bodies: Sequence[bytes], connections: int, seconds: float,
-               limit: int, offset: int) -> Load:
+               limit: int, offset: int, method: str = "POST") -> Load:
     """The stand-in load generator: `connections` threads, one keep-alive connection each."""
     host, port = url.split("//", 1)[1].split("/", 1)[0].split(":")
     path = "/" + url.split("//", 1)[1].split("/", 1)[1]
@@ -424,8 +427,8 @@ def run_python(url: str, bodies: Sequence[bytes], connections: int, seconds: flo
                 body = bodies[counter[0] % len(bodies)]
             started = time.perf_counter()
             try:
-                conn.request("POST", path, body, {"Content-Type": "application/json",
-                                                  "Connection": "close"})
+                conn.request(method, path, body if method == "POST" else None,
+                             {"Content-Type": "application/json", "Connection": "close"})
                 response = conn.getresponse()
                 response.read()
                 ok = 200 <= response.status < 300
@@ -467,9 +470,12 @@ class LoadGenerator:
         """What drives the load, for the report."""
         return "wrk (one thread)" if self.wrk else "Python client (threads, keep-alive)"
 
-    def target(self, url: str, bodies: list[dict]) -> Callable[[int, float, int], Load]:
-        """A function (connections, seconds, limit) -> Load against `url` with these bodies."""
-        lines = [json.dumps(b, separators=(",", ":")) for b in bodies]
+    def target(self, url: str, bodies: list[dict] | None = None
+               ) -> Callable[[int, float, int], Load]:
+        """A function (connections, seconds, limit) -> Load: POSTs of these bodies to `url`,
+        or GETs of `url` without bodies."""
+        method = "POST" if bodies is not None else "GET"
+        lines = [json.dumps(b, separators=(",", ":")) for b in bodies] if bodies else [""]
         path = self.root / f"bodies-{abs(hash(url))}.jsonl"
         path.write_text("\n".join(lines) + "\n")
         encoded = [line.encode() for line in lines]
@@ -478,8 +484,9 @@ class LoadGenerator:
             self.runs += 1
             offset = (self.runs * 7919) % len(lines)  # each run starts on other customers
             if self.wrk:
-                return run_wrk(url, path, self.script, connections, seconds, limit, offset)
-            return run_python(url, encoded, connections, seconds, limit, offset)
+                return run_wrk(url, path, self.script, connections, seconds, limit, offset,
+                               method)
+            return run_python(url, encoded, connections, seconds, limit, offset, method)
 
         return run
 
@@ -503,6 +510,7 @@ class CatalogResult:
     ours_ready: float
     mlflow_ready: float
     profile: Counter[str] | None = None  # our workers' CPU samples by layer (py-spy)
+    http_floor: dict[int, Load] | None = None  # GET /healthz on our server: no decision at all
 
 
 def bench_catalog(champion: Champion, loads: LoadGenerator) -> CatalogResult:
@@ -521,10 +529,13 @@ def bench_catalog(champion: Champion, loads: LoadGenerator) -> CatalogResult:
               flush=True)
         ours_target = loads.target(f"{ours.base}/v1/decisions", ours_bodies)
         ours_loads = measure(ours_target)
-        profile = (profile_under_load(ours_target, ours.process.pid)
-                   if champion.offers == PROFILED_OFFERS else None)
+        profile = http_floor = None
+        if champion.offers == PROFILED_OFFERS:
+            profile = profile_under_load(ours_target, ours.process.pid)
+            http_floor = measure(loads.target(f"{ours.base}/healthz"))
         mlflow_loads = measure(loads.target(f"{theirs.base}/invocations", mlflow_bodies_))
-    return CatalogResult(champion, ours_loads, mlflow_loads, ours_ready, mlflow_ready, profile)
+    return CatalogResult(champion, ours_loads, mlflow_loads, ours_ready, mlflow_ready, profile,
+                         http_floor)
 
 
 def profile_under_load(run: Callable[[int, float, int], Load], master_pid: int
@@ -538,6 +549,26 @@ def profile_under_load(run: Callable[[int, float, int], Load], master_pid: int
                                         PROFILE_SECONDS)
         load.result()
     return layers
+
+
+def floor_section(result: CatalogResult) -> list[str]:
+    """Decisions beside GET /healthz on the same server: what the HTTP stack alone allows."""
+    if not result.http_floor:
+        return []
+    floor, ours, theirs = result.http_floor, result.ours, result.mlflow
+    rows = [(str(c), f"{floor[c].rate:,.0f}", f"{floor[c].p99:.1f}", f"{ours[c].rate:,.0f}",
+             f"{ours[c].rate / floor[c].rate:.0%}", f"{10 * theirs[c].rate:,.0f}")
+            for c in CONCURRENCY]
+    return [
+        "### The HTTP stack's own ceiling (same server, same load generator)",
+        "",
+        "`GET /healthz` answers without a model, a store or a log: gunicorn, Flask, our request "
+        "hooks (request id, metrics) and the TCP connection per request.",
+        "",
+        markdown_table(("concurrency", "GET /healthz /s", "p99 ms", "decisions/s",
+                        "decisions / healthz", "10x MLflow would need /s"), rows),
+        "",
+    ]
 
 
 def profile_section(layers: Counter[str] | None) -> list[str]:
@@ -583,7 +614,7 @@ def report(results: list[CatalogResult], loads: LoadGenerator, setup_s: float,
                      f"- ready after launch: `nba serve` {result.ours_ready:.1f} s, "
                      f"`mlflow models serve` {result.mlflow_ready:.1f} s", ""]
         if result.champion.offers == PROFILED_OFFERS:
-            sections += profile_section(result.profile)
+            sections += floor_section(result) + profile_section(result.profile)
     twelve = next((r for r in results if r.champion.offers == 12), None)
     targets = []
     if twelve is not None:
@@ -628,34 +659,17 @@ def sweep(champion: Champion, loads: LoadGenerator) -> str:
             ready = time.perf_counter() - server.started
             check_nba(server.base, bodies[0])
             results = measure(loads.target(f"{server.base}/v1/decisions", bodies), (4, 16))
-            rss = server_rss_mb(server.process.pid)
+            rss = tree_memory_mb(server.process.pid)
         rows.append((label, f"{ready:.1f}", f"{rss:,.0f}",
                      *(f"{results[c].rate:,.0f}" for c in (4, 16)),
                      f"{results[16].p50:.1f}", f"{results[16].p99:.1f}"))
     return "\n".join([
         "### gunicorn settings (12 offers, GUNICORN_CMD_ARGS over service/gunicorn.conf.py)",
         "",
-        markdown_table(("setting", "ready s", "RSS MB (all processes)", "decisions/s @4",
+        markdown_table(("setting", "ready s", "memory MB (PSS, all processes)", "decisions/s @4",
                         "decisions/s @16", "p50 ms @16", "p99 ms @16"), rows),
         "",
     ])
-
-
-def server_rss_mb(pid: int) -> float:
-    """Resident memory of a process and its children, in MB (from /proc)."""
-    total = 0
-    pids = [pid]
-    children = Path(f"/proc/{pid}/task/{pid}/children")
-    if children.exists():
-        pids += [int(p) for p in children.read_text().split()]
-    for p in pids:
-        try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except FileNotFoundError:
-            pass
-    return total / 1024
 
 
 def main() -> None:

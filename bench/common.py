@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -41,3 +42,44 @@ def publish(name: str, markdown: str) -> Path:
     path.write_text(markdown)
     print(markdown, flush=True)
     return path
+
+
+def tree_memory_mb(pid: int) -> float:
+    """Memory of a process and all its descendants, in MB (0 if gone).
+
+    Proportional set size (PSS, /proc/<pid>/smaps_rollup): a page shared by forked workers is
+    split between them instead of counted once per process, as summing RSS would.
+    """
+    total_kb, stack = 0, [pid]
+    while stack:
+        current = stack.pop()
+        try:
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+            rollup = Path(f"/proc/{current}/smaps_rollup").read_text()
+        except OSError:
+            continue
+        stack += [int(child) for child in children]
+        total_kb += next((int(line.split()[1]) for line in rollup.splitlines()
+                          if line.startswith("Pss:")), 0)
+    return total_kb / 1024
+
+
+class PeakTreeMemory:
+    """Polls a process tree's summed PSS in a thread; `peak_mb` once stopped (a context)."""
+
+    def __init__(self, pid: int, every_s: float = 0.05) -> None:
+        self.pid, self.every_s, self.peak_mb = pid, every_s, 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def __enter__(self) -> PeakTreeMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _poll(self) -> None:
+        while not self._stop.wait(self.every_s):
+            self.peak_mb = max(self.peak_mb, tree_memory_mb(self.pid))

@@ -12,3 +12,7 @@ class ContractError(ValueError):
         self.problem = problem
         where = f"{file}: column '{column}'" if column else file
         super().__init__(f"{where}: {problem}")
+
+    def __reduce__(self) -> tuple[type[ContractError], tuple[str, str, str | None]]:
+        # rebuilt from its parts when it crosses a process boundary (batch-score's workers)
+        return type(self), (self.file, self.problem, self.column)

@@ -50,7 +50,8 @@ EXAMPLES = {
                    "--channel email --limit 1 \\\n      --model-uri models:/nba-policy/3\n\n"
                    "Writes one row per customer and rank: customer_id, rank, offer_id (null when "
                    "nothing\nis worth sending), expected_incremental_value, uplift, reason. "
-                   "Streams in chunks.",
+                   "Streams in chunks,\ndecided by one worker process per core "
+                   "(--workers); the output appears only when\nthe whole run succeeded.",
     "decide": "examples:\n  nba decide C0000001\n  nba decide C0000042 --channel store "
               "--store-id store_002 --limit 5\n\nA preview: reads live stock, launch status "
               "and contact caps from the state store,\nbut holds no launch unit and logs "
@@ -187,6 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--chunk-size", type=int, default=50_000,
                    help="customers per chunk; memory is flat in the file size (default "
                         "%(default)s)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="processes deciding chunks side by side, one LightGBM thread each "
+                        "(default: one per core; 1 = all in this process)")
 
     p = command("decide", "Decide for one customer in-process and print the JSON (debugging).")
     _add_data_flag(p)
@@ -374,7 +378,7 @@ def _batch_score(args: argparse.Namespace) -> None:
     from service.decide import DecisionContext
     from state.rows import snapshot_of
     from training import registry
-    from training.batch import batch_score
+    from training.batch import batch_score, default_workers
 
     if args.channel not in CHANNELS:
         raise CliError(f"unknown channel '{args.channel}'; use one of {list(CHANNELS)}")
@@ -382,6 +386,9 @@ def _batch_score(args: argparse.Namespace) -> None:
         raise CliError("--limit must lie between 1 and 20")
     if args.chunk_size < 1:
         raise CliError("--chunk-size must be at least 1")
+    workers = default_workers() if args.workers is None else args.workers
+    if workers < 1:
+        raise CliError("--workers must be at least 1")
     registry.configure(args.tracking_uri)
     uri = args.model_uri or registry.model_uri(args.model_name)
     try:
@@ -399,7 +406,7 @@ def _batch_score(args: argparse.Namespace) -> None:
 
     context = DecisionContext(args.channel, datetime.now(UTC), args.limit)
     result = batch_score(policy, args.customers, args.out, context, stock, args.chunk_size,
-                         progress)
+                         progress, workers)
     print(f"wrote {result.rows:,} rows for {result.customers:,} customers to {args.out} in "
           f"{result.seconds:.1f}s ({uri}{', with stock' if stock else ', no stock check'})")
 

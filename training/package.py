@@ -72,9 +72,10 @@ class Policy:
         self._columns = np.array([position.get(o, -1) for o in catalog.offer_ids])
         self._modelled = self._columns >= 0
 
-    def score(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def score(self, X: np.ndarray, num_threads: int | None = None
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(uplift, p_treated, p_control) per row; offers in catalog order, NaN if unmodelled."""
-        raw, p_treated_m = self.uplift.predict(X)
+        raw, p_treated_m = self.uplift.predict(X, num_threads)
         p_control = p_treated_m[:, 0] - raw[:, 0] if raw.shape[1] else np.zeros(len(X))
         uplift = self.shrink(self._in_catalog_order(raw))
         return uplift, p_control[:, None] + uplift, p_control
@@ -187,13 +188,15 @@ class Policy:
 
 
 def decision_rows(policy: Policy, table: CustomerTable, context: DecisionContext,
-                  stock: StockLookup | None = None) -> pd.DataFrame:
+                  stock: StockLookup | None = None, num_threads: int | None = None
+                  ) -> pd.DataFrame:
     """Decisions for every customer of a table, one row per customer and rank.
 
     A customer with nothing worth sending gets one row with a null offer and the reason.
     """
     records: list[dict] = []
-    uplift, p_treated, p_control = policy.score(table.matrix)  # vectorized over the chunk
+    # vectorized over the chunk
+    uplift, p_treated, p_control = policy.score(table.matrix, num_threads)
     for row in range(len(table)):
         scores = OfferScores(uplift[row], p_treated[row], float(p_control[row]))
         decision = policy.decide_scored(table, row, scores, context, stock)

@@ -49,12 +49,16 @@ class UpliftModel:
     _fast: SingleRowPredictor | None = field(default=None, init=False, repr=False,
                                              compare=False)
 
-    def predict(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(uplift, p_treated) per row and offer, each of shape (n_rows, n_offers)."""
+    def predict(self, X: np.ndarray, num_threads: int | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """(uplift, p_treated) per row and offer, each of shape (n_rows, n_offers).
+
+        `num_threads`: LightGBM threads for a large X (default: every core from 1,024 rows).
+        """
         n = X.shape[0]
         if self.treated and (2 * n if self.kind == "s" else n) <= FAST_MAX_ROWS:
             return self._predict_few(X)
-        threads = 1 if len(X) < 1024 else 0  # one row: threads only add overhead
+        threads = num_threads if num_threads is not None else (1 if n < 1024 else 0)
         p_treated = np.empty((n, len(self.treated)), dtype=np.float64)
         p_control = np.empty_like(p_treated)
         if self.kind == "t":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from datetime import UTC, datetime
 
 import numpy as np
@@ -38,6 +39,42 @@ def test_batch_score_streams_every_customer_through_the_decision_code(tmp_path, 
         assert mine["offer_id"].dropna().tolist() == [o.offer_id for o in decision.offers]
     nothing = rows[rows["offer_id"].isna()]
     assert (nothing["rank"] == 0).all() and nothing["reason"].str.len().gt(0).all()
+
+
+def test_worker_processes_write_what_one_process_writes(tmp_path, trained, loaded):
+    customers = io.read_customers(trained.data_dir / io.CUSTOMERS).head(2_500)
+    source = tmp_path / "customers.parquet"
+    customers.to_parquet(source)
+    context = DecisionContext("email", datetime.now(UTC), limit=3)
+    stock = snapshot_of(io.read_inventory(trained.data_dir / io.INVENTORY))
+    seen: list[int] = []
+    one = batch_score(loaded.policy, source, tmp_path / "one.parquet", context, stock,
+                      chunk_size=400, workers=1)
+    pooled = batch_score(loaded.policy, source, tmp_path / "pool.parquet", context, stock,
+                         chunk_size=400, workers=2,
+                         progress=lambda done, total, _: seen.append(done))
+    assert (pooled.customers, pooled.rows) == (one.customers, one.rows)
+    assert seen == [400, 800, 1_200, 1_600, 2_000, 2_400, 2_500]  # chunks in file order
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "pool.parquet"),
+                                  pd.read_parquet(tmp_path / "one.parquet"))
+
+
+def test_a_bad_chunk_in_a_worker_run_leaves_no_output(tmp_path, trained, loaded):
+    customers = io.read_customers(trained.data_dir / io.CUSTOMERS).head(1_000)
+    customers.loc[customers.index[700], "customer_id"] = None  # in the second chunk
+    source = tmp_path / "customers.parquet"
+    customers.to_parquet(source)
+    out = tmp_path / "decisions.parquet"
+    with pytest.raises(ContractError, match="null customer_id"):
+        batch_score(loaded.policy, source, out, DecisionContext("web", datetime.now(UTC)),
+                    chunk_size=500, workers=2)
+    assert not out.exists() and list(tmp_path.iterdir()) == [source]
+
+
+def test_a_contract_error_survives_the_trip_back_from_a_worker() -> None:
+    error = pickle.loads(pickle.dumps(ContractError("c.parquet", "bad value", "age")))
+    assert (error.file, error.problem, error.column) == ("c.parquet", "bad value", "age")
+    assert str(error) == "c.parquet: column 'age': bad value"
 
 
 def test_batch_score_rejects_a_bad_file_before_writing_anything(tmp_path, trained, loaded):
