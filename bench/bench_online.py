@@ -18,7 +18,8 @@ concurrency 1 instead of 9 ms), which would flatter our ratio. Without `wrk` on 
 client with one thread per connection stands in (its own overhead then shows in the figures).
 
 `--sweep` also measures gunicorn settings (worker class, worker count, threads, preload) on the
-12-offer champion through GUNICORN_CMD_ARGS, which overrides service/gunicorn.conf.py.
+12-offer champion through GUNICORN_CMD_ARGS, which overrides service/gunicorn.conf.py, into
+bench/results/gunicorn.md (not part of `make bench`).
 """
 
 from __future__ import annotations
@@ -697,9 +698,9 @@ def main() -> None:
             if args.sweep and offers == 12:
                 sweep_md = sweep(champion, loads)
         markdown = report(results, loads, setup_s, load)
-        if args.sweep:
-            markdown += "\n" + sweep_md
     publish("online.md", markdown)
+    if args.sweep:  # not part of `make bench`: its own file, kept until the next sweep
+        publish("gunicorn.md", f"_Measured {datetime.now(UTC):%Y-%m-%d}._\n\n{sweep_md}")
     print(f"bench_online: {time.perf_counter() - started:.0f} s", file=sys.stderr)
 
 
