@@ -56,6 +56,12 @@ EXAMPLES = {
               "--store-id store_002 --limit 5\n\nA preview: reads live stock, launch status "
               "and contact caps from the state store,\nbut holds no launch unit and logs "
               "nothing.",
+    "state": "examples:\n  nba state prune --older-than 400 --dry-run   # what would go\n"
+             "  nba state prune --older-than 400             # delete it, in small batches\n\n"
+             "Deletes decisions (with their outcomes), contacts and declines older than the "
+             "cut-off,\nand launch holds that ended (released or expired) before it. Sales "
+             "stay. Reports\nlook back only as far as what is kept: export first "
+             "(nba export-training, nba report).",
     "inventory": "examples:\n  nba inventory load data/inventory.parquet     # replace all stock "
                  "rows\n  nba inventory load new.parquet --if-empty      # only into an empty "
                  "store\n  nba inventory show                           # stock and launch "
@@ -209,6 +215,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="inventory parquet in the data contract (for load)")
     p.add_argument("--if-empty", action="store_true",
                    help="load only when the store holds no stock yet (make run uses this)")
+    _add_state_flag(p)
+
+    p = command("state", "Keep the state store bounded: delete decision-log, contact and "
+                         "decline history older than a cut-off.")
+    p.add_argument("action", choices=("prune",), help="prune: delete old history")
+    p.add_argument("--older-than", type=float, required=True, metavar="DAYS",
+                   help="delete what is older than this many days; at least the catalog's "
+                        "contact-cap windows (offers.yaml in --data-dir)")
+    p.add_argument("--dry-run", action="store_true", help="count what would go, delete nothing")
+    _add_data_flag(p)
     _add_state_flag(p)
 
     from reports.cli import add_report_parser
@@ -493,6 +509,41 @@ def _inventory(args: argparse.Namespace) -> int:
     return 0
 
 
+def _state(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime, timedelta
+
+    from features import io
+    from state import StateStoreError
+    from state.retention import prune
+
+    if not args.older_than > 0:
+        raise CliError("--older-than must be a positive number of days")
+    offers = args.data_dir / io.OFFERS
+    caps = io.read_catalog(offers).contact_policy if offers.exists() else None
+    if caps is not None:
+        needed = max(caps.window_hours / 24, caps.decline_days)
+        if args.older_than < needed:
+            raise CliError(f"--older-than {args.older_than:g} would delete history the contact "
+                           f"caps in {offers} still count ({needed:g} days); use at least "
+                           f"{needed:g}")
+    before = datetime.now(UTC) - timedelta(days=args.older_than)
+
+    def progress(table: str, done: int) -> None:
+        print(f"  {table}: {done:,} deleted so far", file=sys.stderr, flush=True)
+
+    with _open_state(args.state_url) as store:
+        try:
+            pruned = prune(store, before=before, dry_run=args.dry_run, progress=progress)
+        except StateStoreError as exc:
+            raise CliError(str(exc)) from None
+    verb = "would delete" if args.dry_run else "deleted"
+    print(f"{store.url}: {verb} history older than {before:%Y-%m-%d %H:%M} UTC "
+          f"({args.older_than:g} days):")
+    for table, rows in pruned.items():
+        print(f"  {table:<13} {rows:>10,}")
+    return 0
+
+
 def _loop(args: argparse.Namespace) -> int:
     from nba.loop_cli import run_loop_command
 
@@ -507,7 +558,7 @@ def _report(args: argparse.Namespace) -> int:
 
 HANDLERS = {"demo-data": _demo_data, "train": _train, "promote": _promote, "compare": _compare,
             "model": _model, "serve": _serve, "decide": _decide, "batch-score": _batch_score,
-            "inventory": _inventory, "report": _report, "simulate": _loop,
+            "inventory": _inventory, "state": _state, "report": _report, "simulate": _loop,
             "export-training": _loop, "outcomes": _loop}
 
 

@@ -12,7 +12,8 @@ import pytest
 
 NBA = str(Path(sys.executable).parent / "nba")
 SUBCOMMANDS = ["demo-data", "train", "promote", "compare", "model", "serve", "decide",
-               "batch-score", "inventory", "report", "simulate", "export-training", "outcomes"]
+               "batch-score", "inventory", "state", "report", "simulate", "export-training",
+               "outcomes"]
 
 
 def run(*args: str, env: dict | None = None, cwd: Path | None = None
@@ -51,6 +52,30 @@ def test_model_decide_and_promote_against_the_registry(trained, tmp_path):
     promoted = run("promote", "--version", trained.version, "--alias", "challenger", env=env)
     assert promoted.returncode == 0 and "challenger" in promoted.stdout
     assert run("model", "--alias", "challenger", env=env).returncode == 0
+
+
+def test_state_prune_counts_then_deletes_old_history(trained, tmp_path):
+    from datetime import UTC, datetime, timedelta
+
+    from state import open_store
+    from state.log import DecisionRecord
+
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    now = datetime.now(UTC)
+    with open_store(url) as store:
+        for decision_id, age in (("old", 500), ("new", 1)):
+            store.log.record(DecisionRecord(decision_id, now - timedelta(days=age), "c1", "web",
+                                            "1", ("a",)), count_contacts=True)
+    env = {"NBA_STATE_URL": url, "NBA_DATA_DIR": str(trained.data_dir)}
+    dry = run("state", "prune", "--older-than", "400", "--dry-run", env=env)
+    assert dry.returncode == 0, dry.stderr
+    assert "would delete" in dry.stdout and "decisions              1" in dry.stdout
+    done = run("state", "prune", "--older-than", "400", env=env)
+    assert done.returncode == 0 and "deleted history" in done.stdout
+    with open_store(url) as store:
+        assert store.log.decisions_frame()["decision_id"].tolist() == ["new"]
+    refused = run("state", "prune", "--older-than", "2", env=env)  # the demo caps look back 30
+    assert refused.returncode == 2 and "contact caps" in refused.stderr
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -1,0 +1,111 @@
+"""Retention: history older than a cut-off is deleted in small batches, so tables stay bounded.
+
+Every served decision adds a decision-log row and contact rows, and every decline a row; they
+are needed only as long as the reports and the contact caps look back. `prune` removes them (a
+decision's outcomes with it), along with launch holds that ended (released or expired).
+Confirmed holds are sales: they stay, because a launch's sold units are counted from them.
+Each batch is its own short write transaction, so serving never waits long behind a prune.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Column, Table, delete, func, select
+
+from state.schema import EXPIRED, RELEASED, contacts, decisions, declines, outcomes, reservations
+
+if TYPE_CHECKING:
+    from state.store import StateStore
+
+BATCH = 2_000
+
+
+@dataclass(frozen=True)
+class Pruned:
+    """Rows deleted (or, for a dry run, that would be) per table."""
+
+    decisions: int = 0
+    outcomes: int = 0
+    contacts: int = 0
+    declines: int = 0
+    reservations: int = 0
+
+    def items(self) -> list[tuple[str, int]]:
+        """(table, rows) in the order they are pruned."""
+        return [(f.name, getattr(self, f.name)) for f in fields(self)]
+
+
+def prune(store: StateStore, *, before: datetime, dry_run: bool = False, batch: int = BATCH,
+          progress: Callable[[str, int], None] | None = None) -> Pruned:
+    """Delete history older than `before` (timezone-aware); with `dry_run`, only count it."""
+    if before.tzinfo is None:
+        raise ValueError("`before` must be timezone-aware (UTC)")
+    if dry_run:
+        return _count(store, before)
+    decided, answered = _prune_decisions(store, before, batch, progress)
+    return Pruned(
+        decisions=decided, outcomes=answered,
+        contacts=_prune_rows(store, contacts, contacts.c.id, contacts.c.contacted_at < before,
+                             batch, progress),
+        declines=_prune_rows(store, declines, declines.c.id, declines.c.declined_at < before,
+                             batch, progress),
+        reservations=_prune_rows(store, reservations, reservations.c.reservation_id,
+                                 _ended_holds(before), batch, progress),
+    )
+
+
+def _count(store: StateStore, before: datetime) -> Pruned:
+    old = decisions.c.decided_at < before
+    with store._read("count prunable history") as conn:
+        def count(table: Table, where: Any) -> int:
+            return conn.execute(select(func.count()).select_from(table).where(where)).scalar_one()
+
+        return Pruned(
+            decisions=count(decisions, old),
+            outcomes=count(outcomes, outcomes.c.decision_id.in_(
+                select(decisions.c.decision_id).where(old))),
+            contacts=count(contacts, contacts.c.contacted_at < before),
+            declines=count(declines, declines.c.declined_at < before),
+            reservations=count(reservations, _ended_holds(before)),
+        )
+
+
+def _ended_holds(before: datetime) -> Any:
+    return reservations.c.status.in_((RELEASED, EXPIRED)) & (reservations.c.updated_at < before)
+
+
+def _prune_decisions(store: StateStore, before: datetime, batch: int,
+                     progress: Callable[[str, int], None] | None) -> tuple[int, int]:
+    """Old decisions and their outcomes, a batch of decisions per transaction."""
+    decided = answered = 0
+    while True:
+        with store._write("prune decisions") as conn:
+            ids = conn.execute(select(decisions.c.decision_id)
+                               .where(decisions.c.decided_at < before).limit(batch)
+                               ).scalars().all()
+            if not ids:
+                return decided, answered
+            answered += conn.execute(delete(outcomes)
+                                     .where(outcomes.c.decision_id.in_(ids))).rowcount
+            decided += conn.execute(delete(decisions)
+                                    .where(decisions.c.decision_id.in_(ids))).rowcount
+        if progress:
+            progress("decisions", decided)
+
+
+def _prune_rows(store: StateStore, table: Table, key: Column[Any], where: Any, batch: int,
+                progress: Callable[[str, int], None] | None) -> int:
+    """Rows of `table` matching `where`, a batch per transaction; how many were deleted."""
+    deleted = 0
+    while True:
+        with store._write(f"prune {table.name}") as conn:
+            keys = conn.execute(select(key).where(where).limit(batch)).scalars().all()
+            if not keys:
+                return deleted
+            deleted += conn.execute(delete(table).where(key.in_(keys))).rowcount
+        if progress:
+            progress(table.name, deleted)
