@@ -9,10 +9,14 @@ the sum of those purchases. Groups compare like with like, intent-to-treat:
 - by channel / segment: every decision of that channel / segment;
 - "all": every treated decision against every holdout decision (the plain randomized contrast).
 
-Statistics (all 95%, two-sided):
+Statistics (all 95%, two-sided). A customer decided for again and again is one person, not
+independent draws: every variance is cluster-robust by customer (the holdout is assigned per
+customer, so a customer's decisions all sit in one arm). With one decision per customer each
+formula reduces exactly to its textbook form:
 
 - conversion lift: difference of proportions, normal approximation with unpooled variances;
-- revenue-per-decision lift: difference of means, Welch's t interval (Welch-Satterthwaite df);
+- revenue-per-decision lift: difference of means, Welch's t interval (Welch-Satterthwaite df,
+  counted in customers);
 - relative lifts: delta method on the log of the ratio of means, exponentiated (so the
   interval is asymmetric and never below -100%);
 - incremental revenue: revenue lift x n treated; incremental margin: the lift of
@@ -44,8 +48,9 @@ NONE_GROUP = "(none)"  # decisions with no chosen offer (or no segment)
 SRM_ALPHA = 0.001
 Z95 = float(stats.norm.ppf(0.975))
 METHODS = {
+    "clustering": "variances cluster-robust by customer (repeat decisions are not independent)",
     "conversion_lift": "difference of proportions, normal approximation (unpooled), 95%",
-    "revenue_lift": "difference of means per decision, Welch t interval, 95%",
+    "revenue_lift": "difference of means per decision, Welch t interval (df in customers), 95%",
     "relative_lift": "delta method on the log ratio of means, exponentiated, 95%",
     "incremental_margin": "lift of converted x chosen-offer margin (normal approx.) x n treated",
     "roi": "(incremental margin - contact cost) / contact cost; None when cost is 0",
@@ -247,14 +252,15 @@ def group_lift(group: str, frame: pd.DataFrame) -> GroupLift:
     n_t, n_h = len(treated), len(held)
     conv_t, conv_h = treated["converted"].to_numpy(), held["converted"].to_numpy()
     rev_t, rev_h = treated["revenue"].to_numpy(), held["revenue"].to_numpy()
-    conversion_lift = difference_of_proportions(conv_t.sum(), n_t, conv_h.sum(), n_h)
-    revenue_lift = welch_difference(rev_t, rev_h)
+    by = (_customers(treated), _customers(held))
+    conversion_lift = normal_difference(conv_t, conv_h, by)
+    revenue_lift = welch_difference(rev_t, rev_h, by)
     margin_known = not (treated["margin"].isna().any() or held["margin"].isna().any())
     incremental_margin = cost = roi = None
     if margin_known:
         cost = float(treated["cost"].sum())
         weighted = normal_difference(conv_t * treated["margin"].to_numpy(),
-                                     conv_h * held["margin"].to_numpy())
+                                     conv_h * held["margin"].to_numpy(), by)
         if weighted is not None:
             incremental_margin = weighted.scaled(n_t)
             if cost > 0:
@@ -265,10 +271,10 @@ def group_lift(group: str, frame: pd.DataFrame) -> GroupLift:
         group=group, n_treated=n_t, n_holdout=n_h,
         conversion_treated=_mean(conv_t), conversion_holdout=_mean(conv_h),
         conversion_lift=conversion_lift,
-        conversion_relative_lift=relative_lift(conv_t, conv_h, ddof=0),
+        conversion_relative_lift=relative_lift(conv_t, conv_h, ddof=0, clusters=by),
         revenue_treated=_mean(rev_t), revenue_holdout=_mean(rev_h),
         revenue_lift=revenue_lift,
-        revenue_relative_lift=relative_lift(rev_t, rev_h, ddof=1),
+        revenue_relative_lift=relative_lift(rev_t, rev_h, ddof=1, clusters=by),
         incremental_revenue=None if revenue_lift is None else revenue_lift.scaled(n_t),
         incremental_margin=incremental_margin, contact_cost=cost, roi=roi)
 
@@ -276,59 +282,84 @@ def group_lift(group: str, frame: pd.DataFrame) -> GroupLift:
 # ---------------------------------------------------------------- statistics
 
 
-def difference_of_proportions(x_t: float, n_t: int, x_h: float, n_h: int) -> Interval | None:
-    """p_t - p_h with a 95% Wald interval (unpooled variances); None when an arm is empty."""
-    if n_t == 0 or n_h == 0:
-        return None
-    p_t, p_h = x_t / n_t, x_h / n_h
-    se = math.sqrt(p_t * (1 - p_t) / n_t + p_h * (1 - p_h) / n_h)
-    diff = p_t - p_h
-    return Interval(diff, diff - Z95 * se, diff + Z95 * se)
+Clusters = tuple[np.ndarray | None, np.ndarray | None]  # customer ids per row of each arm
 
 
-def normal_difference(a: np.ndarray, b: np.ndarray) -> Interval | None:
-    """mean(a) - mean(b) with a 95% normal interval from population variances (ddof 0).
+def mean_variance(y: np.ndarray, clusters: np.ndarray | None) -> tuple[float, float, int]:
+    """mean(y), the variance of that mean, and the number G of independent units.
 
-    For 0/1 outcomes scaled by a constant this is exactly the Wald interval of the
-    difference of proportions, scaled.
+    Cluster-robust (sandwich): the sum over customers of (their summed deviations from the
+    mean)^2, over n^2. One row per customer (or no `clusters`) gives exactly var(y) / n with
+    G = n; callers wanting ddof 1 scale by G / (G - 1).
+    """
+    n = len(y)
+    mean = float(y.mean())
+    if clusters is None:
+        sums, units = y - mean, n
+    else:
+        _, which = np.unique(clusters, return_inverse=True)
+        sums = np.bincount(which, weights=y - mean)
+        units = len(sums)
+    return mean, float(np.dot(sums, sums)) / n ** 2, units
+
+
+def normal_difference(a: np.ndarray, b: np.ndarray, clusters: Clusters = (None, None)
+                      ) -> Interval | None:
+    """mean(a) - mean(b) with a 95% normal interval (population variances, ddof 0).
+
+    For 0/1 outcomes this is the Wald interval of the difference of proportions (unpooled);
+    scaled by a constant, it is that interval scaled.
     """
     if len(a) == 0 or len(b) == 0:
         return None
-    diff = float(a.mean() - b.mean())
-    se = math.sqrt(a.var() / len(a) + b.var() / len(b))
+    m_a, v_a, _ = mean_variance(a, clusters[0])
+    m_b, v_b, _ = mean_variance(b, clusters[1])
+    diff, se = m_a - m_b, math.sqrt(v_a + v_b)
     return Interval(diff, diff - Z95 * se, diff + Z95 * se)
 
 
-def welch_difference(a: np.ndarray, b: np.ndarray) -> Interval | None:
-    """mean(a) - mean(b) with a 95% Welch t interval; None with fewer than 2 rows in an arm."""
-    n_a, n_b = len(a), len(b)
-    if n_a < 2 or n_b < 2:
+def welch_difference(a: np.ndarray, b: np.ndarray, clusters: Clusters = (None, None)
+                     ) -> Interval | None:
+    """mean(a) - mean(b) with a 95% Welch t interval; None with fewer than 2 units in an arm."""
+    if len(a) == 0 or len(b) == 0:
         return None
-    diff = float(a.mean() - b.mean())
-    va, vb = a.var(ddof=1) / n_a, b.var(ddof=1) / n_b
-    se = math.sqrt(va + vb)
+    m_a, v_a, g_a = mean_variance(a, clusters[0])
+    m_b, v_b, g_b = mean_variance(b, clusters[1])
+    if g_a < 2 or g_b < 2:
+        return None
+    v_a, v_b = v_a * g_a / (g_a - 1), v_b * g_b / (g_b - 1)  # ddof 1, in units
+    diff, se = m_a - m_b, math.sqrt(v_a + v_b)
     if se == 0:
         return Interval(diff, diff, diff)
-    df = (va + vb) ** 2 / (va ** 2 / (n_a - 1) + vb ** 2 / (n_b - 1))
+    df = (v_a + v_b) ** 2 / (v_a ** 2 / (g_a - 1) + v_b ** 2 / (g_b - 1))
     half = float(stats.t.ppf(0.975, df)) * se
     return Interval(diff, diff - half, diff + half)
 
 
-def relative_lift(a: np.ndarray, b: np.ndarray, *, ddof: int) -> Interval | None:
+def relative_lift(a: np.ndarray, b: np.ndarray, *, ddof: int,
+                  clusters: Clusters = (None, None)) -> Interval | None:
     """mean(a) / mean(b) - 1 with a 95% delta-method interval on the log ratio.
 
-    Var(log(mean)) ~= var / (n mean^2). None when an arm is empty or a mean is not positive.
+    Var(log(mean)) ~= Var(mean) / mean^2. None when an arm has no more units than `ddof`, or a
+    mean is not positive.
     """
-    n_a, n_b = len(a), len(b)
-    if n_a <= ddof or n_b <= ddof:
+    if len(a) == 0 or len(b) == 0:
         return None
-    m_a, m_b = float(a.mean()), float(b.mean())
-    if m_a <= 0 or m_b <= 0:
+    m_a, v_a, g_a = mean_variance(a, clusters[0])
+    m_b, v_b, g_b = mean_variance(b, clusters[1])
+    if g_a <= ddof or g_b <= ddof or m_a <= 0 or m_b <= 0:
         return None
-    se = math.sqrt(a.var(ddof=ddof) / (n_a * m_a ** 2) + b.var(ddof=ddof) / (n_b * m_b ** 2))
+    if ddof:
+        v_a, v_b = v_a * g_a / (g_a - ddof), v_b * g_b / (g_b - ddof)
+    se = math.sqrt(v_a / m_a ** 2 + v_b / m_b ** 2)
     log_ratio = math.log(m_a / m_b)
     return Interval(math.exp(log_ratio) - 1, math.exp(log_ratio - Z95 * se) - 1,
                     math.exp(log_ratio + Z95 * se) - 1)
+
+
+def _customers(rows: pd.DataFrame) -> np.ndarray | None:
+    """The customer of each row (the clusters), or None when the frame has no such column."""
+    return rows["customer_id"].to_numpy() if "customer_id" in rows.columns else None
 
 
 def srm_check(holdout: pd.Series, customer_ids: pd.Series, share: float) -> SrmCheck:
