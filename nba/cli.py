@@ -387,8 +387,6 @@ def _serve(args: argparse.Namespace) -> None:
 def _batch_score(args: argparse.Namespace) -> None:
     from datetime import UTC, datetime
 
-    import mlflow.pyfunc
-
     from features import io
     from features.catalog import CHANNELS
     from service.decide import DecisionContext
@@ -408,7 +406,7 @@ def _batch_score(args: argparse.Namespace) -> None:
     registry.configure(args.tracking_uri)
     uri = args.model_uri or registry.model_uri(args.model_name)
     try:
-        policy = mlflow.pyfunc.load_model(uri).unwrap_python_model().policy
+        policy = registry.load_policy(uri)
     except Exception as exc:
         raise CliError(f"cannot load model {uri}: {str(exc).splitlines()[0]}") from None
     inventory = args.inventory or args.data_dir / io.INVENTORY

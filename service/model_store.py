@@ -17,7 +17,6 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
-import mlflow.pyfunc
 import numpy as np
 from mlflow import MlflowClient
 
@@ -95,8 +94,7 @@ def load_from_registry(settings: ServiceSettings) -> LoadedModel:
         )
     started = time.perf_counter()
     # by version, not by alias: the alias may move meanwhile, and the bundle must say what it is
-    pyfunc = mlflow.pyfunc.load_model(f"models:/{ref.name}/{ref.version}")
-    policy: Policy = pyfunc.unwrap_python_model().policy
+    policy = registry.load_policy(f"models:/{ref.name}/{ref.version}")
     customers = policy.customers(io.read_customers(settings.data_dir / io.CUSTOMERS, policy.spec))
     metrics = client.get_run(ref.run_id).data.metrics if ref.run_id else {}
     log.info("loaded %s version %s (%s) with %d customers in %.2fs", ref.name, ref.version,

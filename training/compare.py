@@ -239,9 +239,7 @@ def _split_params(client: MlflowClient, run_id: str | None, name: str,
 
 
 def _load_policy(name: str, version: str) -> Policy:
-    import mlflow.pyfunc
-
-    return mlflow.pyfunc.load_model(f"models:/{name}/{version}").unwrap_python_model().policy
+    return registry.load_policy(f"models:/{name}/{version}")
 
 
 def compare_versions(client: MlflowClient, name: str, candidate: str, champion: str,

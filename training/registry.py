@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import mlflow
 from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
+
+if TYPE_CHECKING:
+    from training.package import Policy
 
 log = logging.getLogger(__name__)
 
@@ -165,3 +170,19 @@ def tag_version(client: MlflowClient, name: str, version: str, tags: dict[str, s
 def model_uri(name: str, alias: str = CHAMPION) -> str:
     """The registry URI of an alias."""
     return f"models:/{name}@{alias}"
+
+
+def load_policy(uri: str) -> Policy:
+    """The decision policy inside a logged pyfunc model (`models:/<name>/<version>`, ...).
+
+    MLflow prepends the model's own copy of our packages (its `code_paths`) to sys.path on
+    every load: a package first imported afterwards would come from that copy instead of the
+    installed code, and the path would grow with every hot reload. sys.path is put back.
+    """
+    import mlflow.pyfunc
+
+    saved = list(sys.path)
+    try:
+        return mlflow.pyfunc.load_model(uri).unwrap_python_model().policy
+    finally:
+        sys.path[:] = saved

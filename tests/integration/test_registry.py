@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime
 
 import mlflow
@@ -43,6 +44,16 @@ def test_generic_pyfunc_predict_runs_the_same_decision_code(trained, loaded):
         expected = [o.offer_id for o in decision.offers]
         got = group.sort_values("rank")["offer_id"].dropna().tolist()  # null = nothing to send
         assert got == expected
+
+
+def test_loading_a_policy_leaves_the_import_path_alone(trained):
+    before = list(sys.path)
+    policy = registry.load_policy(registry.model_uri(trained.model_name))
+    assert sys.path == before  # MLflow had put the model's code copy in front
+    assert len(policy.catalog.offers) > 0
+    mlflow.pyfunc.load_model(registry.model_uri(trained.model_name))
+    assert sys.path != before  # what load_policy protects against
+    sys.path[:] = before
 
 
 def test_set_alias_refuses_a_missing_version(client, trained):
