@@ -27,8 +27,10 @@ class Launch(_Frozen):
 
     Without `min_customer_value` the floor is derived from the remaining supply and the value
     distribution of eligible customers (service.allocation.value_floor); `expected_reach` is the
-    share of eligible customers expected to ask during the window. A recommended unit is held
-    for `hold_seconds` until the customer accepts (confirmed) or declines (released).
+    share of eligible customers expected to ask during the window, and `arrival_shape` when they
+    ask: by the share t of the window, t ** arrival_shape of them have asked (1: steadily;
+    0.25: front-loaded, half in the first 6%; above 1: late). A recommended unit is held for
+    `hold_seconds` until the customer accepts (confirmed) or declines (released).
     """
 
     supply: int = Field(gt=0)
@@ -37,6 +39,7 @@ class Launch(_Frozen):
     ends_at: datetime | None = None
     hold_seconds: int = Field(default=900, gt=0)
     expected_reach: float = Field(default=0.4, gt=0, le=1)
+    arrival_shape: float = Field(default=1.0, ge=0.05, le=20)
     early_access: EarlyAccess | None = None
 
     @model_validator(mode="after")

@@ -68,8 +68,9 @@ def value_floor(*, remaining: int, supply: int, distribution: ValueDistribution,
         floor = top_k_value(ceil(remaining / (reach * (1 - elapsed))))
 
     `reach` (0 < reach <= 1) is the share of eligible customers expected to ask during the whole
-    window and `elapsed` (0..1) the share of the window gone, so reach * (1 - elapsed) is the
-    share of the eligible population still to ask. Arrivals are in random order with respect to
+    window and `elapsed` (0..1) the share of that demand already come (`demand_arrived`: the
+    share of the window gone, when demand is steady), so reach * (1 - elapsed) is the share of
+    the eligible population still to ask. Arrivals are in random order with respect to
     value, so those who asked already (given a unit or not) thin every value band alike and the
     k-th highest of the full distribution stays the right quantile without tracking who came.
     Recomputing after every unit is the re-solving heuristic of dynamic allocation: a unit sold
@@ -99,6 +100,20 @@ def value_floor(*, remaining: int, supply: int, distribution: ValueDistribution,
 def qualifies(value: float, floor: float) -> bool:
     """True when a customer of `value` may take a unit under `floor` (a value at the floor does)."""
     return value >= floor
+
+
+def demand_arrived(elapsed: float | None, arrival_shape: float = 1.0) -> float | None:
+    """Share of the window's askers expected to have asked once `elapsed` of it is gone.
+
+    elapsed ** arrival_shape: demand arriving steadily (1.0) makes it the window share itself;
+    a front-loaded launch (below 1) has most of its askers early, so a floor that read the
+    wall clock would stay too high for too long and leave units unsold.
+    """
+    if elapsed is None:
+        return None
+    if arrival_shape <= 0:
+        raise ValueError(f"arrival_shape must be positive, got {arrival_shape}")
+    return elapsed ** arrival_shape
 
 
 def window_elapsed(now: datetime, starts_at: datetime | None,

@@ -22,7 +22,7 @@ import numpy as np
 from features.catalog import Catalog
 from features.customers import CustomerTable
 from service import decide as d
-from service.allocation import ValueDistribution, value_floor, window_elapsed
+from service.allocation import ValueDistribution, demand_arrived, value_floor, window_elapsed
 from service.experiment import eligible_offers, explore, held_out
 from state import Reservation, StateStore, StockSnapshot, open_store
 from state.log import Candidate, DecisionRecord
@@ -108,7 +108,9 @@ class LiveState:
                 floor = 0.0 if distribution is None else value_floor(
                     remaining=remaining, supply=launch.supply, distribution=distribution,
                     reach=launch.expected_reach,
-                    elapsed=window_elapsed(now, launch.starts_at, launch.ends_at))
+                    elapsed=demand_arrived(window_elapsed(now, launch.starts_at,
+                                                          launch.ends_at),
+                                           launch.arrival_shape))
             statuses[offer.offer_id] = d.LaunchStatus(remaining, floor)
         contacts = d.ContactHistory(state.contacts, state.declines) if caps else None
         return LiveView(self.stock(state.inventory_version), statuses, contacts)

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from service.allocation import (
     ValueDistribution,
+    demand_arrived,
     qualifies,
     value_floor,
     window_elapsed,
@@ -185,3 +186,42 @@ def test_value_floor_beats_first_come_first_served_and_sells_the_units(seed: int
     first_come, floored, units = simulate(seed)
     assert floored > 2 * first_come
     assert units >= 45
+
+
+def test_demand_arrived_bends_the_window_share_by_the_arrival_shape() -> None:
+    assert demand_arrived(0.4) == pytest.approx(0.4)  # steady demand: the window share itself
+    assert demand_arrived(0.0625, 0.25) == pytest.approx(0.5)  # front-loaded: half came early
+    assert demand_arrived(0.5, 2.0) == pytest.approx(0.25)  # late demand
+    assert demand_arrived(None, 0.25) is None
+    with pytest.raises(ValueError, match="arrival_shape"):
+        demand_arrived(0.5, 0.0)
+
+
+def front_loaded(seed: int, shape: float | None, *, customers: int = 5_000, reach: float = 0.4,
+                 supply: int = 50) -> tuple[float, int]:
+    """(total value, units given) when askers arrive at Beta(0.25, 1) times of the window and
+    the floor reads the wall clock (shape None) or is told the arrival shape."""
+    rng = np.random.default_rng(seed)
+    values = rng.lognormal(np.log(100.0), 0.8, customers)
+    distribution = ValueDistribution.from_values(values)
+    askers = values[rng.permutation(customers)[: round(reach * customers)]]
+    times = np.sort(rng.beta(0.25, 1.0, len(askers)))
+    remaining, total = supply, 0.0
+    for value, t in zip(askers.tolist(), times.tolist(), strict=True):
+        elapsed = t if shape is None else demand_arrived(t, shape)
+        if qualifies(value, value_floor(remaining=remaining, supply=supply,
+                                        distribution=distribution, reach=reach,
+                                        elapsed=elapsed)):
+            total += value
+            remaining -= 1
+            if remaining == 0:
+                break
+    return total, supply - remaining
+
+
+def test_a_floor_told_the_arrival_shape_sells_a_front_loaded_launch() -> None:
+    wall_clock = np.array([front_loaded(seed, None) for seed in range(10)])
+    shaped = np.array([front_loaded(seed, 0.25) for seed in range(10)])
+    assert (shaped[:, 1] == 50).all()  # every unit sold in every stream
+    assert (wall_clock[:, 1] < 50).sum() >= 7  # the wall clock mostly leaves units unsold
+    assert shaped[:, 0].sum() > 1.05 * wall_clock[:, 0].sum()
