@@ -63,7 +63,7 @@ class HotPath:
 
     def decision_state(self, *, launch_ids: Sequence[str], customer_id: str, channel: str,
                        contacts_since: datetime | None, declines_since: datetime | None,
-                       now: datetime) -> RawDecisionState:
+                       now: datetime | None) -> RawDecisionState:
         """Inventory version, launch counts, contacts and declines: one statement."""
         sql = _decision_state_sql(len(launch_ids), contacts_since is not None,
                                   declines_since is not None, self._placeholder)

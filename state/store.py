@@ -33,14 +33,11 @@ from sqlalchemy import (
     Engine,
     Row,
     Table,
-    and_,
     case,
     create_engine,
     delete,
     event,
-    func,
     insert,
-    or_,
     select,
     text,
     update,
@@ -382,23 +379,26 @@ class StateStore:
 
     def launch_counts(self, offer_id: str, *, now: datetime) -> LaunchCounts | None:
         """Supply, live holds and sales of a launch; None if it was never reserved."""
-        now = _utc(now)
-        with self._read("read launch counts", consistent=True) as conn:
-            return _launch_counts(conn, [offer_id], now).get(offer_id)
+        return self.decision_state(launch_ids=[offer_id], now=now).launches.get(offer_id)
 
-    def decision_state(self, *, launch_ids: Sequence[str], customer_id: str, channel: str,
-                       contacts_since: datetime | None, declines_since: datetime | None,
-                       now: datetime) -> DecisionState:
+    def decision_state(self, *, launch_ids: Sequence[str] = (), customer_id: str = "",
+                       channel: str = "", contacts_since: datetime | None = None,
+                       declines_since: datetime | None = None,
+                       now: datetime | None = None) -> DecisionState:
         """Everything one decision reads, in ONE statement (the per-request hot path).
 
-        The inventory version, the counts of the given launches, and (when a `since` is given)
-        the customer's contacts on the channel and declines per offer, all at one snapshot.
+        The inventory version, the counts of the given launches (holds overdue at `now`, which
+        they need, no longer count), and when a `since` is given the customer's contacts on the
+        channel and declines per offer, all at one snapshot. Every read of those counts goes
+        through here, so there is one query for each.
         """
+        if launch_ids and now is None:
+            raise ValueError("launch counts need `now` (overdue holds no longer count)")
         raw = self._hot.decision_state(
             launch_ids=list(launch_ids), customer_id=customer_id, channel=channel,
             contacts_since=None if contacts_since is None else _utc(contacts_since),
             declines_since=None if declines_since is None else _utc(declines_since),
-            now=_utc(now))
+            now=None if now is None else _utc(now))
         counts = {o: LaunchCounts(o, n, raw.held.get((o, RESERVED), 0),
                                   raw.held.get((o, CONFIRMED), 0))
                   for o, n in raw.supply.items()}
@@ -409,8 +409,8 @@ class StateStore:
         with self._read("list launches") as conn:
             offer_ids = conn.execute(select(launches.c.offer_id)
                                      .order_by(launches.c.offer_id)).scalars().all()
-        found = {offer_id: self.launch_counts(offer_id, now=now) for offer_id in offer_ids}
-        return {offer_id: counts for offer_id, counts in found.items() if counts is not None}
+        found = self.decision_state(launch_ids=offer_ids, now=now).launches
+        return {offer_id: found[offer_id] for offer_id in offer_ids if offer_id in found}
 
     def reservations(self, offer_id: str) -> list[Reservation]:
         """Every reservation of a launch, oldest first, whatever its status."""
@@ -483,8 +483,8 @@ class StateStore:
 
     def contacts_since(self, *, customer_id: str, channel: str, since: datetime) -> int:
         """Offers shown to a customer on a channel at or after `since`."""
-        with self._read("count contacts") as conn:
-            return _contacts_since(conn, customer_id, channel, _utc(since))
+        return self.decision_state(customer_id=customer_id, channel=channel,
+                                   contacts_since=since).contacts
 
     def record_decline(self, *, customer_id: str, offer_id: str, now: datetime) -> None:
         """Record that a customer declined an offer."""
@@ -495,8 +495,7 @@ class StateStore:
 
     def declines_since(self, *, customer_id: str, since: datetime) -> dict[str, int]:
         """Declines per offer of a customer at or after `since`."""
-        with self._read("count declines") as conn:
-            return _declines_since(conn, customer_id, _utc(since))
+        return self.decision_state(customer_id=customer_id, declines_since=since).declines
 
     @property
     def log(self) -> DecisionLog:
@@ -638,39 +637,6 @@ def _create_schema(engine: Engine, backend: str) -> None:
 
 
 # ---------------------------------------------------------------- helpers
-
-
-def _launch_counts(conn: Connection, offer_ids: Sequence[str], now: datetime
-                   ) -> dict[str, LaunchCounts]:
-    """Counts of the launches among `offer_ids` that have had a reservation (overdue holds
-    no longer count)."""
-    supply = dict(conn.execute(select(launches.c.offer_id, launches.c.supply)
-                               .where(launches.c.offer_id.in_(list(offer_ids)))).all())
-    held: dict[tuple[str, str], int] = defaultdict(int)
-    for offer_id, status, n in conn.execute(
-            select(reservations.c.offer_id, reservations.c.status, func.count())
-            .where(reservations.c.offer_id.in_(list(supply)),
-                   or_(reservations.c.status == CONFIRMED,
-                       and_(reservations.c.status == RESERVED,
-                            reservations.c.expires_at > now)))
-            .group_by(reservations.c.offer_id, reservations.c.status)):
-        held[offer_id, status] = n
-    return {o: LaunchCounts(o, n, held[o, RESERVED], held[o, CONFIRMED])
-            for o, n in supply.items()}
-
-
-def _contacts_since(conn: Connection, customer_id: str, channel: str, since: datetime) -> int:
-    return conn.execute(
-        select(func.count()).select_from(contacts)
-        .where(contacts.c.customer_id == customer_id, contacts.c.channel == channel,
-               contacts.c.contacted_at >= since)).scalar_one()
-
-
-def _declines_since(conn: Connection, customer_id: str, since: datetime) -> dict[str, int]:
-    return dict(conn.execute(
-        select(declines.c.offer_id, func.count())
-        .where(declines.c.customer_id == customer_id, declines.c.declined_at >= since)
-        .group_by(declines.c.offer_id)).all())
 
 
 def _utc(moment: datetime) -> datetime:
