@@ -4,23 +4,14 @@ from __future__ import annotations
 
 import math
 from datetime import timedelta
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from reports import ReportError
 from reports.balance import balance, standardized_mean_difference
-from state import StateStore, open_store
+from state import StateStore
 from tests.reports import T0, decision, write
-
-
-@pytest.fixture
-def store(tmp_path: Path):
-    """An empty SQLite state store in tmp_path."""
-    opened = open_store(f"sqlite:///{tmp_path / 'state.db'}")
-    yield opened
-    opened.close()
 
 
 def report_of(store: StateStore):

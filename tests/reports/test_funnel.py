@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from reports import ReportError
 from reports.funnel import STAGES, funnel
-from state import StateStore, open_store
+from state import StateStore
 from tests.reports import decision, event, write
-
-
-@pytest.fixture
-def store(tmp_path: Path):
-    """An empty SQLite state store in tmp_path."""
-    opened = open_store(f"sqlite:///{tmp_path / 'state.db'}")
-    yield opened
-    opened.close()
 
 
 def report_of(store: StateStore):

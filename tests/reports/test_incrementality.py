@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 from datetime import timedelta
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -26,14 +25,6 @@ from reports.incrementality import (
 )
 from state import StateStore, open_store
 from tests.reports import CATALOG, T0, decision, event, simulate, write
-
-
-@pytest.fixture
-def store(tmp_path: Path):
-    """An empty SQLite state store in tmp_path."""
-    opened = open_store(f"sqlite:///{tmp_path / 'state.db'}")
-    yield opened
-    opened.close()
 
 
 def known_log(store: StateStore) -> None:
