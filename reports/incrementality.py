@@ -285,12 +285,13 @@ def group_lift(group: str, frame: pd.DataFrame) -> GroupLift:
 Clusters = tuple[np.ndarray | None, np.ndarray | None]  # customer ids per row of each arm
 
 
-def mean_variance(y: np.ndarray, clusters: np.ndarray | None) -> tuple[float, float, int]:
+def mean_variance(y: np.ndarray, clusters: np.ndarray | None, ddof: int = 0
+                  ) -> tuple[float, float, int]:
     """mean(y), the variance of that mean, and the number G of independent units.
 
     Cluster-robust (sandwich): the sum over customers of (their summed deviations from the
-    mean)^2, over n^2. One row per customer (or no `clusters`) gives exactly var(y) / n with
-    G = n; callers wanting ddof 1 scale by G / (G - 1).
+    mean)^2, over n^2, times G / (G - ddof) when G > ddof. One row per customer (or no
+    `clusters`) gives exactly var(y, ddof) / n with G = n.
     """
     n = len(y)
     mean = float(y.mean())
@@ -300,7 +301,10 @@ def mean_variance(y: np.ndarray, clusters: np.ndarray | None) -> tuple[float, fl
         _, which = np.unique(clusters, return_inverse=True)
         sums = np.bincount(which, weights=y - mean)
         units = len(sums)
-    return mean, float(np.dot(sums, sums)) / n ** 2, units
+    variance = float(np.dot(sums, sums)) / n ** 2
+    if units > ddof:
+        variance *= units / (units - ddof)
+    return mean, variance, units
 
 
 def normal_difference(a: np.ndarray, b: np.ndarray, clusters: Clusters = (None, None)
@@ -323,11 +327,10 @@ def welch_difference(a: np.ndarray, b: np.ndarray, clusters: Clusters = (None, N
     """mean(a) - mean(b) with a 95% Welch t interval; None with fewer than 2 units in an arm."""
     if len(a) == 0 or len(b) == 0:
         return None
-    m_a, v_a, g_a = mean_variance(a, clusters[0])
-    m_b, v_b, g_b = mean_variance(b, clusters[1])
+    m_a, v_a, g_a = mean_variance(a, clusters[0], ddof=1)
+    m_b, v_b, g_b = mean_variance(b, clusters[1], ddof=1)
     if g_a < 2 or g_b < 2:
         return None
-    v_a, v_b = v_a * g_a / (g_a - 1), v_b * g_b / (g_b - 1)  # ddof 1, in units
     diff, se = m_a - m_b, math.sqrt(v_a + v_b)
     if se == 0:
         return Interval(diff, diff, diff)
@@ -345,12 +348,10 @@ def relative_lift(a: np.ndarray, b: np.ndarray, *, ddof: int,
     """
     if len(a) == 0 or len(b) == 0:
         return None
-    m_a, v_a, g_a = mean_variance(a, clusters[0])
-    m_b, v_b, g_b = mean_variance(b, clusters[1])
+    m_a, v_a, g_a = mean_variance(a, clusters[0], ddof)
+    m_b, v_b, g_b = mean_variance(b, clusters[1], ddof)
     if g_a <= ddof or g_b <= ddof or m_a <= 0 or m_b <= 0:
         return None
-    if ddof:
-        v_a, v_b = v_a * g_a / (g_a - ddof), v_b * g_b / (g_b - ddof)
     se = math.sqrt(v_a / m_a ** 2 + v_b / m_b ** 2)
     log_ratio = math.log(m_a / m_b)
     return Interval(math.exp(log_ratio) - 1, math.exp(log_ratio - Z95 * se) - 1,
