@@ -39,6 +39,7 @@ from common import PeakTreeMemory, markdown_table, publish, quiet_logging
 from features.io import ParquetChunkWriter
 from nba import demo
 from training import registry
+from training.batch import default_workers
 from training.package import Policy
 
 LARGE = 1_000_000
@@ -177,7 +178,7 @@ def main() -> None:
         f"Demo champion ({champion.offers} offers, S-learner, 150 trees per booster); demo "
         f"customers seed {SEED} generated in {generate_s:.0f} s ({file_mb:.0f} MB of parquet); "
         f"`nba batch-score --chunk-size {BATCH_CHUNK:,}` with the demo stock, channel email, "
-        f"limit 3 and its default {len(os.sched_getaffinity(0))} worker processes (one "
+        f"limit 3 and its default {default_workers()} worker processes (one "
         "LightGBM thread each), in a child process (its wall time includes imports and the "
         "model load).",
         "",
