@@ -39,7 +39,7 @@ champion: data ## train and promote a champion if there is none (RETRAIN=1: alwa
 stock: data ## load the demo stock into the state store if it holds none yet
 	@$(NBA) inventory load $(DATA_DIR)/inventory.parquet --if-empty
 
-run: champion stock ## set up, build demo data, train, promote, serve on 127.0.0.1:$(PORT) (dev mode: no API key needed)
+run: nginx champion stock ## set up, build demo data, train, promote, serve on 127.0.0.1:$(PORT) (dev mode: no API key needed)
 	NBA_DEV_MODE=$${NBA_DEV_MODE:-1} $(NBA) serve --host 127.0.0.1 --port $(PORT) --workers $(WORKERS) --data-dir $(DATA_DIR)
 
 browser: ## install Debian's chromium for the browser tests (no Playwright browser download)
@@ -53,7 +53,10 @@ retrain: venv ## retrain from the decision log: export it after the original exp
 	$(NBA) train --data-dir $(RETRAIN_DIR)
 	$(NBA) promote --version latest --data-dir $(RETRAIN_DIR)
 
-test: venv browser ## run the whole test suite (installs Debian's chromium for the browser tests)
+nginx: ## install Debian's nginx, the buffering front `nba serve` starts before gunicorn
+	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends nginx-light; }
+
+test: venv browser nginx ## run the whole test suite (installs Debian's chromium and nginx)
 	$(BIN)/python -m pytest
 
 lint: venv ## ruff
@@ -75,4 +78,4 @@ mlflow-ui: venv ## the MLflow UI on the same store (runs, metrics, plots, regist
 clean: ## remove demo data, the local MLflow store and caches (keeps .venv)
 	rm -rf $(DATA_DIR) $(RETRAIN_DIR) mlflow.db state.db state.db-* mlruns/[!.]* .pytest_cache
 
-.PHONY: help venv browser wrk data champion stock run retrain test lint bench bench-quality mlflow-ui clean
+.PHONY: help venv browser nginx wrk data champion stock run retrain test lint bench bench-quality mlflow-ui clean

@@ -24,13 +24,14 @@ def create_app(settings: ServiceSettings | None = None, store: ModelStore | None
     """
     from flask import Flask
 
-    from service import api, cors, observability, openapi, reports_api, staff
+    from service import api, cors, limits, observability, openapi, reports_api, staff
     from service.auth import KeyRing
     from service.errors import register_error_handlers
     from service.live import LiveStateHandle
     from service.model_store import AliasProbe, ModelStore, load_from_registry
     from service.ratelimit import make_limiter
     from service.settings import ServiceSettings
+    from state.budget import Timeouts
 
     settings = settings or ServiceSettings.from_env()
     app = Flask(__name__)
@@ -49,8 +50,10 @@ def create_app(settings: ServiceSettings | None = None, store: ModelStore | None
     app.extensions["nba.model_store"] = store
     app.extensions["nba.rng"] = random.Random(settings.exploration_seed)  # exploration draws
     # opened lazily in each worker process (a pool must not cross gunicorn's fork)
-    app.extensions["nba.state"] = LiveStateHandle(settings.state_url, state)
+    app.extensions["nba.state"] = LiveStateHandle(settings.state_url, state,
+                                                  Timeouts(settings.state_timeout))
     register_error_handlers(app)
+    limits.init_app(app, settings)
     app.register_blueprint(api.bp)
     app.register_blueprint(reports_api.bp)
     app.register_blueprint(staff.bp)

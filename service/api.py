@@ -8,10 +8,10 @@ import uuid
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, current_app, jsonify
 from pydantic import BaseModel, ValidationError
 
-from service import observability
+from service import limits, observability
 from service.auth import require
 from service.decide import Decision, DecisionContext
 from service.errors import InvalidRequest, ReloadFailed, UnknownCustomer
@@ -44,13 +44,14 @@ def _settings() -> ServiceSettings:
 
 def parse_json(schema: type[T], what: str) -> T:
     """The request's JSON body validated against `schema`; a 400 naming the problem otherwise."""
-    return _parse(schema, _json_body(), what)
+    body = _json_body()
+    if "context" in schema.model_fields:
+        limits.check_context(body.get("context"), _settings())
+    return _parse(schema, body, what)
 
 
 def _json_body() -> dict:
-    body = request.get_json(silent=True)
-    if body is None:
-        raise InvalidRequest("request body must be a JSON object (Content-Type: application/json)")
+    body = limits.read_json(_settings().max_json_depth)
     if not isinstance(body, dict):
         raise InvalidRequest(f"request body must be a JSON object, got {type(body).__name__}")
     return body

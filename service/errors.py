@@ -90,7 +90,8 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException):
-        code = (error.name or "http_error").lower().replace(" ", "_")
+        code = ("payload_too_large" if error.code == 413
+                else (error.name or "http_error").lower().replace(" ", "_"))
         return jsonify(error_body(code, error.description or error.name)), error.code or 500
 
     @app.errorhandler(StateStoreError)

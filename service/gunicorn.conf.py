@@ -1,20 +1,28 @@
 """gunicorn settings for the scoring service; `nba serve` sets the NBA_* variables.
 
-Sync workers: a decision is CPU-bound and takes about a millisecond, so threads add nothing
-but GIL contention. Each worker loads its own champion (no preload: LightGBM's OpenMP state
-does not survive fork well) and runs LightGBM with one thread. Each worker also runs its own
+Sync workers behind nginx (service/front.py): a decision is CPU-bound and takes about a
+millisecond, so threads add nothing but GIL contention; nginx keeps slow clients off them.
+Each worker loads its own champion (no preload: LightGBM's OpenMP state does not survive fork
+well) and runs LightGBM with one thread. Each worker also runs its own
 alias poller (NBA_POLL_SECONDS, default 10, 0 = off), started after the worker has loaded the
 app: a thread started in the master would not survive the fork.
 """
 
 import os
 
+from service import front as front_proxy
 from service import gunicorn_hooks
 
 # before any worker forks (and before prometheus_client is imported): one metrics dir per master
 gunicorn_hooks.prepare_multiprocess_dir()
 
-bind = f"{os.environ.get('NBA_HOST', '127.0.0.1')}:{os.environ.get('NBA_PORT', '8000')}"
+# nginx reads every request whole before a sync worker sees it (service/front.py);
+# NBA_FRONT=none binds gunicorn itself to the port, for deployments with a buffering proxy
+front = front_proxy.FrontSettings.from_env(runtime_dir=front_proxy.runtime_dir())
+if front.enabled:
+    bind = f"unix:{front.socket}"  # in a 0700 directory: only this user (and nginx) reach it
+else:
+    bind = front_proxy.listen_address(front.host, front.port)
 workers = int(os.environ.get("NBA_WORKERS", "2"))
 worker_class = "sync"
 timeout = int(os.environ.get("NBA_TIMEOUT", "60"))
@@ -24,6 +32,20 @@ accesslog = os.environ.get("NBA_ACCESS_LOG", "-") or None  # empty: no access lo
 errorlog = "-"
 loglevel = os.environ.get("NBA_LOG_LEVEL", "info").lower()
 raw_env = ["OMP_NUM_THREADS=1"]
+
+
+def when_ready(server):
+    """In the master, once the socket is bound: start nginx in front of it."""
+    if front.enabled:
+        server.nba_front = front_proxy.Front(front)
+        server.nba_front.start()
+
+
+def post_fork(server, worker):
+    """In each new worker: die with the master, so a `kill -9` of it frees the socket at once."""
+    front_proxy.die_with_parent()
+    if os.getppid() != server.pid:  # the master died before the line above took effect
+        os._exit(1)
 
 
 def post_worker_init(worker):
@@ -41,7 +63,10 @@ def child_exit(server, worker):
 
 
 def on_exit(server):
-    """The master is stopping: remove the metrics dir it created."""
+    """The master is stopping: stop nginx, remove the metrics dir it created."""
+    running = getattr(server, "nba_front", None)
+    if running is not None:
+        running.stop()
     gunicorn_hooks.remove_multiprocess_dir()
 
 

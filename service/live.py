@@ -25,6 +25,7 @@ from service import decide as d
 from service.allocation import ValueDistribution, demand_arrived, value_floor, window_elapsed
 from service.experiment import eligible_offers, explore, held_out
 from state import Reservation, StateStore, StockSnapshot, open_store
+from state.budget import Timeouts
 from state.log import Candidate, DecisionRecord
 
 if TYPE_CHECKING:
@@ -239,8 +240,10 @@ class LiveStateHandle:
     process opens its own on first use (and re-opens if it finds itself in a new process).
     """
 
-    def __init__(self, url: str, store: StateStore | None = None) -> None:
+    def __init__(self, url: str, store: StateStore | None = None,
+                 timeouts: Timeouts | None = None) -> None:
         self.url = url
+        self._timeouts = timeouts
         self._lock = threading.Lock()
         self._live = LiveState(store) if store is not None else None
         self._pid = os.getpid()
@@ -255,6 +258,6 @@ class LiveStateHandle:
                 if self._live is not None:
                     self._live.store.after_fork()
                 else:
-                    self._live = LiveState(open_store(self.url))
+                    self._live = LiveState(open_store(self.url, timeouts=self._timeouts))
                 self._pid = os.getpid()
             return self._live

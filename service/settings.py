@@ -45,6 +45,23 @@ class ServiceSettings:
     redis_url: str | None = field(default=None, repr=False)
     #: browser origins of storefronts allowed to call the API (CORS)
     cors_origins: tuple[str, ...] = ()
+    #: request bodies above this are refused with 413 before they are read; PUT /v1/inventory
+    #: (admin, up to 10,000 rows) has its own cap
+    max_body_bytes: int = 256 * 1024
+    bulk_body_bytes: int = 4 * 1024 * 1024
+    #: deepest nesting of arrays and objects a JSON body may have (deeper: 400)
+    max_json_depth: int = 16
+    #: the decision `context` object: keys, nesting and serialized size
+    context_max_keys: int = 32
+    context_max_depth: int = 3
+    context_max_bytes: int = 4096
+    #: seconds the state store may take inside one request, all its calls together; also the
+    #: PostgreSQL statement time-out (lock waits get half) and SQLite's lock wait
+    state_timeout: float = 2.0
+    #: Redis (rate limits): consecutive failures that open the circuit breaker, and seconds it
+    #: stays open before one probe call
+    breaker_failures: int = 5
+    breaker_seconds: float = 5.0
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> ServiceSettings:
@@ -77,7 +94,26 @@ class ServiceSettings:
             exploration_seed=int(env["NBA_EXPLORATION_SEED"]) if env.get("NBA_EXPLORATION_SEED")
             else None,
             experiment_salt=env.get("NBA_EXPERIMENT_SALT", "").strip() or cls.experiment_salt,
+            max_body_bytes=_whole("NBA_MAX_BODY_BYTES", env, cls.max_body_bytes, 1024),
+            bulk_body_bytes=_whole("NBA_MAX_BULK_BODY_BYTES", env, cls.bulk_body_bytes, 1024),
+            max_json_depth=_whole("NBA_MAX_JSON_DEPTH", env, cls.max_json_depth, 4),
+            context_max_keys=_whole("NBA_CONTEXT_MAX_KEYS", env, cls.context_max_keys, 1),
+            context_max_depth=_whole("NBA_CONTEXT_MAX_DEPTH", env, cls.context_max_depth, 1),
+            context_max_bytes=_whole("NBA_CONTEXT_MAX_BYTES", env, cls.context_max_bytes, 64),
+            state_timeout=_number("NBA_STATE_TIMEOUT", env.get("NBA_STATE_TIMEOUT"),
+                                  cls.state_timeout, lambda v: 0.05 <= v <= 300,
+                                  "a number of seconds between 0.05 and 300"),
+            breaker_failures=_whole("NBA_BREAKER_FAILURES", env, cls.breaker_failures, 1),
+            breaker_seconds=_number("NBA_BREAKER_SECONDS", env.get("NBA_BREAKER_SECONDS"),
+                                    cls.breaker_seconds, lambda v: 0.1 <= v <= 3600,
+                                    "a number of seconds between 0.1 and 3600"),
         )
+
+
+def _whole(name: str, env: dict[str, str], default: int, least: int) -> int:
+    """A whole number >= `least` from `env[name]`, the default when unset; ValueError otherwise."""
+    return int(_number(name, env.get(name), default, lambda v: v >= least and v == int(v),
+                       f"a whole number >= {least}"))
 
 
 def _share(name: str, raw: str | None, default: float) -> float:

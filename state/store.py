@@ -46,6 +46,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
+from state.budget import Timeouts, timed_connection_class
 from state.errors import StateStoreError
 from state.hotpath import HotPath
 
@@ -541,8 +542,12 @@ class StateStore:
 # ---------------------------------------------------------------- opening
 
 
-def open_store(url: str = DEFAULT_URL) -> StateStore:
+def open_store(url: str = DEFAULT_URL, *, timeouts: Timeouts | None = None) -> StateStore:
     """Open (and create if needed) the state store at `url`.
+
+    `timeouts` (the service's): PostgreSQL statement and lock time-outs and a client that stops
+    waiting at the thread's deadline (state.budget); SQLite lock waits bounded by the budget.
+    Without them (the CLI) statements may run as long as they need.
 
     `url` is sqlite:///path/state.db (one host, shared by the workers through a WAL file) or
     postgresql://user@host:port/db (several hosts); query parameters are passed to the driver,
@@ -552,7 +557,7 @@ def open_store(url: str = DEFAULT_URL) -> StateStore:
     masked = mask_url(url)
     parsed, backend = _parse(url, masked)
     try:
-        engine = _create_engine(parsed, backend)
+        engine = _create_engine(parsed, backend, timeouts)
     except (NoSuchModuleError, ImportError) as exc:
         raise StateStoreError(masked, f"database driver not available ({exc})") from None
     try:
@@ -591,24 +596,39 @@ def _parse(url: str, masked: str) -> tuple[URL, str]:
     raise StateStoreError(masked, f"unsupported scheme {parsed.drivername!r}; {expected}")
 
 
-def _create_engine(url: URL, backend: str) -> Engine:
+def _create_engine(url: URL, backend: str, timeouts: Timeouts | None = None) -> Engine:
     if backend == "sqlite":
         engine = create_engine(url)
-        event.listen(engine, "connect", _sqlite_on_connect)
+        busy_ms = _BUSY_TIMEOUT_MS if timeouts is None else timeouts.sqlite_busy_ms
+        event.listen(engine, "connect",
+                     lambda dbapi_connection, record: _sqlite_on_connect(dbapi_connection,
+                                                                         busy_ms))
         event.listen(engine, "begin", _sqlite_on_begin)
         return engine
     connect_args = {} if "connect_timeout" in url.query else {"connect_timeout": _CONNECT_TIMEOUT_S}
     # pre-ping: a pooled connection that died with a server restart is replaced, not reused
-    return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+    engine = create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+    if timeouts is not None:
+        event.listen(engine, "do_connect",
+                     lambda dialect, record, cargs, cparams: _timed_connect(cargs, cparams,
+                                                                            timeouts))
+    return engine
 
 
-def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+def _timed_connect(cargs: list[Any], cparams: dict[str, Any], timeouts: Timeouts) -> Any:
+    """A PostgreSQL connection with the service's server-side time-outs and client deadline."""
+    limits = f"-c statement_timeout={timeouts.statement_ms} -c lock_timeout={timeouts.lock_ms}"
+    cparams["options"] = f"{cparams['options']} {limits}" if cparams.get("options") else limits
+    return timed_connection_class().connect(*cargs, **cparams)
+
+
+def _sqlite_on_connect(dbapi_connection: Any, busy_ms: int) -> None:
     # sqlite3 would emit its own deferred BEGIN (and none before a SELECT); _sqlite_on_begin
     # emits ours instead.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     try:
-        cursor.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
         # WAL is a property of the file; switching needs a lock, so only when not yet set.
         if cursor.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
             cursor.execute("PRAGMA journal_mode=WAL")
