@@ -26,10 +26,13 @@ def create_app(settings: ServiceSettings | None = None, store: ModelStore | None
 
     from service import api, cors, limits, observability, openapi, reports_api, staff
     from service.auth import KeyRing
+    from service.breaker import CircuitBreaker
     from service.errors import register_error_handlers
     from service.live import LiveStateHandle
     from service.model_store import AliasProbe, ModelStore, load_from_registry
     from service.ratelimit import make_limiter
+    from service.redact import Redactor
+    from service.registry_access import RegistryAccess
     from service.settings import ServiceSettings
     from state.budget import Timeouts
 
@@ -37,11 +40,13 @@ def create_app(settings: ServiceSettings | None = None, store: ModelStore | None
     app = Flask(__name__)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     if store is None:
-        store = ModelStore(lambda: load_from_registry(settings), settings.retry_seconds,
-                           probe=AliasProbe(settings))
+        access = RegistryAccess(settings.tracking_uri)  # never creates the registry
+        store = ModelStore(lambda: load_from_registry(settings, access), settings.retry_seconds,
+                           probe=AliasProbe(settings, access))
         if settings.load_on_start:
             store.try_load()
     app.extensions["nba.settings"] = settings
+    app.extensions["nba.redactor"] = Redactor(settings.secret_urls)
     app.extensions["nba.keys"] = KeyRing.parse(settings.api_keys, settings.api_keys_file,
                                                settings.admin_token, settings.dev_mode)
     if settings.dev_mode:
@@ -59,8 +64,9 @@ def create_app(settings: ServiceSettings | None = None, store: ModelStore | None
     app.register_blueprint(staff.bp)
     app.register_blueprint(openapi.bp)
     observability.init_app(app)
-    app.extensions["nba.ratelimit"] = make_limiter(settings.rate_limit, settings.rate_burst,
-                                                   settings.redis_url)
+    app.extensions["nba.ratelimit"] = make_limiter(
+        settings.rate_limit, settings.rate_burst, settings.redis_url,
+        CircuitBreaker(settings.breaker_failures, settings.breaker_seconds))
     cors.init_app(app, settings.cors_origins)
     return app
 

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 from service import limits, observability
 from service.auth import require
 from service.decide import Decision, DecisionContext
-from service.errors import InvalidRequest, ReloadFailed, UnknownCustomer
+from service.errors import InvalidRequest, NotReady, ReloadFailed, UnknownCustomer
 from service.live import Hold, LiveState, decide_live, log_record
 from service.model_store import RELOADED, UNCHANGED, LoadedModel, ModelStore
 from service.outcomes import record_outcome
@@ -25,7 +25,7 @@ from service.schemas import (
     OutcomeRequest,
 )
 from service.settings import ServiceSettings
-from state import StockRow
+from state import StateStoreError, StockRow
 from state.log import DecisionRecord
 
 T = TypeVar("T", bound=BaseModel)
@@ -214,7 +214,9 @@ def model_info():
     return jsonify({"name": model.name, "version": model.version, "alias": model.alias,
                     "run_id": model.run_id, "metrics": model.metrics,
                     "customers": len(model.customers), "loaded_at": model.loaded_at,
-                    "worker_pid": os.getpid(), "last_reload_error": store.last_reload_error})
+                    "worker_pid": os.getpid(),
+                    "last_reload_error": current_app.extensions["nba.redactor"].public_value(
+                        store.last_reload_error)})
 
 
 @bp.post("/v1/admin/reload")
@@ -246,16 +248,28 @@ def admin_reload():
 
 @bp.get("/healthz")
 def healthz():
-    """The process is up (says nothing about the model)."""
+    """The process is up; touches no dependency (says nothing about the model or the store)."""
     return jsonify({"status": "ok"})
 
 
 @bp.get("/readyz")
 def readyz():
-    """200 once a champion is loaded, 503 before."""
+    """200 when a champion is loaded and the state store answers; 503 `not_ready` otherwise.
+
+    The 503 is the one error shape, with Retry-After; `details` says what is missing (`model`,
+    `state_store`), without any address or secret.
+    """
     store = _store()
-    if store.ready:
-        model = store.current()
-        return jsonify({"status": "ready", "model": {"name": model.name,
-                                                      "version": model.version}})
-    return jsonify({"status": "not_ready", "reason": store.last_error or "loading"}), 503
+    problems: dict[str, str] = {}
+    if not store.ready:
+        problems["model"] = store.last_error or "loading"
+    try:
+        _live().store.inventory_version()  # one-row read, within the request's budget
+    except StateStoreError as exc:
+        problems["state_store"] = exc.problem
+    if problems:
+        raise NotReady("not ready: " + "; ".join(f"{k}: {v}" for k, v in problems.items()),
+                       problems)
+    model = store.current()
+    return jsonify({"status": "ready", "model": {"name": model.name, "version": model.version},
+                    "state_store": "ok"})

@@ -9,12 +9,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, jsonify
+from flask import Flask, current_app, jsonify
 from werkzeug.exceptions import HTTPException
 
+from service.throttle import ThrottledLog
 from state.errors import StateStoreError
 
 log = logging.getLogger(__name__)
+_warn = ThrottledLog(log)
 
 
 class ApiError(Exception):
@@ -66,6 +68,15 @@ class StateUnavailable(ApiError):
 
     status = 503
     code = "state_store_unavailable"
+    headers = {"Retry-After": "2"}
+
+
+class NotReady(ApiError):
+    """/readyz: the model is not loaded or the state store does not answer (details say which)."""
+
+    status = 503
+    code = "not_ready"
+    headers = {"Retry-After": "5"}
 
 
 class ModelNotReady(ApiError):
@@ -73,10 +84,14 @@ class ModelNotReady(ApiError):
 
     status = 503
     code = "model_not_ready"
+    headers = {"Retry-After": "5"}
 
 
 def error_body(code: str, message: str, details: Any = None) -> dict:
-    """The stable error JSON."""
+    """The stable error JSON, with no secret, URL or internal address in it (service.redact)."""
+    redactor = current_app.extensions.get("nba.redactor")
+    if redactor is not None:
+        message, details = redactor.public(message), redactor.public_value(details)
     return {"error": {"code": code, "message": message, "details": details}}
 
 
@@ -96,8 +111,11 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(StateStoreError)
     def _state_error(error: StateStoreError):
-        log.error("state store: %s", error)
-        return jsonify(error_body(StateUnavailable.code, str(error))), StateUnavailable.status
+        # one line per problem per 30 s: with the store down, every request fails alike
+        _warn.warning(error.problem.split(":", 1)[0], "state store: %s", error)
+        return (jsonify(error_body(StateUnavailable.code,
+                                   f"the state store is unavailable: {error.problem}")),
+                StateUnavailable.status, StateUnavailable.headers)
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception):

@@ -28,6 +28,7 @@ from service.decide import DecisionContext
 from service.errors import ModelNotReady
 from service.experiment import holdout_mask
 from service.live import launch_distributions
+from service.registry_access import RegistryAccess, RegistryUnavailable
 from service.settings import ServiceSettings
 from training import registry
 from training.package import Policy
@@ -83,15 +84,24 @@ class ReloadResult:
     error: str | None = None
 
 
-def load_from_registry(settings: ServiceSettings) -> LoadedModel:
-    """Load the version behind `<name>@<alias>` and build the online tables with its spec."""
-    client = registry.configure(settings.tracking_uri)
+def load_from_registry(settings: ServiceSettings,
+                       access: RegistryAccess | None = None) -> LoadedModel:
+    """Load the version behind `<name>@<alias>` and build the online tables with its spec.
+
+    With `access` (the service), the registry is checked first and never created, its calls
+    are bounded, and a failure makes the next load reconnect (service.registry_access).
+    """
+    if access is not None:
+        return access.call(lambda client: _load(settings, client))
+    return _load(settings, registry.configure(settings.tracking_uri))
+
+
+def _load(settings: ServiceSettings, client: MlflowClient) -> LoadedModel:
     ref = registry.get_alias(client, settings.model_name, settings.model_alias)
     if ref is None:
         raise ModelNotReady(
-            f"no version of '{settings.model_name}' has alias '{settings.model_alias}' in "
-            f"{settings.tracking_uri}; train one with `nba train` or promote with `nba promote`"
-        )
+            f"no version of '{settings.model_name}' has alias '{settings.model_alias}' in the "
+            "registry; train one with `nba train` or promote with `nba promote`")
     started = time.perf_counter()
     # by version, not by alias: the alias may move meanwhile, and the bundle must say what it is
     policy = registry.load_policy(f"models:/{ref.name}/{ref.version}")
@@ -108,16 +118,15 @@ def load_from_registry(settings: ServiceSettings) -> LoadedModel:
 class AliasProbe:
     """The version behind the alias: one registry query, no artifact download."""
 
-    def __init__(self, settings: ServiceSettings) -> None:
+    def __init__(self, settings: ServiceSettings, access: RegistryAccess | None = None) -> None:
         self._settings = settings
-        self._client: MlflowClient | None = None  # made on first use: in the worker, not at import
+        # made on first use: in the worker, not at import
+        self._access = access or RegistryAccess(settings.tracking_uri)
 
     def __call__(self) -> str | None:
         """The version the alias points at now, or None when it points at none."""
-        if self._client is None:
-            self._client = registry.configure(self._settings.tracking_uri)
-        ref = registry.get_alias(self._client, self._settings.model_name,
-                                 self._settings.model_alias)
+        ref = self._access.call(lambda client: registry.get_alias(
+            client, self._settings.model_name, self._settings.model_alias))
         return None if ref is None else ref.version
 
 
@@ -134,8 +143,12 @@ def smoke_decision(model: LoadedModel) -> None:
 
 
 def _describe(exc: BaseException) -> str:
-    # ModelNotReady messages are written for people already; others need their type
-    return str(exc) if isinstance(exc, ModelNotReady) else f"{type(exc).__name__}: {exc}"
+    # our own errors are written for people already; others need their type (first line only:
+    # a driver's message may carry the whole statement)
+    if isinstance(exc, ModelNotReady | RegistryUnavailable):
+        return str(exc)
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"
 
 
 class ModelStore:
@@ -214,7 +227,12 @@ class ModelStore:
         try:
             version = self._probe()
         except Exception as exc:  # the registry is down: keep serving, try at the next poll
-            return ReloadResult(UNAVAILABLE, None, _describe(exc))
+            # and say so: last_reload_error tells the truth until the registry answers again
+            error = f"registry unavailable: {_describe(exc)}"
+            self._rejected = ReloadError(None, error, time.time())
+            if self._current is None:
+                self.last_error = error
+            return ReloadResult(UNAVAILABLE, None, error)
         if version is None:
             return ReloadResult(UNAVAILABLE, None, "no model version behind the alias (the alias "
                                 "is missing or the registry did not answer)")

@@ -213,7 +213,8 @@ class JsonFormatter(logging.Formatter):
             if value is not None:
                 doc[name] = value
         if record.exc_info:
-            doc["exception"] = _redact(self.formatException(record.exc_info))
+            # exc_text: already secret-free when service.redact's record factory is installed
+            doc["exception"] = _redact(record.exc_text or self.formatException(record.exc_info))
         elif record.stack_info:
             doc["stack"] = _redact(self.formatStack(record.stack_info))
         return json.dumps(doc, default=str, ensure_ascii=False)

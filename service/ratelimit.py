@@ -5,7 +5,9 @@ second; a request takes one token or gets 429 with `Retry-After`. With NBA_REDIS
 lives in Redis and is updated by one Lua script (atomic, on Redis's own clock), so the limit holds
 across every worker and host. Without it each worker keeps its own buckets (the effective limit
 is then rate x workers). If Redis does not answer, requests are let through and the failure is
-logged: the limiter protects the service, it must not take it down.
+logged: the limiter protects the service, it must not take it down. A circuit breaker stops
+asking a Redis that failed several times in a row (a frozen one costs each call its socket
+time-out) until a probe succeeds, and the warnings come at most once per 30 s.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ import threading
 import time
 from dataclasses import dataclass
 from typing import Protocol
+
+from service.breaker import CircuitBreaker
+from service.throttle import ThrottledLog
 
 log = logging.getLogger(__name__)
 
@@ -83,31 +88,42 @@ class MemoryLimiter:
 class RedisLimiter:
     """Buckets in Redis, shared by every worker and host."""
 
-    def __init__(self, url: str, rate: float, burst: int, prefix: str = "nba:ratelimit:"
-                 ) -> None:
+    def __init__(self, url: str, rate: float, burst: int, prefix: str = "nba:ratelimit:",
+                 breaker: CircuitBreaker | None = None) -> None:
         import redis
 
         self.rate, self.burst, self.prefix = rate, burst, prefix
         self._client = redis.Redis.from_url(url, socket_timeout=0.2,
                                             socket_connect_timeout=0.2)
         self._script = self._client.register_script(_LUA)
+        self.breaker = breaker or CircuitBreaker()
+        self._warn = ThrottledLog(log)
 
     def take(self, key_id: str) -> Verdict:
         """One token, or the wait; fails open (allowed) when Redis does not answer."""
         import redis
 
+        if not self.breaker.allow():
+            return Verdict(True)
         try:
             allowed, wait = self._script(keys=[self.prefix + key_id],
                                          args=[self.rate, self.burst])
         except redis.RedisError as exc:
-            log.warning("rate limiter: Redis unavailable (%s); letting the request through",
-                        type(exc).__name__)
+            opened = self.breaker.failed()
+            self._warn.warning("redis", "rate limiter: Redis unavailable (%s); letting "
+                               "requests through%s", type(exc).__name__,
+                               f"; not asking it for {self.breaker.seconds:g} s" if opened
+                               else "")
             return Verdict(True)
+        self.breaker.succeeded()
         return Verdict(bool(int(allowed)), float(wait))
 
 
-def make_limiter(rate: float, burst: int, redis_url: str | None) -> Limiter | None:
+def make_limiter(rate: float, burst: int, redis_url: str | None,
+                 breaker: CircuitBreaker | None = None) -> Limiter | None:
     """The limiter the settings ask for; None when rate limiting is off (rate 0)."""
     if rate <= 0:
         return None
-    return RedisLimiter(redis_url, rate, burst) if redis_url else MemoryLimiter(rate, burst)
+    if redis_url:
+        return RedisLimiter(redis_url, rate, burst, breaker=breaker)
+    return MemoryLimiter(rate, burst)

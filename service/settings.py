@@ -13,7 +13,8 @@ from pathlib import Path
 class ServiceSettings:
     """Where the champion and the online tables come from, and how it is kept fresh."""
 
-    tracking_uri: str = "sqlite:///mlflow.db"
+    #: the MLflow registry; may hold a password: never in logs or answers unmasked
+    tracking_uri: str = field(default="sqlite:///mlflow.db", repr=False)
     model_name: str = "nba-policy"
     model_alias: str = "champion"
     data_dir: Path = Path("data")
@@ -62,6 +63,11 @@ class ServiceSettings:
     #: stays open before one probe call
     breaker_failures: int = 5
     breaker_seconds: float = 5.0
+
+    @property
+    def secret_urls(self) -> tuple[str | None, ...]:
+        """Every configured URL that may hold a password (see service.redact)."""
+        return (self.tracking_uri, self.state_url, self.redis_url)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> ServiceSettings:

@@ -6,8 +6,12 @@ import os
 
 from service import create_app
 from service.observability import configure_logging
+from service.redact import Redactor, install_log_redaction
+from service.settings import ServiceSettings
 
-# one JSON object per line (NBA_LOG_FORMAT=text for plain lines)
+settings = ServiceSettings.from_env()
+# one JSON object per line (NBA_LOG_FORMAT=text for plain lines); no password in any line
 configure_logging(os.environ.get("NBA_LOG_LEVEL", "INFO"),
                   json_logs=os.environ.get("NBA_LOG_FORMAT", "json").strip().lower() == "json")
-app = create_app()
+install_log_redaction(Redactor(settings.secret_urls))
+app = create_app(settings)

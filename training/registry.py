@@ -45,8 +45,17 @@ class AliasedVersion:
     source: str
 
 
+def driver_uri(tracking_uri: str) -> str:
+    """The URI with the PostgreSQL driver this project installs (psycopg 3, not psycopg2)."""
+    for scheme in ("postgresql://", "postgres://"):
+        if tracking_uri.startswith(scheme):
+            return "postgresql+psycopg://" + tracking_uri[len(scheme):]
+    return tracking_uri
+
+
 def configure(tracking_uri: str) -> MlflowClient:
     """Point MLflow (tracking and registry) at one store and return a client for it."""
+    tracking_uri = driver_uri(tracking_uri)
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
@@ -61,12 +70,21 @@ def ensure_experiment(client: MlflowClient, name: str, artifact_root: Path) -> s
     return client.create_experiment(name, artifact_location=location)
 
 
+#: MLflow error codes meaning "no such model or alias" (anything else is a registry failure)
+_NOT_FOUND = {"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"}
+
+
 def get_alias(client: MlflowClient, name: str, alias: str = CHAMPION) -> AliasedVersion | None:
-    """The version behind `alias`, or None when the model or the alias does not exist."""
+    """The version behind `alias`, or None when the model or the alias does not exist.
+
+    A registry that fails (database gone, tables missing) raises: it is not "no alias".
+    """
     try:
         version: ModelVersion = client.get_model_version_by_alias(name, alias)
-    except MlflowException:
-        return None
+    except MlflowException as exc:
+        if exc.error_code in _NOT_FOUND:
+            return None
+        raise
     return AliasedVersion(name, str(version.version), alias, version.run_id, version.source)
 
 

@@ -120,10 +120,14 @@ def test_service_without_a_champion_is_not_ready_and_says_why(tmp_path, trained)
                                      state_url=f"sqlite:///{tmp_path / 'state.db'}"))
     client = app.test_client()
     ready = client.get("/readyz")
-    assert ready.status_code == 503 and "nba train" in ready.get_json()["reason"]
+    error = ready.get_json()["error"]
+    assert ready.status_code == 503 and ready.headers["Retry-After"]
+    assert error["code"] == "not_ready" and "nba train" in error["details"]["model"]
+    assert "state_store" not in error["details"]  # the store answers
     response = post(client, {"customer_id": "C0000001", "channel": "web"})
-    assert response.status_code == 503
+    assert response.status_code == 503 and response.headers["Retry-After"]
     assert response.get_json()["error"]["code"] == "model_not_ready"
+    assert not (tmp_path / "empty.db").exists()  # the service never creates a registry
 
 
 def test_batch_decides_every_customer_in_order_and_reports_unknown_ones(client, customers,

@@ -231,7 +231,12 @@ def test_an_unreachable_registry_or_a_missing_alias_keeps_serving():
     store._probe = down
     result = store.reload_if_changed()
     assert result.status == UNAVAILABLE and "registry down" in result.error
-    assert store.current().version == "1" and store.last_reload_error is None
+    # still serving, and saying why no reload can happen (issue 14: it said nothing)
+    assert store.current().version == "1"
+    assert "registry unavailable" in store.last_reload_error["error"]
+    store._probe = reg.probe
+    reg.alias = "1"
+    assert store.reload_if_changed().status == UNCHANGED and store.last_reload_error is None
     assert ModelStore(reg.load).reload_if_changed().status == UNAVAILABLE  # no probe at all
 
 
