@@ -298,7 +298,7 @@ def _promote(args: argparse.Namespace) -> int:
             demoted, restored = registry.rollback(client, name)
             print(f"{name}@champion -> version {restored} (rolled back from version {demoted})")
             return 0
-        registry.get_version(client, name, version)
+        registry.require_artifacts(client, name, version)  # one clear line, not a traceback
         if args.alias != registry.CHAMPION:
             registry.set_alias(client, name, version, args.alias)
             print(f"{name}@{args.alias} -> version {version}")

@@ -316,6 +316,7 @@ def promote_champion(client: MlflowClient, name: str, version: str, data_dir: Pa
                   else compare_versions(client, name, version, champion.version, data_dir))
     status = gate_status(comparison.paired if comparison else None, force)
     registry.tag_version(client, name, version, validation_tags(comparison, status))
-    if status != FAILED:
-        registry.set_alias(client, name, version)
+    if status != FAILED:  # unless another promotion moved the champion meanwhile
+        registry.set_alias(client, name, version,
+                           expected=champion.version if champion else None)
     return Promotion(status, champion.version if champion else None, comparison)

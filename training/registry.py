@@ -19,6 +19,8 @@ from mlflow import MlflowClient
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
+from training.registry_lock import promotion_lock
+
 if TYPE_CHECKING:
     from training.package import Policy
 
@@ -96,6 +98,21 @@ def get_version(client: MlflowClient, name: str, version: str) -> ModelVersion:
         raise RegistryError(f"model '{name}' has no version {version}") from None
 
 
+def require_artifacts(client: MlflowClient, name: str, version: str) -> None:
+    """RegistryError unless the version's model files (its MLmodel) can be fetched."""
+    import tempfile
+
+    from mlflow.artifacts import download_artifacts
+
+    found = get_version(client, name, version)
+    try:
+        with tempfile.TemporaryDirectory(prefix="nba-check-") as tmp:
+            download_artifacts(artifact_uri=f"models:/{name}/{version}/MLmodel", dst_path=tmp)
+    except (MlflowException, OSError):
+        raise RegistryError(f"model '{name}' version {version} cannot be promoted: its model "
+                            f"files are missing or unreadable at {found.source}") from None
+
+
 def latest_version(client: MlflowClient, name: str) -> str:
     """The highest registered version number of `name`; RegistryError when there is none."""
     try:
@@ -107,16 +124,33 @@ def latest_version(client: MlflowClient, name: str) -> str:
     return str(max(int(v.version) for v in versions))
 
 
-def set_alias(client: MlflowClient, name: str, version: str, alias: str = CHAMPION) -> None:
+_ANY = object()
+
+
+def set_alias(client: MlflowClient, name: str, version: str, alias: str = CHAMPION, *,
+              expected: object = _ANY) -> None:
     """Point `alias` at `version`; a champion move is recorded in the champion history.
 
-    Raises RegistryError naming a missing model or version. The champion being replaced is
-    added to the history first if missing (registries older than the history tag). A new
-    champion without a `validation_status` tag gets `first_champion` or `unvalidated`.
+    Raises RegistryError naming a missing model or version, or when `expected` (a version, or
+    None for "no champion") is given and the champion is no longer it (another promotion came
+    first). The champion being replaced is added to the history first if missing (registries
+    older than the history tag). A new champion without a `validation_status` tag gets
+    `first_champion` or `unvalidated`. Promotions are serialized (training.registry_lock), so
+    the history and the alias always agree.
     """
+    with promotion_lock(_registry_uri(client), name):
+        _set_alias_locked(client, name, str(version), alias, expected)
+
+
+def _set_alias_locked(client: MlflowClient, name: str, version: str, alias: str,
+                      expected: object) -> None:
     found = get_version(client, name, version)
-    version = str(version)
     previous = get_alias(client, name) if alias == CHAMPION else None
+    if expected is not _ANY and alias == CHAMPION and (
+            previous.version if previous else None) != expected:
+        raise RegistryError(f"the champion of '{name}' moved to version "
+                            f"{previous.version if previous else None} (was {expected}) while "
+                            "this promotion ran; run it again to compare with the new champion")
     if alias == CHAMPION and STATUS_TAG not in (found.tags or {}):
         client.set_model_version_tag(name, version, STATUS_TAG,
                                      "unvalidated" if previous else "first_champion")
@@ -167,16 +201,26 @@ def rollback(client: MlflowClient, name: str) -> tuple[str | None, str]:
     """Put the previous champion back; returns (demoted version, restored version)."""
     current = get_alias(client, name)
     current_version = current.version if current else None
-    target = rollback_target(champion_history(client, name), current_version)
+    target_history = champion_history(client, name)
+    target = rollback_target(target_history, current_version)
     if target is None:
         raise RegistryError(f"model '{name}' has no previous champion to roll back to "
                             f"(champion history: {champion_history(client, name)})")
     version, history = target
     get_version(client, name, version)
-    client.set_registered_model_alias(name, CHAMPION, version)
-    _write_history(client, name, history)
+    with promotion_lock(_registry_uri(client), name):
+        if (getattr(get_alias(client, name), "version", None) != current_version
+                or champion_history(client, name) != target_history):
+            raise RegistryError(f"the champion of '{name}' moved while rolling back; run "
+                                "`nba promote --rollback` again")
+        client.set_registered_model_alias(name, CHAMPION, version)
+        _write_history(client, name, history)
     log.info("rolled %s champion back from version %s to %s", name, current_version, version)
     return current_version, version
+
+
+def _registry_uri(client: MlflowClient) -> str:
+    return driver_uri(getattr(client, "_registry_uri", None) or mlflow.get_registry_uri())
 
 
 def tag_version(client: MlflowClient, name: str, version: str, tags: dict[str, str]) -> None:

@@ -175,12 +175,18 @@ def browser() -> Iterator[Browser]:
 
 @contextmanager
 def open_page(browser: Browser, base: str, viewport: dict, query: str = "") -> Iterator[Page]:
-    """A fresh touch-screen tab on the staff page; fails the test on any script error."""
+    """A fresh touch-screen tab on the staff page; fails the test on any script error or
+    anything its Content-Security-Policy blocks."""
     context = browser.new_context(viewport=viewport, has_touch=True, device_scale_factor=1)
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(f"{base}/staff{query}")
+    # the page's Content-Security-Policy must not block anything the page itself needs
+    page.on("console", lambda message: errors.append(message.text)
+            if "Content Security Policy" in message.text else None)
+    response = page.goto(f"{base}/staff{query}")
+    assert response is not None and "frame-ancestors 'none'" in response.headers[
+        "content-security-policy"]
     expect(page.locator("body")).to_have_attribute("data-loaded", "true")
     try:
         yield page

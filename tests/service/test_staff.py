@@ -97,6 +97,10 @@ def test_page_is_public_and_preselects_the_store(app):
     assert "/static/staff.js" in html and "/static/staff.css" in html
     for asset in ("/static/staff.js", "/static/staff.css"):
         assert app.test_client().get(asset).status_code == 200
+    csp = response.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
 
 
 def test_page_defaults_to_the_first_store_and_keeps_an_unlisted_one(app):
