@@ -55,8 +55,9 @@ def create_app(settings: ServiceSettings | None = None, store: ModelStore | None
     app.extensions["nba.model_store"] = store
     app.extensions["nba.rng"] = random.Random(settings.exploration_seed)  # exploration draws
     # opened lazily in each worker process (a pool must not cross gunicorn's fork)
-    app.extensions["nba.state"] = LiveStateHandle(settings.state_url, state,
-                                                  Timeouts(settings.state_timeout))
+    app.extensions["nba.state"] = LiveStateHandle(
+        settings.state_url, state, Timeouts(settings.state_timeout),
+        CircuitBreaker(settings.breaker_failures, settings.breaker_seconds))
     register_error_handlers(app)
     limits.init_app(app, settings)
     app.register_blueprint(api.bp)

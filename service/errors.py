@@ -111,6 +111,10 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(StateStoreError)
     def _state_error(error: StateStoreError):
+        handle = current_app.extensions.get("nba.state")
+        if handle is not None and handle.breaker is not None \
+                and not getattr(error, "breaker_open", False):
+            handle.breaker.failed()
         # one line per problem per 30 s: with the store down, every request fails alike
         _warn.warning(error.problem.split(":", 1)[0], "state store: %s", error)
         return (jsonify(error_body(StateUnavailable.code,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Flask, g, request
+from flask import Flask, Response, g, request
 
 from service.errors import ApiError, InvalidRequest
 from service.settings import ServiceSettings
@@ -43,6 +43,15 @@ def init_app(app: Flask, settings: ServiceSettings) -> None:
                                   f"accepts at most {cap:,}", {"max_bytes": cap})
         request.max_content_length = cap  # a chunked body is cut off at the cap
         g.state_deadline_before = budget.start(settings.state_timeout)
+
+    @app.after_request
+    def _store_answered(response: Response) -> Response:
+        # a request that got the store and did not fail with it: the store answers (breaker)
+        handle = app.extensions.get("nba.state")
+        if response.status_code < 500 and handle is not None and handle.breaker is not None \
+                and g.get("state_used"):
+            handle.breaker.succeeded()
+        return response
 
     @app.teardown_request
     def _end_deadline(_error: BaseException | None) -> None:

@@ -18,13 +18,15 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import numpy as np
+from flask import g, has_request_context
 
 from features.catalog import Catalog
 from features.customers import CustomerTable
 from service import decide as d
 from service.allocation import ValueDistribution, demand_arrived, value_floor, window_elapsed
+from service.breaker import CircuitBreaker
 from service.experiment import eligible_offers, explore, held_out
-from state import Reservation, StateStore, StockSnapshot, open_store
+from state import Reservation, StateStore, StateStoreError, StockSnapshot, mask_url, open_store
 from state.budget import Timeouts
 from state.log import Candidate, DecisionRecord
 
@@ -238,18 +240,30 @@ class LiveStateHandle:
 
     gunicorn forks workers: a connection pool made before the fork must not be shared, so each
     process opens its own on first use (and re-opens if it finds itself in a new process).
+    With a circuit breaker, a store that failed repeatedly (frozen, down) is not asked again
+    until a probe succeeds: requests get their 503 at once instead of waiting out the budget.
     """
 
     def __init__(self, url: str, store: StateStore | None = None,
-                 timeouts: Timeouts | None = None) -> None:
+                 timeouts: Timeouts | None = None, breaker: CircuitBreaker | None = None
+                 ) -> None:
         self.url = url
         self._timeouts = timeouts
+        self.breaker = breaker
         self._lock = threading.Lock()
         self._live = LiveState(store) if store is not None else None
         self._pid = os.getpid()
 
     def get(self) -> LiveState:
-        """This process's LiveState; raises StateStoreError when the store cannot be opened."""
+        """This process's LiveState; raises StateStoreError when the store cannot be opened,
+        or when the breaker is open."""
+        if self.breaker is not None and not self.breaker.allow():
+            skipped = StateStoreError(mask_url(self.url), "not asked: it failed repeatedly; "
+                                      f"asking again within {self.breaker.seconds:g} s")
+            skipped.breaker_open = True  # type: ignore[attr-defined]  # not a failure of its own
+            raise skipped
+        if has_request_context():
+            g.state_used = True  # service.limits tells the breaker when the request succeeded
         live = self._live
         if live is not None and self._pid == os.getpid():
             return live

@@ -59,10 +59,10 @@ class ServiceSettings:
     #: seconds the state store may take inside one request, all its calls together; also the
     #: PostgreSQL statement time-out (lock waits get half) and SQLite's lock wait
     state_timeout: float = 2.0
-    #: Redis (rate limits): consecutive failures that open the circuit breaker, and seconds it
-    #: stays open before one probe call
-    breaker_failures: int = 5
-    breaker_seconds: float = 5.0
+    #: Redis (rate limits) and the state store: consecutive failures that open a dependency's
+    #: circuit breaker, and seconds it stays open before one probe call
+    breaker_failures: int = 3
+    breaker_seconds: float = 2.0
 
     @property
     def secret_urls(self) -> tuple[str | None, ...]:

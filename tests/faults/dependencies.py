@@ -7,6 +7,7 @@ module started. `thaw()` comes before any stop, so a frozen server can always be
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -22,8 +23,10 @@ from tests.integration.servers import free_port
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 
 
-def _as_postgres(argv: list[str]) -> list[str]:
-    return argv if os.geteuid() != 0 else ["runuser", "-u", "postgres", "--", *argv]
+def _as_postgres() -> dict:
+    """Popen arguments that run a command as the postgres OS user when we are root (no runuser
+    in between: signals to the process group reach the server itself)."""
+    return {"user": "postgres", "group": "postgres"} if os.geteuid() == 0 else {}
 
 
 class Postgres:
@@ -36,9 +39,9 @@ class Postgres:
         if os.geteuid() == 0:
             shutil.chown(self.root, "postgres")
             shutil.chown(self.sockets, "postgres")
-        subprocess.run(_as_postgres([str(PG_BIN / "initdb"), "-D", str(self.data), "-A", "trust",
-                                     "-U", "postgres", "--no-sync"]),
-                       check=True, capture_output=True)
+        subprocess.run([str(PG_BIN / "initdb"), "-D", str(self.data), "-A", "trust",
+                        "-U", "postgres", "--no-sync"], check=True, capture_output=True,
+                       cwd=self.root, **_as_postgres())
         self.port = free_port()
         self.process: subprocess.Popen | None = None
 
@@ -46,10 +49,10 @@ class Postgres:
         """Start the server (a process group of its own) and wait until it answers."""
         log = open(self.root / "server.log", "a")  # noqa: SIM115 (closed with the process)
         self.process = subprocess.Popen(
-            _as_postgres([str(PG_BIN / "postgres"), "-D", str(self.data), "-p", str(self.port),
-                          "-k", str(self.sockets), "-c", "listen_addresses=127.0.0.1",
-                          "-c", "fsync=off", "-c", "max_connections=200"]),
-            stdout=log, stderr=log, start_new_session=True)
+            [str(PG_BIN / "postgres"), "-D", str(self.data), "-p", str(self.port),
+             "-k", str(self.sockets), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
+             "-c", "max_connections=200"],
+            stdout=log, stderr=log, start_new_session=True, cwd=self.root, **_as_postgres())
         log.close()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -77,23 +80,36 @@ class Postgres:
 
     def freeze(self) -> None:
         """SIGSTOP every process of the server: it accepts TCP (the kernel does) but answers
-        nothing."""
+        nothing. The postmaster first (it forks no backend while stopped), then each child:
+        backends run in process groups of their own (setsid), so a group signal misses them."""
         self._signal(signal.SIGSTOP)
 
     def thaw(self) -> None:
         """SIGCONT every process of the server."""
         self._signal(signal.SIGCONT)
 
+    def pids(self) -> list[int]:
+        """The postmaster and its children (backends, checkpointer, ...)."""
+        if self.process is None or self.process.poll() is not None:
+            return []
+        pid = self.process.pid
+        try:
+            children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        except OSError:
+            children = []
+        return [pid, *map(int, children)]
+
     def stop(self) -> None:
         """Fast shutdown (SIGINT), SIGKILL after 20 s; thaws first."""
         if self.process is None or self.process.poll() is not None:
             return
         self.thaw()
-        os.killpg(self.process.pid, signal.SIGINT)
+        os.kill(self.process.pid, signal.SIGINT)
         try:
             self.process.wait(20)
         except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
+            for pid in self.pids():
+                os.kill(pid, signal.SIGKILL)
             self.process.wait()
 
     def destroy(self) -> None:
@@ -102,8 +118,9 @@ class Postgres:
         shutil.rmtree(self.root, ignore_errors=True)
 
     def _signal(self, sig: int) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, sig)
+        for pid in self.pids():
+            with contextlib.suppress(ProcessLookupError):  # a backend that just ended
+                os.kill(pid, sig)
 
 
 class Redis:
