@@ -3,6 +3,7 @@
 #          -v $PWD/mlruns:/app/mlruns -e NBA_STATE_URL=postgresql://nba@db/nba \
 #          -e NBA_API_KEYS_FILE=/run/secrets/nba-keys nba
 FROM python:3.11-slim
+# nginx-light: `nba serve` starts it in front of gunicorn (docs/operations.md)
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -10,7 +11,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR=false
 
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends libgomp1 \
+    && apt-get install -y --no-install-recommends libgomp1 nginx-light \
     && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /app

@@ -303,14 +303,15 @@ def launch(argv: list[str], env: dict[str, str], port: int, log_path: Path) -> S
 
 @contextmanager
 def nba_server(champion: Champion, root: Path, workers: int = WORKERS,
-               gunicorn_args: str = "", wait: bool = True) -> Iterator[Server]:
+               gunicorn_args: str = "", wait: bool = True,
+               extra_env: dict[str, str] | None = None) -> Iterator[Server]:
     """`nba serve` on a free port with a fresh state store holding the demo stock."""
     root.mkdir(parents=True, exist_ok=True)
     state_db = root / "state.db"
     load_stock(champion, state_db)
     port = free_port()
-    env = nba_env(champion, state_db, {"GUNICORN_CMD_ARGS": gunicorn_args} if gunicorn_args
-                  else None)
+    env = nba_env(champion, state_db, ({"GUNICORN_CMD_ARGS": gunicorn_args} if gunicorn_args
+                                       else {}) | (extra_env or {}))
     server = launch([NBA, "serve", "--port", str(port), "--workers", str(workers)], env, port,
                     root / "gunicorn.log")
     try:
@@ -635,7 +636,7 @@ def report(results: list[CatalogResult], loads: LoadGenerator, setup_s: float,
         f"fixed at {SHRINKAGE}. Load: {loads.name}, {SECONDS} s or "
         f"{MAX_REQUESTS:,} requests per point after a {WARMUP_SECONDS} s warm-up; POST bodies "
         "cycle over every customer in random order, each on a new connection. "
-        "`nba serve --workers 2`: gunicorn sync "
+        "`nba serve --workers 2`: nginx in front of gunicorn sync "
         "workers, dev mode, no rate limit, no access log, live state and decision log in SQLite, "
         "holdout and exploration at their defaults. `mlflow models serve --env-manager local "
         "-w 2` on the same registered version, the customer's row as a one-row "
