@@ -76,7 +76,7 @@ def remaining() -> float | None:
     return None if ends is None else ends - time.monotonic()
 
 
-def timed_connection_class() -> type:
+def timed_connection_class() -> Any:
     """The psycopg Connection subclass that honours the deadline (psycopg imported lazily)."""
     global _timed
     if _timed is None:

@@ -16,8 +16,9 @@ import logging
 import os
 import time
 from collections.abc import Iterator
+from typing import Any
 
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +75,10 @@ def _file_lock(path: str, timeout: float) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _advisory_lock(url, key: int, timeout: float) -> Iterator[None]:
+def _advisory_lock(url: URL, key: int, timeout: float) -> Iterator[None]:
     import psycopg
 
-    params = {k: v for k, v in url.query.items() if isinstance(v, str)}
+    params: dict[str, Any] = {k: v for k, v in url.query.items() if isinstance(v, str)}
     with psycopg.connect(host=url.host, port=url.port, user=url.username, password=url.password,
                          dbname=url.database, autocommit=True, **params) as conn:
         conn.execute(f"SET lock_timeout = {max(1, round(timeout * 1000))}")
