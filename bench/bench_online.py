@@ -454,7 +454,8 @@ def run_python(url: str, bodies: Sequence[bytes], connections: int, seconds: flo
         thread.join()
     ms = np.array(latencies) * 1e3
     return Load(len(ms), time.perf_counter() - started, failures[0], failures[1],
-                *(float(np.percentile(ms, q)) for q in (50, 95, 99)))
+                *(float(np.percentile(ms, q)) if len(ms) else float("nan")
+                  for q in (50, 95, 99)))
 
 
 class LoadGenerator:
