@@ -25,8 +25,8 @@ _ANY_URL = re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.-]*)://[^\s'\"<>)]+")
 _IP = re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}\b")
 _BEARER = re.compile(r"(?i)(bearer\s+)[^\s\"',;]+")
 #: words too common to hide as a "user" or "database" (they would mangle ordinary messages)
-_COMMON = {"", "postgres", "postgresql", "root", "admin", "user", "redis", "mlflow", "test",
-           "default", "localhost", "db", "0"}
+_COMMON = {"", "postgresql", "admin", "user", "redis", "mlflow", "test", "default",
+           "localhost", "db", "0"}
 
 
 class Redactor:

@@ -67,13 +67,17 @@ class Clients:
         return [r[3]["decision_id"] for r in self.results if r[2] == 200]
 
 
-def worker_pids(base: str, workers: int = 2) -> set[int]:
-    """The pids of the workers answering (asks until `workers` have, at most 200 times)."""
+def worker_pids(base: str, workers: int = 2, seconds: float = 60) -> set[int]:
+    """The pids of the workers answering: asks until `workers` have (a worker still loading
+    its model at start answers nothing), for at most `seconds`."""
     seen: set[int] = set()
-    for _ in range(200):
-        seen.add(call(f"{base}/v1/model")[1]["worker_pid"])
-        if len(seen) >= workers:
-            break
+    ends = time.monotonic() + seconds
+    while len(seen) < workers and time.monotonic() < ends:
+        status, body = call(f"{base}/v1/model")
+        if status == 200:
+            seen.add(body["worker_pid"])
+        else:
+            time.sleep(0.1)
     return seen
 
 
