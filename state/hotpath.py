@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Column, Engine, Table
 from sqlalchemy.exc import DBAPIError
 
-from state.errors import StateStoreError
+from state.errors import StateStoreError, describe
 from state.schema import CONFIRMED, RESERVED, contacts, decisions
 
 #: Connections a forked child inherited: kept referenced, never used or closed, because closing
@@ -122,7 +122,7 @@ class HotPath:
         at BEGIN, before anything was sent.
         """
         for attempt in (1, 2):
-            raw = self._connection_for_thread()
+            raw = self.connection_for_thread()
             began = not transaction
             cursor = None
             try:
@@ -138,7 +138,7 @@ class HotPath:
                 broken = self._abandon(raw, cursor, transaction and began)
                 if broken and attempt == 1 and (not transaction or not began):
                     continue
-                raise StateStoreError(self._url, f"{what} failed: {_describe(exc)}") from exc
+                raise StateStoreError(self._url, f"{what} failed: {describe(exc)}") from exc
             except BaseException:
                 self._abandon(raw, cursor, transaction and began)
                 raise
@@ -147,7 +147,8 @@ class HotPath:
                     _close_quietly(cursor)
         raise AssertionError("unreachable")
 
-    def _connection_for_thread(self) -> Any:
+    def connection_for_thread(self) -> Any:
+        """This thread's DBAPI connection, opened on first use (and anew in a forked child)."""
         held = self._held
         raw = getattr(held, "raw", None)
         if raw is not None and held.pid == os.getpid():
@@ -157,9 +158,10 @@ class HotPath:
         try:
             proxy = self._engine.raw_connection()
         except (self._dbapi_error, DBAPIError) as exc:
-            raise StateStoreError(self._url, f"cannot connect: {_describe(exc)}") from exc
+            raise StateStoreError(self._url, f"cannot connect: {describe(exc)}") from exc
         proxy.detach()  # ours for the thread's life, outside the pool's checkout accounting
         raw = proxy.dbapi_connection
+        assert raw is not None  # a fresh checkout always carries its DBAPI connection
         if self._backend == "postgresql":
             raw.rollback()  # a pre-ping may have left a transaction open
             raw.autocommit = True  # the read is one statement; writes say BEGIN themselves
@@ -249,7 +251,3 @@ def _close_quietly(raw: Any) -> None:
     with contextlib.suppress(Exception):
         raw.close()
 
-
-def _describe(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return "; ".join(lines) or type(exc).__name__
