@@ -432,9 +432,8 @@ def _decide(args: argparse.Namespace) -> int:
 
     from service.api import decision_json
     from service.decide import DecisionContext
-    from service.errors import ApiError
     from service.live import LiveState
-    from service.model_store import load_from_registry
+    from service.model_store import ModelNotReady, load_from_registry
     from service.schemas import DecisionRequest
     from service.settings import ServiceSettings
 
@@ -448,7 +447,7 @@ def _decide(args: argparse.Namespace) -> int:
                                model_alias=args.alias, data_dir=args.data_dir)
     try:
         model = load_from_registry(settings)
-    except ApiError as exc:
+    except ModelNotReady as exc:
         raise CliError(exc.message) from None
     row = model.customers.row(req.customer_id)
     if row is None:

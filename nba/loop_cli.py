@@ -315,9 +315,8 @@ def _cell(value: Any) -> Any:
 def _outcomes(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from service.errors import ApiError
-    from service.outcomes import record_outcome
-    from service.schemas import OutcomeRequest
+    from service.outcomes import UnknownDecision, record_outcome
+    from service.schemas import InvalidRequest, OutcomeRequest
 
     path: Path = args.file
     frame = read_outcomes_file(path)
@@ -347,7 +346,7 @@ def _outcomes(args: argparse.Namespace) -> int:
         for number, request in enumerate(requests, start=1):
             try:
                 recorded += bool(record_outcome(store, request, now)["recorded"])
-            except ApiError as exc:
+            except (UnknownDecision, InvalidRequest) as exc:
                 raise CliError(f"{path.name}: row {number}: {exc.message} ({recorded:,} "
                                "earlier rows recorded; loading again is safe)") from None
         url = store.url

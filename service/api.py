@@ -14,13 +14,22 @@ from pydantic import BaseModel, ValidationError
 from service import observability
 from service.auth import require
 from service.decide import Decision, DecisionContext
-from service.errors import InvalidRequest, ReloadFailed, UnknownCustomer
+from service.errors import error_fields
 from service.live import Hold, LiveState, decide_live, log_record
-from service.model_store import RELOADED, UNCHANGED, LoadedModel, ModelStore
+from service.model_store import (
+    RELOADED,
+    UNCHANGED,
+    LoadedModel,
+    ModelNotReady,
+    ModelStore,
+    ReloadFailed,
+    UnknownCustomer,
+)
 from service.outcomes import record_outcome
 from service.schemas import (
     BatchDecisionRequest,
     DecisionRequest,
+    InvalidRequest,
     InventoryUpdate,
     OutcomeRequest,
 )
@@ -106,10 +115,7 @@ def decision_json(decision_id: str, customer_id: str, model: LoadedModel,
 def _decide(model: LoadedModel, live: LiveState, customer_id: str, channel: str, limit: int,
             store_id: str | None) -> tuple[dict, DecisionRecord]:
     """One customer's served decision as a response document, and its log record."""
-    row = model.customers.row(customer_id)
-    if row is None:
-        raise UnknownCustomer(f"unknown customer_id '{customer_id}'",
-                              {"customer_id": customer_id})
+    row = model.customer_row(customer_id)
     settings = _settings()
     context = DecisionContext(channel=channel, now=datetime.now(UTC), limit=limit,
                               store_id=store_id)
@@ -164,9 +170,7 @@ def create_decisions():
             body, record = _decide(model, live, customer_id, req.channel, req.limit,
                                    req.context.store_id)
         except UnknownCustomer as exc:
-            answers.append({"customer_id": customer_id,
-                            "error": {"code": exc.code, "message": exc.message,
-                                      "details": exc.details}})
+            answers.append({"customer_id": customer_id, "error": error_fields(exc)})
             continue
         answers.append(body)
         records.append(record)
@@ -251,10 +255,9 @@ def healthz():
 
 @bp.get("/readyz")
 def readyz():
-    """200 once a champion is loaded, 503 before."""
+    """200 once a champion is loaded; before, 503 model_not_ready saying why (the error shape)."""
     store = _store()
-    if store.ready:
-        model = store.current()
-        return jsonify({"status": "ready", "model": {"name": model.name,
-                                                      "version": model.version}})
-    return jsonify({"status": "not_ready", "reason": store.last_error or "loading"}), 503
+    if not store.ready:
+        raise ModelNotReady(store.last_error or "loading", {"status": "not_ready"})
+    model = store.current()
+    return jsonify({"status": "ready", "model": {"name": model.name, "version": model.version}})

@@ -103,7 +103,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("get", "/healthz", "api.healthz", "Liveness", None, {200: s.HealthResponse},
               tag="service"),
     Operation("get", "/readyz", "api.readyz", "Readiness: 200 once a champion is loaded", None,
-              {200: s.ReadyResponse, 503: s.ReadyResponse}, tag="service"),
+              {200: s.ReadyResponse, 503: s.ErrorResponse}, tag="service"),
 )
 
 

@@ -9,10 +9,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from service.errors import InvalidRequest, UnknownDecision
-from service.schemas import OutcomeRequest
+from service.domain import DomainError
+from service.schemas import InvalidRequest, OutcomeRequest
 from state import StateStore
 from state.log import Outcome
+
+
+class UnknownDecision(DomainError):
+    """No such decision in the decision log."""
 
 
 def record_outcome(store: StateStore, outcome: OutcomeRequest, now: datetime) -> dict:

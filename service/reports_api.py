@@ -6,20 +6,13 @@ import logging
 
 from flask import Blueprint, current_app, jsonify, request
 
-from reports import ReportError, parse_since
+from reports import NoDecisions, ReportError, parse_since
 from reports.incrementality import BY_OPTIONS, incrementality
 from service.auth import require
-from service.errors import ApiError, InvalidRequest
+from service.schemas import InvalidRequest
 
 log = logging.getLogger(__name__)
 bp = Blueprint("reports", __name__)
-
-
-class NoDecisions(ApiError):
-    """The decision log holds no decisions (in the requested window)."""
-
-    status = 404
-    code = "no_decisions"
 
 
 @bp.get("/v1/reports/incrementality")

@@ -32,9 +32,8 @@ from features.errors import ContractError
 from service import decide as d
 from service.api import parse_json
 from service.auth import require
-from service.errors import InvalidRequest, UnknownCustomer
-from service.model_store import LoadedModel, ModelStore
-from service.schemas import MAX_LIMIT, OfferOut
+from service.model_store import LoadedModel, ModelStore, UnknownCustomer
+from service.schemas import MAX_LIMIT, InvalidRequest, OfferOut
 from state import StateStoreError, StockRow
 
 log = logging.getLogger(__name__)

@@ -120,7 +120,8 @@ def test_service_without_a_champion_is_not_ready_and_says_why(tmp_path, trained)
                                      state_url=f"sqlite:///{tmp_path / 'state.db'}"))
     client = app.test_client()
     ready = client.get("/readyz")
-    assert ready.status_code == 503 and "nba train" in ready.get_json()["reason"]
+    assert ready.status_code == 503 and "nba train" in ready.get_json()["error"]["message"]
+    assert ready.get_json()["error"]["code"] == "model_not_ready"  # the one error shape
     response = post(client, {"customer_id": "C0000001", "channel": "web"})
     assert response.status_code == 503
     assert response.get_json()["error"]["code"] == "model_not_ready"

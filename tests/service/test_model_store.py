@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 import pytest
 
 from service.decide import Decision, Suppression
-from service.errors import ModelNotReady
 from service.model_store import (
     BUSY,
     REJECTED,
@@ -20,6 +19,7 @@ from service.model_store import (
     UNCHANGED,
     AliasPoller,
     LoadedModel,
+    ModelNotReady,
     ModelStore,
     smoke_decision,
 )

@@ -16,8 +16,7 @@ from flask import Flask
 from features import io
 from features.catalog import Offer
 from service import create_app
-from service.errors import ModelNotReady
-from service.model_store import LoadedModel, ModelStore
+from service.model_store import LoadedModel, ModelNotReady, ModelStore
 from service.settings import ServiceSettings
 from service.staff import normalize_card, plain_reasons, stock_json, value_band
 from state import StockRow
