@@ -12,13 +12,15 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from sqlalchemy import select
 
 from state.database import Database
 from state.schema import decisions, outcomes
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 EVENTS = ("shown", "accepted", "declined", "purchased")
 NO_OFFER = ""  # outcomes.offer_id of an event not tied to an offer (e.g. an organic purchase)
@@ -111,6 +113,8 @@ class DecisionLog:
 
     def decisions_frame(self, since: datetime | None = None) -> pd.DataFrame:
         """Every decision (since a time) as a frame; JSON columns decoded to Python objects."""
+        import pandas as pd  # only reports and exports need frames: `import state` stays light
+
         query = select(decisions).order_by(decisions.c.decided_at, decisions.c.decision_id)
         if since is not None:
             query = query.where(decisions.c.decided_at >= since)
@@ -123,6 +127,8 @@ class DecisionLog:
 
     def outcomes_frame(self, since: datetime | None = None) -> pd.DataFrame:
         """Every outcome of decisions made since a time; offer_id None when not tied to one."""
+        import pandas as pd
+
         query = select(outcomes).join(decisions).order_by(outcomes.c.occurred_at)
         if since is not None:
             query = query.where(decisions.c.decided_at >= since)
@@ -163,7 +169,7 @@ def _plain(value: Any) -> Any:
     """JSON for NumPy scalars and timestamps in a feature row."""
     if hasattr(value, "item"):
         return value.item()
-    if isinstance(value, datetime | pd.Timestamp):
+    if isinstance(value, datetime):  # pandas' Timestamp is one too
         return value.isoformat()
     return str(value)
 
