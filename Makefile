@@ -56,6 +56,9 @@ retrain: venv ## retrain from the decision log: export it after the original exp
 test: venv browser ## run the whole test suite (installs Debian's chromium for the browser tests)
 	$(BIN)/python -m pytest
 
+test-fast: venv ## the inner loop: every test not marked slow (no full training run, no servers)
+	$(BIN)/python -m pytest -m "not slow"
+
 lint: venv ## ruff
 	$(BIN)/ruff check .
 
@@ -75,4 +78,4 @@ mlflow-ui: venv ## the MLflow UI on the same store (runs, metrics, plots, regist
 clean: ## remove demo data, the local MLflow store and caches (keeps .venv)
 	rm -rf $(DATA_DIR) $(RETRAIN_DIR) mlflow.db state.db state.db-* mlruns/[!.]* .pytest_cache
 
-.PHONY: help venv browser wrk data champion stock run retrain test lint bench bench-quality mlflow-ui clean
+.PHONY: help venv browser wrk data champion stock run retrain test test-fast lint bench bench-quality mlflow-ui clean

@@ -20,6 +20,8 @@ from service.settings import ServiceSettings
 from tests.integration.servers import call, gunicorn
 from training import registry
 
+pytestmark = pytest.mark.slow  # the real trained registry; one test runs gunicorn
+
 TOKEN = "hot-reload-test-token-4f1c"
 POLL_SECONDS = 1
 

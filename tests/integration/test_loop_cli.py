@@ -23,6 +23,8 @@ from nba.settings import CliSettings
 from state import DecisionRecord
 from tests.conftest import STAFF_KEY
 
+pytestmark = pytest.mark.slow  # the real trained champion behind a real HTTP server
+
 EXAMPLES = {"simulate": simulate.EXAMPLES, "export-training": export_training.EXAMPLES,
             "outcomes": outcomes.EXAMPLES}
 

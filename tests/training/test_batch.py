@@ -15,6 +15,8 @@ from service.decide import DecisionContext
 from state.rows import snapshot_of
 from training.batch import batch_score
 
+pytestmark = pytest.mark.slow  # scores with the real trained champion
+
 
 def test_batch_score_streams_every_customer_through_the_decision_code(tmp_path, trained, loaded):
     customers = io.read_customers(trained.data_dir / io.CUSTOMERS).head(2_500)
