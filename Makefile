@@ -59,8 +59,9 @@ test: venv browser ## run the whole test suite (installs Debian's chromium for t
 test-fast: venv ## the inner loop: every test not marked slow (no full training run, no servers)
 	$(BIN)/python -m pytest -m "not slow"
 
-lint: venv ## ruff
+lint: venv ## ruff and mypy (configured in pyproject.toml)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 wrk: ## install Debian's wrk, the load generator of bench/bench_online.py
 	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends wrk; }

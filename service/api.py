@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 from flask import Blueprint, current_app, jsonify, request
+from flask.typing import ResponseReturnValue
 from pydantic import BaseModel, ValidationError
 
 from service import observability
@@ -137,7 +138,7 @@ def _decide(model: LoadedModel, live: LiveState, customer_id: str, channel: str,
 
 @bp.post("/v1/decisions")
 @require("storefront")
-def create_decision():
+def create_decision() -> ResponseReturnValue:
     """Next-best offers for one customer, ranked by expected incremental profit.
 
     Reads live stock, launch status and contact caps from the state store; every launch offer
@@ -154,7 +155,7 @@ def create_decision():
 
 @bp.post("/v1/decisions:batch")
 @require("storefront")
-def create_decisions():
+def create_decisions() -> ResponseReturnValue:
     """Decisions for up to 1,000 customers in one call (one channel and context).
 
     One entry per requested customer, in order; an unknown customer gets an error entry and
@@ -185,7 +186,7 @@ def _counts_contacts(model: LoadedModel) -> bool:
 
 @bp.put("/v1/inventory")
 @require("admin")
-def put_inventory():
+def put_inventory() -> ResponseReturnValue:
     """Set on_hand for a batch of inventory rows (admin); the next decision sees it."""
     update = parse_json(InventoryUpdate, "inventory update")
     rows = [StockRow(r.sku, r.size, r.color, r.location, r.on_hand) for r in update.rows]
@@ -197,7 +198,7 @@ def put_inventory():
 
 @bp.post("/v1/outcomes")
 @require("staff")
-def post_outcome():
+def post_outcome() -> ResponseReturnValue:
     """What the customer did after a decision; idempotent (the same event twice counts once).
 
     accepted / purchased confirm the launch unit held for the offer; declined releases it and
@@ -210,7 +211,7 @@ def post_outcome():
 
 
 @bp.get("/v1/model")
-def model_info():
+def model_info() -> ResponseReturnValue:
     """The model being served: name, version, alias, run id and its evaluation metrics."""
     store = _store()
     model = store.current()
@@ -222,7 +223,7 @@ def model_info():
 
 @bp.post("/v1/admin/reload")
 @require("admin")
-def admin_reload():
+def admin_reload() -> ResponseReturnValue:
     """Check the alias now and load its version into the worker that answers.
 
     Auth: an admin API key (`Authorization: Bearer <key>`, e.g. NBA_ADMIN_TOKEN). 403
@@ -248,13 +249,13 @@ def admin_reload():
 
 
 @bp.get("/healthz")
-def healthz():
+def healthz() -> ResponseReturnValue:
     """The process is up (says nothing about the model)."""
     return jsonify({"status": "ok"})
 
 
 @bp.get("/readyz")
-def readyz():
+def readyz() -> ResponseReturnValue:
     """200 once a champion is loaded; before, 503 model_not_ready saying why (the error shape)."""
     store = _store()
     if not store.ready:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, current_app, jsonify, request
+from flask.typing import ResponseReturnValue
 
 from reports import NoDecisions, ReportError, parse_since
 from reports.incrementality import BY_OPTIONS, incrementality
@@ -17,7 +18,7 @@ bp = Blueprint("reports", __name__)
 
 @bp.get("/v1/reports/incrementality")
 @require("staff")
-def incrementality_report():
+def incrementality_report() -> ResponseReturnValue:
     """Lift per offer, channel or segment (`by`), of decisions made since `since` (ISO 8601).
 
     The SRM check comes first in the body: when `srm.mismatch` is true the lifts are not

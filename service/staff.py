@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from flask import Blueprint, current_app, jsonify, render_template, request
+from flask.typing import ResponseReturnValue
 from pydantic import BaseModel, ConfigDict, Field
 
 from features import io
@@ -73,8 +74,8 @@ def stock_json(rows: Iterable[StockRow], sku: str, store_id: str | None) -> dict
     def order(key: tuple[str | None, str | None]) -> tuple:
         size, color = key
         numeric = size is not None and size.replace(".", "", 1).isdigit()
-        return (size is not None, not numeric, float(size) if numeric else 0.0, size or "",
-                color or "")
+        return (size is not None, not numeric, float(size) if size and numeric else 0.0,
+                size or "", color or "")
 
     listed = [variants[key] for key in sorted(variants, key=order)]
     return {"sku": sku, "store_id": store_id, "variants": listed,
@@ -212,7 +213,7 @@ class CustomerIndex:
 
 
 def _card_text(value: object) -> str | None:
-    if value is None or pd.isna(value):  # type: ignore[call-overload]
+    if value is None or pd.isna(value):
         return None
     if isinstance(value, float) and value.is_integer():
         value = int(value)
@@ -329,7 +330,7 @@ def _store_ids() -> list[str]:
 
 
 @bp.get("/staff")
-def staff_page():
+def staff_page() -> ResponseReturnValue:
     """The store-staff tablet page (public HTML; its data needs a staff key)."""
     selected = (request.args.get("store_id") or "").strip()[:64] or None
     stores = _store_ids()
@@ -347,7 +348,7 @@ def staff_page():
 
 @bp.get("/v1/customers/<customer_ref>")
 @require("staff")
-def get_customer(customer_ref: str):
+def get_customer(customer_ref: str) -> ResponseReturnValue:
     """One customer by customer_id or loyalty card: tier, value band, preferences, holdout."""
     model = _model()
     index = _index(model)
@@ -357,7 +358,7 @@ def get_customer(customer_ref: str):
 
 @bp.get("/v1/stock")
 @require("staff")
-def get_stock():
+def get_stock() -> ResponseReturnValue:
     """Units of one SKU per size/colour in a store (`store_id`, optional) and online."""
     sku = (request.args.get("sku") or "").strip()
     if not sku:
@@ -380,7 +381,7 @@ class ExplainRequest(BaseModel):
 
 @bp.post("/v1/staff/explain")
 @require("staff")
-def explain():
+def explain() -> ResponseReturnValue:
     """Offer names, SKUs and one plain-language sentence per offer of a decision."""
     req = parse_json(ExplainRequest, "explain request")
     model = _model()

@@ -67,7 +67,9 @@ def get_alias(client: MlflowClient, name: str, alias: str = CHAMPION) -> Aliased
         version: ModelVersion = client.get_model_version_by_alias(name, alias)
     except MlflowException:
         return None
-    return AliasedVersion(name, str(version.version), alias, version.run_id, version.source)
+    # every registered version has a source; MLflow's type allows none
+    return AliasedVersion(name, str(version.version), alias, version.run_id,
+                          version.source or "")
 
 
 def get_version(client: MlflowClient, name: str, version: str) -> ModelVersion:
@@ -81,7 +83,7 @@ def get_version(client: MlflowClient, name: str, version: str) -> ModelVersion:
 def latest_version(client: MlflowClient, name: str) -> str:
     """The highest registered version number of `name`; RegistryError when there is none."""
     try:
-        versions = client.search_model_versions(f"name = '{name}'")
+        versions = list(client.search_model_versions(f"name = '{name}'"))
     except MlflowException:
         versions = []
     if not versions:

@@ -249,7 +249,7 @@ def test_unreadable_outcome_files_are_one_line(nba, tmp_path, name, content, mes
         nba("outcomes", "load", str(path))
 
 
-def test_the_simulator_waits_out_a_rate_limit(trained, monkeypatch):
+def test_the_simulator_waits_out_a_rate_limit(trained, monkeypatch) -> None:
     """A 429 is retried after the wait the service names; nothing is counted twice."""
     import nba.simulate as simulator
 

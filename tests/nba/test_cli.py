@@ -21,7 +21,8 @@ class RecordingEnviron(MutableMapping[str, str]):
     """An os.environ stand-in that remembers every key read."""
 
     def __init__(self, real: MutableMapping[str, str]) -> None:
-        self.real, self.read = real, []
+        self.real = real
+        self.read: list[str] = []
 
     def __getitem__(self, key: str) -> str:
         self.read.append(key)
@@ -98,7 +99,7 @@ def test_train_help_names_the_default_learner(capsys):
 
 def test_every_subcommand_module_defines_its_parser_and_handler():
     parser = build_parser(CliSettings())
-    names = set(parser._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
+    names = set(parser._subparsers._group_actions[0].choices)
     assert len(names) == len(COMMANDS) == 14
     for module in COMMANDS:
         assert callable(module.add_parser) and module.__name__.startswith("nba.commands.")

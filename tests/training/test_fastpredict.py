@@ -122,10 +122,16 @@ def test_threads_score_concurrently_and_correctly(boosters, rng):
         np.testing.assert_allclose(got, np.tile(np.roll(want, offset, axis=0), (20, 1)), **EXACT)
 
 
-def test_configs_are_per_thread_and_freed_with_the_predictor(boosters, rng, monkeypatch):
+def test_configs_are_per_thread_and_freed_with_the_predictor(boosters, rng, monkeypatch) -> None:
     freed: list[int] = []
     real_free = fastpredict._free
-    monkeypatch.setattr(fastpredict, "_free", lambda h: freed.append(1) or real_free(h))
+    assert real_free is not None
+
+    def counting_free(handle: ctypes.c_void_p) -> int:
+        freed.append(1)
+        return real_free(handle)
+
+    monkeypatch.setattr(fastpredict, "_free", counting_free)
     predictor = SingleRowPredictor(boosters)
     X = features(rng, 1)
     predictor.predict(X)
