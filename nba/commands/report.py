@@ -56,10 +56,9 @@ def add_parser(add: AddCommand, settings: CliSettings) -> None:
     p = add_report("incrementality", "Did the campaign add revenue, and how much? Lift of "
                                      "treated decisions over the randomized holdout.",
                    EXAMPLES["incrementality"])
-    _since_flag(p)
+    _log_flags(p, settings)
     p.add_argument("--by", default="offer", metavar=BY_CHOICES,
                    help="group rows by offer, channel or segment (default %(default)s)")
-    _out_flag(p)
     p.add_argument("--html", type=Path, default=None,
                    help="also write a self-contained HTML report with plots")
     p.add_argument("--holdout-share", default=f"{settings.holdout_share:g}",
@@ -68,32 +67,25 @@ def add_parser(add: AddCommand, settings: CliSettings) -> None:
     p.add_argument("--catalog", type=Path, default=settings.data_dir / "offers.yaml",
                    help="offers.yaml with margins and costs (default <NBA_DATA_DIR>/offers.yaml"
                         ": %(default)s)")
-    add_state_flag(p, settings, LOG_STORE)
     p.set_defaults(handler=_incrementality)
 
-    p = add_report("funnel", "Decisions per stage, eligible to purchased, and the stage losing "
-                             "the most.", EXAMPLES["funnel"])
-    _since_flag(p)
-    _out_flag(p)
-    add_state_flag(p, settings, LOG_STORE)
-    p.set_defaults(handler=_funnel)
-
-    p = add_report("balance", "Are holdout and treated customers alike? Standardized mean "
-                              "differences of the logged features.", EXAMPLES["balance"])
-    _since_flag(p)
-    _out_flag(p)
-    add_state_flag(p, settings, LOG_STORE)
-    p.set_defaults(handler=_balance)
+    for name, help_text, handler in (
+            ("funnel", "Decisions per stage, eligible to purchased, and the stage losing the "
+                       "most.", _funnel),
+            ("balance", "Are holdout and treated customers alike? Standardized mean differences "
+                        "of the logged features.", _balance)):
+        p = add_report(name, help_text, EXAMPLES[name])
+        _log_flags(p, settings)
+        p.set_defaults(handler=handler)
 
 
-def _since_flag(parser: argparse.ArgumentParser) -> None:
+def _log_flags(parser: argparse.ArgumentParser, settings: CliSettings) -> None:
+    """--since, --out and --state-url: which part of which decision log, written where."""
     parser.add_argument("--since", default=None, metavar="ISO8601",
                         help="only decisions made at or after this date/time (naive = UTC)")
-
-
-def _out_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=None, metavar="FILE",
                         help="also write the table to FILE (.csv or .parquet)")
+    add_state_flag(parser, settings, LOG_STORE)
 
 
 # ---------------------------------------------------------------- handlers
