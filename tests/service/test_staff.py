@@ -95,7 +95,9 @@ def test_page_is_public_and_preselects_the_store(app):
                                  "max_offers": 20}
     assert "/static/staff.js" in html and "/static/staff.css" in html
     for asset in ("/static/staff.js", "/static/staff.css"):
-        assert app.test_client().get(asset).status_code == 200
+        served = app.test_client().get(asset)
+        served.close()  # a static file's response holds the file open until closed
+        assert served.status_code == 200
 
 
 def test_page_defaults_to_the_first_store_and_keeps_an_unlisted_one(app):
