@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from state.database import DEFAULT_URL
+from state.urls import DEFAULT_URL
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 DEFAULT_MODEL_NAME = "nba-policy"

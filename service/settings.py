@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from state.database import DEFAULT_URL
+from state.urls import DEFAULT_URL
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,6 @@ serialized where correctness needs it, by the database rather than by us:
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -33,10 +32,9 @@ from state.errors import StateStoreError, describe
 from state.hotpath import HotPath
 from state.records import DecisionState, LaunchCounts, utc
 from state.schema import CONFIRMED, RESERVED, inventory_meta, metadata
+from state.urls import DEFAULT_URL, mask_url
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_URL = "sqlite:///state.db"
 
 _SQLITE_SCHEMES = {"sqlite", "sqlite+pysqlite"}
 _POSTGRES_SCHEMES = {"postgresql", "postgres", "postgresql+psycopg"}
@@ -161,12 +159,6 @@ class Database:
                          contact_rows: Sequence[dict[str, Any]]) -> None:
         """Insert decision-log rows and their contact rows in one short committed transaction."""
         self.hot.record_decisions(rows, contact_rows)
-
-
-def mask_url(url: str) -> str:
-    """The URL with any password replaced by ***, safe to log and show."""
-    url = re.sub(r"(://[^/@:]*:)[^@/]*@", r"\1***@", url)
-    return re.sub(r"(?i)(password=)[^&]*", r"\1***", url)
 
 
 def _parse(url: str, masked: str) -> tuple[URL, str]:

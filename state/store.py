@@ -11,11 +11,12 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from state.contacts import Contacts
-from state.database import DEFAULT_URL, Database
+from state.database import Database
 from state.inventory import Inventory
 from state.launches import Launches
 from state.log import DecisionLog
 from state.records import DecisionState, LaunchCounts, Reservation, StockRow, StockSnapshot
+from state.urls import DEFAULT_URL
 
 
 class StateStore:

@@ -49,7 +49,7 @@ def add_data_flag(parser: argparse.ArgumentParser, settings: CliSettings,
 def add_state_flag(parser: argparse.ArgumentParser, settings: CliSettings,
                    what: str = "state store") -> None:
     """--state-url: which state store (`what` says what the command uses it for)."""
-    from state.database import mask_url  # the default may hold a password: never show it
+    from state.urls import mask_url  # the default may hold a password: never show it
 
     parser.add_argument("--state-url", default=settings.state_url,
                         help=f"{what}: sqlite:///state.db (one host) or postgresql://user@host/db"

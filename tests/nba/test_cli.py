@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ast
 import os
+import subprocess
+import sys
 from collections.abc import Iterator, MutableMapping
 from pathlib import Path
 from unittest import mock
@@ -128,3 +130,17 @@ def test_dependencies_point_one_way(package, above):
     offenders = {str(path.relative_to(ROOT)): sorted(imports_of(path) & above)
                  for path in (ROOT / package).rglob("*.py") if imports_of(path) & above}
     assert offenders == {}
+
+
+def test_the_cli_parses_without_loading_the_heavy_libraries():
+    """`nba --help` stays quick: settings and parsers need neither SQLAlchemy nor MLflow."""
+    script = ("import sys\n"
+              "from nba.cli import build_parser\n"
+              "from nba.settings import load_settings\n"
+              "build_parser(load_settings())\n"
+              "print(sorted(m for m in ('sqlalchemy', 'mlflow', 'pandas', 'lightgbm', 'flask')"
+              " if m in sys.modules))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60, cwd=ROOT, check=True)
+    assert done.stdout.strip() == "[]"
+
