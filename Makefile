@@ -59,8 +59,12 @@ nginx: ## install Debian's nginx, the buffering front `nba serve` starts before 
 test: venv browser nginx ## run the whole test suite (installs Debian's chromium and nginx)
 	$(BIN)/python -m pytest
 
-lint: venv ## ruff
+test-fast: venv ## the inner loop: every test not marked slow (no full training run, no servers)
+	$(BIN)/python -m pytest -m "not slow"
+
+lint: venv ## ruff and mypy (configured in pyproject.toml)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 wrk: ## install Debian's wrk, the load generator of bench/bench_online.py
 	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends wrk; }
@@ -78,4 +82,4 @@ mlflow-ui: venv ## the MLflow UI on the same store (runs, metrics, plots, regist
 clean: ## remove demo data, the local MLflow store and caches (keeps .venv)
 	rm -rf $(DATA_DIR) $(RETRAIN_DIR) mlflow.db state.db state.db-* mlruns/[!.]* .pytest_cache
 
-.PHONY: help venv browser nginx wrk data champion stock run retrain test lint bench bench-quality mlflow-ui clean
+.PHONY: help venv browser nginx wrk data champion stock run retrain test test-fast lint bench bench-quality mlflow-ui clean

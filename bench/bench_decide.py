@@ -74,7 +74,7 @@ def fast_floor(predictor: SingleRowPredictor, rows: np.ndarray) -> None:
 
 def whole_decision(model: LoadedModel, stock: StockSnapshot, customer_id: str) -> str:
     """The model and the rules, minus Flask and the state store: lookup to JSON text."""
-    row = model.customers.row(customer_id)
+    row = model.customer_row(customer_id)
     context = DecisionContext(channel="web", now=datetime.now(UTC), limit=3)
     decision = model.policy.decide_row(model.customers, row, context, stock)
     return json.dumps(decision_json(uuid.uuid4().hex, customer_id, model, decision))
@@ -82,7 +82,7 @@ def whole_decision(model: LoadedModel, stock: StockSnapshot, customer_id: str) -
 
 def live_decision(model: LoadedModel, live: LiveState, customer_id: str) -> str:
     """What POST /v1/decisions does, minus Flask: live stock, launch holds, the decision log."""
-    row = model.customers.row(customer_id)
+    row = model.customer_row(customer_id)
     context = DecisionContext(channel="web", now=datetime.now(UTC), limit=3)
     decision_id = uuid.uuid4().hex
     result = decide_live(live, model, row, context, decision_id, holdout_share=0.05,

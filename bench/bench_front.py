@@ -31,7 +31,7 @@ from common import markdown_table, publish, quiet_logging  # noqa: E402
 
 from tests.faults.attack import Slowloris  # noqa: E402
 
-CANDIDATES = (
+CANDIDATES: tuple[tuple[str, dict[str, str], str], ...] = (
     ("sync, 2 workers on the port (before)", {"NBA_FRONT": "none"}, ""),
     ("nginx + sync, 2 workers (shipped)", {}, ""),
     ("gthread, 2 workers x 4 threads on the port", {"NBA_FRONT": "none"},

@@ -23,6 +23,7 @@ import tempfile
 import time
 from itertools import pairwise
 from pathlib import Path
+from typing import cast
 
 from common import markdown_table, publish, quiet_logging
 
@@ -50,9 +51,9 @@ class StepClock(logging.Handler):
         self.marks: list[tuple[str, float]] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        if str(record.msg).startswith("[%d/%d]"):  # training.pipeline.Progress
-            _, _, message, elapsed = record.args
-            self.marks.append((message, elapsed))
+        if str(record.msg).startswith("[%d/%d]") and isinstance(record.args, tuple):
+            _, _, message, elapsed = record.args  # training.pipeline.Progress
+            self.marks.append((str(message), float(cast(float, elapsed))))
 
     def steps(self, data_dir: Path) -> list[tuple[str, float]]:
         """(step, seconds) per step: each message opens a step, the last one closes them."""

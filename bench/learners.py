@@ -297,7 +297,8 @@ def conclusion(runs: list[dict[str, dict[str, float]]]) -> str:
         return f"better beyond noise on {sum(signs > 0)} seeds, worse on {sum(signs < 0)}"
 
     def visit_qini(name: str) -> np.ndarray:
-        return sum(per_seed(f"{name}, naive", f"qini_{arm}_visit") for arm in ARMS[1:])
+        return np.sum([per_seed(f"{name}, naive", f"qini_{arm}_visit") for arm in ARMS[1:]],
+                      axis=0)
 
     names = [learner.name for learner in LEARNERS]
     best_naive = max(names, key=lambda n: mean(f"{n}, naive", "spend"))

@@ -118,7 +118,7 @@ def run_variant(raw: pd.DataFrame, variant: Variant, seed: int, workdir: Path,
     reported = "visit" if variant.converted == "visit" else "spend"
     terms_of: dict[str, np.ndarray] = {}
     for name, arm in policies.items():
-        row = {}
+        row: dict[str, object] = {}
         for outcome, reward in outcomes.items():
             terms = ev.ipw_contributions(arm, logged, reward, np.full(n, 1.0 / 3.0))
             if outcome == "spend":  # net of contact cost: every e-mail sent costs c

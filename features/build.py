@@ -33,7 +33,8 @@ def build_matrix(frame: pd.DataFrame, spec: FeatureSpec) -> np.ndarray:
     for feature in spec.features:
         values = frame[feature.name]
         if feature.kind == "categorical":
-            codes = pd.Categorical(values, categories=list(feature.levels)).codes
+            # position among the training levels; -1 for an unseen level or a null
+            codes = pd.Index(feature.levels, dtype=object).get_indexer(values.astype(object))
             rows = np.flatnonzero(codes >= 0)
             out[rows, col + codes[rows]] = 1.0
         else:

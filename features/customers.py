@@ -42,8 +42,9 @@ class CustomerTable:
         def strings(column: str) -> np.ndarray:
             if column not in frame:
                 return np.full(n, None, dtype=object)
-            values = frame[column].astype(object).to_numpy()
-            return np.where(pd.isna(values), None, values)
+            values = frame[column].astype(object).to_numpy(copy=True)
+            values[np.asarray(pd.isna(values), dtype=bool)] = None
+            return values
 
         if "customer_value" in frame:
             given = frame["customer_value"].to_numpy(dtype=np.float64, na_value=np.nan)

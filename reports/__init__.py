@@ -9,10 +9,20 @@ reading the store, printing and writing files happen only in `render`, `cli` and
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 
 class ReportError(ValueError):
     """A report cannot be computed from what it was given (e.g. no decisions logged)."""
+
+
+class NoDecisions(ReportError):
+    """The decision log holds no decisions (in the requested window) to report on."""
+
+    def __init__(self, message: str, details: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
 
 
 def parse_since(text: str) -> datetime:

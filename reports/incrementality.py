@@ -299,7 +299,7 @@ def mean_variance(y: np.ndarray, clusters: np.ndarray | None, ddof: int = 0
         sums, units = y - mean, n
     else:
         _, which = np.unique(clusters, return_inverse=True)
-        sums = np.bincount(which, weights=y - mean)
+        sums = np.bincount(which, weights=y - mean).astype(np.float64)  # weighted: floats
         units = len(sums)
     variance = float(np.dot(sums, sums)) / n ** 2
     if units > ddof:

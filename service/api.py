@@ -9,18 +9,28 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 from flask import Blueprint, current_app, jsonify
+from flask.typing import ResponseReturnValue
 from pydantic import BaseModel, ValidationError
 
 from service import limits, observability
 from service.auth import require
 from service.decide import Decision, DecisionContext
-from service.errors import InvalidRequest, NotReady, ReloadFailed, UnknownCustomer
+from service.errors import error_fields
 from service.live import Hold, LiveState, decide_live, log_record
-from service.model_store import RELOADED, UNCHANGED, LoadedModel, ModelStore
+from service.model_store import (
+    RELOADED,
+    UNCHANGED,
+    LoadedModel,
+    ModelNotReady,
+    ModelStore,
+    ReloadFailed,
+    UnknownCustomer,
+)
 from service.outcomes import record_outcome
 from service.schemas import (
     BatchDecisionRequest,
     DecisionRequest,
+    InvalidRequest,
     InventoryUpdate,
     OutcomeRequest,
 )
@@ -107,10 +117,7 @@ def decision_json(decision_id: str, customer_id: str, model: LoadedModel,
 def _decide(model: LoadedModel, live: LiveState, customer_id: str, channel: str, limit: int,
             store_id: str | None) -> tuple[dict, DecisionRecord]:
     """One customer's served decision as a response document, and its log record."""
-    row = model.customers.row(customer_id)
-    if row is None:
-        raise UnknownCustomer(f"unknown customer_id '{customer_id}'",
-                              {"customer_id": customer_id})
+    row = model.customer_row(customer_id)
     settings = _settings()
     context = DecisionContext(channel=channel, now=datetime.now(UTC), limit=limit,
                               store_id=store_id)
@@ -132,7 +139,7 @@ def _decide(model: LoadedModel, live: LiveState, customer_id: str, channel: str,
 
 @bp.post("/v1/decisions")
 @require("storefront")
-def create_decision():
+def create_decision() -> ResponseReturnValue:
     """Next-best offers for one customer, ranked by expected incremental profit.
 
     Reads live stock, launch status and contact caps from the state store; every launch offer
@@ -149,7 +156,7 @@ def create_decision():
 
 @bp.post("/v1/decisions:batch")
 @require("storefront")
-def create_decisions():
+def create_decisions() -> ResponseReturnValue:
     """Decisions for up to 1,000 customers in one call (one channel and context).
 
     One entry per requested customer, in order; an unknown customer gets an error entry and
@@ -165,9 +172,7 @@ def create_decisions():
             body, record = _decide(model, live, customer_id, req.channel, req.limit,
                                    req.context.store_id)
         except UnknownCustomer as exc:
-            answers.append({"customer_id": customer_id,
-                            "error": {"code": exc.code, "message": exc.message,
-                                      "details": exc.details}})
+            answers.append({"customer_id": customer_id, "error": error_fields(exc)})
             continue
         answers.append(body)
         records.append(record)
@@ -182,7 +187,7 @@ def _counts_contacts(model: LoadedModel) -> bool:
 
 @bp.put("/v1/inventory")
 @require("admin")
-def put_inventory():
+def put_inventory() -> ResponseReturnValue:
     """Set on_hand for a batch of inventory rows (admin); the next decision sees it."""
     update = parse_json(InventoryUpdate, "inventory update")
     rows = [StockRow(r.sku, r.size, r.color, r.location, r.on_hand) for r in update.rows]
@@ -194,7 +199,7 @@ def put_inventory():
 
 @bp.post("/v1/outcomes")
 @require("staff")
-def post_outcome():
+def post_outcome() -> ResponseReturnValue:
     """What the customer did after a decision; idempotent (the same event twice counts once).
 
     accepted / purchased confirm the launch unit held for the offer; declined releases it and
@@ -207,7 +212,7 @@ def post_outcome():
 
 
 @bp.get("/v1/model")
-def model_info():
+def model_info() -> ResponseReturnValue:
     """The model being served: name, version, alias, run id and its evaluation metrics."""
     store = _store()
     model = store.current()
@@ -221,7 +226,7 @@ def model_info():
 
 @bp.post("/v1/admin/reload")
 @require("admin")
-def admin_reload():
+def admin_reload() -> ResponseReturnValue:
     """Check the alias now and load its version into the worker that answers.
 
     Auth: an admin API key (`Authorization: Bearer <key>`, e.g. NBA_ADMIN_TOKEN). 403
@@ -247,29 +252,32 @@ def admin_reload():
 
 
 @bp.get("/healthz")
-def healthz():
+def healthz() -> ResponseReturnValue:
     """The process is up; touches no dependency (says nothing about the model or the store)."""
     return jsonify({"status": "ok"})
 
 
 @bp.get("/readyz")
-def readyz():
-    """200 when a champion is loaded and the state store answers; 503 `not_ready` otherwise.
+def readyz() -> ResponseReturnValue:
+    """200 when a champion is loaded and the state store answers; else 503 in the error shape.
 
-    The 503 is the one error shape, with Retry-After; `details` says what is missing (`model`,
-    `state_store`), without any address or secret.
+    With Retry-After: `model_not_ready` (the model is not loaded) or `state_store_unavailable`
+    (it is, but the store does not answer); `details` names each missing part, without any
+    address or secret.
     """
     store = _store()
-    problems: dict[str, str] = {}
+    problems: dict[str, str] = {"status": "not_ready"}
     if not store.ready:
         problems["model"] = store.last_error or "loading"
     try:
         _live().store.inventory_version()  # one-row read, within the request's budget
     except StateStoreError as exc:
         problems["state_store"] = exc.problem
-    if problems:
-        raise NotReady("not ready: " + "; ".join(f"{k}: {v}" for k, v in problems.items()),
-                       problems)
+        if store.ready:
+            exc.details = problems  # type: ignore[attr-defined]  # read by service.errors
+            raise
+    if not store.ready:
+        raise ModelNotReady(problems["model"], problems)
     model = store.current()
     return jsonify({"status": "ready", "model": {"name": model.name, "version": model.version},
                     "state_store": "ok"})

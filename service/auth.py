@@ -22,7 +22,7 @@ from typing import Any
 
 from flask import current_app, g, request
 
-from service.errors import Forbidden, RateLimited, Unauthorized
+from service.domain import DomainError
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,22 @@ class Principal:
 
 
 DEV = Principal("dev-mode", "admin")
+
+
+class Unauthorized(DomainError):
+    """The API key is missing or wrong (the answer names the auth scheme, RFC 6750)."""
+
+
+class Forbidden(DomainError):
+    """The action is switched off here, or the key's role is too low for it."""
+
+
+class RateLimited(DomainError):
+    """Too many requests for this API key; `retry_after` seconds say when to come back."""
+
+    def __init__(self, message: str, retry_after: str) -> None:
+        super().__init__(message, {"retry_after_seconds": int(retry_after)})
+        self.retry_after = retry_after
 
 
 def key_id(key: str) -> str:

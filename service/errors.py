@@ -1,149 +1,122 @@
-"""Domain exceptions and the one handler that turns every error into the same JSON shape.
+"""The one place errors become HTTP: each domain error's status and stable code, one JSON shape.
 
 Shape: {"error": {"code": str, "message": str, "details": object}}. Never an HTML page,
-never a traceback, never a 500 for something the client did.
+never a traceback, never a 500 for something the client did. Domain code raises its own
+exceptions (defined where they belong) and never picks a status; codes here are API values.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
-from flask import Flask, current_app, jsonify
+from flask import Flask, Response, current_app, has_app_context, jsonify
 from werkzeug.exceptions import HTTPException
 
+from reports import NoDecisions
+from service.auth import Forbidden, RateLimited, Unauthorized
+from service.limits import PayloadTooLarge
+from service.model_store import ModelNotReady, ReloadFailed, UnknownCustomer
+from service.outcomes import UnknownDecision
+from service.schemas import InvalidRequest
 from service.throttle import ThrottledLog
 from state.errors import StateStoreError
 
 log = logging.getLogger(__name__)
 _warn = ThrottledLog(log)
+#: seconds a client should wait before asking again, per 503
+RETRY_AFTER = {ModelNotReady: "5", StateStoreError: "2"}
 
 
-class ApiError(Exception):
-    """Base of errors a client sees; subclasses fix the status and code."""
+@dataclass(frozen=True)
+class HttpError:
+    """How clients see one kind of error."""
 
-    status = 400
-    code = "bad_request"
-
-    def __init__(self, message: str, details: Any = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.details = details
+    status: int
+    code: str
 
 
-class InvalidRequest(ApiError):
-    """The request body or query does not match the schema."""
-
-    status = 400
-    code = "invalid_request"
-
-
-class UnknownCustomer(ApiError):
-    """No such customer in the online feature table."""
-
-    status = 404
-    code = "unknown_customer"
-
-
-class RateLimited(ApiError):
-    """Too many requests for this API key; `Retry-After` says when to come back."""
-
-    status = 429
-    code = "rate_limited"
-
-    def __init__(self, message: str, retry_after: str) -> None:
-        super().__init__(message, {"retry_after_seconds": int(retry_after)})
-        self.headers = {"Retry-After": retry_after}
+#: every error a client can meet, by class (a subclass answers as its nearest listed base)
+HTTP_ERRORS: dict[type[Exception], HttpError] = {
+    InvalidRequest: HttpError(400, "invalid_request"),
+    Unauthorized: HttpError(401, "unauthorized"),
+    Forbidden: HttpError(403, "forbidden"),
+    UnknownCustomer: HttpError(404, "unknown_customer"),
+    UnknownDecision: HttpError(404, "unknown_decision"),
+    NoDecisions: HttpError(404, "no_decisions"),
+    ReloadFailed: HttpError(409, "reload_failed"),
+    PayloadTooLarge: HttpError(413, "payload_too_large"),
+    RateLimited: HttpError(429, "rate_limited"),
+    ModelNotReady: HttpError(503, "model_not_ready"),
+    StateStoreError: HttpError(503, "state_store_unavailable"),
+}
 
 
-class UnknownDecision(ApiError):
-    """No such decision in the decision log."""
-
-    status = 404
-    code = "unknown_decision"
-
-
-class StateUnavailable(ApiError):
-    """The state store (stock, launches, caps, decision log) does not answer."""
-
-    status = 503
-    code = "state_store_unavailable"
-    headers = {"Retry-After": "2"}
-
-
-class NotReady(ApiError):
-    """/readyz: the model is not loaded or the state store does not answer (details say which)."""
-
-    status = 503
-    code = "not_ready"
-    headers = {"Retry-After": "5"}
-
-
-class ModelNotReady(ApiError):
-    """No champion is loaded yet (or the registry has none)."""
-
-    status = 503
-    code = "model_not_ready"
-    headers = {"Retry-After": "5"}
-
-
-def error_body(code: str, message: str, details: Any = None) -> dict:
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     """The stable error JSON, with no secret, URL or internal address in it (service.redact)."""
-    redactor = current_app.extensions.get("nba.redactor")
+    redactor = current_app.extensions.get("nba.redactor") if has_app_context() else None
     if redactor is not None:
         message, details = redactor.public(message), redactor.public_value(details)
     return {"error": {"code": code, "message": message, "details": details}}
 
 
+def http_error(error: Exception) -> HttpError:
+    """The status and code of a listed error (or of its nearest listed base class)."""
+    for cls in type(error).__mro__:
+        found = HTTP_ERRORS.get(cls)
+        if found is not None:
+            return found
+    raise KeyError(f"{type(error).__name__} has no HTTP mapping")
+
+
+def error_fields(error: Exception) -> dict[str, Any]:
+    """{code, message, details} of a listed error (e.g. one failed entry of a batch)."""
+    message = getattr(error, "message", None) or str(error)
+    if isinstance(error, StateStoreError):  # what, never where (the URL stays in the log)
+        message = f"the state store is unavailable: {error.problem}"
+    return error_body(http_error(error).code, message, getattr(error, "details", None))["error"]
+
+
+def _headers(error: Exception) -> dict[str, str]:
+    if isinstance(error, Unauthorized):
+        return {"WWW-Authenticate": 'Bearer realm="nba"'}
+    if isinstance(error, RateLimited):
+        return {"Retry-After": error.retry_after}
+    for cls, seconds in RETRY_AFTER.items():
+        if isinstance(error, cls):
+            return {"Retry-After": seconds}
+    return {}
+
+
+def _respond(error: Exception) -> tuple[Response, int, dict[str, str]]:
+    if isinstance(error, StateStoreError):  # ours, not the client's: worth an operator's look
+        _state_failed(error)
+    return jsonify({"error": error_fields(error)}), http_error(error).status, _headers(error)
+
+
+def _state_failed(error: StateStoreError) -> None:
+    """Tell the store's breaker, and log once per problem per 30 s (every request fails
+    alike while the store is down)."""
+    handle = current_app.extensions.get("nba.state")
+    if handle is not None and handle.breaker is not None \
+            and not getattr(error, "breaker_open", False):
+        handle.breaker.failed()
+    _warn.warning(error.problem.split(":", 1)[0], "state store: %s", error)
+
+
 def register_error_handlers(app: Flask) -> None:
     """Map domain errors, HTTP errors and anything unexpected to the JSON shape."""
-
-    @app.errorhandler(ApiError)
-    def _api_error(error: ApiError):
-        return (jsonify(error_body(error.code, error.message, error.details)), error.status,
-                getattr(error, "headers", {}))
+    for cls in HTTP_ERRORS:
+        app.register_error_handler(cls, _respond)
 
     @app.errorhandler(HTTPException)
-    def _http_error(error: HTTPException):
+    def _http_error(error: HTTPException) -> tuple[Response, int]:
         code = ("payload_too_large" if error.code == 413
                 else (error.name or "http_error").lower().replace(" ", "_"))
         return jsonify(error_body(code, error.description or error.name)), error.code or 500
 
-    @app.errorhandler(StateStoreError)
-    def _state_error(error: StateStoreError):
-        handle = current_app.extensions.get("nba.state")
-        if handle is not None and handle.breaker is not None \
-                and not getattr(error, "breaker_open", False):
-            handle.breaker.failed()
-        # one line per problem per 30 s: with the store down, every request fails alike
-        _warn.warning(error.problem.split(":", 1)[0], "state store: %s", error)
-        return (jsonify(error_body(StateUnavailable.code,
-                                   f"the state store is unavailable: {error.problem}")),
-                StateUnavailable.status, StateUnavailable.headers)
-
     @app.errorhandler(Exception)
-    def _unexpected(error: Exception):
+    def _unexpected(error: Exception) -> tuple[Response, int]:
         log.exception("unhandled error")
         return jsonify(error_body("internal_error", "unexpected server error; see the logs")), 500
-
-
-class Unauthorized(ApiError):
-    """The API key is missing or wrong; the answer names the auth scheme (RFC 6750)."""
-
-    status = 401
-    code = "unauthorized"
-    headers = {"WWW-Authenticate": 'Bearer realm="nba"'}
-
-
-class Forbidden(ApiError):
-    """The action is switched off here (e.g. admin endpoints without NBA_ADMIN_TOKEN)."""
-
-    status = 403
-    code = "forbidden"
-
-
-class ReloadFailed(ApiError):
-    """A requested model reload did not swap in a new model; the old one keeps serving."""
-
-    status = 409
-    code = "reload_failed"

@@ -82,18 +82,15 @@ def explore(decision: Decision, catalog: Catalog, scores: OfferScores, share: fl
     best = decision.offers[0].offer_id if decision.offers else None
     if not eligible or share <= 0:
         return Served(decision, False, 1.0)
-    if rng.random() >= share:
-        top = best
-        explored = False
-    else:
-        top = eligible[rng.randrange(len(eligible))]
-        explored = top != best
+    drawn = eligible[rng.randrange(len(eligible))] if rng.random() < share else None
+    explored = drawn is not None and drawn != best
+    top = drawn if drawn is not None else best
     p_top = (1.0 - share) * (top == best) + share / len(eligible)
     if best is None and not explored:
         return Served(decision, False, 1.0 - share)
-    if not explored:
+    if drawn is None or not explored:
         return Served(decision, False, p_top)
-    return Served(_promote(decision, catalog, scores, top), True, p_top)
+    return Served(_promote(decision, catalog, scores, drawn), True, p_top)
 
 
 def _promote(decision: Decision, catalog: Catalog, scores: OfferScores,

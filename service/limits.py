@@ -16,7 +16,8 @@ from typing import Any
 
 from flask import Flask, Response, g, request
 
-from service.errors import ApiError, InvalidRequest
+from service.domain import DomainError
+from service.schemas import InvalidRequest
 from service.settings import ServiceSettings
 from state import budget
 
@@ -24,11 +25,8 @@ from state import budget
 BULK_ENDPOINTS = frozenset({"api.put_inventory"})
 
 
-class PayloadTooLarge(ApiError):
+class PayloadTooLarge(DomainError):
     """The request body is larger than the route accepts."""
-
-    status = 413
-    code = "payload_too_large"
 
 
 def init_app(app: Flask, settings: ServiceSettings) -> None:

@@ -25,7 +25,7 @@ from features.customers import CustomerTable
 from service import observability
 from service.allocation import ValueDistribution
 from service.decide import DecisionContext
-from service.errors import ModelNotReady
+from service.domain import DomainError
 from service.experiment import holdout_mask
 from service.live import launch_distributions
 from service.registry_access import RegistryAccess, RegistryUnavailable
@@ -44,6 +44,18 @@ BUSY = "busy"                # another load is running in this process
 UNAVAILABLE = "unavailable"  # no version behind the alias, or the registry did not answer
 
 
+class ModelNotReady(DomainError):
+    """No champion is loaded yet (or the registry has none)."""
+
+
+class UnknownCustomer(DomainError):
+    """No such customer in the loaded model's online feature table."""
+
+
+class ReloadFailed(DomainError):
+    """A requested model reload did not swap in a new model; the old one keeps serving."""
+
+
 @dataclass(frozen=True)
 class LoadedModel:
     """Everything one decision needs, consistent with one model version."""
@@ -60,6 +72,14 @@ class LoadedModel:
     #: per customer row: in the global holdout (None: nobody is)
     holdout: np.ndarray | None = None
     loaded_at: float = field(default_factory=time.time)
+
+    def customer_row(self, customer_id: str) -> int:
+        """The customer's row in the online table; UnknownCustomer when there is none."""
+        row = self.customers.row(customer_id)
+        if row is None:
+            raise UnknownCustomer(f"unknown customer_id '{customer_id}'",
+                                  {"customer_id": customer_id})
+        return row
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Blueprint, Flask, current_app, jsonify, render_template_string
+from flask.typing import ResponseReturnValue
 from pydantic import BaseModel
 
 from service import schemas as s
@@ -103,7 +104,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("get", "/healthz", "api.healthz", "Liveness", None, {200: s.HealthResponse},
               tag="service"),
     Operation("get", "/readyz", "api.readyz", "Readiness: 200 once a champion is loaded", None,
-              {200: s.ReadyResponse, 503: s.ReadyResponse}, tag="service"),
+              {200: s.ReadyResponse, 503: s.ErrorResponse}, tag="service"),
 )
 
 
@@ -180,13 +181,13 @@ _STATUS_TEXT = {200: "OK", 400: "invalid request (names the field)", 401: "missi
 
 
 @bp.get("/openapi.json")
-def openapi_json():
+def openapi_json() -> ResponseReturnValue:
     """The OpenAPI document."""
     return jsonify(build_spec(current_app))
 
 
 @bp.get("/docs")
-def docs():
+def docs() -> ResponseReturnValue:
     """A readable page of the API, rendered from the OpenAPI document."""
     return render_template_string(_DOCS, spec=build_spec(current_app))
 

@@ -9,14 +9,22 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from service.errors import InvalidRequest, UnknownDecision
-from service.schemas import OutcomeRequest
+from service.domain import DomainError
+from service.schemas import InvalidRequest, OutcomeRequest
 from state import StateStore
-from state.log import Outcome
+from state.log import DecisionRecord, Outcome
 
 
-def record_outcome(store: StateStore, outcome: OutcomeRequest, now: datetime) -> dict:
-    """Record one outcome; returns the response document (`recorded` False for a repeat)."""
+class UnknownDecision(DomainError):
+    """No such decision in the decision log."""
+
+
+def check_outcome(store: StateStore, outcome: OutcomeRequest) -> DecisionRecord:
+    """The logged decision an outcome belongs to.
+
+    Raises UnknownDecision when the log has no such decision, InvalidRequest when the offer
+    does not fit it (not shown in it, or missing for an event other than a purchase).
+    """
     record = store.log.get(outcome.decision_id)
     if record is None:
         raise UnknownDecision(f"unknown decision_id '{outcome.decision_id}'",
@@ -30,6 +38,16 @@ def record_outcome(store: StateStore, outcome: OutcomeRequest, now: datetime) ->
             f"offer '{offer_id}' was not shown in decision '{outcome.decision_id}' "
             f"(shown: {', '.join(record.offer_ids) or 'nothing'})",
             {"offer_id": offer_id, "shown": list(record.offer_ids)})
+    return record
+
+
+def record_outcome(store: StateStore, outcome: OutcomeRequest, now: datetime) -> dict:
+    """Record one outcome; returns the response document (`recorded` False for a repeat).
+
+    Raises what `check_outcome` raises, before anything is recorded.
+    """
+    record = check_outcome(store, outcome)
+    offer_id = outcome.offer_id
     recorded = store.log.record_outcome(Outcome(outcome.decision_id, offer_id, outcome.event,
                                                 outcome.revenue, now))
     hold = None

@@ -5,26 +5,20 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, current_app, jsonify, request
+from flask.typing import ResponseReturnValue
 
-from reports import ReportError, parse_since
+from reports import NoDecisions, ReportError, parse_since
 from reports.incrementality import BY_OPTIONS, incrementality
 from service.auth import require
-from service.errors import ApiError, InvalidRequest
+from service.schemas import InvalidRequest
 
 log = logging.getLogger(__name__)
 bp = Blueprint("reports", __name__)
 
 
-class NoDecisions(ApiError):
-    """The decision log holds no decisions (in the requested window)."""
-
-    status = 404
-    code = "no_decisions"
-
-
 @bp.get("/v1/reports/incrementality")
 @require("staff")
-def incrementality_report():
+def incrementality_report() -> ResponseReturnValue:
     """Lift per offer, channel or segment (`by`), of decisions made since `since` (ISO 8601).
 
     The SRM check comes first in the body: when `srm.mismatch` is true the lifts are not

@@ -8,8 +8,13 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from features.catalog import CHANNELS
+from service.domain import DomainError
 
 MAX_LIMIT = 20
+
+
+class InvalidRequest(DomainError):
+    """A request that breaks its schema or the rules around it (e.g. an offer not shown)."""
 
 
 def known_channel(value: str) -> str:
@@ -239,11 +244,10 @@ class HealthResponse(BaseModel):
 
 
 class ReadyResponse(BaseModel):
-    """GET /readyz response (200 ready; 503 not_ready with the reason)."""
+    """GET /readyz 200 response (the 503 is an ErrorResponse with code model_not_ready)."""
 
-    status: Literal["ready", "not_ready"]
-    model: ModelRef | None = None
-    reason: str | None = None
+    status: Literal["ready"]
+    model: ModelRef
 
 
 class ReloadResponse(BaseModel):

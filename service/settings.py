@@ -8,6 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from state.urls import DEFAULT_URL
+
 
 @dataclass(frozen=True)
 class ServiceSettings:
@@ -20,7 +22,7 @@ class ServiceSettings:
     data_dir: Path = Path("data")
     #: the shared state store (stock, launch holds, contact caps, decision log); password-free
     #: URLs only in logs: see state.StateStore.url
-    state_url: str = field(default="sqlite:///state.db", repr=False)
+    state_url: str = field(default=DEFAULT_URL, repr=False)
     load_on_start: bool = True
     retry_seconds: float = 5.0
     #: seconds between checks of the alias in each gunicorn worker; 0 disables polling
@@ -78,7 +80,7 @@ class ServiceSettings:
             model_name=env.get("NBA_MODEL_NAME", cls.model_name),
             model_alias=env.get("NBA_MODEL_ALIAS", cls.model_alias),
             data_dir=Path(env.get("NBA_DATA_DIR", str(cls.data_dir))),
-            state_url=env.get("NBA_STATE_URL", "").strip() or "sqlite:///state.db",
+            state_url=env.get("NBA_STATE_URL", "").strip() or DEFAULT_URL,
             retry_seconds=float(env.get("NBA_RETRY_SECONDS", cls.retry_seconds)),
             poll_seconds=_seconds("NBA_POLL_SECONDS", env.get("NBA_POLL_SECONDS"),
                                   cls.poll_seconds),

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from flask import Blueprint, current_app, jsonify, render_template, request
+from flask.typing import ResponseReturnValue
 from pydantic import BaseModel, ConfigDict, Field
 
 from features import io
@@ -32,9 +33,8 @@ from features.errors import ContractError
 from service import decide as d
 from service.api import parse_json
 from service.auth import require
-from service.errors import InvalidRequest, UnknownCustomer
-from service.model_store import LoadedModel, ModelStore
-from service.schemas import MAX_LIMIT, OfferOut
+from service.model_store import LoadedModel, ModelStore, UnknownCustomer
+from service.schemas import MAX_LIMIT, InvalidRequest, OfferOut
 from state import StateStoreError, StockRow
 
 log = logging.getLogger(__name__)
@@ -74,8 +74,8 @@ def stock_json(rows: Iterable[StockRow], sku: str, store_id: str | None) -> dict
     def order(key: tuple[str | None, str | None]) -> tuple:
         size, color = key
         numeric = size is not None and size.replace(".", "", 1).isdigit()
-        return (size is not None, not numeric, float(size) if numeric else 0.0, size or "",
-                color or "")
+        return (size is not None, not numeric, float(size) if size and numeric else 0.0,
+                size or "", color or "")
 
     listed = [variants[key] for key in sorted(variants, key=order)]
     return {"sku": sku, "store_id": store_id, "variants": listed,
@@ -213,7 +213,7 @@ class CustomerIndex:
 
 
 def _card_text(value: object) -> str | None:
-    if value is None or pd.isna(value):  # type: ignore[call-overload]
+    if value is None or pd.isna(value):
         return None
     if isinstance(value, float) and value.is_integer():
         value = int(value)
@@ -342,7 +342,7 @@ PAGE_HEADERS = {
 
 
 @bp.get("/staff")
-def staff_page():
+def staff_page() -> ResponseReturnValue:
     """The store-staff tablet page (public HTML; its data needs a staff key)."""
     selected = (request.args.get("store_id") or "").strip()[:64] or None
     stores = _store_ids()
@@ -361,7 +361,7 @@ def staff_page():
 
 @bp.get("/v1/customers/<customer_ref>")
 @require("staff")
-def get_customer(customer_ref: str):
+def get_customer(customer_ref: str) -> ResponseReturnValue:
     """One customer by customer_id or loyalty card: tier, value band, preferences, holdout."""
     model = _model()
     index = _index(model)
@@ -371,7 +371,7 @@ def get_customer(customer_ref: str):
 
 @bp.get("/v1/stock")
 @require("staff")
-def get_stock():
+def get_stock() -> ResponseReturnValue:
     """Units of one SKU per size/colour in a store (`store_id`, optional) and online."""
     sku = (request.args.get("sku") or "").strip()
     if not sku:
@@ -394,7 +394,7 @@ class ExplainRequest(BaseModel):
 
 @bp.post("/v1/staff/explain")
 @require("staff")
-def explain():
+def explain() -> ResponseReturnValue:
     """Offer names, SKUs and one plain-language sentence per offer of a decision."""
     req = parse_json(ExplainRequest, "explain request")
     model = _model()

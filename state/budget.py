@@ -98,7 +98,7 @@ def _make_timed_connection() -> type:
         """A psycopg connection whose waits for the server end at the thread's deadline."""
 
         @classmethod
-        def connect(cls, conninfo: str = "", **kwargs: Any) -> Any:  # type: ignore[override]
+        def connect(cls, conninfo: str = "", **kwargs: Any) -> Any:
             """Connect within the deadline (libpq's floor: at least 2 s)."""
             left = remaining()
             if left is not None:

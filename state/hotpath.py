@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Column, Engine, Table
 from sqlalchemy.exc import DBAPIError
 
-from state.errors import StateStoreError
+from state.errors import StateStoreError, describe
 from state.schema import CONFIRMED, RESERVED, contacts, decisions
 
 #: Connections a forked child inherited: kept referenced, never used or closed, because closing
@@ -32,6 +32,32 @@ from state.schema import CONFIRMED, RESERVED, contacts, decisions
 _INHERITED: list[Any] = []
 
 T = TypeVar("T")
+
+
+class _Held:
+    """One thread's DBAPI connection, and the process that opened it.
+
+    Kept in a threading.local: when its thread ends, the holder goes and closes the connection
+    (a connection another process opened is the parent's: it is only dropped).
+    """
+
+    __slots__ = ("pid", "raw")
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+        self.pid = os.getpid()
+
+    def take(self) -> Any:
+        """The connection, no longer closed by this holder (None if already taken)."""
+        raw, self.raw = self.raw, None
+        return raw
+
+    def __del__(self) -> None:
+        try:
+            if self.raw is not None and self.pid == os.getpid():
+                _close_quietly(self.raw)
+        except Exception:  # at interpreter exit module globals may be gone: nothing to close
+            pass
 
 
 @dataclass(frozen=True)
@@ -55,7 +81,7 @@ class HotPath:
         self._placeholder = "?" if backend == "sqlite" else "%s"
         self._begin = "BEGIN IMMEDIATE" if backend == "sqlite" else "BEGIN"
         self._dbapi_error: type[Exception] = engine.dialect.loaded_dbapi.Error
-        self._held = threading.local()
+        self._local = threading.local()  # .held: this thread's _Held
         self._bind_time = _binder(contacts.c.contacted_at, engine)
         self._decision_insert = _Insert(decisions, engine, self._placeholder)
         self._contact_insert = _Insert(contacts, engine, self._placeholder,
@@ -102,17 +128,24 @@ class HotPath:
 
     def forget(self) -> None:
         """Drop this thread's connection without closing it (a forked child's inheritance)."""
-        raw = getattr(self._held, "raw", None)
-        if raw is not None:
-            _INHERITED.append(raw)
-        self._held.raw = None
+        held: _Held | None = getattr(self._local, "held", None)
+        self._local.held = None
+        if held is not None:
+            raw = held.take()
+            if raw is not None:
+                _INHERITED.append(raw)
 
     def close(self) -> None:
-        """Close this thread's connection (other threads' close with their thread)."""
-        raw = getattr(self._held, "raw", None)
-        self._held.raw = None
-        if raw is not None and getattr(self._held, "pid", None) == os.getpid():
-            _close_quietly(raw)
+        """Close this thread's connection (other threads' close when their thread ends)."""
+        held: _Held | None = getattr(self._local, "held", None)
+        self._local.held = None
+        if held is not None:
+            own = held.pid == os.getpid()
+            raw = held.take()
+            if raw is not None and own:
+                _close_quietly(raw)
+            elif raw is not None:
+                _INHERITED.append(raw)
 
     def _run(self, what: str, work: Callable[[Any], T], *, transaction: bool) -> T:
         """`work(cursor)` on this thread's connection; database errors become StateStoreError.
@@ -122,7 +155,7 @@ class HotPath:
         at BEGIN, before anything was sent.
         """
         for attempt in (1, 2):
-            raw = self._connection_for_thread()
+            raw = self.connection_for_thread()
             began = not transaction
             cursor = None
             try:
@@ -138,7 +171,7 @@ class HotPath:
                 broken = self._abandon(raw, cursor, transaction and began)
                 if broken and attempt == 1 and (not transaction or not began):
                     continue
-                raise StateStoreError(self._url, f"{what} failed: {_describe(exc)}") from exc
+                raise StateStoreError(self._url, f"{what} failed: {describe(exc)}") from exc
             except BaseException:
                 self._abandon(raw, cursor, transaction and began)
                 raise
@@ -147,23 +180,24 @@ class HotPath:
                     _close_quietly(cursor)
         raise AssertionError("unreachable")
 
-    def _connection_for_thread(self) -> Any:
-        held = self._held
-        raw = getattr(held, "raw", None)
-        if raw is not None and held.pid == os.getpid():
-            return raw
-        if raw is not None:  # a forked child: the parent's connection is not ours to touch
-            _INHERITED.append(raw)
+    def connection_for_thread(self) -> Any:
+        """This thread's DBAPI connection, opened on first use (and anew in a forked child)."""
+        held: _Held | None = getattr(self._local, "held", None)
+        if held is not None and held.raw is not None and held.pid == os.getpid():
+            return held.raw
+        if held is not None:  # a forked child: the parent's connection is not ours to touch
+            self.forget()
         try:
             proxy = self._engine.raw_connection()
         except (self._dbapi_error, DBAPIError) as exc:
-            raise StateStoreError(self._url, f"cannot connect: {_describe(exc)}") from exc
+            raise StateStoreError(self._url, f"cannot connect: {describe(exc)}") from exc
         proxy.detach()  # ours for the thread's life, outside the pool's checkout accounting
         raw = proxy.dbapi_connection
+        assert raw is not None  # a fresh checkout always carries its DBAPI connection
         if self._backend == "postgresql":
             raw.rollback()  # a pre-ping may have left a transaction open
             raw.autocommit = True  # the read is one statement; writes say BEGIN themselves
-        held.raw, held.pid = raw, os.getpid()
+        self._local.held = _Held(raw)
         return raw
 
     def _abandon(self, raw: Any, cursor: Any, in_transaction: bool) -> bool:
@@ -175,7 +209,9 @@ class HotPath:
             except self._dbapi_error:
                 broken = True
         if broken:
-            self._held.raw = None
+            held: _Held | None = getattr(self._local, "held", None)
+            if held is not None and held.raw is raw:
+                held.take()
             _close_quietly(raw)
         return broken
 
@@ -249,7 +285,3 @@ def _close_quietly(raw: Any) -> None:
     with contextlib.suppress(Exception):
         raw.close()
 
-
-def _describe(exc: BaseException) -> str:
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return "; ".join(lines) or type(exc).__name__

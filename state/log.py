@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from sqlalchemy import select
 
+from state.database import Database
 from state.schema import decisions, outcomes
 
 if TYPE_CHECKING:
-    from state.store import StateStore
+    import pandas as pd
 
 EVENTS = ("shown", "accepted", "declined", "purchased")
 NO_OFFER = ""  # outcomes.offer_id of an event not tied to an offer (e.g. an organic purchase)
@@ -67,10 +67,10 @@ class Outcome:
 
 
 class DecisionLog:
-    """Append and read decisions and outcomes in a StateStore's database."""
+    """Append and read decisions and outcomes in the state database."""
 
-    def __init__(self, store: StateStore) -> None:
-        self._store = store
+    def __init__(self, db: Database) -> None:
+        self._db = db
 
     def record(self, record: DecisionRecord, *, count_contacts: bool = False) -> None:
         """Append one decision (committed when this returns).
@@ -89,12 +89,12 @@ class DecisionLog:
         touched = [{"customer_id": r.customer_id, "channel": r.channel, "offer_id": offer_id,
                     "contacted_at": r.decided_at}
                    for r in records if count_contacts for offer_id in r.offer_ids]
-        self._store._hot.record_decisions([_row(r) for r in records], touched)
+        self._db.record_decisions([_row(r) for r in records], touched)
         return len(records)
 
     def get(self, decision_id: str) -> DecisionRecord | None:
         """A logged decision, or None."""
-        with self._store._read("read decision") as conn:
+        with self._db.read("read decision") as conn:
             row = conn.execute(select(decisions).where(
                 decisions.c.decision_id == decision_id)).first()
         return None if row is None else _record(row)
@@ -106,17 +106,19 @@ class DecisionLog:
         values = {"decision_id": outcome.decision_id,
                   "offer_id": outcome.offer_id or NO_OFFER, "event": outcome.event,
                   "revenue": float(outcome.revenue), "occurred_at": outcome.occurred_at}
-        with self._store._write("record outcome") as conn:
-            inserted = conn.execute(self._store._insert(outcomes).values(values)
+        with self._db.write("record outcome") as conn:
+            inserted = conn.execute(self._db.insert(outcomes).values(values)
                                     .on_conflict_do_nothing())
             return inserted.rowcount == 1
 
     def decisions_frame(self, since: datetime | None = None) -> pd.DataFrame:
         """Every decision (since a time) as a frame; JSON columns decoded to Python objects."""
+        import pandas as pd  # only reports and exports need frames: `import state` stays light
+
         query = select(decisions).order_by(decisions.c.decided_at, decisions.c.decision_id)
         if since is not None:
             query = query.where(decisions.c.decided_at >= since)
-        with self._store._read("read decisions") as conn:
+        with self._db.read("read decisions") as conn:
             rows = conn.execute(query).mappings().all()
         frame = pd.DataFrame([dict(r) for r in rows], columns=[c.name for c in decisions.c])
         for column in ("offer_ids", "candidates", "suppressed", "features"):
@@ -125,10 +127,12 @@ class DecisionLog:
 
     def outcomes_frame(self, since: datetime | None = None) -> pd.DataFrame:
         """Every outcome of decisions made since a time; offer_id None when not tied to one."""
+        import pandas as pd
+
         query = select(outcomes).join(decisions).order_by(outcomes.c.occurred_at)
         if since is not None:
             query = query.where(decisions.c.decided_at >= since)
-        with self._store._read("read outcomes") as conn:
+        with self._db.read("read outcomes") as conn:
             rows = conn.execute(query).mappings().all()
         frame = pd.DataFrame([dict(r) for r in rows], columns=[c.name for c in outcomes.c])
         frame["offer_id"] = frame["offer_id"].replace(NO_OFFER, None)
@@ -165,7 +169,7 @@ def _plain(value: Any) -> Any:
     """JSON for NumPy scalars and timestamps in a feature row."""
     if hasattr(value, "item"):
         return value.item()
-    if isinstance(value, datetime | pd.Timestamp):
+    if isinstance(value, datetime):  # pandas' Timestamp is one too
         return value.isoformat()
     return str(value)
 

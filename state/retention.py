@@ -5,6 +5,8 @@ are needed only as long as the reports and the contact caps look back. `prune` r
 decision's outcomes with it), along with launch holds that ended (released or expired).
 Confirmed holds are sales: they stay, because a launch's sold units are counted from them.
 Each batch is its own short write transaction, so serving never waits long behind a prune.
+
+History the contact caps still count is never pruned: `check_cutoff` refuses such a cut-off.
 """
 
 from __future__ import annotations
@@ -16,12 +18,37 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Column, Table, delete, func, select
 
+from state.database import Database
 from state.schema import EXPIRED, RELEASED, contacts, decisions, declines, outcomes, reservations
 
 if TYPE_CHECKING:
     from state.store import StateStore
 
 BATCH = 2_000
+
+
+class CutoffTooRecent(ValueError):
+    """A cut-off inside the contact-cap windows: pruning would lift caps customers are under."""
+
+    def __init__(self, older_than_days: float, needed_days: float) -> None:
+        self.older_than_days = older_than_days
+        self.needed_days = needed_days
+        super().__init__(f"a cut-off of {older_than_days:g} days would delete history the "
+                         f"contact caps still count ({needed_days:g} days); use at least "
+                         f"{needed_days:g}")
+
+
+def kept_days(*, cap_window_hours: float, decline_days: float) -> float:
+    """Days of history the contact caps look back over: the shortest allowed cut-off."""
+    return max(cap_window_hours / 24, decline_days)
+
+
+def check_cutoff(older_than_days: float, *, cap_window_hours: float,
+                 decline_days: float) -> None:
+    """Refuse (CutoffTooRecent) a cut-off younger than the contact caps' look-back."""
+    needed = kept_days(cap_window_hours=cap_window_hours, decline_days=decline_days)
+    if older_than_days < needed:
+        raise CutoffTooRecent(older_than_days, needed)
 
 
 @dataclass(frozen=True)
@@ -44,23 +71,24 @@ def prune(store: StateStore, *, before: datetime, dry_run: bool = False, batch: 
     """Delete history older than `before` (timezone-aware); with `dry_run`, only count it."""
     if before.tzinfo is None:
         raise ValueError("`before` must be timezone-aware (UTC)")
+    db = store.db
     if dry_run:
-        return _count(store, before)
-    decided, answered = _prune_decisions(store, before, batch, progress)
+        return _count(db, before)
+    decided, answered = _prune_decisions(db, before, batch, progress)
     return Pruned(
         decisions=decided, outcomes=answered,
-        contacts=_prune_rows(store, contacts, contacts.c.id, contacts.c.contacted_at < before,
+        contacts=_prune_rows(db, contacts, contacts.c.id, contacts.c.contacted_at < before,
                              batch, progress),
-        declines=_prune_rows(store, declines, declines.c.id, declines.c.declined_at < before,
+        declines=_prune_rows(db, declines, declines.c.id, declines.c.declined_at < before,
                              batch, progress),
-        reservations=_prune_rows(store, reservations, reservations.c.reservation_id,
+        reservations=_prune_rows(db, reservations, reservations.c.reservation_id,
                                  _ended_holds(before), batch, progress),
     )
 
 
-def _count(store: StateStore, before: datetime) -> Pruned:
+def _count(db: Database, before: datetime) -> Pruned:
     old = decisions.c.decided_at < before
-    with store._read("count prunable history") as conn:
+    with db.read("count prunable history") as conn:
         def count(table: Table, where: Any) -> int:
             return conn.execute(select(func.count()).select_from(table).where(where)).scalar_one()
 
@@ -78,12 +106,12 @@ def _ended_holds(before: datetime) -> Any:
     return reservations.c.status.in_((RELEASED, EXPIRED)) & (reservations.c.updated_at < before)
 
 
-def _prune_decisions(store: StateStore, before: datetime, batch: int,
+def _prune_decisions(db: Database, before: datetime, batch: int,
                      progress: Callable[[str, int], None] | None) -> tuple[int, int]:
     """Old decisions and their outcomes, a batch of decisions per transaction."""
     decided = answered = 0
     while True:
-        with store._write("prune decisions") as conn:
+        with db.write("prune decisions") as conn:
             ids = conn.execute(select(decisions.c.decision_id)
                                .where(decisions.c.decided_at < before).limit(batch)
                                ).scalars().all()
@@ -97,12 +125,12 @@ def _prune_decisions(store: StateStore, before: datetime, batch: int,
             progress("decisions", decided)
 
 
-def _prune_rows(store: StateStore, table: Table, key: Column[Any], where: Any, batch: int,
+def _prune_rows(db: Database, table: Table, key: Column[Any], where: Any, batch: int,
                 progress: Callable[[str, int], None] | None) -> int:
     """Rows of `table` matching `where`, a batch per transaction; how many were deleted."""
     deleted = 0
     while True:
-        with store._write(f"prune {table.name}") as conn:
+        with db.write(f"prune {table.name}") as conn:
             keys = conn.execute(select(key).where(where).limit(batch)).scalars().all()
             if not keys:
                 return deleted

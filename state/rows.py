@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from state.store import StockRow, StockSnapshot
+from state.records import StockRow, StockSnapshot
 
 
 def stock_rows(frame: pd.DataFrame) -> list[StockRow]:

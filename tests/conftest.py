@@ -26,6 +26,7 @@ POSTGRES_URL = os.environ.get("NBA_TEST_POSTGRES_URL",
 DEMO_CUSTOMERS = 30_000
 DEMO_EXPOSURES = 150_000
 DEMO_SEED = 11
+DEMO_TREES = 120
 ADMIN_TOKEN = "test-admin-token-0001"
 STAFF_KEY = "test-staff-key-000002"
 STOREFRONT_KEY = "test-storefront-key-03"
@@ -43,19 +44,17 @@ class Trained:
     metrics: dict[str, float]
 
 
-@pytest.fixture(scope="session")
-def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo retailer on disk, with its true uplift."""
+def write_demo(folder: Path, customers: int, exposures: int) -> Path:
+    """The demo retailer (seed DEMO_SEED) with its true uplift, written into `folder`/data."""
     from nba import demo
 
-    out = tmp_path_factory.mktemp("demo") / "data"
-    demo.write(demo.generate(DEMO_CUSTOMERS, DEMO_EXPOSURES, DEMO_SEED), out)
+    out = folder / "data"
+    demo.write(demo.generate(customers, exposures, DEMO_SEED), out)
     return out
 
 
-@pytest.fixture(scope="session")
-def trained(demo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Trained:
-    """Train, register and promote one real policy (the suite's only full training run).
+def train_champion(data_dir: Path, root: Path, trees: int) -> Trained:
+    """Train, register and promote one real policy into a fresh registry under `root`.
 
     One LightGBM thread: with two, OpenMP's spinning makes fitting 10-50x slower whenever
     anything else holds the other core (measured in bench/), and CI machines have two.
@@ -64,22 +63,38 @@ def trained(demo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Trained
     from training.settings import BoosterParams, TrainSettings
 
     logging.getLogger("causalml").setLevel(logging.WARNING)
-    root = tmp_path_factory.mktemp("registry")
     uri = f"sqlite:///{root / 'mlflow.db'}"
-    settings = TrainSettings(data_dir=demo_dir, tracking_uri=uri, artifact_root=root / "mlruns",
-                             params=replace(BoosterParams(), n_estimators=120, n_jobs=1))
+    settings = TrainSettings(data_dir=data_dir, tracking_uri=uri, artifact_root=root / "mlruns",
+                             params=replace(BoosterParams(), n_estimators=trees, n_jobs=1))
     result = train(settings)
-    return Trained(root, demo_dir, uri, settings.model_name, result.version, result.metrics)
+    return Trained(root, data_dir, uri, settings.model_name, result.version, result.metrics)
 
 
-@pytest.fixture(scope="session")
-def loaded(trained: Trained):
-    """The champion loaded exactly as the service loads it."""
+def load_champion(trained: Trained):
+    """The champion of `trained` loaded exactly as the service loads it (no holdout)."""
     from service.model_store import load_from_registry
     from service.settings import ServiceSettings
 
     return load_from_registry(ServiceSettings(tracking_uri=trained.tracking_uri,
                                               data_dir=trained.data_dir, holdout_share=0.0))
+
+
+@pytest.fixture(scope="session")
+def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo retailer on disk, with its true uplift."""
+    return write_demo(tmp_path_factory.mktemp("demo"), DEMO_CUSTOMERS, DEMO_EXPOSURES)
+
+
+@pytest.fixture(scope="session")
+def trained(demo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    """Train, register and promote one real policy (the suite's only full training run)."""
+    return train_champion(demo_dir, tmp_path_factory.mktemp("registry"), DEMO_TREES)
+
+
+@pytest.fixture(scope="session")
+def loaded(trained: Trained):
+    """The champion loaded exactly as the service loads it."""
+    return load_champion(trained)
 
 
 @pytest.fixture

@@ -94,12 +94,12 @@ def _typed(name: str, values: list[Any]) -> pd.Series:
     """
     present = [v for v in values if v is not None and not _is_nan(v)]
     if all(isinstance(v, bool | np.bool_) for v in present) and present:
-        dtype = "boolean" if len(present) < len(values) else bool
-        return pd.Series(values, dtype=dtype)
+        flags: str | type = "boolean" if len(present) < len(values) else bool
+        return pd.Series(values, dtype=flags)
     if all(isinstance(v, int | np.integer) and not isinstance(v, bool | np.bool_)
            for v in present) and present:
-        dtype = "Int64" if len(present) < len(values) else np.int64
-        return pd.Series(values, dtype=dtype)
+        whole: str | type = "Int64" if len(present) < len(values) else np.int64
+        return pd.Series(values, dtype=whole)
     if all(isinstance(v, int | float | np.number) and not isinstance(v, bool | np.bool_)
            for v in present):
         return pd.Series([np.nan if v is None else v for v in values], dtype=np.float64)

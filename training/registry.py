@@ -87,7 +87,9 @@ def get_alias(client: MlflowClient, name: str, alias: str = CHAMPION) -> Aliased
         if exc.error_code in _NOT_FOUND:
             return None
         raise
-    return AliasedVersion(name, str(version.version), alias, version.run_id, version.source)
+    # every registered version has a source; MLflow's type allows none
+    return AliasedVersion(name, str(version.version), alias, version.run_id,
+                          version.source or "")
 
 
 def get_version(client: MlflowClient, name: str, version: str) -> ModelVersion:
@@ -116,7 +118,7 @@ def require_artifacts(client: MlflowClient, name: str, version: str) -> None:
 def latest_version(client: MlflowClient, name: str) -> str:
     """The highest registered version number of `name`; RegistryError when there is none."""
     try:
-        versions = client.search_model_versions(f"name = '{name}'")
+        versions = list(client.search_model_versions(f"name = '{name}'"))
     except MlflowException:
         versions = []
     if not versions:

@@ -39,4 +39,5 @@ def fit_response(
 def predict_response(booster: lgb.Booster, X: np.ndarray, n_arms: int) -> np.ndarray:
     """P(convert) for every row and arm: shape (n_rows, n_arms); column 0 is control."""
     threads = 1 if len(X) < 1024 else 0
-    return booster.predict(all_arms(X, n_arms), num_threads=threads).reshape(X.shape[0], n_arms)
+    scores = np.asarray(booster.predict(all_arms(X, n_arms), num_threads=threads))
+    return scores.reshape(X.shape[0], n_arms)

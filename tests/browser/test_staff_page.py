@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwright
 
 from features import io
 from service.decide import OFFER, DecisionContext
@@ -36,8 +36,8 @@ ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "staff"
 DOCS_SCREENSHOT = ROOT / "docs" / "staff-page.png"
 STORE = "store_002"
-LANDSCAPE = {"width": 1024, "height": 768}
-PORTRAIT = {"width": 768, "height": 1024}
+LANDSCAPE: ViewportSize = {"width": 1024, "height": 768}
+PORTRAIT: ViewportSize = {"width": 768, "height": 1024}
 STAFF_KEY = "browser-test-staff-key-01"
 #: states the page settles in after a lookup (main[data-state])
 SETTLED = re.compile(r"^(offers|holdout|no-offers|unknown|not-ready|error|auth|done)$")
@@ -174,7 +174,8 @@ def browser() -> Iterator[Browser]:
 
 
 @contextmanager
-def open_page(browser: Browser, base: str, viewport: dict, query: str = "") -> Iterator[Page]:
+def open_page(browser: Browser, base: str, viewport: ViewportSize, query: str = ""
+              ) -> Iterator[Page]:
     """A fresh touch-screen tab on the staff page; fails the test on any script error or
     anything its Content-Security-Policy blocks."""
     context = browser.new_context(viewport=viewport, has_touch=True, device_scale_factor=1)

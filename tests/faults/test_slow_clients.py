@@ -48,7 +48,7 @@ def test_fifty_slowloris_connections_for_30_s_do_not_slow_health_or_decisions(ba
         started = time.monotonic()
         with Slowloris("127.0.0.1", server.port, connections=50) as attack:
             time.sleep(3)  # every slow connection is open and trickling
-            attacked = {"health": [], "decide": []}
+            attacked: dict[str, list[float]] = {"health": [], "decide": []}
             seed = 3
             while time.monotonic() - started < HOLD_SECONDS:
                 attacked["health"].extend(latencies(server.base, "/healthz", None, 20, seed))

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # runs the nba console script against the real trained registry
+
 NBA = str(Path(sys.executable).parent / "nba")
 SUBCOMMANDS = ["demo-data", "train", "promote", "compare", "model", "serve", "decide",
                "batch-score", "inventory", "state", "report", "simulate", "export-training",

@@ -20,6 +20,8 @@ from service.settings import ServiceSettings
 from tests.integration.servers import call, gunicorn
 from training import registry
 
+pytestmark = pytest.mark.slow  # the real trained registry; one test runs gunicorn
+
 TOKEN = "hot-reload-test-token-4f1c"
 POLL_SECONDS = 1
 
@@ -144,7 +146,8 @@ def wait_for_workers(base: str, done, workers: set[int], seconds: float = 30.0) 
 
 
 @pytest.mark.slow
-def test_moving_the_alias_hot_swaps_every_worker_without_dropping_a_request(trained, tmp_path):
+def test_moving_the_alias_hot_swaps_every_worker_without_dropping_a_request(trained,
+                                                                            tmp_path) -> None:
     # configure, not a bare MlflowClient: MLflow resolves a `models:/m-...` source through the
     # global tracking URI, which earlier tests may have pointed at another store
     client = registry.configure(trained.tracking_uri)

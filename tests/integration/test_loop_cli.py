@@ -1,8 +1,7 @@
-"""`nba simulate`, `nba export-training` and `nba outcomes load`, run through their parsers.
+"""`nba simulate`, `nba export-training` and `nba outcomes load`, run through nba's parser.
 
-The handlers are wired into nba/cli.py by `add_loop_parsers`; here a throwaway parser built
-with the same helper shape runs them in-process against the `app` fixture's state store (and,
-for simulate, over real HTTP).
+The commands live in nba/commands/{simulate,export_training,outcomes}.py; here they run
+in-process against the `app` fixture's state store (and, for simulate, over real HTTP).
 """
 
 from __future__ import annotations
@@ -17,23 +16,23 @@ import pytest
 from werkzeug.serving import make_server
 
 from features import io
-from nba.cli import CliError
-from nba.loop_cli import EXAMPLES, add_loop_parsers, run_loop_command
+from nba import cli
+from nba.cli import CliError, build_parser
+from nba.commands import export_training, outcomes, simulate
+from nba.settings import CliSettings
 from state import DecisionRecord
 from tests.conftest import STAFF_KEY
+
+pytestmark = pytest.mark.slow  # the real trained champion behind a real HTTP server
+
+EXAMPLES = {"simulate": simulate.EXAMPLES, "export-training": export_training.EXAMPLES,
+            "outcomes": outcomes.EXAMPLES}
 
 
 @pytest.fixture
 def parser() -> argparse.ArgumentParser:
-    """A parser shaped like nba.cli.build_parser, holding only the loop subcommands."""
-    parser = argparse.ArgumentParser(prog="nba")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    def command(name: str, help_text: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=help_text, description=help_text)
-
-    add_loop_parsers(command)
-    return parser
+    """`nba`'s parser, with defaults from the environment as `main()` reads it."""
+    return build_parser(CliSettings())
 
 
 @pytest.fixture
@@ -44,7 +43,7 @@ def nba(parser, state):
         args = list(argv)
         if args[0] in ("export-training", "outcomes"):
             args += ["--state-url", state.url]
-        return run_loop_command(parser.parse_args(args))
+        return cli.run(parser.parse_args(args))
 
     return run
 
@@ -250,19 +249,19 @@ def test_unreadable_outcome_files_are_one_line(nba, tmp_path, name, content, mes
         nba("outcomes", "load", str(path))
 
 
-def test_the_simulator_waits_out_a_rate_limit(trained, monkeypatch):
+def test_the_simulator_waits_out_a_rate_limit(trained, monkeypatch) -> None:
     """A 429 is retried after the wait the service names; nothing is counted twice."""
-    import nba.simulate as simulate
+    import nba.simulate as simulator
 
     truth = pd.read_parquet(trained.data_dir / "true_uplift.parquet").head(5)
     customers = pd.DataFrame({"customer_id": truth["customer_id"], "monetary": 50.0})
     waits: list[float] = []
-    monkeypatch.setattr(simulate.time, "sleep", waits.append)
+    monkeypatch.setattr(simulator.time, "sleep", waits.append)
     answers = iter([(429, {"error": {"code": "rate_limited", "message": "slow down",
                                      "details": {"retry_after_seconds": 2}}}),
                     (200, {"decision_id": "d1", "customer_id": truth["customer_id"].iloc[0],
                            "holdout": True, "explored": False, "offers": []})])
-    summary = simulate.Simulator(customers, truth, seed=1).run(
+    summary = simulator.Simulator(customers, truth, seed=1).run(
         lambda path, body: next(answers) if path == "/v1/decisions" else (200, {}),
         [truth["customer_id"].iloc[0]])
     assert waits == [2.0] and summary.throttled == 1 and summary.decisions == 1

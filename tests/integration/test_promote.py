@@ -19,6 +19,8 @@ import pytest
 
 from training import registry
 
+pytestmark = pytest.mark.slow  # trains and registers real versions
+
 NBA = str(Path(sys.executable).parent / "nba")
 NAME = "nba-policy-gate-test"
 

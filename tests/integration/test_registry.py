@@ -12,6 +12,8 @@ from features import io
 from service.decide import DecisionContext
 from training import registry
 
+pytestmark = pytest.mark.slow  # the real trained registry
+
 
 @pytest.fixture(scope="module")
 def client(trained):

@@ -13,6 +13,8 @@ from nba.demo import TRUE_UPLIFT
 from service.decide import tier_eligibility
 from training.evaluate import greedy_arm
 
+pytestmark = pytest.mark.slow  # the real trained champion against the true uplift
+
 # Offers whose true uplift has several levels: rank agreement is measured by Spearman.
 GRADED_OFFERS = ["collab_sneaker_early_access", "winback_15_off", "sitewide_10_off"]
 # Offers that help one segment and nobody else: Spearman is capped near sqrt(3p(1-p)) by the

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pytest
@@ -131,8 +132,8 @@ def test_floor_never_rises_as_the_window_runs_out(values: list[float], remaining
                                                   data: st.DataObject) -> None:
     distribution = ValueDistribution.from_values(np.array(values))
     late = data.draw(st.floats(early, 1.0))
-    kwargs = {"remaining": remaining, "supply": 300, "distribution": distribution,
-              "reach": reach}
+    kwargs: dict[str, Any] = {"remaining": remaining, "supply": 300,
+                              "distribution": distribution, "reach": reach}
     assert value_floor(elapsed=late, **kwargs) <= value_floor(elapsed=early, **kwargs)
     assert value_floor(elapsed=None, **kwargs) == value_floor(elapsed=0.0, **kwargs)
 

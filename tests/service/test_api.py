@@ -122,7 +122,8 @@ def test_service_without_a_champion_is_not_ready_and_says_why(tmp_path, trained)
     ready = client.get("/readyz")
     error = ready.get_json()["error"]
     assert ready.status_code == 503 and ready.headers["Retry-After"]
-    assert error["code"] == "not_ready" and "nba train" in error["details"]["model"]
+    assert error["code"] == "model_not_ready" and "nba train" in error["message"]
+    assert "nba train" in error["details"]["model"]
     assert "state_store" not in error["details"]  # the store answers
     response = post(client, {"customer_id": "C0000001", "channel": "web"})
     assert response.status_code == 503 and response.headers["Retry-After"]

@@ -71,7 +71,7 @@ def test_key_ring_parses_env_text_and_files(tmp_path):
 def test_dev_mode_lets_keyless_requests_through_but_not_wrong_keys():
     ring = KeyRing([], dev_mode=True)
     assert ring.authenticate(None).role == "admin"
-    from service.errors import Unauthorized
+    from service.auth import Unauthorized
 
     with pytest.raises(Unauthorized):
         ring.authenticate("Bearer some-wrong-key-123456")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -18,7 +19,8 @@ NOW = datetime(2026, 12, 3, 12, tzinfo=UTC)
 
 
 def offer(offer_id: str, **kwargs) -> Offer:
-    base = {"offer_id": offer_id, "name": offer_id, "category": "x", "margin": 10.0, "cost": 0.1}
+    base: dict[str, Any] = {"offer_id": offer_id, "name": offer_id, "category": "x",
+                            "margin": 10.0, "cost": 0.1}
     return Offer(**(base | kwargs))
 
 
@@ -41,7 +43,8 @@ STOCK = snapshot_of(pd.DataFrame([
 
 
 def customer(**kwargs) -> d.CustomerFacts:
-    base = {"customer_id": "c1", "loyalty_tier": "gold", "preferred_size": "42", "value": 500.0}
+    base: dict[str, Any] = {"customer_id": "c1", "loyalty_tier": "gold", "preferred_size": "42",
+                            "value": 500.0}
     return d.CustomerFacts(**(base | kwargs))
 
 
@@ -51,7 +54,8 @@ def scores(uplift: list[float]) -> d.OfferScores:
 
 
 def context(**kwargs) -> d.DecisionContext:
-    return d.DecisionContext(**({"channel": "web", "now": NOW, "limit": 3} | kwargs))
+    base: dict[str, Any] = {"channel": "web", "now": NOW, "limit": 3}
+    return d.DecisionContext(**(base | kwargs))
 
 
 def reasons(decision: d.Decision) -> dict[str, str]:

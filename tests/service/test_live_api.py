@@ -199,7 +199,9 @@ def test_the_derived_floor_rises_as_units_run_down(client, sneaker_fans, state, 
     probe = lowest.sort_values("customer_value")["customer_id"].iloc[0]
 
     def floor() -> float:
-        message = reason_of(decide(client, probe), SNEAKER)["message"]
+        reason = reason_of(decide(client, probe), SNEAKER)
+        assert reason is not None
+        message = reason["message"]
         return float(message.split("current launch floor ")[1].split(" ")[0])
 
     before = floor()

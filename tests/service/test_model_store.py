@@ -6,11 +6,11 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any, cast
 
 import pytest
 
 from service.decide import Decision, Suppression
-from service.errors import ModelNotReady
 from service.model_store import (
     BUSY,
     REJECTED,
@@ -20,6 +20,7 @@ from service.model_store import (
     UNCHANGED,
     AliasPoller,
     LoadedModel,
+    ModelNotReady,
     ModelStore,
     smoke_decision,
 )
@@ -44,9 +45,14 @@ class FakePolicy:
         return Decision((), tuple(Suppression(o, "outranked", "-") for o in self.catalog.offers))
 
 
+def fake_model(policy: FakePolicy, version: str, customers: list[str]) -> LoadedModel:
+    """A LoadedModel of fakes: only what ModelStore and smoke_decision use."""
+    return LoadedModel(cast(Any, policy), "m", version, "champion", None, {},
+                       cast(Any, customers))
+
+
 def bundle(version: str, broken: bool = False) -> LoadedModel:
-    return LoadedModel(FakePolicy(broken), "m", version, "champion", None, {},
-                       ["C0000001"])  # type: ignore[arg-type]
+    return fake_model(FakePolicy(broken), version, ["C0000001"])
 
 
 class Registry:
@@ -182,8 +188,7 @@ def test_smoke_decision_needs_every_catalog_offer_accounted_for():
     lying.policy.decide_row = lambda *args: Decision((), ())
     with pytest.raises(ValueError, match="accounts for 0 of 2"):
         smoke_decision(lying)
-    empty = LoadedModel(FakePolicy(), "m", "3", "champion", None, {},
-                        [])  # type: ignore[arg-type]
+    empty = fake_model(FakePolicy(), "3", [])
     with pytest.raises(ValueError, match="empty"):
         smoke_decision(empty)
 

@@ -16,8 +16,7 @@ from flask import Flask
 from features import io
 from features.catalog import Offer
 from service import create_app
-from service.errors import ModelNotReady
-from service.model_store import LoadedModel, ModelStore
+from service.model_store import LoadedModel, ModelNotReady, ModelStore
 from service.settings import ServiceSettings
 from service.staff import normalize_card, plain_reasons, stock_json, value_band
 from state import StockRow
@@ -96,7 +95,9 @@ def test_page_is_public_and_preselects_the_store(app):
                                  "max_offers": 20}
     assert "/static/staff.js" in html and "/static/staff.css" in html
     for asset in ("/static/staff.js", "/static/staff.css"):
-        assert app.test_client().get(asset).status_code == 200
+        served = app.test_client().get(asset)
+        served.close()  # a static file's response holds the file open until closed
+        assert served.status_code == 200
     csp = response.headers["Content-Security-Policy"]
     assert "script-src 'self'" in csp and "frame-ancestors 'none'" in csp
     assert response.headers["X-Frame-Options"] == "DENY"

@@ -26,7 +26,7 @@ def ledger(store: StateStore) -> Callable[[str], tuple[int, int]]:
     The two must always agree: every path that changes a reservation adjusts the counter.
     """
     def read(offer_id: str) -> tuple[int, int]:
-        with store._engine.connect() as conn:
+        with store.db.engine.connect() as conn:
             held = conn.execute(select(launches.c.held)
                                 .where(launches.c.offer_id == offer_id)).scalar_one()
             active = conn.execute(select(func.count()).select_from(reservations)

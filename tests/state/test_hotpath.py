@@ -24,7 +24,7 @@ def record(decision_id: str, customer: str = "c1", offers: tuple[str, ...] = ("a
 
 def counts(store: StateStore) -> tuple[int, int]:
     """(decisions, contacts) rows, read through SQLAlchemy Core rather than the hot path."""
-    with store._engine.connect() as conn:
+    with store.db.engine.connect() as conn:
         return (conn.execute(select(func.count()).select_from(decisions)).scalar_one(),
                 conn.execute(select(func.count()).select_from(contacts)).scalar_one())
 
@@ -94,7 +94,7 @@ def test_a_forked_worker_reads_and_logs_on_its_own_connection(store: StateStore)
 
 def terminate_hot_connection(store: StateStore, admin: Engine) -> None:
     """End the store's held session server-side, as a server restart would, and wait for it."""
-    pid = store._hot._connection_for_thread().info.backend_pid
+    pid = store.db.hot.connection_for_thread().info.backend_pid
     with admin.connect() as conn:
         assert conn.execute(text("SELECT pg_terminate_backend(:pid, 10000)"),
                             {"pid": pid}).scalar_one()

@@ -8,7 +8,7 @@ import pytest
 
 from state import StateStore
 from state.log import DecisionRecord, Outcome
-from state.retention import Pruned, prune
+from state.retention import CutoffTooRecent, Pruned, check_cutoff, kept_days, prune
 
 NOW = datetime(2030, 6, 1, 12, 0, tzinfo=UTC)
 OLD, RECENT = NOW - timedelta(days=400), NOW - timedelta(days=5)
@@ -60,3 +60,15 @@ def test_recent_history_and_sales_stay(store: StateStore) -> None:
 def test_a_naive_cut_off_is_refused(store: StateStore) -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         prune(store, before=datetime(2030, 1, 1))
+
+
+@pytest.mark.parametrize(("days", "refused"), [(29.5, True), (30, False), (400, False)])
+def test_a_cut_off_inside_the_contact_cap_windows_is_refused(days: float, refused: bool) -> None:
+    # caps over 48 hours of contacts and 30 days of declines: 30 days must stay
+    if refused:
+        with pytest.raises(CutoffTooRecent, match="use at least 30") as caught:
+            check_cutoff(days, cap_window_hours=48, decline_days=30)
+        assert caught.value.needed_days == 30
+    else:
+        check_cutoff(days, cap_window_hours=48, decline_days=30)
+    assert kept_days(cap_window_hours=24 * 45, decline_days=30) == 45

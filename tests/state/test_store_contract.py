@@ -271,7 +271,8 @@ def test_timestamps_come_back_in_utc(store: StateStore) -> None:
 
 def _forked_worker(store: StateStore) -> None:
     store.after_fork()  # what gunicorn's post_fork hook does
-    inherited = store._engine.pool.checkedin()  # the parent's idle connections, if any
+    # the parent's idle connections, if any (QueuePool's count; Pool does not declare it)
+    inherited = store.db.engine.pool.checkedin()  # type: ignore[attr-defined]
     held = reserve(store, "child")
     os._exit(0 if inherited == 0 and held is not None and held.created else 1)
 

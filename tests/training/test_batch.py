@@ -15,8 +15,11 @@ from service.decide import DecisionContext
 from state.rows import snapshot_of
 from training.batch import batch_score
 
+pytestmark = pytest.mark.slow  # scores with the real trained champion
 
-def test_batch_score_streams_every_customer_through_the_decision_code(tmp_path, trained, loaded):
+
+def test_batch_score_streams_every_customer_through_the_decision_code(tmp_path, trained,
+                                                                      loaded) -> None:
     customers = io.read_customers(trained.data_dir / io.CUSTOMERS).head(2_500)
     source = tmp_path / "customers.parquet"
     customers.to_parquet(source)
@@ -41,7 +44,7 @@ def test_batch_score_streams_every_customer_through_the_decision_code(tmp_path, 
     assert (nothing["rank"] == 0).all() and nothing["reason"].str.len().gt(0).all()
 
 
-def test_worker_processes_write_what_one_process_writes(tmp_path, trained, loaded):
+def test_worker_processes_write_what_one_process_writes(tmp_path, trained, loaded) -> None:
     customers = io.read_customers(trained.data_dir / io.CUSTOMERS).head(2_500)
     source = tmp_path / "customers.parquet"
     customers.to_parquet(source)

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import copy
+import ctypes
 import gc
 import os
 import select
 import signal
+import subprocess
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import lightgbm as lgb
 import numpy as np
@@ -118,10 +122,16 @@ def test_threads_score_concurrently_and_correctly(boosters, rng):
         np.testing.assert_allclose(got, np.tile(np.roll(want, offset, axis=0), (20, 1)), **EXACT)
 
 
-def test_configs_are_per_thread_and_freed_with_the_predictor(boosters, rng, monkeypatch):
+def test_configs_are_per_thread_and_freed_with_the_predictor(boosters, rng, monkeypatch) -> None:
     freed: list[int] = []
     real_free = fastpredict._free
-    monkeypatch.setattr(fastpredict, "_free", lambda h: freed.append(1) or real_free(h))
+    assert real_free is not None
+
+    def counting_free(handle: ctypes.c_void_p) -> int:
+        freed.append(1)
+        return real_free(handle)
+
+    monkeypatch.setattr(fastpredict, "_free", counting_free)
     predictor = SingleRowPredictor(boosters)
     X = features(rng, 1)
     predictor.predict(X)
@@ -228,3 +238,83 @@ def test_uplift_model_fast_path_from_threads(uplift_models, rng, kind):
     with ThreadPoolExecutor(4) as pool:
         rows = list(pool.map(lambda i: model.predict(X[i:i + 1])[0][0], range(len(X))))
     np.testing.assert_allclose(np.vstack(rows), want, **EXACT)
+
+
+# ---------------------------------------------------------------- degrading, never breaking
+
+
+@pytest.fixture
+def fresh_warning(monkeypatch):
+    """The once-per-process warning not yet given."""
+    monkeypatch.setattr(fastpredict, "_warned", False)
+
+
+def fallback_warnings(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records
+            if r.name == "training.fastpredict" and r.levelname == "WARNING"]
+
+
+def refuse(*args):
+    raise ctypes.ArgumentError("argument 1: wrong type")
+
+
+def write_nothing(*args):
+    return 0  # "success", but no score written: the check row disagrees
+
+
+@pytest.mark.parametrize(("target", "value", "why"), [
+    ("_init", None, "lacks SingleRowFastInit"),  # a LightGBM without the symbol
+    ("_LIB", None, "lacks lightgbm.basic._LIB"),
+    ("_init", refuse, "C API failed (ArgumentError"),  # a changed signature
+    ("_predict", write_nothing, "disagrees with Booster.predict"),
+])
+def test_missing_or_different_internals_fall_back_to_booster_predict_with_one_warning(
+        boosters, rng, monkeypatch, caplog, fresh_warning, target, value, why):
+    monkeypatch.setattr(fastpredict, target, value)
+    X = features(rng, 5)
+    first = SingleRowPredictor(boosters)
+    assert not first.fast
+    np.testing.assert_allclose(first.predict(X), expected(boosters, X), **EXACT)
+    np.testing.assert_allclose(SingleRowPredictor(boosters).predict(X[:1]),
+                               expected(boosters, X[:1]), **EXACT)
+    assert first.predict(np.empty((0, N_FEATURES))).shape == (0, len(boosters))
+    warnings = fallback_warnings(caplog)
+    assert len(warnings) == 1 and why in warnings[0] and "Booster.predict" in warnings[0]
+
+
+def test_an_untested_lightgbm_major_version_falls_back(boosters, rng, monkeypatch, caplog,
+                                                        fresh_warning):
+    monkeypatch.setattr(lgb, "__version__", "5.0.0")
+    predictor = SingleRowPredictor(boosters)
+    assert not predictor.fast
+    X = features(rng, 2)
+    np.testing.assert_allclose(predictor.predict(X), expected(boosters, X), **EXACT)
+    assert "untested" in fallback_warnings(caplog)[0]
+
+
+def test_uplift_models_score_alike_without_the_fast_path(uplift_models, rng, monkeypatch,
+                                                         fresh_warning):
+    X = features(rng, 3)
+    for kind in ("s", "t"):
+        model = uplift_models[kind]
+        want = UpliftModel(model.offer_ids, model.control, model.treated, kind).predict(X)
+        monkeypatch.setattr(fastpredict, "_predict", None)
+        slow = UpliftModel(model.offer_ids, model.control, model.treated, kind)
+        got = slow.predict(X)
+        monkeypatch.undo()
+        assert slow._fast is not None and not slow._fast.fast
+        np.testing.assert_allclose(got[0], want[0], **EXACT)
+        np.testing.assert_allclose(got[1], want[1], **EXACT)
+
+
+def test_the_service_imports_when_lightgbm_lacks_the_internals():
+    script = ("import lightgbm.basic\n"
+              "del lightgbm.basic._LIB\n"
+              "from training import fastpredict\n"
+              "assert fastpredict._init is None\n"
+              "assert 'lacks' in fastpredict.fast_path_problem(())\n"
+              "import service.api, service.model_store, training.uplift\n"
+              "from service import create_app\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=120, cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stderr

@@ -1,4 +1,4 @@
-"""`nba report ...` through a throwaway parser built by add_report_parser, on a real store."""
+"""`nba report ...` through nba's own parser (nba.commands.report), on a real store."""
 
 from __future__ import annotations
 
@@ -9,19 +9,16 @@ import pandas as pd
 import pytest
 
 from features.io import write_catalog
-from nba.cli import CliError
-from reports.cli import add_report_parser, run_report
+from nba.cli import CliError, build_parser, run
+from nba.settings import CliSettings
 from state import open_store
 from tests.reports import CATALOG, decision, event, simulate, write
 
 
 @pytest.fixture
 def parser() -> argparse.ArgumentParser:
-    """`nba`'s shape: a top-level parser whose subcommands include `report`."""
-    top = argparse.ArgumentParser(prog="nba")
-    sub = top.add_subparsers(dest="command", required=True)
-    add_report_parser(sub.add_parser)
-    return top
+    """`nba`'s parser, with defaults from the environment as `main()` reads it."""
+    return build_parser(CliSettings())
 
 
 @pytest.fixture
@@ -44,14 +41,14 @@ def state_url(tmp_path: Path) -> str:
     return url
 
 
-def run(parser: argparse.ArgumentParser, *argv: str) -> int:
-    return run_report(parser.parse_args(["report", *argv]))
+def report(parser: argparse.ArgumentParser, *argv: str) -> int:
+    return run(parser.parse_args(["report", *argv]))
 
 
 def test_incrementality_prints_and_writes_csv_and_html(parser, state_url, catalog_path,
                                                        tmp_path, capsys):
     out, page = tmp_path / "out" / "lift.csv", tmp_path / "lift.html"
-    assert run(parser, "incrementality", "--state-url", state_url, "--catalog",
+    assert report(parser, "incrementality", "--state-url", state_url, "--catalog",
                str(catalog_path), "--holdout-share", "0.1", "--out", str(out),
                "--html", str(page)) == 0
     text = capsys.readouterr().out
@@ -70,7 +67,7 @@ def test_incrementality_prints_and_writes_csv_and_html(parser, state_url, catalo
 def test_incrementality_flags_srm_first_and_writes_parquet(parser, state_url, catalog_path,
                                                           tmp_path, capsys):
     out = tmp_path / "lift.parquet"
-    assert run(parser, "incrementality", "--state-url", state_url, "--catalog",
+    assert report(parser, "incrementality", "--state-url", state_url, "--catalog",
                str(catalog_path), "--by", "channel", "--out", str(out)) == 0
     text = capsys.readouterr().out
     assert text.splitlines()[1].startswith("SAMPLE RATIO MISMATCH")  # 10% held, 5% expected
@@ -78,11 +75,11 @@ def test_incrementality_flags_srm_first_and_writes_parquet(parser, state_url, ca
 
 
 def test_funnel_and_balance(parser, state_url, tmp_path, capsys):
-    assert run(parser, "funnel", "--state-url", state_url) == 0
+    assert report(parser, "funnel", "--state-url", state_url) == 0
     text = capsys.readouterr().out
     assert "recommended" in text and "the constraint to work on next" in text
     out = tmp_path / "balance.csv"
-    assert run(parser, "balance", "--state-url", state_url, "--out", str(out)) == 0
+    assert report(parser, "balance", "--state-url", state_url, "--out", str(out)) == 0
     assert "holdout customers" in capsys.readouterr().out
     assert out.exists()
 
@@ -101,25 +98,25 @@ def test_user_errors_are_one_line_cli_errors(parser, state_url, catalog_path, tm
     if argv[0] == "incrementality":
         argv += ["--catalog", str(catalog_path)]
     with pytest.raises(CliError) as error:
-        run(parser, *argv)
+        report(parser, *argv)
     assert message in str(error.value) and "\n" not in str(error.value)
 
 
 def test_store_problems_are_cli_errors(parser, tmp_path):
     with pytest.raises(CliError, match="no state store at .*missing.db"):
-        run(parser, "funnel", "--state-url", f"sqlite:///{tmp_path / 'missing.db'}")
+        report(parser, "funnel", "--state-url", f"sqlite:///{tmp_path / 'missing.db'}")
     assert not (tmp_path / "missing.db").exists()  # a report never creates a store
     with pytest.raises(CliError, match="unsupported scheme 'mysql'"):
-        run(parser, "balance", "--state-url", "mysql://db/nba")
+        report(parser, "balance", "--state-url", "mysql://db/nba")
     empty = f"sqlite:///{tmp_path / 'empty.db'}"
     open_store(empty).close()
     with pytest.raises(CliError, match="no decisions in the log"):
-        run(parser, "balance", "--state-url", empty)
+        report(parser, "balance", "--state-url", empty)
 
 
 def test_missing_catalog_is_a_cli_error(parser, state_url, tmp_path):
     with pytest.raises(CliError, match="catalog: .*file not found .*--catalog"):
-        run(parser, "incrementality", "--state-url", state_url, "--catalog",
+        report(parser, "incrementality", "--state-url", state_url, "--catalog",
             str(tmp_path / "nope.yaml"))
 
 
@@ -127,9 +124,7 @@ def test_defaults_come_from_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("NBA_STATE_URL", "sqlite:///elsewhere.db")
     monkeypatch.setenv("NBA_HOLDOUT_SHARE", "0.1")
     monkeypatch.setenv("NBA_DATA_DIR", str(tmp_path))
-    top = argparse.ArgumentParser()
-    add_report_parser(top.add_subparsers(dest="command").add_parser)
-    args = top.parse_args(["report", "incrementality"])
+    args = build_parser(CliSettings()).parse_args(["report", "incrementality"])
     assert (args.state_url, args.holdout_share, args.by) == ("sqlite:///elsewhere.db", "0.1",
                                                              "offer")
     assert args.catalog == tmp_path / "offers.yaml"

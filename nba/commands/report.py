@@ -1,21 +1,25 @@
-"""`nba report ...`: incrementality, funnel and balance reports read from the decision log.
-
-Plugged into `nba.cli` by `add_report_parser(sub.add_parser)` and HANDLERS["report"] =
-`run_report`. Problems the user can fix raise `nba.cli.CliError` (one line, exit status 2);
-it is imported inside functions because `nba.cli` imports this module.
-"""
+"""`nba report ...`: incrementality, funnel and balance reports read from the decision log."""
 
 from __future__ import annotations
 
 import argparse
-import os
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from nba.commands.common import (
+    AddCommand,
+    CliError,
+    add_state_flag,
+    parse_since,
+    subparser_factory,
+)
+from nba.settings import CliSettings
+
 if TYPE_CHECKING:
     import pandas as pd
+
+    from features.catalog import Catalog
 
 EXAMPLES = {
     "report": "examples:\n  nba report incrementality --by offer\n  nba report funnel "
@@ -39,98 +43,71 @@ EXAMPLES = {
                "treated\ncustomers (one row per customer); |SMD| > 0.1 is flagged.",
 }
 BY_CHOICES = "offer|channel|segment"
+LOG_STORE = "state store holding the decision log"
 
 
-def add_report_parser(sub_add: Callable[..., argparse.ArgumentParser]) -> None:
-    """Add `report` with its subcommands, given the `add_parser` of nba's subparsers."""
-    report = sub_add("report", help="Reports from the decision log: incrementality against the "
-                                    "holdout, the funnel, holdout balance.",
-                     description="Reports from the decision log kept in the state store.",
-                     epilog=EXAMPLES["report"],
-                     formatter_class=argparse.RawDescriptionHelpFormatter)
+def add_parser(add: AddCommand, settings: CliSettings) -> None:
+    """Define `nba report` and its reports."""
+    report = add("report", "Reports from the decision log: incrementality against the "
+                           "holdout, the funnel, holdout balance.", EXAMPLES["report"])
     sub = report.add_subparsers(dest="report_command", required=True, metavar="REPORT")
+    add_report = subparser_factory(sub.add_parser)
 
-    def command(name: str, help_text: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, help=help_text, description=help_text,
-                              epilog=EXAMPLES[name],
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
-
-    p = command("incrementality", "Did the campaign add revenue, and how much? Lift of treated "
-                                  "decisions over the randomized holdout.")
-    _since_flag(p)
+    p = add_report("incrementality", "Did the campaign add revenue, and how much? Lift of "
+                                     "treated decisions over the randomized holdout.",
+                   EXAMPLES["incrementality"])
+    _log_flags(p, settings)
     p.add_argument("--by", default="offer", metavar=BY_CHOICES,
                    help="group rows by offer, channel or segment (default %(default)s)")
-    _out_flag(p)
     p.add_argument("--html", type=Path, default=None,
                    help="also write a self-contained HTML report with plots")
-    p.add_argument("--holdout-share", default=os.environ.get("NBA_HOLDOUT_SHARE") or "0.05",
+    p.add_argument("--holdout-share", default=f"{settings.holdout_share:g}",
                    help="configured holdout share, for the sample-ratio check "
                         "(env NBA_HOLDOUT_SHARE; default %(default)s)")
-    data_dir = Path(os.environ.get("NBA_DATA_DIR") or "data")
-    p.add_argument("--catalog", type=Path, default=data_dir / "offers.yaml",
+    p.add_argument("--catalog", type=Path, default=settings.data_dir / "offers.yaml",
                    help="offers.yaml with margins and costs (default <NBA_DATA_DIR>/offers.yaml"
                         ": %(default)s)")
-    _state_flag(p)
+    p.set_defaults(handler=_incrementality)
 
-    p = command("funnel", "Decisions per stage, eligible to purchased, and the stage losing "
-                          "the most.")
-    _since_flag(p)
-    _out_flag(p)
-    _state_flag(p)
-
-    p = command("balance", "Are holdout and treated customers alike? Standardized mean "
-                           "differences of the logged features.")
-    _since_flag(p)
-    _out_flag(p)
-    _state_flag(p)
+    for name, help_text, handler in (
+            ("funnel", "Decisions per stage, eligible to purchased, and the stage losing the "
+                       "most.", _funnel),
+            ("balance", "Are holdout and treated customers alike? Standardized mean differences "
+                        "of the logged features.", _balance)):
+        p = add_report(name, help_text, EXAMPLES[name])
+        _log_flags(p, settings)
+        p.set_defaults(handler=handler)
 
 
-def run_report(args: argparse.Namespace) -> int:
-    """Run the report named by `args.report_command`; returns the exit status."""
-    handlers = {"incrementality": _incrementality, "funnel": _funnel, "balance": _balance}
-    return handlers[args.report_command](args)
-
-
-# ---------------------------------------------------------------- flags
-
-
-def _since_flag(parser: argparse.ArgumentParser) -> None:
+def _log_flags(parser: argparse.ArgumentParser, settings: CliSettings) -> None:
+    """--since, --out and --state-url: which part of which decision log, written where."""
     parser.add_argument("--since", default=None, metavar="ISO8601",
                         help="only decisions made at or after this date/time (naive = UTC)")
-
-
-def _out_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=None, metavar="FILE",
                         help="also write the table to FILE (.csv or .parquet)")
-
-
-def _state_flag(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--state-url", default=os.environ.get("NBA_STATE_URL") or
-                        "sqlite:///state.db",
-                        help="state store holding the decision log (env NBA_STATE_URL; "
-                             "default %(default)s)")
+    add_state_flag(parser, settings, LOG_STORE)
 
 
 # ---------------------------------------------------------------- handlers
 
 
 def _incrementality(args: argparse.Namespace) -> int:
-    from nba.cli import CliError
     from reports import render
     from reports.funnel import funnel
     from reports.incrementality import BY_OPTIONS, incrementality
+    from state import mask_url
 
     if args.by not in BY_OPTIONS:
         raise CliError(f"unknown --by '{args.by}'; use one of {list(BY_OPTIONS)}")
     share = _holdout_share(args.holdout_share)
-    since = _since(args.since)
+    since = parse_since(args.since)
     catalog = _catalog(args.catalog)
     decisions, outcomes = _frames(args.state_url, since)
     report = incrementality(decisions, outcomes, catalog, by=args.by, holdout_share=share)
     print(render.incrementality_text(report))
     _write_out(args.out, report.to_frame())
     if args.html is not None:
-        subtitle = f"Decision log {_masked(args.state_url)}" + (
+        subtitle = f"Decision log {mask_url(args.state_url)}" + (
             f" since {since.isoformat()}." if since else ".")
         page = render.incrementality_html(report, funnel(decisions, outcomes),
                                           subtitle=subtitle)
@@ -146,7 +123,7 @@ def _funnel(args: argparse.Namespace) -> int:
     from reports import render
     from reports.funnel import funnel
 
-    decisions, outcomes = _frames(args.state_url, _since(args.since))
+    decisions, outcomes = _frames(args.state_url, parse_since(args.since))
     report = funnel(decisions, outcomes)
     print(render.funnel_text(report))
     _write_out(args.out, report.to_frame())
@@ -154,11 +131,10 @@ def _funnel(args: argparse.Namespace) -> int:
 
 
 def _balance(args: argparse.Namespace) -> int:
-    from nba.cli import CliError
     from reports import ReportError, render
     from reports.balance import balance
 
-    decisions, _ = _frames(args.state_url, _since(args.since), outcomes=False)
+    decisions, _ = _frames(args.state_url, parse_since(args.since), outcomes=False)
     try:
         report = balance(decisions)
     except ReportError as exc:
@@ -171,21 +147,7 @@ def _balance(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------- helpers
 
 
-def _since(text: str | None) -> datetime | None:
-    from nba.cli import CliError
-    from reports import parse_since
-
-    if text is None:
-        return None
-    try:
-        return parse_since(text)
-    except ValueError as exc:
-        raise CliError(f"--since: {exc}") from None
-
-
 def _holdout_share(text: str) -> float:
-    from nba.cli import CliError
-
     try:
         share = float(text)
     except ValueError:
@@ -195,10 +157,9 @@ def _holdout_share(text: str) -> float:
     return share
 
 
-def _catalog(path: Path):
+def _catalog(path: Path) -> Catalog:
     from features.errors import ContractError
     from features.io import read_catalog
-    from nba.cli import CliError
 
     try:
         return read_catalog(path)
@@ -206,23 +167,16 @@ def _catalog(path: Path):
         raise CliError(f"catalog: {exc} (pass --catalog FILE)") from None
 
 
-def _masked(url: str) -> str:
-    from state import mask_url
-
-    return mask_url(url)
-
-
 def _frames(url: str, since: datetime | None, *, outcomes: bool = True
-            ) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+            ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Decisions (and outcomes) from the store; CliError when unreadable or empty."""
     import pandas as pd
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
-    from nba.cli import CliError
-    from state import StateStoreError, open_store
+    from state import StateStoreError, mask_url, open_store
 
-    masked = _masked(url)
+    masked = mask_url(url)
     try:  # opening a SQLite URL creates the file: a mistyped path would look like an empty log
         parsed = make_url(url)
     except (ArgumentError, ValueError):
@@ -243,7 +197,6 @@ def _frames(url: str, since: datetime | None, *, outcomes: bool = True
 
 
 def _write_out(path: Path | None, frame: pd.DataFrame) -> None:
-    from nba.cli import CliError
     from reports import render
 
     if path is None:
