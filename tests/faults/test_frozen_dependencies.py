@@ -122,8 +122,8 @@ def test_frozen_postgres_costs_a_request_its_budget_and_never_a_worker(base_env,
         assert all(seconds < BUDGET + 0.5 and status == 200 for seconds, status, _ in health)
         assert sorted(seconds for seconds, _, _ in health)[2] < 0.2
         assert ready[0] < BUDGET + 1.0 and ready[1] == 503
-        assert ready[2]["error"]["code"] == "not_ready" and "state_store" in ready[2]["error"][
-            "details"]
+        error = ready[2]["error"]
+        assert error["code"] == "state_store_unavailable" and "state_store" in error["details"]
         # the same workers still serve: none was killed or timed out
         assert worker_pids(server.base) == pids and len(pids) == 2
         log = "\n".join(server.lines())
