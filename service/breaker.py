@@ -25,7 +25,7 @@ class CircuitBreaker:
         self._lock = threading.Lock()
         self._failed = 0
         self._opened_at: float | None = None
-        self._probing = False
+        self._probing: float | None = None  # when the probe in flight started
 
     @property
     def state(self) -> str:
@@ -39,27 +39,31 @@ class CircuitBreaker:
         return HALF_OPEN if self._clock() - self._opened_at >= self.seconds else OPEN
 
     def allow(self) -> bool:
-        """May a call be made now? True when closed, and for the one probe when half-open."""
+        """May a call be made now? True when closed, and for the one probe when half-open (a
+        probe never reported within `seconds` is given up, and the next caller probes)."""
         with self._lock:
             state = self._state()
             if state == CLOSED:
                 return True
-            if state == HALF_OPEN and not self._probing:
-                self._probing = True
+            now = self._clock()
+            if state == HALF_OPEN and (self._probing is None
+                                       or now - self._probing >= self.seconds):
+                self._probing = now
                 return True
             return False
 
     def succeeded(self) -> None:
         """A call went through: close the breaker."""
         with self._lock:
-            self._failed, self._opened_at, self._probing = 0, None, False
+            self._failed, self._opened_at, self._probing = 0, None, None
 
     def failed(self) -> bool:
         """A call failed; returns True when this failure opened (or re-opened) the breaker."""
         with self._lock:
             self._failed += 1
-            reopen = self._probing or (self._opened_at is None and self._failed >= self.failures)
-            self._probing = False
+            reopen = self._probing is not None or (self._opened_at is None
+                                                   and self._failed >= self.failures)
+            self._probing = None
             if reopen:
                 self._opened_at = self._clock()
             return reopen

@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Flask, Response, current_app, has_app_context, jsonify
+from flask import Flask, Response, current_app, g, has_app_context, has_request_context, jsonify
 from werkzeug.exceptions import HTTPException
 
 from reports import NoDecisions
@@ -102,6 +102,8 @@ def _state_failed(error: StateStoreError) -> None:
     if handle is not None and handle.breaker is not None \
             and not getattr(error, "breaker_open", False):
         handle.breaker.failed()
+    if has_request_context():
+        g.state_failure_told = True  # service.limits: not again for the same request
     _warn.warning(error.problem.split(":", 1)[0], "state store: %s", error)
 
 

@@ -45,11 +45,14 @@ def init_app(app: Flask, settings: ServiceSettings) -> None:
 
     @app.after_request
     def _store_answered(response: Response) -> Response:
-        # a request that got the store and did not fail with it: the store answers (breaker)
+        # tell the store's breaker how a request that used the store went (a state-store error
+        # has told it already; any other 5xx counts as a failure too)
         handle = app.extensions.get("nba.state")
-        if response.status_code < 500 and handle is not None and handle.breaker is not None \
-                and g.get("state_used"):
-            handle.breaker.succeeded()
+        if handle is not None and handle.breaker is not None and g.get("state_used"):
+            if response.status_code < 500:
+                handle.breaker.succeeded()
+            elif not g.get("state_failure_told"):
+                handle.breaker.failed()
         return response
 
     @app.teardown_request

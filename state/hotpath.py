@@ -195,8 +195,12 @@ class HotPath:
         raw = proxy.dbapi_connection
         assert raw is not None  # a fresh checkout always carries its DBAPI connection
         if self._backend == "postgresql":
-            raw.rollback()  # a pre-ping may have left a transaction open
-            raw.autocommit = True  # the read is one statement; writes say BEGIN themselves
+            try:
+                raw.rollback()  # a pre-ping may have left a transaction open
+                raw.autocommit = True  # the read is one statement; writes say BEGIN themselves
+            except self._dbapi_error as exc:  # e.g. the request's time ran out (state.budget)
+                _close_quietly(raw)
+                raise StateStoreError(self._url, f"cannot connect: {describe(exc)}") from exc
         self._local.held = _Held(raw)
         return raw
 
