@@ -23,7 +23,7 @@ help: ## list the targets
 
 $(BIN)/nba: pyproject.toml requirements.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev]'
+	$(BIN)/pip install --quiet --disable-pip-version-check -c requirements.lock -e '.[dev,scale]'
 	@touch $(BIN)/nba
 
 venv: $(BIN)/nba ## create .venv and install the project (pinned) into it
@@ -56,7 +56,7 @@ retrain: venv ## retrain from the decision log: export it after the original exp
 nginx: ## install Debian's nginx, the buffering front `nba serve` starts before gunicorn
 	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends nginx-light; }
 
-test: venv browser nginx ## run the whole test suite (installs Debian's chromium and nginx)
+test: venv browser nginx java ## run the whole test suite (installs Debian's chromium, nginx and Java)
 	$(BIN)/python -m pytest
 
 test-fast: venv ## the inner loop: every test not marked slow (no full training run, no servers)
@@ -66,10 +66,13 @@ lint: venv ## ruff and mypy (configured in pyproject.toml)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
+java: ## install Debian's Java 17 runtime, which Spark (the `spark` scoring engine and its tests) runs on
+	@command -v java >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends openjdk-17-jre-headless; }
+
 wrk: ## install Debian's wrk, the load generator of bench/bench_online.py
 	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends wrk; }
 
-bench: venv wrk nginx ## benchmarks: decision latency, training, allocation, online vs mlflow models serve, batch, cold start (~9 min)
+bench: venv wrk nginx java ## benchmarks: decision latency, training, allocation, online vs mlflow models serve, batch, cold start (~9 min)
 	$(BIN)/python bench/run_all.py
 
 bench-quality: venv ## the real pipeline on the Hillstrom experiment vs blanket/propensity policies; learner comparison
@@ -82,4 +85,4 @@ mlflow-ui: venv ## the MLflow UI on the same store (runs, metrics, plots, regist
 clean: ## remove demo data, the local MLflow store and caches (keeps .venv)
 	rm -rf $(DATA_DIR) $(RETRAIN_DIR) mlflow.db state.db state.db-* mlruns/[!.]* .pytest_cache
 
-.PHONY: help venv browser nginx wrk data champion stock run retrain test test-fast lint bench bench-quality mlflow-ui clean
+.PHONY: help venv browser nginx java wrk data champion stock run retrain test test-fast lint bench bench-quality mlflow-ui clean
