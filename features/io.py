@@ -143,10 +143,19 @@ def _sample(values: pa.Array | pa.ChunkedArray, limit: int = 3) -> list:
 def read_exposures(path: str | Path, catalog: Catalog) -> pd.DataFrame:
     """Read and validate exposures.parquet against the catalog; returns a pandas frame."""
     path = Path(path)
-    file = path.name
-    table = _read_table(path)
+    return exposures_frame(_read_table(path), path.name, catalog)
+
+
+def exposures_frame(table: pa.Table, file: str, catalog: Catalog, part: bool = False,
+                    arms: int | None = None) -> pd.DataFrame:
+    """Validate an exposures table against the catalog; the pandas frame training reads.
+
+    `part`: the table is one partition of a larger file (a Dask partition), so it may be
+    empty or hold no control rows; `arms`: the whole file's arm count, for the default
+    propensity (1 / arms) when the file has none.
+    """
     _require(table, file, ("customer_id", "treatment", "converted", "revenue"))
-    if table.num_rows == 0:
+    if table.num_rows == 0 and not part:
         raise ContractError(file, "no rows")
     for column in ("customer_id", "treatment"):
         _is_string(table, file, column)
@@ -162,7 +171,7 @@ def read_exposures(path: str | Path, catalog: Catalog) -> pd.DataFrame:
             f"an offer_id of offers.yaml or the control label '{catalog.control_label}'",
             "treatment",
         )
-    if not pc.any(pc.equal(table["treatment"], catalog.control_label)).as_py():
+    if not part and not pc.any(pc.equal(table["treatment"], catalog.control_label)).as_py():
         raise ContractError(
             file, f"no control rows (label '{catalog.control_label}'): uplift needs a control arm",
             "treatment",
@@ -180,14 +189,14 @@ def read_exposures(path: str | Path, catalog: Catalog) -> pd.DataFrame:
 
     _is_numeric(table, file, "revenue", "float >= 0")
     _no_nulls(table, file, "revenue")
-    if pc.min(table["revenue"]).as_py() < 0:
+    if (pc.min(table["revenue"]).as_py() or 0) < 0:
         raise ContractError(file, "negative revenue; revenue must be >= 0", "revenue")
 
     if "propensity" in table.column_names:
         _is_numeric(table, file, "propensity", "float in (0, 1]")
         _no_nulls(table, file, "propensity")
         low, high = pc.min(table["propensity"]).as_py(), pc.max(table["propensity"]).as_py()
-        if low <= 0 or high > 1:
+        if table.num_rows and (low <= 0 or high > 1):
             raise ContractError(
                 file, f"values must lie in (0, 1], found range [{low}, {high}]", "propensity"
             )
@@ -202,8 +211,7 @@ def read_exposures(path: str | Path, catalog: Catalog) -> pd.DataFrame:
     frame["converted"] = frame["converted"].astype(np.int8)
     frame["revenue"] = frame["revenue"].astype(np.float64)
     if "propensity" not in frame:
-        arms = frame["treatment"].nunique()
-        frame["propensity"] = 1.0 / arms
+        frame["propensity"] = 1.0 / (arms or frame["treatment"].nunique())
     return frame
 
 

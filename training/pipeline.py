@@ -304,8 +304,17 @@ def train(settings: TrainSettings) -> TrainResult:
     policy = fit_policy(train_frame, spec, catalog, settings, progress)
     progress("evaluating on the randomized holdout split")
     evaluation = evaluate_policy(policy, train_frame, test_frame)
+    example = _input_example(settings, exposures, spec)
+    return publish(settings, policy, evaluation, example, progress,
+                   {"train_rows": len(train_frame), "holdout_rows": len(test_frame)})
 
+
+def publish(settings: TrainSettings, policy: Policy, evaluation: Evaluation,
+            example: pd.DataFrame, progress: Progress, params: dict) -> TrainResult:
+    """Log the run (params, metrics, plots) and register the policy as an MLflow pyfunc;
+    promotes it when asked or when it is the first. Shared by every training engine."""
     progress("logging the run and the policy to MLflow")
+    data, spec, catalog = settings.data_dir, policy.spec, policy.catalog
     client = registry.configure(settings.tracking_uri)
     experiment_id = registry.ensure_experiment(client, settings.experiment, settings.artifact_root)
     with mlflow.start_run(experiment_id=experiment_id) as run, \
@@ -313,7 +322,7 @@ def train(settings: TrainSettings) -> TrainResult:
         tmp_path = Path(tmp)
         mlflow.log_params({**asdict(settings.params), "seed": settings.seed,
                            "test_size": settings.test_size, "learner": policy.meta["learner"],
-                           "train_rows": len(train_frame), "holdout_rows": len(test_frame),
+                           **params,
                            "n_features": len(spec.features), "n_offers": len(catalog.offers)})
         mlflow.set_tags({f"data.{name}.sha256": io.file_sha256(data / name)
                          for name in (io.EXPOSURES, io.OFFERS, io.CUSTOMERS)
@@ -335,7 +344,6 @@ def train(settings: TrainSettings) -> TrainResult:
         policy.meta["run_id"] = run.info.run_id
         policy_dir = tmp_path / "policy"
         policy.save(policy_dir)
-        example = _input_example(settings, exposures, spec)
         table = policy.customers(example)
         output = decision_rows(policy, table, DecisionContext("web", datetime.now(UTC)))
         with warnings.catch_warnings():  # integer features never carry nulls in the contract

@@ -5,9 +5,14 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nba.commands.common import AddCommand, CliError, add_data_flag, add_registry_flags
 from nba.settings import CliSettings
+
+if TYPE_CHECKING:
+    from training.pipeline import TrainResult
+    from training.settings import TrainSettings
 
 EXAMPLES = ("examples:\n  nba train                          # train on ./data, register a new "
             "version\n  nba train --promote                # ... and make it the champion\n"
@@ -39,6 +44,19 @@ def add_parser(add: AddCommand, settings: CliSettings) -> None:
                         "(env NBA_LEARNER; default %(default)s; see docs/measurement.md)")
     p.add_argument("--promote", action="store_true",
                    help="make the new version champion even if one exists")
+    p.add_argument("--engine", choices=("local", "dask"), default="local",
+                   help="local: this machine; dask: lightgbm.dask on a Dask cluster, fitting "
+                        "ONE fixed candidate (the S-learner with --trees, full targeting or "
+                        "--shrinkage), no learner menu (default %(default)s; docs/scale.md)")
+    p.add_argument("--scheduler", default=None,
+                   help="with --engine dask: the scheduler's address, e.g. tcp://10.0.0.5:8786 "
+                        "(default: a LocalCluster of --dask-workers processes here)")
+    p.add_argument("--dask-workers", type=int, default=2,
+                   help="workers of the LocalCluster started without --scheduler "
+                        "(default %(default)s)")
+    p.add_argument("--shrinkage", type=float, default=None,
+                   help="with --engine dask: pull per-customer uplift towards each offer's "
+                        "average by this share (1.0, the default there: full targeting)")
     p.set_defaults(handler=run)
 
 
@@ -54,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
                              experiment=args.experiment, test_size=args.test_size,
                              seed=args.seed, promote=args.promote, learner=args.learner,
                              params=replace(BoosterParams(), n_estimators=args.trees))
-    result = train(settings)
+    result = _train_on_dask(args, settings) if args.engine == "dask" else train(settings)
     m = result.metrics
     print(f"\nregistered {args.model_name} version {result.version} (run {result.run_id})"
           + ("; champion" if result.promoted else ""))
@@ -64,3 +82,22 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {key:<24} {m.get('policy_value_' + key, float('nan')):8.3f}")
     print(f"response AUC {m.get('response_auc', float('nan')):.3f}")
     return 0
+
+
+def _train_on_dask(args: argparse.Namespace, settings: TrainSettings) -> TrainResult:
+    """`--engine dask`: the fixed S-learner candidate fitted by lightgbm.dask."""
+    if args.shrinkage is not None and not 0.0 <= args.shrinkage <= 1.0:
+        raise CliError("--shrinkage must lie between 0 and 1")
+    if args.dask_workers < 1:
+        raise CliError("--dask-workers must be at least 1")
+    try:
+        from training.dask_train import DaskSettings, train
+    except ImportError:
+        raise CliError("--engine dask needs the scale extra: pip install "
+                       "'nba-decisioning[scale]'") from None
+    settings = replace(settings, learner="s",
+                       shrinkage=1.0 if args.shrinkage is None else args.shrinkage)
+    try:
+        return train(settings, DaskSettings(scheduler=args.scheduler, workers=args.dask_workers))
+    except OSError as exc:  # an unreachable scheduler: distributed raises OSError on timeout
+        raise CliError(f"dask scheduler {args.scheduler}: {exc}") from None
