@@ -72,7 +72,7 @@ java: ## install Debian's Java 17 runtime, which Spark (the `spark` scoring engi
 wrk: ## install Debian's wrk, the load generator of bench/bench_online.py
 	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends wrk; }
 
-bench: venv wrk nginx java ## benchmarks: decision latency, training, allocation, online vs mlflow models serve, batch, cold start (~9 min)
+bench: venv wrk nginx java ## benchmarks: decision latency, training, allocation, online vs mlflow models serve, batch, cold start, Spark and Dask (~21 min)
 	$(BIN)/python bench/run_all.py
 
 bench-quality: venv ## the real pipeline on the Hillstrom experiment vs blanket/propensity policies; learner comparison

@@ -144,3 +144,20 @@ def test_the_cli_parses_without_loading_the_heavy_libraries():
                           timeout=60, cwd=ROOT, check=True)
     assert done.stdout.strip() == "[]"
 
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["batch-score", "--customers", "c.parquet", "--out", "o", "--engine", "spark",
+      "--partitions", "0"], "--partitions must be at least 1"),
+    (["train", "--engine", "dask", "--shrinkage", "1.5"], "--shrinkage must lie between 0 and 1"),
+    (["train", "--engine", "dask", "--dask-workers", "0"], "--dask-workers must be at least 1"),
+])
+def test_scale_engine_flags_are_checked_before_any_work(argv, message, capsys):
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_train_help_says_the_dask_engine_fits_one_fixed_candidate(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    assert "ONE fixed candidate" in " ".join(capsys.readouterr().out.split())
