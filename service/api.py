@@ -12,9 +12,9 @@ from flask import Blueprint, current_app, jsonify
 from flask.typing import ResponseReturnValue
 from pydantic import BaseModel, ValidationError
 
+from decisioning.decision import Decision, DecisionContext
 from service import limits, observability
 from service.auth import require
-from service.decide import Decision, DecisionContext
 from service.errors import error_fields
 from service.live import Hold, LiveState, decide_live, log_record
 from service.model_store import (
@@ -84,8 +84,7 @@ def _live() -> LiveState:
 
 
 def decision_json(decision_id: str, customer_id: str, model: LoadedModel,
-                  decision: Decision, holds: list[Hold] | None = None, *,
-                  holdout: bool = False, explored: bool = False) -> dict:
+                  decision: Decision, holds: list[Hold] | None = None) -> dict:
     """The response document of one decision."""
     held = {hold.offer_id: hold.reservation for hold in holds or ()}
 
@@ -98,19 +97,21 @@ def decision_json(decision_id: str, customer_id: str, model: LoadedModel,
         "decision_id": decision_id,
         "customer_id": customer_id,
         "model": {"name": model.name, "version": model.version},
-        "holdout": holdout,
-        "explored": explored,
+        "holdout": decision.holdout,
+        "explored": decision.explored,
+        "stock_checked": decision.stock_checked,
         "offers": [{
             "offer_id": o.offer_id, "rank": o.rank,
             "expected_incremental_value": round(o.expected_incremental_value, 4),
             "uplift": round(o.uplift, 6),
             "conversion_probability": round(o.conversion_probability, 6),
             "action": o.action,
-            "reasons": [{"code": r.code, "message": r.message} for r in o.reasons],
+            "reasons": [{"code": r.code, "message": r.message, "details": dict(r.details)}
+                        for r in o.reasons],
             "reservation": reservation(o.offer_id),
         } for o in decision.offers],
-        "suppressed": [{"offer_id": s.offer_id, "reason": s.reason, "message": s.message}
-                       for s in decision.suppressed],
+        "suppressed": [{"offer_id": s.offer_id, "reason": s.reason, "message": s.message,
+                        "details": dict(s.details)} for s in decision.suppressed],
     }
 
 
@@ -119,21 +120,19 @@ def _decide(model: LoadedModel, live: LiveState, customer_id: str, channel: str,
     """One customer's served decision as a response document, and its log record."""
     row = model.customer_row(customer_id)
     settings = _settings()
-    context = DecisionContext(channel=channel, now=datetime.now(UTC), limit=limit,
-                              store_id=store_id)
+    context = DecisionContext(channel=channel, now=current_app.extensions["nba.clock"](),
+                              limit=limit, store_id=store_id)
     decision_id = uuid.uuid4().hex
-    result = decide_live(live, model, row, context, decision_id,
-                         holdout_share=settings.holdout_share, exploration=settings.exploration,
+    result = decide_live(live, model, row, context, decision_id, settings.decision_settings(),
                          rng=current_app.extensions["nba.rng"])
     offers = [o.offer_id for o in result.decision.offers]
     observability.record_decision(offers, [s.reason for s in result.decision.suppressed])
     log.info("decision %s customer=%s model=%s@%s offers=%s holdout=%s explored=%s holds=%s",
-             decision_id, customer_id, model.name, model.version, offers, result.holdout,
-             result.explored, [h.offer_id for h in result.holds],
+             decision_id, customer_id, model.name, model.version, offers, result.decision.holdout,
+             result.decision.explored, [h.offer_id for h in result.holds],
              extra={"model_version": model.version, "decision_id": decision_id,
                     "customer_id": customer_id})
-    body = decision_json(decision_id, customer_id, model, result.decision, result.holds,
-                         holdout=result.holdout, explored=result.explored)
+    body = decision_json(decision_id, customer_id, model, result.decision, result.holds)
     return body, log_record(result, model, row, context, decision_id)
 
 

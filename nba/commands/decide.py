@@ -33,7 +33,7 @@ def add_parser(add: AddCommand, settings: CliSettings) -> None:
     p.add_argument("--store-id", default=None, help="store for channel=store")
     p.add_argument("--alias", default="champion", help="model alias to use (default champion)")
     add_state_flag(p, settings)
-    p.set_defaults(handler=run)
+    p.set_defaults(handler=run, decision_settings=settings.decision_settings())
 
 
 def run(args: argparse.Namespace) -> int:
@@ -42,8 +42,8 @@ def run(args: argparse.Namespace) -> int:
 
     from pydantic import ValidationError
 
+    from decisioning.decision import DecisionContext
     from service.api import decision_json
-    from service.decide import DecisionContext
     from service.live import LiveState
     from service.model_store import ModelNotReady, load_from_registry
     from service.schemas import DecisionRequest
@@ -68,9 +68,9 @@ def run(args: argparse.Namespace) -> int:
                        f"{args.data_dir / 'customers.parquet'}")
     context = DecisionContext(req.channel, datetime.now(UTC), req.limit, req.context.store_id)
     with open_state(args.state_url) as store:
-        view = LiveState(store).read(model.policy.catalog, model.launch_values,
-                                     req.customer_id, req.channel, context.now)
-        decision = model.policy.decide_row(model.customers, row, context, view.stock,
-                                           launches=view.launches, contacts=view.contacts)
+        snapshot = LiveState(store).read(model.policy.catalog, model.launch_values,
+                                         req.customer_id, req.channel, context.now)
+        decision = model.policy.decide_row(model.customers, row, context, snapshot,
+                                           args.decision_settings)
     print(json.dumps(decision_json("preview", req.customer_id, model, decision), indent=2))
     return 0
