@@ -62,14 +62,14 @@ def read_state(db: Database, *, channel: str, now: datetime,
             select(reservations.c.offer_id, func.count())
             .where(or_(reservations.c.status == CONFIRMED,
                        (reservations.c.status == RESERVED) & (reservations.c.expires_at > now)))
-            .group_by(reservations.c.offer_id)).tuples().all())
+            .group_by(reservations.c.offer_id)).all())
         counted: dict[str, int] = {}
         if contacts_since is not None:
             counted = dict(conn.execute(
                 select(contacts.c.customer_id, func.count())
                 .where(contacts.c.channel == channel,
                        contacts.c.contacted_at >= utc(contacts_since))
-                .group_by(contacts.c.customer_id)).tuples().all())
+                .group_by(contacts.c.customer_id)).all())
         declined: dict[str, dict[str, int]] = defaultdict(dict)
         if declines_since is not None:
             for customer_id, offer_id, n in conn.execute(

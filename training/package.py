@@ -245,7 +245,9 @@ def rows_of(customer_id: str, decision: Decision) -> list[dict]:
 
 def decision_rows(policy: Policy, table: CustomerTable, context: DecisionContext,
                   snapshot: StateSnapshot = EMPTY, settings: DecisionSettings = NO_SETTINGS,
-                  num_threads: int | None = None) -> pd.DataFrame:
+                  num_threads: int | None = None,
+                  contacts: Callable[[str], ContactHistory | None] | None = None
+                  ) -> pd.DataFrame:
     """Decisions for every customer of a table, one row per customer and rank.
 
     A customer with nothing to send (a holdout customer, or nothing worth it) gets one row
@@ -254,8 +256,8 @@ def decision_rows(policy: Policy, table: CustomerTable, context: DecisionContext
     """
     records: list[dict] = []
     for customer_id, decision in zip(
-            table.ids, decide_table(policy, table, context, snapshot, settings,
-                                    num_threads=num_threads), strict=True):
+            table.ids, decide_table(policy, table, context, snapshot, settings, contacts,
+                                    num_threads), strict=True):
         records.extend(rows_of(customer_id, decision))
     return pd.DataFrame.from_records(records, columns=DECISION_COLUMNS)
 
@@ -274,8 +276,10 @@ class NBAPolicyModel(mlflow.pyfunc.PythonModel):
         params: channel, limit, store_id; now (ISO 8601, default the wall clock); inventory
         (JSON list of {sku, size, color, location, on_hand}: decide with that stock; without it
         every row says stock_checked false); launches (JSON {offer_id: {remaining, floor}}:
-        live launch status, as the state store gives it); holdout_share and salt (default the
-        service's: holdout customers get no offer here either).
+        live launch status, as the state store gives it); contacts (JSON {customer_id:
+        {offers_in_window, declines: {offer_id: n}}}: contact history for the caps; a customer
+        missing has none); holdout_share and salt (default the service's: holdout customers get
+        no offer here either).
         """
         params = params or {}
         now = params.get("now")
@@ -290,7 +294,9 @@ class NBAPolicyModel(mlflow.pyfunc.PythonModel):
         snapshot = StateSnapshot(stock=inventory_param(params.get("inventory")),
                                  launches=launches_param(params.get("launches")))
         table = self.policy.customers(pd.DataFrame(model_input))
-        return decision_rows(self.policy, table, decision_context, snapshot, settings)
+        contacts = contacts_param(params.get("contacts"))
+        return decision_rows(self.policy, table, decision_context, snapshot, settings,
+                             contacts=contacts)
 
 
 def inventory_param(text: object) -> StockSnapshot | None:
@@ -322,6 +328,24 @@ def launches_param(text: object) -> dict[str, LaunchStatus]:
     except (TypeError, ValueError, KeyError, AttributeError) as exc:
         raise ValueError("params.launches must be a JSON object {offer_id: {remaining, "
                          f"floor}}}} ({type(exc).__name__}: {exc})") from None
+
+
+def contacts_param(text: object) -> Callable[[str], ContactHistory] | None:
+    """The pyfunc's `contacts` parameter as each customer's contact history; None if absent
+    (no cap is counted). Raises ValueError naming the problem otherwise."""
+    if text is None or text == "":
+        return None
+    try:
+        found = {str(k): ContactHistory(int(v.get("offers_in_window", 0)),
+                                        {str(o): int(n) for o, n in
+                                         v.get("declines", {}).items()})
+                 for k, v in json.loads(str(text)).items()}
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise ValueError("params.contacts must be a JSON object {customer_id: "
+                         "{offers_in_window, declines}} "
+                         f"({type(exc).__name__}: {exc})") from None
+    nobody = ContactHistory()
+    return lambda customer_id: found.get(customer_id, nobody)
 
 
 def _opt(value: object) -> str | None:

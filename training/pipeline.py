@@ -346,7 +346,8 @@ def train(settings: TrainSettings) -> TrainResult:
             signature = infer_signature(example, output,
                                         params={"channel": "web", "limit": 3, "store_id": "",
                                                 "now": "", "inventory": "",
-                                                "launches": "", "holdout_share": 0.05,
+                                                "launches": "", "contacts": "",
+                                                "holdout_share": 0.05,
                                                 "salt": ""})
         root = Path(__file__).resolve().parent.parent
         with warnings.catch_warnings():  # our predict takes frames; no type-hint inference

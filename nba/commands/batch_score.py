@@ -12,10 +12,12 @@ from typing import Any
 from nba.commands.common import (
     AddCommand,
     CliError,
+    add_at_flag,
     add_data_flag,
     add_registry_flags,
     add_state_flag,
     open_state,
+    parse_at,
 )
 from nba.settings import CliSettings
 
@@ -57,6 +59,7 @@ def add_parser(add: AddCommand, settings: CliSettings) -> None:
     p.add_argument("--dry-run", action="store_true",
                    help="with --campaign: decide against the state store but log nothing")
     add_state_flag(p, settings, "with --campaign: the state store read and logged to")
+    add_at_flag(p)
     p.set_defaults(handler=run, decision_settings=settings.decision_settings())
 
 
@@ -65,8 +68,6 @@ CAMPAIGN_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 def run(args: argparse.Namespace) -> int:
     """Score the file and write the ranked offers (and log a campaign's decisions)."""
-    from datetime import UTC, datetime
-
     from decisioning.decision import DecisionContext
     from decisioning.snapshot import StateSnapshot
     from features import io
@@ -103,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"  scored {done:,} / {total:,} customers ({done / max(total, 1):.0%}), "
               f"{done / max(seconds, 1e-9):,.0f}/s", file=sys.stderr, flush=True)
 
-    context = DecisionContext(args.channel, datetime.now(UTC), args.limit)
+    context = DecisionContext(args.channel, parse_at(args.at), args.limit)
     if args.campaign is not None:
         return _run_campaign(args, policy, uri, version, context, workers, progress)
     inventory = args.inventory or args.data_dir / io.INVENTORY
