@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from decisioning.decision import DecisionContext
+from dataclasses import replace
+
+from decisioning.decision import Decision, DecisionContext
 from decisioning.reasons import CONTACT_CAP, Suppression
 from decisioning.snapshot import ContactHistory
 from features.catalog import ContactPolicy, Offer
@@ -40,3 +42,19 @@ def capped(offer_id: str, caps: ContactPolicy, contacts: ContactHistory,
                        {"cap": "offers", "offers_in_window": contacts.offers_in_window,
                         "channel": context.channel, "window_hours": caps.window_hours,
                         "limit": caps.max_offers})
+
+
+def enforce_cap(decision: Decision, counted: int, caps: ContactPolicy,
+                context: DecisionContext) -> Decision:
+    """The decision cut to what the cap allows, given `counted` offers already made in the
+    window as counted when it is written (atomically with the write, state.log): the offers
+    past the cap become contact_cap suppressions. Unchanged when it fits."""
+    keep = max(0, caps.max_offers - counted)
+    if len(decision.offers) <= keep:
+        return decision
+    history = ContactHistory(counted)
+    kept, cut = decision.offers[:keep], decision.offers[keep:]
+    return replace(decision, offers=kept,
+                   suppressed=(*decision.suppressed,
+                               *(capped(o.offer_id, caps, history, context) for o in cut)),
+                   chosen_offer=kept[0].offer_id if kept else None)

@@ -16,7 +16,7 @@ from decisioning.decision import Decision, DecisionContext
 from service import limits, observability
 from service.auth import require
 from service.errors import error_fields
-from service.live import Hold, LiveState, decide_live, log_record
+from service.live import Hold, LiveDecision, LiveState, Served, decide_live, log_decisions
 from service.model_store import (
     RELOADED,
     UNCHANGED,
@@ -36,7 +36,6 @@ from service.schemas import (
 )
 from service.settings import ServiceSettings
 from state import StateStoreError, StockRow
-from state.log import DecisionRecord
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -116,8 +115,8 @@ def decision_json(decision_id: str, customer_id: str, model: LoadedModel,
 
 
 def _decide(model: LoadedModel, live: LiveState, customer_id: str, channel: str, limit: int,
-            store_id: str | None) -> tuple[dict, DecisionRecord]:
-    """One customer's served decision as a response document, and its log record."""
+            store_id: str | None) -> Served:
+    """One customer's decision against live state, not logged yet (`log_decisions` does)."""
     row = model.customer_row(customer_id)
     settings = _settings()
     context = DecisionContext(channel=channel, now=current_app.extensions["nba.clock"](),
@@ -132,8 +131,13 @@ def _decide(model: LoadedModel, live: LiveState, customer_id: str, channel: str,
              result.decision.explored, [h.offer_id for h in result.holds],
              extra={"model_version": model.version, "decision_id": decision_id,
                     "customer_id": customer_id})
-    body = decision_json(decision_id, customer_id, model, result.decision, result.holds)
-    return body, log_record(result, model, row, context, decision_id)
+    return Served(result, row, context, decision_id)
+
+
+def _answer(model: LoadedModel, served: Served, sent: LiveDecision) -> dict:
+    """The response document of a logged decision (as the contact cap let it be sent)."""
+    return decision_json(served.decision_id, model.customers.ids[served.row], model,
+                         sent.decision, sent.holds)
 
 
 @bp.post("/v1/decisions")
@@ -147,10 +151,10 @@ def create_decision() -> ResponseReturnValue:
     """
     req = parse_json(DecisionRequest, "decision request")
     model, live = _store().current(), _live()
-    body, record = _decide(model, live, req.customer_id, req.channel, req.limit,
-                           req.context.store_id)
-    live.store.log.record(record, count_contacts=_counts_contacts(model))
-    return jsonify(body)
+    served = _decide(model, live, req.customer_id, req.channel, req.limit,
+                     req.context.store_id)
+    [sent] = log_decisions(live, model, [served])
+    return jsonify(_answer(model, served, sent))
 
 
 @bp.post("/v1/decisions:batch")
@@ -164,24 +168,17 @@ def create_decisions() -> ResponseReturnValue:
     """
     req = parse_json(BatchDecisionRequest, "batch decision request")
     model, live = _store().current(), _live()
-    answers: list[dict] = []
-    records: list[DecisionRecord] = []
+    answers: list[dict | Served] = []
     for customer_id in req.customer_ids:
         try:
-            body, record = _decide(model, live, customer_id, req.channel, req.limit,
-                                   req.context.store_id)
+            answers.append(_decide(model, live, customer_id, req.channel, req.limit,
+                                   req.context.store_id))
         except UnknownCustomer as exc:
             answers.append({"customer_id": customer_id, "error": error_fields(exc)})
-            continue
-        answers.append(body)
-        records.append(record)
-    live.store.log.record_many(records, count_contacts=_counts_contacts(model))
-    return jsonify({"decisions": answers})
-
-
-def _counts_contacts(model: LoadedModel) -> bool:
-    """Whether served offers must be counted: only when the catalog caps contacts."""
-    return model.policy.catalog.contact_policy is not None
+    served = [a for a in answers if isinstance(a, Served)]
+    sent = iter(log_decisions(live, model, served))
+    return jsonify({"decisions": [_answer(model, a, next(sent)) if isinstance(a, Served)
+                                  else a for a in answers]})
 
 
 @bp.put("/v1/inventory")

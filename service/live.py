@@ -13,12 +13,14 @@ import math
 import os
 import random
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from flask import g, has_request_context
 
+from decisioning.caps import enforce_cap
 from decisioning.decision import Decision, DecisionContext, DecisionSettings
 from decisioning.launch import ValueDistribution, launch_statuses, open_launches
 from decisioning.reasons import OFFER
@@ -27,7 +29,7 @@ from features.catalog import Catalog
 from service.breaker import CircuitBreaker
 from state import Reservation, StateStore, StateStoreError, StockSnapshot, mask_url, open_store
 from state.budget import Timeouts
-from state.log import DecisionRecord
+from state.log import CapWrite, DecisionRecord
 from training.decision_log import decision_record
 
 if TYPE_CHECKING:
@@ -153,6 +155,54 @@ def log_record(result: LiveDecision, model: LoadedModel, row: int, context: Deci
     """The decision-log entry of a served decision."""
     return decision_record(result.decision, result.uplifts, model.policy.catalog,
                            model.customers, row, context, decision_id, model.version)
+
+
+@dataclass(frozen=True)
+class Served:
+    """A live decision not logged yet, with what its log record needs."""
+
+    result: LiveDecision
+    row: int
+    context: DecisionContext
+    decision_id: str
+
+
+def log_decisions(live: LiveState, model: LoadedModel, served: list[Served]
+                  ) -> list[LiveDecision]:
+    """Log decisions (one transaction) and return them as sent.
+
+    When the catalog caps contacts, each customer's contacts are counted again as the decision
+    is written, atomically with the write (state.log.DecisionLog.record_capped): offers past the
+    cap (another worker or host served the customer meanwhile) are cut from the decision, the
+    cut is what is logged and answered, and launch units held for cut offers are given back.
+    """
+    caps = model.policy.catalog.contact_policy
+    if caps is None:
+        live.store.log.record_many([log_record(s.result, model, s.row, s.context, s.decision_id)
+                                    for s in served])
+        return [s.result for s in served]
+    finals: list[LiveDecision] = [s.result for s in served]
+
+    def builder(i: int, s: Served) -> Callable[[int], DecisionRecord]:
+        def build(counted: int) -> DecisionRecord:
+            finals[i] = replace(s.result, decision=enforce_cap(s.result.decision, counted, caps,
+                                                               s.context))
+            return log_record(finals[i], model, s.row, s.context, s.decision_id)
+        return build
+
+    window = timedelta(hours=caps.window_hours)
+    live.store.log.record_capped([
+        CapWrite(model.customers.ids[s.row], s.context.channel, s.context.now - window,
+                 builder(i, s)) for i, s in enumerate(served)])
+    sent: list[LiveDecision] = []
+    for s, final in zip(served, finals, strict=True):
+        kept = {o.offer_id for o in final.decision.offers}
+        cut = [h for h in final.holds if h.offer_id not in kept]
+        if cut:
+            live.release_holds(cut, s.decision_id, s.context.now)
+            final = replace(final, holds=[h for h in final.holds if h.offer_id in kept])
+        sent.append(final)
+    return sent
 
 
 class LiveStateHandle:

@@ -273,3 +273,34 @@ def test_live_rules_account_for_every_offer_and_respect_the_caps(uplift, limit, 
     drop = next((o for o in decision.offers if o.offer_id == "drop"), None)
     if drop is not None and drop.action == OFFER:  # a launch unit only when one is left
         assert remaining > 0 and floor <= 500.0 and declines < 2
+
+
+def test_a_cap_counted_at_write_time_cuts_the_tail_with_its_reason():
+    from decisioning.caps import enforce_cap
+
+    assert DERIVED.contact_policy is not None
+    decision = live_decide({"drop": LaunchStatus(5, 0.0)}, ContactHistory(0, {}))
+    assert len(decision.offers) == 2
+    assert enforce_cap(decision, 0, DERIVED.contact_policy, context()) is decision
+    cut = enforce_cap(decision, 1, DERIVED.contact_policy, context())
+    assert [o.offer_id for o in cut.offers] == [decision.offers[0].offer_id]
+    assert cut.chosen_offer == decision.offers[0].offer_id
+    late = next(s for s in cut.suppressed if s.offer_id == decision.offers[1].offer_id)
+    assert late.reason == CONTACT_CAP
+    assert late.details == {"cap": "offers", "offers_in_window": 1, "channel": "web",
+                            "window_hours": 24, "limit": 2}
+    none_left = enforce_cap(decision, 5, DERIVED.contact_policy, context())
+    assert none_left.offers == () and none_left.chosen_offer is None
+
+
+def test_reasons_carry_their_facts_as_details():
+    decision = live_decide({"drop": LaunchStatus(remaining=3, floor=800.0)})
+    floor = next(s for s in decision.suppressed if s.offer_id == "drop")
+    assert floor.details == {"customer_value": 500.0, "floor": 800.0, "floor_kind": "derived",
+                             "remaining": 3, "supply": 10}
+    jacket = next(o for o in decision.offers if o.offer_id == "jacket")
+    assert jacket.reasons[-1].code == PREORDER
+    assert jacket.reasons[-1].details == {"sku": "JKT", "size": "42", "color": "red",
+                                          "location": None, "units": 0}
+    value = jacket.reasons[0]
+    assert value.details["value"] == round(0.03 * 10 - 0.1, 4)

@@ -105,7 +105,7 @@ def run_nba(argv: list[str]) -> str:
        sold_out=st.lists(st.booleans(), min_size=8, max_size=8),
        contacts=st.integers(0, 10), declined=st.integers(0, 3))
 def test_every_path_makes_the_same_decision(world, trained, monkeypatch, pick, held, channel,
-                                            limit, hours, sold_out, contacts, declined):
+                                            limit, hours, sold_out, contacts, declined) -> None:
     customers: pd.DataFrame = world["customers"]
     pool = [c for c in customers["customer_id"] if in_holdout(c, SHARE, SALT) == held]
     customer_id = pool[pick % len(pool)]

@@ -54,3 +54,4 @@ def test_logging_a_campaign_again_adds_no_decision_and_no_contact(store: StateSt
     other = store.log_campaign([record("a", ("x",), campaign="summer")], count_contacts=False)
     assert other == 1  # another campaign is another decision; counting is the caller's choice
     assert store.contacts_since(customer_id="a", channel="email", since=since) == 2
+
