@@ -4,6 +4,9 @@ Streams the input in chunks and appends each chunk's decisions to the output, so
 flat in the number of customers; the output file appears only when the whole run succeeded.
 Chunks are decided by a pool of forked workers (one per core by default), in file order.
 A campaign (`Campaign`) also hands each chunk's decision-log records to `log`, in file order.
+A budget (`decisioning.budget.Budget`) takes two passes: the first decides every customer and
+keeps only their candidate sends (value, spend), the allocation picks the sends, and the second
+decides again and sends only those.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing.pool import AsyncResult, Pool
 from pathlib import Path
 from typing import Any
@@ -24,8 +27,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from decisioning.budget import Budget, allocate, send_spend, within_budget
 from decisioning.core import NO_SETTINGS
-from decisioning.decision import DecisionContext, DecisionSettings
+from decisioning.decision import Decision, DecisionContext, DecisionSettings
 from decisioning.snapshot import EMPTY, ContactHistory, StateSnapshot
 from features.errors import ContractError
 from features.io import ParquetChunkWriter
@@ -84,14 +88,17 @@ def batch_score(policy: Policy, customers: Path, out: Path, context: DecisionCon
                 snapshot: StateSnapshot = EMPTY, chunk_size: int = 50_000,
                 progress: Callable[[int, int, float], None] | None = None,
                 workers: int = 1, settings: DecisionSettings = NO_SETTINGS,
-                campaign: Campaign | None = None) -> BatchResult:
+                campaign: Campaign | None = None, budget: Budget | None = None
+                ) -> BatchResult:
     """Score every customer in `customers` into `out` (parquet), chunk by chunk.
 
     `snapshot` is the stock and launch state every customer is decided against; `settings`
     the holdout (the service's by default: holdout customers get a row with no offer). With
     `workers` > 1, forked processes (one LightGBM thread each) decide chunks side by side
     while this process reads and writes in file order; at most two chunks per worker are in
-    flight, so memory stays flat in the file size.
+    flight, so memory stays flat in the file size. With a `budget`, only the sends the
+    allocation picks are made (the others: reason `budget`); memory then also holds one small
+    row per candidate send.
     """
     parquet = check_customers_file(customers, policy)
     total = parquet.metadata.num_rows
@@ -100,6 +107,9 @@ def batch_score(policy: Policy, customers: Path, out: Path, context: DecisionCon
     started = time.perf_counter()
     done = rows = 0
     job = _Job(policy, context, snapshot, settings, campaign)
+    if budget is not None:
+        job = replace(job, budget=budget)
+        job = replace(job, keep=_allocate(job, parquet, customers.name, chunk_size, workers))
     with ParquetChunkWriter(out) as writer, _chunk_decider(job, workers) as decide:
         for customers_in_chunk, decided, records in decide(chunks):
             writer.write(decided)
@@ -121,6 +131,9 @@ class _Job:
     snapshot: StateSnapshot
     settings: DecisionSettings
     campaign: Campaign | None
+    budget: Budget | None = None
+    #: with a budget: the sends to make, customer -> offers (None: the allocation pass)
+    keep: dict[str, set[str]] | None = None
 
 
 Decided = tuple[int, pd.DataFrame, list[DecisionRecord]]
@@ -173,6 +186,12 @@ def _decide_chunk(job: _Job, chunk: pa.RecordBatch, num_threads: int | None) -> 
     scored = policy.score(table.matrix, num_threads)
     decisions = decide_table(policy, table, job.context, job.snapshot, job.settings, contacts,
                              scored=scored)
+    if job.budget is not None and job.keep is None:  # the allocation pass: candidates only
+        return chunk.num_rows, _candidates(policy, table.ids, decisions, job.budget), []
+    if job.budget is not None and job.keep is not None:
+        nothing: set[str] = set()
+        decisions = [within_budget(d, job.keep.get(cid, nothing), job.budget)
+                     for cid, d in zip(table.ids, decisions, strict=True)]
     records: list[dict] = []
     for customer_id, decision in zip(table.ids, decisions, strict=True):
         records.extend(rows_of(customer_id, decision))
@@ -184,6 +203,37 @@ def _decide_chunk(job: _Job, chunk: pa.RecordBatch, num_threads: int | None) -> 
                                   campaign.model_version)
                   for row, decision in enumerate(decisions)]
     return chunk.num_rows, pd.DataFrame.from_records(records, columns=DECISION_COLUMNS), logged
+
+
+def _candidates(policy: Policy, ids: list[str], decisions: list[Decision], budget: Budget
+                ) -> pd.DataFrame:
+    """Every send the decisions would make: customer, offer, value and spend."""
+    index = {offer_id: k for k, offer_id in enumerate(policy.catalog.offer_ids)}
+    costs = [o.cost for o in policy.catalog.offers]
+    rows = [(cid, o.offer_id, index[o.offer_id], o.expected_incremental_value,
+             costs[index[o.offer_id]]) for cid, d in zip(ids, decisions, strict=True)
+            for o in d.offers]
+    frame = pd.DataFrame(rows, columns=["customer_id", "offer_id", "offer", "value", "cost"])
+    frame["spend"] = send_spend(frame["cost"].to_numpy(), budget)
+    return frame
+
+
+def _allocate(job: _Job, parquet: pq.ParquetFile, name: str, chunk_size: int, workers: int
+              ) -> dict[str, set[str]]:
+    """The allocation pass: decide everyone, then pick the sends the budget allows."""
+    assert job.budget is not None
+    with _chunk_decider(job, workers) as decide:
+        frames = [frame for _, frame, _ in decide(_checked_chunks(parquet, name, chunk_size))]
+    candidates = pd.concat(frames, ignore_index=True)
+    quotas = {k: o.quota for k, o in enumerate(job.policy.catalog.offers) if o.quota is not None}
+    chosen = allocate(candidates["value"].to_numpy(), candidates["spend"].to_numpy(),
+                      candidates["offer"].to_numpy(), job.budget, quotas)
+    keep: dict[str, set[str]] = {}
+    for cid, offer_id in zip(candidates["customer_id"][chosen],
+                             candidates["offer_id"][chosen], strict=True):
+        keep.setdefault(cid, set()).add(offer_id)
+    log.info("budget: %d of %d candidate sends chosen", int(chosen.sum()), len(candidates))
+    return keep
 
 
 def _checked_chunks(parquet: pq.ParquetFile, name: str, chunk_size: int

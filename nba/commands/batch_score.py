@@ -60,6 +60,13 @@ def add_parser(add: AddCommand, settings: CliSettings) -> None:
                    help="with --campaign: decide against the state store but log nothing")
     add_state_flag(p, settings, "with --campaign: the state store read and logged to")
     add_at_flag(p)
+    p.add_argument("--budget", type=float, default=None, metavar="AMOUNT",
+                   help="total spend of the sends (contact cost + each offer's cost): keep the "
+                        "sends with the most expected incremental profit per unit of spend")
+    p.add_argument("--max-contacts", type=int, default=None, metavar="N",
+                   help="at most N sends (offers) in the whole list")
+    p.add_argument("--contact-cost", type=float, default=0.0, metavar="AMOUNT",
+                   help="what one send costs on this channel, counted in --budget (default 0)")
     p.set_defaults(handler=run, decision_settings=settings.decision_settings())
 
 
@@ -88,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
     if args.campaign is not None and not CAMPAIGN_ID.match(args.campaign):
         raise CliError(f"--campaign '{args.campaign}': use 1 to 64 letters, digits, '.', '_' "
                        "or '-'")
+    budget = _budget(args)
     if args.dry_run and args.campaign is None:
         raise CliError("--dry-run needs --campaign (without it nothing is logged anyway)")
     client = registry.configure(args.tracking_uri)
@@ -106,17 +114,32 @@ def run(args: argparse.Namespace) -> int:
 
     context = DecisionContext(args.channel, parse_at(args.at), args.limit)
     if args.campaign is not None:
-        return _run_campaign(args, policy, uri, version, context, workers, progress)
+        return _run_campaign(args, policy, uri, version, context, workers, progress, budget)
     inventory = args.inventory or args.data_dir / io.INVENTORY
     snapshot = StateSnapshot()
     if str(inventory) != "none" and inventory.exists():
         snapshot = StateSnapshot(stock=snapshot_of(io.read_inventory(inventory)))
     result = batch_score(policy, args.customers, args.out, context, snapshot, args.chunk_size,
-                         progress, workers, args.decision_settings)
+                         progress, workers, args.decision_settings, budget=budget)
     stock = snapshot.stock is not None
     print(f"wrote {result.rows:,} rows for {result.customers:,} customers to {args.out} in "
           f"{result.seconds:.1f}s ({uri}{', with stock' if stock else ', no stock check'})")
     return 0
+
+
+def _budget(args: argparse.Namespace) -> Any:
+    """The campaign's Budget from --budget, --max-contacts and --contact-cost (None: none)."""
+    from decisioning.budget import Budget
+
+    if args.budget is not None and not args.budget >= 0:
+        raise CliError(f"--budget must be a number >= 0, got {args.budget}")
+    if args.max_contacts is not None and args.max_contacts < 0:
+        raise CliError(f"--max-contacts must be >= 0, got {args.max_contacts}")
+    if not args.contact_cost >= 0:
+        raise CliError(f"--contact-cost must be a number >= 0, got {args.contact_cost}")
+    if args.budget is None and args.max_contacts is None:
+        return None
+    return Budget(args.budget, args.max_contacts, args.contact_cost)
 
 
 def _pinned(client: Any, uri: str) -> tuple[str, str]:
@@ -135,7 +158,7 @@ def _pinned(client: Any, uri: str) -> tuple[str, str]:
 
 
 def _run_campaign(args: argparse.Namespace, policy: Any, uri: str, version: str,
-                  context: Any, workers: int, progress: Any) -> int:
+                  context: Any, workers: int, progress: Any, budget: Any) -> int:
     """Decide every customer against one state-store snapshot; log them unless a dry run."""
     from datetime import timedelta
 
@@ -171,7 +194,7 @@ def _run_campaign(args: argparse.Namespace, policy: Any, uri: str, version: str,
         campaign = Campaign(args.campaign, version, contacts, None if args.dry_run else log)
         result = batch_score(policy, args.customers, args.out, context, snapshot,
                              args.chunk_size, progress, workers, args.decision_settings,
-                             campaign)
+                             campaign, budget)
     what = ("dry run: nothing logged" if args.dry_run else
             f"logged {logged[0]:,} new decisions, {result.customers - logged[0]:,} already "
             "logged")

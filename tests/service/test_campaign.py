@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import io as text_io
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -95,3 +96,31 @@ def test_bad_campaign_flags_are_named(campaign, args, message):
     run, *_ = campaign
     code, _, err = run(*args)
     assert code == 2 and message in err
+
+
+def test_a_budget_keeps_the_sends_worth_most_per_unit_of_spend(campaign, loaded):
+    run, _, customers, tmp_path = campaign
+    costs = {o.offer_id: o.cost for o in loaded.policy.catalog.offers}
+    code, _, err = run("--limit", "2", "--campaign", "all", "--dry-run",
+                       out=tmp_path / "all.parquet")
+    assert code == 0, err
+    everything = pd.read_parquet(tmp_path / "all.parquet")
+    full = everything[everything["offer_id"].notna()]
+    spend = (full["offer_id"].map(costs) + 0.2).sum()
+    code, _, err = run("--limit", "2", "--budget", f"{spend / 3:.4f}", "--contact-cost", "0.2",
+                       "--campaign", "budgeted", "--dry-run", out=tmp_path / "budget.parquet")
+    assert code == 0, err
+    rows = pd.read_parquet(tmp_path / "budget.parquet")
+    sent = rows[rows["offer_id"].notna()]
+    assert 0 < (sent["offer_id"].map(costs) + 0.2).sum() <= spend / 3 + 1e-6
+    assert len(sent) < len(full)
+    left_out = {(c, o) for c, s in zip(rows["customer_id"], rows["suppressed"], strict=True)
+                for o, reason in json.loads(s).items() if reason == "budget"}
+    assert len(left_out) == len(full) - len(sent)
+    # what was kept is what was worth most per unit of spend
+    ratio = full["expected_incremental_value"] / (full["offer_id"].map(costs) + 0.2)
+    kept = full.set_index(["customer_id", "offer_id"]).index.isin(
+        sent.set_index(["customer_id", "offer_id"]).index)
+    assert ratio[kept].min() >= ratio[~kept].max() - 1e-9 or len(sent) == 0
+    code, _, err = run("--max-contacts", "-1")
+    assert code == 2 and "--max-contacts must be >= 0" in err
