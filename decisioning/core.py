@@ -60,8 +60,9 @@ def decide(customer: CustomerFacts, scores: OfferScores, catalog: Catalog,
     propensity = (1 - share) * served.propensity
     if chosen is None:  # "nothing" is also what the holdout gets
         propensity += share
-    return replace(decision, explored=served.explored, propensity=propensity,
-                   chosen_offer=chosen)
+    # a constructor, not dataclasses.replace: this runs once per decision on the hot path
+    return Decision(decision.offers, decision.suppressed, False, served.explored, propensity,
+                    chosen, decision.stock_checked)
 
 
 def rank(customer: CustomerFacts, scores: OfferScores, catalog: Catalog,

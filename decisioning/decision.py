@@ -12,7 +12,7 @@ if TYPE_CHECKING:  # the CLI's settings import this module: keep its start free 
     import numpy as np
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CustomerFacts:
     """What the rules need to know about one customer (besides the model's scores)."""
 
@@ -61,7 +61,7 @@ class OfferScores:
     p_control: float
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RankedOffer:
     """An offer worth making, with its expected incremental value."""
 

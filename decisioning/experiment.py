@@ -70,9 +70,11 @@ def explore(decision: Decision, catalog: Catalog, scores: OfferScores, share: fl
     The propensity of the top served offer is (1 - share) * [it is the best] + share / n for n
     eligible offers; when nothing is served it is the probability of serving nothing.
     """
+    if share <= 0:
+        return Served(decision, False, 1.0)
     eligible = eligible_offers(decision)
     best = decision.offers[0].offer_id if decision.offers else None
-    if not eligible or share <= 0:
+    if not eligible:
         return Served(decision, False, 1.0)
     rng = rng or random.Random()
     drawn = eligible[rng.randrange(len(eligible))] if rng.random() < share else None

@@ -21,7 +21,7 @@ from decisioning.snapshot import ContactHistory
 from features.catalog import ContactPolicy, Offer
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Candidate:
     """An offer that passed every rule, with its value: what ranking orders."""
 
@@ -38,9 +38,9 @@ def value_check(offer: Offer, uplift: float, p_control: float, p_treated: float
         return 0.0, Suppression(offer.offer_id, NO_MODEL, "no training data for this offer yet",
                                 {}), None
     value = uplift * offer.margin - offer.cost
-    details = {"value": round(value, 4), "uplift": round(uplift, 6),
-               "p_control": round(p_control, 6), "p_treated": round(p_treated, 6),
-               "margin": offer.margin, "cost": offer.cost}
+    # unrounded: rounding a dozen offers' details costs more than the rest of the check
+    details = {"value": value, "uplift": uplift, "p_control": p_control,
+               "p_treated": p_treated, "margin": offer.margin, "cost": offer.cost}
     if value <= 0:
         return value, Suppression(
             offer.offer_id, NO_INCREMENTAL_VALUE,
@@ -73,5 +73,5 @@ def arbitrate(offers: tuple[Offer, ...], candidates: list[Candidate], uplifts: l
         else:
             suppressed.append(Suppression(offer_id, OUTRANKED,
                                           f"expected +{x.value:.2f}, below the top {limit}",
-                                          {"value": round(x.value, 4), "limit": limit}))
+                                          {"value": x.value, "limit": limit}))
     return shown, suppressed

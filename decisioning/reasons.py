@@ -33,7 +33,7 @@ OFFER = "offer"
 WAITLIST = "waitlist"
 PREORDER = "preorder"
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Reason:
     """Why an offer is shown: a stable code, a sentence for people, and its facts as data."""
 
@@ -42,7 +42,7 @@ class Reason:
     details: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Suppression:
     """An offer not made: its reason code, a sentence, and the facts behind it as data."""
 

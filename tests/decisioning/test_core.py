@@ -303,4 +303,4 @@ def test_reasons_carry_their_facts_as_details():
     assert jacket.reasons[-1].details == {"sku": "JKT", "size": "42", "color": "red",
                                           "location": None, "units": 0}
     value = jacket.reasons[0]
-    assert value.details["value"] == round(0.03 * 10 - 0.1, 4)
+    assert value.details["value"] == pytest.approx(0.03 * 10 - 0.1)
