@@ -124,18 +124,20 @@ def _decide(model: LoadedModel, live: LiveState, customer_id: str, channel: str,
     decision_id = uuid.uuid4().hex
     result = decide_live(live, model, row, context, decision_id, settings.decision_settings(),
                          rng=current_app.extensions["nba.rng"])
-    offers = [o.offer_id for o in result.decision.offers]
-    observability.record_decision(offers, [s.reason for s in result.decision.suppressed])
-    log.info("decision %s customer=%s model=%s@%s offers=%s holdout=%s explored=%s holds=%s",
-             decision_id, customer_id, model.name, model.version, offers, result.decision.holdout,
-             result.decision.explored, [h.offer_id for h in result.holds],
-             extra={"model_version": model.version, "decision_id": decision_id,
-                    "customer_id": customer_id})
     return Served(result, row, context, decision_id)
 
 
 def _answer(model: LoadedModel, served: Served, sent: LiveDecision) -> dict:
-    """The response document of a logged decision (as the contact cap let it be sent)."""
+    """The response document of a logged decision (as the contact cap let it be sent);
+    counted in the metrics and logged as sent."""
+    decision, customer_id = sent.decision, model.customers.ids[served.row]
+    offers = [o.offer_id for o in decision.offers]
+    observability.record_decision(offers, [s.reason for s in decision.suppressed])
+    log.info("decision %s customer=%s model=%s@%s offers=%s holdout=%s explored=%s holds=%s",
+             served.decision_id, customer_id, model.name, model.version, offers,
+             decision.holdout, decision.explored, [h.offer_id for h in sent.holds],
+             extra={"model_version": model.version, "decision_id": served.decision_id,
+                    "customer_id": customer_id})
     return decision_json(served.decision_id, model.customers.ids[served.row], model,
                          sent.decision, sent.holds)
 
