@@ -22,11 +22,13 @@ import pandas as pd
 import pyarrow.parquet as pq
 from mlflow.models import infer_signature
 
+from decisioning.core import OFFLINE
+from decisioning.decision import DecisionContext
+from decisioning.eligibility import tier_eligibility
 from features import io
 from features.build import build_matrix, infer_spec
 from features.catalog import Catalog
 from features.schema import FeatureSpec, feature_columns
-from service.decide import DecisionContext, tier_eligibility
 from training import evaluate as ev
 from training import plots, registry
 from training.package import NBAPolicyModel, Policy, decision_rows
@@ -345,11 +347,16 @@ def publish(settings: TrainSettings, policy: Policy, evaluation: Evaluation,
         policy_dir = tmp_path / "policy"
         policy.save(policy_dir)
         table = policy.customers(example)
-        output = decision_rows(policy, table, DecisionContext("web", datetime.now(UTC)))
+        output = decision_rows(policy, table, DecisionContext("web", datetime.now(UTC)),
+                               settings=OFFLINE)
         with warnings.catch_warnings():  # integer features never carry nulls in the contract
             warnings.filterwarnings("ignore", message=".*integer column.*")
             signature = infer_signature(example, output,
-                                        params={"channel": "web", "limit": 3, "store_id": ""})
+                                        params={"channel": "web", "limit": 3, "store_id": "",
+                                                "now": "", "inventory": "",
+                                                "launches": "", "contacts": "",
+                                                "holdout_share": 0.05,
+                                                "salt": ""})
         root = Path(__file__).resolve().parent.parent
         with warnings.catch_warnings():  # our predict takes frames; no type-hint inference
             warnings.filterwarnings("ignore", message=".*type hints.*")
@@ -358,7 +365,8 @@ def publish(settings: TrainSettings, policy: Policy, evaluation: Evaluation,
                 name="policy",
                 python_model=NBAPolicyModel(),
                 artifacts={"policy": str(policy_dir)},
-                code_paths=[str(root / pkg) for pkg in ("features", "service", "training")],
+                code_paths=[str(root / pkg) for pkg in
+                            ("features", "decisioning", "state", "training")],
                 signature=signature,
                 input_example=example,
                 registered_model_name=settings.model_name,

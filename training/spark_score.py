@@ -3,9 +3,9 @@
 The driver validates the customers' schema, takes the policy (already loaded from the registry
 by the caller, so the champion alias is resolved once), packs its saved files into bytes and
 broadcasts them once; each executor's Python worker unpacks them once and decides every Arrow
-batch of its partitions with `training.batch`'s own chunk decision code, against the stock
-snapshot taken at job start (shipped in the task closure). So Spark's output is the local
-engine's: same columns, same rows.
+batch of its partitions with `training.batch`'s own chunk decision code (the one decision
+core), against the stock and launch snapshot taken at job start (shipped in the task closure).
+So Spark's output is the local engine's: same columns, same rows.
 
 `mlflow.pyfunc.spark_udf` is not used: it allows one output row per input row, decides without
 stock, and turns null offer ids into the string "nan".
@@ -30,10 +30,12 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from decisioning.core import NO_SETTINGS
+from decisioning.decision import DecisionContext, DecisionSettings
+from decisioning.snapshot import EMPTY, StateSnapshot
 from features.errors import ContractError
 from features.schema import kind_of
-from service.decide import DecisionContext, StockLookup
-from training.batch import BatchResult, _decide_chunk, check_customers_file
+from training.batch import BatchResult, _decide_chunk, _Job, check_customers_file
 from training.package import Policy
 
 if TYPE_CHECKING:
@@ -41,13 +43,17 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: the local engine's output columns and types (training.package.decision_rows)
+#: the local engine's output columns and types (training.package.rows_of)
 OUTPUT_SCHEMA = pa.schema([("customer_id", pa.string()), ("rank", pa.int64()),
-                           ("offer_id", pa.string()),
+                           ("offer_id", pa.string()), ("action", pa.string()),
                            ("expected_incremental_value", pa.float64()),
-                           ("uplift", pa.float64()), ("reason", pa.string())])
-OUTPUT_DDL = ("customer_id string, rank bigint, offer_id string, "
-              "expected_incremental_value double, uplift double, reason string")
+                           ("uplift", pa.float64()), ("reason", pa.string()),
+                           ("message", pa.string()), ("holdout", pa.bool_()),
+                           ("stock_checked", pa.bool_()), ("suppressed", pa.string())])
+OUTPUT_DDL = (
+    "customer_id string, rank bigint, offer_id string, action string, "
+    "expected_incremental_value double, uplift double, reason string, message string, "
+    "holdout boolean, stock_checked boolean, suppressed string")
 
 
 def session(master: str | None = None, app_name: str = "nba-batch-score",
@@ -91,12 +97,14 @@ def policy_from_archive(archive: bytes) -> Policy:
 
 @dataclass(frozen=True)
 class _Shipped:
-    """What every task gets: the broadcast policy bytes (by digest) and the job's snapshot."""
+    """What every task gets: the broadcast policy bytes (by digest), the decision context and
+    settings, and the job-start snapshot of stock and launch status."""
 
     archive: Any  # pyspark.Broadcast[bytes]
     digest: str
     context: DecisionContext
-    stock: StockLookup | None
+    snapshot: StateSnapshot
+    settings: DecisionSettings
 
 
 _POLICIES: dict[str, Policy] = {}  # per executor Python worker: policies unpacked, by digest
@@ -116,12 +124,12 @@ def _decider(shipped: _Shipped) -> Callable[[Iterator[pa.RecordBatch]],
     """The mapInArrow function: each batch through the local engine's chunk decision."""
 
     def decide(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        policy = _policy(shipped)
+        job = _Job(_policy(shipped), shipped.context, shipped.snapshot, shipped.settings, None)
         for batch in batches:
             if batch.num_rows == 0:
                 continue
             # one LightGBM thread: Spark runs one task per core already
-            _, frame = _decide_chunk(policy, shipped.context, shipped.stock, batch, 1)
+            _, frame, _ = _decide_chunk(job, batch, 1)
             yield pa.RecordBatch.from_pandas(frame, schema=OUTPUT_SCHEMA, preserve_index=False)
 
     return decide
@@ -154,7 +162,8 @@ def _check_schema(spark: SparkSession, customers: str, policy: Policy) -> Any:
 
 
 def spark_score(spark: SparkSession, policy: Policy, customers: str, out: str,
-                context: DecisionContext, stock: StockLookup | None = None,
+                context: DecisionContext, snapshot: StateSnapshot = EMPTY,
+                settings: DecisionSettings = NO_SETTINGS,
                 progress: Callable[[int, int], None] | None = None,
                 progress_seconds: float = 5.0, partitions: int | None = None) -> BatchResult:
     """Score every customer of `customers` (a parquet file or folder) into `out`, on Spark.
@@ -171,7 +180,7 @@ def spark_score(spark: SparkSession, policy: Policy, customers: str, out: str,
         frame = frame.repartition(partitions)
     archive = policy_archive(policy)
     shipped = _Shipped(spark.sparkContext.broadcast(archive),
-                       hashlib.sha256(archive).hexdigest(), context, stock)
+                       hashlib.sha256(archive).hexdigest(), context, snapshot, settings)
     log.info("scoring %s customers from %s on %s in %d partitions (policy %d KB, broadcast "
              "once)", f"{total:,}", customers, spark.sparkContext.master,
              frame.rdd.getNumPartitions(), len(archive) // 1024)

@@ -9,13 +9,15 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from decisioning.decision import DecisionContext
+from decisioning.snapshot import StateSnapshot
 from features import io
 from features.errors import ContractError
 from nba.cli import main
-from service.decide import DecisionContext
 from state.rows import snapshot_of
 from training.batch import batch_score
-from training.spark_score import policy_archive, policy_from_archive, spark_score
+from training.package import DECISION_COLUMNS
+from training.spark_score import OUTPUT_SCHEMA, policy_archive, policy_from_archive, spark_score
 
 pytestmark = pytest.mark.slow  # starts a JVM and Spark's Python workers
 
@@ -40,12 +42,12 @@ def customers_file(tmp_path_factory: pytest.TempPathFactory, trained) -> Path:
 def test_spark_output_equals_the_local_engines(tmp_path, trained, loaded, spark, customers_file,
                                                 limit) -> None:
     context = DecisionContext("email", datetime.now(UTC), limit=limit)
-    stock = snapshot_of(io.read_inventory(trained.data_dir / io.INVENTORY))
+    snapshot = StateSnapshot(snapshot_of(io.read_inventory(trained.data_dir / io.INVENTORY)))
     local = batch_score(loaded.policy, customers_file, tmp_path / "local.parquet", context,
-                        stock, chunk_size=700)
+                        snapshot, chunk_size=700)
     seen: list[tuple[int, int]] = []
     result = spark_score(spark, loaded.policy, str(customers_file), str(tmp_path / "spark"),
-                         context, stock, progress=lambda done, tasks: seen.append((done, tasks)),
+                         context, snapshot, progress=lambda done, tasks: seen.append((done, tasks)),
                          progress_seconds=0.2, partitions=3)
     ours, theirs = sorted_rows(tmp_path / "local.parquet"), sorted_rows(tmp_path / "spark")
     pd.testing.assert_frame_equal(theirs, ours, check_exact=True)
@@ -54,6 +56,10 @@ def test_spark_output_equals_the_local_engines(tmp_path, trained, loaded, spark,
     assert not ours["offer_id"].eq("nan").any()
     assert len(list((tmp_path / "spark").glob("part-*.parquet"))) == 3  # one per task
     assert sorted(p.name for p in tmp_path.iterdir()) == ["local.parquet", "spark"]  # no temp
+
+
+def test_spark_output_schema_is_the_local_engines_columns() -> None:
+    assert OUTPUT_SCHEMA.names == DECISION_COLUMNS
 
 
 def test_policy_ships_as_bytes_and_decides_the_same(loaded) -> None:
@@ -91,7 +97,8 @@ def test_cli_engine_spark_resolves_the_champion_and_replaces_the_output(
             "--partitions", "2"]
     assert main(argv) == 0
     printed = capsys.readouterr().out
-    assert "on Spark" in printed and "@champion" in printed
+    # the alias was resolved once, on the driver, to the champion's version
+    assert "on Spark" in printed and f"models:/{trained.model_name}/{trained.version}" in printed
     rows = sorted_rows(out)
     assert not (out / "stale.parquet").exists()
     assert set(rows["customer_id"]) == set(pd.read_parquet(customers_file)["customer_id"])
