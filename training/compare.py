@@ -305,6 +305,7 @@ def promote_champion(client: MlflowClient, name: str, version: str, data_dir: Pa
                                     io.file_sha256(exposures) if exposures.exists() else None)
                 if force and champion is not None else None)
     if recorded is not None:
+        assert champion is not None  # a recorded comparison needs a champion
         status = FORCED if recorded.high < 0 else PASSED
         registry.tag_version(client, name, version, validation_tags(None, status))
         registry.set_alias(client, name, version)
