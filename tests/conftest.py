@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypedDict
 from urllib.parse import quote
 
 import pytest
@@ -27,6 +28,19 @@ DEMO_CUSTOMERS = 30_000
 DEMO_EXPOSURES = 150_000
 DEMO_SEED = 11
 DEMO_TREES = 120
+#: a one-candidate menu for tests whose subject is not model selection (the menu has its own,
+#: cheap tests on small worlds in tests/training)
+class Menu(TypedDict):
+    """TrainSettings' menu fields."""
+
+    learners: tuple[str, ...]
+    capacities: tuple[str, ...]
+    rules: tuple[str, ...]
+    folds: int
+
+
+ONE_CANDIDATE: Menu = {"learners": ("s",), "capacities": ("base",), "rules": ("full",),
+                       "folds": 2}
 ADMIN_TOKEN = "test-admin-token-0001"
 STAFF_KEY = "test-staff-key-000002"
 STOREFRONT_KEY = "test-storefront-key-03"
@@ -69,8 +83,7 @@ def train_champion(data_dir: Path, root: Path, trees: int) -> Trained:
     uri = f"sqlite:///{root / 'mlflow.db'}"
     settings = TrainSettings(data_dir=data_dir, tracking_uri=uri, artifact_root=root / "mlruns",
                              params=replace(BoosterParams(), n_estimators=trees, n_jobs=1),
-                             learners=("s",), capacities=("base",), rules=("full",), folds=2,
-                             select_rows=45_000)
+                             select_rows=45_000, **ONE_CANDIDATE)
     result = train(settings)
     return Trained(root, data_dir, uri, settings.model_name, result.version, result.metrics)
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import lightgbm as lgb
 import numpy as np
 from sklearn.model_selection import GroupKFold
 
 from training.learners import fit_learner
-from training.response import fit_response, predict_response
+from training.response import all_arms, fit_response, predict_response, with_arm
 from training.settings import BoosterParams
 from training.uplift import Learner
 
@@ -46,6 +47,19 @@ def outcome_predictions(X: np.ndarray, logged: np.ndarray, converted: np.ndarray
         booster = fit_response(X[~test], logged[~test], converted[~test], n_arms=n_arms,
                                params=params, seed=seed)
         mu[test] = predict_response(booster, X[test], n_arms)
+    return mu
+
+
+def reward_predictions(X: np.ndarray, logged: np.ndarray, reward: np.ndarray,
+                       fold: np.ndarray, *, n_arms: int, params: BoosterParams,
+                       seed: int) -> np.ndarray:
+    """Cross-fitted E[reward | x, arm] (a regression, e.g. revenue) for every row and arm."""
+    mu = np.empty((len(X), n_arms))
+    for j in np.unique(fold):
+        test = fold == j
+        model = lgb.LGBMRegressor(**params.as_lightgbm(seed))
+        model.fit(with_arm(X[~test], logged[~test], n_arms), reward[~test])
+        mu[test] = np.asarray(model.predict(all_arms(X[test], n_arms))).reshape(-1, n_arms)
     return mu
 
 
