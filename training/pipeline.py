@@ -223,6 +223,25 @@ def select_policy(frame: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
     return Selection(chosen, table, uplift_of(chosen)[1], evaluation, len(frame))
 
 
+def fit_chosen(exposures: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
+               settings: TrainSettings, progress: Progress) -> tuple[Policy, Selection]:
+    """Select on (a customer sample of) the exposures, then refit the choice on every row."""
+    sample = exposures[selection_mask(exposures["customer_id"], settings.select_rows,
+                                      settings.seed)]
+    log.info("%d features (%d matrix columns); %s rows, %s of them for selection",
+             len(spec.features), spec.width, f"{len(exposures):,}", f"{len(sample):,}")
+    selection = select_policy(sample, spec, catalog, settings, progress)
+    log.info("menu (cross-fitted DR incremental profit per row, 95%% CI clustered by "
+             "customer):\n%s\nchosen: %s", select.format_menu(selection.table,
+                                                               selection.chosen),
+             selection.chosen.name)
+    policy = _fit_models(exposures, spec, catalog, settings, selection.chosen,
+                         _population_uplift(exposures, catalog), progress)
+    policy.shrinkage = select.rule_of(selection.chosen).shrinkage
+    policy.penalty = selection.penalty
+    return policy, selection
+
+
 def evaluate_out_of_fold(frame: pd.DataFrame, catalog: Catalog, raw: np.ndarray | None,
                          learned: np.ndarray, best_single: np.ndarray, mu: np.ndarray,
                          dr: np.ndarray, ipw: np.ndarray, customers: np.ndarray) -> Evaluation:
@@ -416,20 +435,9 @@ def train(settings: TrainSettings) -> TrainResult:
     exposures = io.read_exposures(data / io.EXPOSURES, catalog)
     kinds = feature_columns(pq.read_schema(data / io.EXPOSURES), io.EXPOSURES)
     spec = infer_spec(exposures, kinds)
-    sample = exposures[selection_mask(exposures["customer_id"], settings.select_rows,
-                                      settings.seed)]
-    log.info("%d features (%d matrix columns); %s rows, %s of them for selection",
-             len(spec.features), spec.width, f"{len(exposures):,}", f"{len(sample):,}")
-
-    selection = select_policy(sample, spec, catalog, settings, progress)
+    policy, selection = fit_chosen(exposures, spec, catalog, settings, progress)
     chosen = selection.chosen
     menu_text = select.format_menu(selection.table, chosen)
-    log.info("menu (cross-fitted DR incremental profit per row, 95%% CI clustered by "
-             "customer):\n%s\nchosen: %s", menu_text, chosen.name)
-    policy = _fit_models(exposures, spec, catalog, settings, chosen,
-                         _population_uplift(exposures, catalog), progress)
-    policy.shrinkage = select.rule_of(chosen).shrinkage
-    policy.penalty = selection.penalty
     evaluation = selection.evaluation
 
     progress("logging the run and the policy to MLflow")
