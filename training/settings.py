@@ -61,7 +61,7 @@ class TrainSettings:
     folds: int = 3
     #: selection scores candidates on at most this many rows (a sample of whole customers); the
     #: chosen candidate is then refit on every row
-    select_rows: int = 60_000
+    select_rows: int = 25_000
     #: a fixed shrinkage replaces the menu's rules by that one (1.0: full targeting)
     shrinkage: float | None = None
 

@@ -122,6 +122,7 @@ def imports_of(path: Path) -> set[str]:
 @pytest.mark.parametrize(("package", "above"), [
     ("state", {"nba", "service", "training", "reports", "features"}),
     ("features", {"nba", "service", "training", "reports", "state"}),
+    ("stats", {"nba", "service", "training", "reports", "state", "features"}),
     ("reports", {"nba", "service", "training"}),
     # training still calls the decision core in service.decide (future: decisioning/)
     ("training", {"nba", "reports"}),
