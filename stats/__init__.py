@@ -5,9 +5,17 @@
 - `srm`: the sample-ratio-mismatch chi-square test.
 """
 
-from stats.estimate import Z95, Estimate, clustered_se, mean_estimate, paired_difference
+from stats.estimate import (
+    Z95,
+    Estimate,
+    clustered_se,
+    mean_estimate,
+    mean_variance,
+    paired_difference,
+)
 from stats.policy_value import aipw_scores, ipw_scores, policy_terms, profit_terms
 from stats.srm import srm_chi_square
 
 __all__ = ["Z95", "Estimate", "aipw_scores", "clustered_se", "ipw_scores", "mean_estimate",
-           "paired_difference", "policy_terms", "profit_terms", "srm_chi_square"]
+           "mean_variance", "paired_difference", "policy_terms", "profit_terms",
+           "srm_chi_square"]

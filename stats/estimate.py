@@ -43,6 +43,29 @@ class Estimate:
         return {prefix: self.value, f"{prefix}_ci_low": self.low, f"{prefix}_ci_high": self.high}
 
 
+def mean_variance(y: np.ndarray, clusters: np.ndarray | None, ddof: int = 0
+                  ) -> tuple[float, float, int]:
+    """mean(y), the variance of that mean, and the number G of independent units.
+
+    Cluster-robust (sandwich): the sum over clusters of (their summed deviations from the
+    mean)^2, over n^2, times G / (G - ddof) when G > ddof. One row per cluster (or no
+    `clusters`) gives exactly var(y, ddof) / n with G = n.
+    """
+    y = np.asarray(y, dtype=np.float64)
+    n = len(y)
+    mean = float(y.mean())
+    if clusters is None:
+        sums, units = y - mean, n
+    else:
+        _, which = np.unique(np.asarray(clusters), return_inverse=True)
+        sums = np.bincount(which, weights=y - mean).astype(np.float64)
+        units = len(sums)
+    variance = float(np.dot(sums, sums)) / n ** 2
+    if units > ddof:
+        variance *= units / (units - ddof)
+    return mean, variance, units
+
+
 def clustered_se(terms: np.ndarray, clusters: np.ndarray | None = None) -> float:
     """Standard error of the mean of `terms`, cluster-robust over `clusters` (None: per row).
 
@@ -52,16 +75,12 @@ def clustered_se(terms: np.ndarray, clusters: np.ndarray | None = None) -> float
     n = len(terms)
     if n < 2:
         raise ValueError(f"need at least 2 rows for an interval, got {n}")
-    if clusters is None:
-        return float(terms.std(ddof=1) / np.sqrt(n))
-    if len(clusters) != n:
+    if clusters is not None and len(clusters) != n:
         raise ValueError(f"{len(clusters)} cluster labels for {n} terms")
-    _, codes = np.unique(np.asarray(clusters), return_inverse=True)
-    sums = np.bincount(codes, weights=terms - terms.mean())
-    g = len(sums)
-    if g < 2:
+    _, variance, units = mean_variance(terms, clusters, ddof=1)
+    if units < 2:
         raise ValueError("need at least 2 clusters for a clustered interval")
-    return float(np.sqrt(g / (g - 1) * np.sum(sums ** 2)) / n)
+    return float(np.sqrt(variance))
 
 
 def mean_estimate(terms: np.ndarray, clusters: np.ndarray | None = None) -> Estimate:

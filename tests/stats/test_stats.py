@@ -13,6 +13,7 @@ from stats import (
     clustered_se,
     ipw_scores,
     mean_estimate,
+    mean_variance,
     paired_difference,
     policy_terms,
     profit_terms,
@@ -128,3 +129,16 @@ def test_ipw_scores_are_reward_over_propensity_where_the_policy_matches():
     assert policy_terms(np.array([1, 1, 0]), scores) == pytest.approx([0.0, 8.0, 0.0])
     with pytest.raises(ValueError, match="propensities"):
         ipw_scores(np.array([0]), np.array([0.0]), np.array([1.0]), 2)
+
+
+def test_srm_edges_no_rows_and_a_switched_off_group():
+    assert srm_chi_square(0, 0, 0.05) == (0.0, 1.0)
+    assert srm_chi_square(3, 100, 0.0) == (float("inf"), 0.0)
+    assert srm_chi_square(0, 100, 0.0) == (0.0, 1.0)
+
+
+def test_mean_variance_with_ddof_0_is_the_sandwich_without_small_sample_factor(clustered):
+    terms, clusters = clustered
+    mean, variance, units = mean_variance(terms, clusters, ddof=0)
+    assert units == len(np.unique(clusters)) and mean == pytest.approx(terms.mean())
+    assert variance == pytest.approx(clustered_se(terms, clusters) ** 2 * (units - 1) / units)
