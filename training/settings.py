@@ -50,11 +50,12 @@ class TrainSettings:
     seed: int = 42
     params: BoosterParams = field(default_factory=BoosterParams)
     promote: bool = False
-    #: the menu (training.select): meta-learners (training.learners.LEARNERS), LightGBM
+    #: the menu (training.select): meta-learners (training.learners.LEARNERS; "x" fits about
+    #: twice the models of "s" and is left out by default for training time), LightGBM
     #: capacities (training.learners.CAPACITIES) and rules (training.rules.RULES); every
     #: combination is scored by cross-fitted DR value and the simplest within noise of the best
     #: is refit on all rows
-    learners: tuple[str, ...] = ("s", "t", "x")
+    learners: tuple[str, ...] = ("s", "t")
     capacities: tuple[str, ...] = ("low", "base")
     rules: tuple[str, ...] = ("best_single", "confident", "shrink_0.5", "full")
     #: K of the customer-grouped cross-fitting

@@ -59,8 +59,8 @@ def add_parser(add: AddCommand, settings: CliSettings) -> None:
                    help="LightGBM trees per base learner at capacity base (default %(default)s)")
     p.add_argument("--learner", default=settings.learner,
                    help="meta-learners of the menu, comma-separated: s, t, x "
-                        "(S-learner, T-learner, X-learner; env NBA_LEARNER; default "
-                        "%(default)s)")
+                        "(S-learner, T-learner, X-learner: about twice the training time; "
+                        "env NBA_LEARNER; default %(default)s)")
     p.add_argument("--capacity", default=",".join(defaults.capacities),
                    help="LightGBM capacities of the menu: low, base, high (default "
                         "%(default)s)")
