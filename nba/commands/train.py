@@ -107,9 +107,9 @@ def run(args: argparse.Namespace) -> int:
     print(result.menu)
     print(f"\nregistered {args.model_name} version {result.version} (run {result.run_id})"
           + ("; champion" if result.promoted else ""))
-    print(f"DR incremental profit per row {m['dr_incremental_profit_learned']:.4f} "
-          f"[{m['dr_incremental_profit_learned_ci_low']:.4f}, "
-          f"{m['dr_incremental_profit_learned_ci_high']:.4f}]; vs best single offer "
+    key = "dr_incremental_profit_learned_uplift_policy"
+    print(f"DR incremental profit per row {m[key]:.4f} [{m[key + '_ci_low']:.4f}, "
+          f"{m[key + '_ci_high']:.4f}]; vs best single offer "
           f"{m['profit_gain_vs_best_single']:+.4f} [{m['profit_gain_vs_best_single_ci_low']:+.4f}"
           f", {m['profit_gain_vs_best_single_ci_high']:+.4f}] (out of fold)")
     print("out-of-fold policy value, revenue per customer (IPW):")
