@@ -138,10 +138,13 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--worlds", default=",".join(DESIGNS))
     parser.add_argument("--trees", type=int, default=100)
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="LightGBM threads (default 1: on 2 shared cores, OpenMP's spinning "
+                             "makes 2 threads many times slower)")
     args = parser.parse_args()
     quiet_logging()
     logging.getLogger("training").setLevel(logging.WARNING)
-    settings = TrainSettings(params=BoosterParams(n_estimators=args.trees, n_jobs=2))
+    settings = TrainSettings(params=BoosterParams(n_estimators=args.trees, n_jobs=args.jobs))
     started = time.perf_counter()
     coverage = dr_vs_ipw()
     outcomes: list[Outcome] = []

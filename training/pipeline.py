@@ -209,7 +209,7 @@ def select_policy(frame: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
 
     table, arms = select.score_menu(candidates, arms_of, dr=dr, ipw=ipw, margins=margins,
                                     costs=costs, clusters=customers)
-    chosen = select.choose(table, candidates)
+    chosen = select.choose(table, candidates, settings.tolerance)
     best_single = next((c for c in candidates if c.rule == "best_single"),
                        select.Candidate(chosen.learner, chosen.capacity, "best_single"))
     raw = oof[pairs[0]].uplift if pairs and (chosen.learner, chosen.capacity) not in oof \

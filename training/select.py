@@ -88,10 +88,12 @@ def score_menu(candidates: Sequence[Candidate],
     return table, arms
 
 
-def choose(table: pd.DataFrame, candidates: Sequence[Candidate]) -> Candidate:
-    """The simplest candidate within one standard error of the best DR value (paired)."""
+def choose(table: pd.DataFrame, candidates: Sequence[Candidate], tolerance: float = 1.0
+           ) -> Candidate:
+    """The simplest candidate within `tolerance` standard errors of the best DR value (paired;
+    1.0: the one-standard-error rule, 0.0: the best by DR, ties to the simplest)."""
     by_name = {c.name: c for c in candidates}
-    within = table[table["gap_to_best"] <= table["gap_se"]]
+    within = table[table["gap_to_best"] <= tolerance * table["gap_se"]]
     return min((by_name[name] for name in within["candidate"]), key=lambda c: c.complexity)
 
 

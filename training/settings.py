@@ -63,6 +63,9 @@ class TrainSettings:
     #: selection scores candidates on at most this many rows (a sample of whole customers); the
     #: chosen candidate is then refit on every row
     select_rows: int = 25_000
+    #: the choice: the simplest candidate within this many standard errors of the best paired
+    #: DR value (1.0: the one-standard-error rule; 0.0: the best by DR)
+    tolerance: float = 1.0
     #: a fixed shrinkage replaces the menu's rules by that one (1.0: full targeting)
     shrinkage: float | None = None
 

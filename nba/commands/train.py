@@ -70,6 +70,9 @@ def add_parser(add: AddCommand, settings: CliSettings) -> None:
     p.add_argument("--folds", type=int, default=defaults.folds,
                    help="K of the cross-fitting, folds grouped by customer (default "
                         "%(default)s)")
+    p.add_argument("--tolerance", type=float, default=defaults.tolerance,
+                   help="choose the simplest candidate within this many standard errors of "
+                        "the best DR value (default %(default)s: the one-SE rule; 0: the best)")
     p.add_argument("--select-rows", type=int, default=defaults.select_rows,
                    help="score the menu on at most this many rows, whole customers "
                         "(default %(default)s); the chosen candidate is refit on all rows")
@@ -86,9 +89,9 @@ def run(args: argparse.Namespace) -> int:
 
     if not 0 < args.test_size < 1:
         raise CliError("--test-size must lie strictly between 0 and 1")
-    if args.folds < 2 or args.select_rows < 100 or args.trees < 1:
+    if args.folds < 2 or args.select_rows < 100 or args.trees < 1 or args.tolerance < 0:
         raise CliError("--folds must be at least 2, --select-rows at least 100, --trees at "
-                       "least 1")
+                       "least 1, --tolerance at least 0")
     learners, capacities, rules = _names(args.learner), _names(args.capacity), _names(args.rule)
     try:
         menu(learners, capacities, rules)
@@ -99,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
                              experiment=args.experiment, test_size=args.test_size,
                              seed=args.seed, promote=args.promote, learners=learners,
                              capacities=capacities, rules=rules, folds=args.folds,
-                             select_rows=args.select_rows,
+                             select_rows=args.select_rows, tolerance=args.tolerance,
                              params=replace(BoosterParams(), n_estimators=args.trees))
     result = train(settings)
     m = result.metrics

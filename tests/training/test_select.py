@@ -98,4 +98,6 @@ def test_choice_takes_the_simplest_candidate_within_one_standard_error():
                                  ipw=ipw_scores(logged, np.full(n, 1 / 3), y, 3),
                                  margins=margins, costs=costs, clusters=np.arange(n) // 2)
     assert select.choose(table, candidates).name == "s/base/best_single"
+    assert select.choose(table, candidates, tolerance=0.0).name == str(
+        table.loc[table["dr"].idxmax(), "candidate"])
     assert "<-" in select.format_menu(table, candidates[0])
