@@ -93,6 +93,8 @@ class Offer(_Frozen):
     loyalty_tiers: tuple[str, ...] | None = None
     fallback: Literal["waitlist", "preorder"] | None = None
     launch: Launch | None = None
+    #: most sends of this offer in one budgeted campaign (`nba batch-score --budget`)
+    quota: int | None = Field(default=None, ge=0)
 
     @field_validator("channels")
     @classmethod

@@ -11,6 +11,7 @@ from pathlib import Path
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from decisioning.decision import DEFAULT_HOLDOUT_SHARE, DEFAULT_SALT, DecisionSettings
 from state.urls import DEFAULT_URL
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
@@ -39,8 +40,14 @@ class CliSettings(BaseSettings):
     workers: int = 2
     #: the key `nba simulate` sends (a staff key: it posts decisions and outcomes)
     api_key: str | None = Field(None, repr=False)
-    #: the configured holdout share, for the reports' sample-ratio check
-    holdout_share: float = 0.05
+    #: the holdout share (decisions hold it out; the reports' sample-ratio check expects it)
+    holdout_share: float = DEFAULT_HOLDOUT_SHARE
+    #: salt of the holdout hash: the service's, so the CLI holds out the same customers
+    experiment_salt: str = DEFAULT_SALT
+
+    def decision_settings(self) -> DecisionSettings:
+        """The decision core's settings: the service's holdout, no exploration (CLI paths)."""
+        return DecisionSettings(self.holdout_share, self.experiment_salt, 0.0)
 
 
 class SettingsError(ValueError):

@@ -1,9 +1,9 @@
 """The state store as one worker sees it: live stock, launch status, contact caps, holds.
 
 Everything that must hold across gunicorn workers and hosts (stock, launch reservations,
-contacts and declines) lives in the state store; this module turns it into the plain inputs of
-the pure `decide` (a stock lookup, `LaunchStatus` per launch, a `ContactHistory`) and takes the
-launch units a decision shows. Stock is cached per worker and re-read whenever the store's
+contacts and declines) lives in the state store; this module reads it into the plain
+`StateSnapshot` of the decision core (`decisioning.core.decide`) and takes the launch units a
+decision shows. Stock is cached per worker and re-read whenever the store's
 inventory version moves, so the next decision after `PUT /v1/inventory` sees the change.
 """
 
@@ -13,51 +13,27 @@ import math
 import os
 import random
 import threading
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-import numpy as np
 from flask import g, has_request_context
 
+from decisioning.caps import enforce_cap
+from decisioning.decision import Decision, DecisionContext, DecisionSettings
+from decisioning.launch import ValueDistribution, launch_statuses, open_launches
+from decisioning.reasons import OFFER
+from decisioning.snapshot import ContactHistory, LaunchStatus, StateSnapshot
 from features.catalog import Catalog
-from features.customers import CustomerTable
-from service import decide as d
-from service.allocation import ValueDistribution, demand_arrived, value_floor, window_elapsed
 from service.breaker import CircuitBreaker
-from service.experiment import eligible_offers, explore, held_out
 from state import Reservation, StateStore, StateStoreError, StockSnapshot, mask_url, open_store
 from state.budget import Timeouts
-from state.log import Candidate, DecisionRecord
+from state.log import CapWrite, DecisionRecord
+from training.decision_log import decision_record
 
 if TYPE_CHECKING:
     from service.model_store import LoadedModel
-
-
-def launch_distributions(catalog: Catalog, customers: CustomerTable
-                         ) -> dict[str, ValueDistribution]:
-    """Per launch offer, the values of the customers who may get it (contactable, right tier).
-
-    Built once per model load: the derived value floor reads it on every request.
-    """
-    result: dict[str, ValueDistribution] = {}
-    for offer in catalog.offers:
-        if offer.launch is None or offer.launch.min_customer_value is not None:
-            continue
-        eligible = customers.contactable.astype(bool)
-        if offer.loyalty_tiers is not None:
-            eligible &= np.isin(customers.loyalty_tier.astype(str), offer.loyalty_tiers)
-        result[offer.offer_id] = ValueDistribution.from_values(customers.value[eligible])
-    return result
-
-
-@dataclass(frozen=True)
-class LiveView:
-    """The live inputs of one decision, read together."""
-
-    stock: StockSnapshot
-    launches: dict[str, d.LaunchStatus]
-    contacts: d.ContactHistory | None
 
 
 @dataclass(frozen=True)
@@ -88,37 +64,21 @@ class LiveState:
         return snapshot
 
     def read(self, catalog: Catalog, distributions: dict[str, ValueDistribution],
-             customer_id: str, channel: str, now: datetime) -> LiveView:
+             customer_id: str, channel: str, now: datetime) -> StateSnapshot:
         """Stock, launch status and contact history for one decision: one store transaction."""
         caps = catalog.contact_policy
-        open_launches = [o for o in catalog.offers if o.launch is not None
-                         and not (o.launch.ends_at and now > o.launch.ends_at)]
         state = self.store.decision_state(
-            launch_ids=[o.offer_id for o in open_launches], customer_id=customer_id,
-            channel=channel, now=now,
+            launch_ids=[o.offer_id for o in open_launches(catalog, now)],
+            customer_id=customer_id, channel=channel, now=now,
             contacts_since=now - timedelta(hours=caps.window_hours) if caps else None,
             declines_since=now - timedelta(days=caps.decline_days) if caps else None)
-        statuses: dict[str, d.LaunchStatus] = {}
-        for offer in open_launches:
-            launch = offer.launch
-            assert launch is not None
-            counts = state.launches.get(offer.offer_id)
-            remaining = launch.supply if counts is None else max(
-                0, launch.supply - counts.reserved - counts.confirmed)
-            floor = launch.min_customer_value
-            if floor is None:
-                distribution = distributions.get(offer.offer_id)
-                floor = 0.0 if distribution is None else value_floor(
-                    remaining=remaining, supply=launch.supply, distribution=distribution,
-                    reach=launch.expected_reach,
-                    elapsed=demand_arrived(window_elapsed(now, launch.starts_at,
-                                                          launch.ends_at),
-                                           launch.arrival_shape))
-            statuses[offer.offer_id] = d.LaunchStatus(remaining, floor)
-        contacts = d.ContactHistory(state.contacts, state.declines) if caps else None
-        return LiveView(self.stock(state.inventory_version), statuses, contacts)
+        held = {offer_id: counts.reserved + counts.confirmed
+                for offer_id, counts in state.launches.items()}
+        contacts = ContactHistory(state.contacts, state.declines) if caps else None
+        return StateSnapshot(self.stock(state.inventory_version),
+                             launch_statuses(catalog, held, distributions, now), contacts)
 
-    def hold_launch_units(self, catalog: Catalog, decision: d.Decision, customer_id: str,
+    def hold_launch_units(self, catalog: Catalog, decision: Decision, customer_id: str,
                           decision_id: str, now: datetime) -> tuple[list[Hold], list[str]]:
         """Reserve one unit for each launch offer the decision shows.
 
@@ -130,7 +90,7 @@ class LiveState:
         sold_out: list[str] = []
         for shown in decision.offers:
             offer = catalog.get(shown.offer_id)
-            if offer is None or offer.launch is None or shown.action != d.OFFER:
+            if offer is None or offer.launch is None or shown.action != OFFER:
                 continue
             reservation = self.store.reserve(
                 offer_id=offer.offer_id, supply=offer.launch.supply, customer_id=customer_id,
@@ -149,90 +109,100 @@ class LiveState:
 
 @dataclass(frozen=True)
 class LiveDecision:
-    """A decision as served, with what the log needs to make it causal."""
+    """A decision as served (holdout, exploration and propensity in it), with its holds."""
 
-    decision: d.Decision
+    decision: Decision
     holds: list[Hold]
-    scores: d.OfferScores
-    holdout: bool
-    explored: bool
-    #: P(what was served | customer) under the logging policy, holdout included
-    propensity: float
-    #: the offer served first, or for a holdout the one it would have been
-    chosen_offer: str | None
+    uplifts: list[float]
 
 
-def decide_live(live: LiveState, model: LoadedModel, row: int, context: d.DecisionContext,
-                decision_id: str, *, holdout_share: float = 0.0, exploration: float = 0.0,
+def decide_live(live: LiveState, model: LoadedModel, row: int, context: DecisionContext,
+                decision_id: str, settings: DecisionSettings,
                 rng: random.Random | None = None) -> LiveDecision:
     """One customer's decision against live state; holds a unit of every launch it shows.
 
-    Scores once, then decides with the live stock, launch status and contact history. A
-    customer in the global holdout gets nothing (the decision they would have had is kept for
-    the log). Otherwise, with probability `exploration`, a random eligible offer goes first.
-    When a launch sold out between reading its status and reserving (another worker took the
-    last unit), decides again with that launch marked sold out, so a decision never shows a
-    launch unit it does not hold. The caller logs the decision (`log_record`), which also
-    counts its offers for the contact caps.
+    Scores once, reads the live state, then calls the decision core (holdout and exploration
+    included). When a launch sold out between reading its status and reserving (another worker
+    took the last unit), decides again with that launch marked sold out, so a decision never
+    shows a launch unit it does not hold. The caller logs the decision (`log_record`), which
+    also counts its offers for the contact caps.
     """
     policy, table = model.policy, model.customers
     catalog, now = policy.catalog, context.now
     customer_id = table.ids[row]
     scores = policy.score_row(table, row)
-    view = live.read(catalog, model.launch_values, customer_id, context.channel, now)
-    stock, launches, contacts = view.stock, view.launches, view.contacts
-    if model.holdout is not None and model.holdout[row]:
-        would = policy.decide_scored(table, row, scores, context, stock, launches, contacts)
-        chosen = would.offers[0].offer_id if would.offers else None
-        # P(nothing served | not held out): exploration serves something whenever it can
-        p_nothing = 0.0 if chosen is not None else (
-            1.0 - exploration if eligible_offers(would) else 1.0)
-        return LiveDecision(held_out(would, holdout_share), [], scores, True, False,
-                            holdout_share + (1 - holdout_share) * p_nothing, chosen)
-    rng = rng or random.Random()
+    snapshot = live.read(catalog, model.launch_values, customer_id, context.channel, now)
     holds: dict[str, Hold] = {}
-    for _ in range(len(launches) + 1):
-        decision = policy.decide_scored(table, row, scores, context, stock, launches, contacts)
-        served = explore(decision, catalog, scores, exploration, rng)
-        decision = served.decision
+    for _ in range(len(snapshot.launches) + 1):
+        decision = policy.decide_scored(table, row, scores, context, snapshot, settings, rng)
+        if decision.holdout:
+            break
         taken, sold_out = live.hold_launch_units(catalog, decision, customer_id, decision_id,
                                                  now)
         holds.update((hold.offer_id, hold) for hold in taken)
         if not sold_out:
             break
-        launches = {**launches, **{offer_id: d.LaunchStatus(0, math.inf)
-                                   for offer_id in sold_out}}
-    shown = {o.offer_id for o in decision.offers if o.action == d.OFFER}
+        snapshot = replace(snapshot, launches={
+            **snapshot.launches, **{offer_id: LaunchStatus(0, math.inf) for offer_id in sold_out}})
+    shown = {o.offer_id for o in decision.offers if o.action == OFFER}
     live.release_holds([h for h in holds.values() if h.offer_id not in shown], decision_id, now)
-    chosen = decision.offers[0].offer_id if decision.offers else None
-    p_served = (1 - holdout_share) * served.propensity
-    if chosen is None:  # "nothing" is also what the holdout gets
-        p_served += holdout_share
-    return LiveDecision(decision, [h for h in holds.values() if h.offer_id in shown], scores,
-                        False, served.explored, p_served, chosen)
+    return LiveDecision(decision, [h for h in holds.values() if h.offer_id in shown],
+                        scores.uplift.tolist())
 
 
-def log_record(result: LiveDecision, model: LoadedModel, row: int, context: d.DecisionContext,
+def log_record(result: LiveDecision, model: LoadedModel, row: int, context: DecisionContext,
                decision_id: str) -> DecisionRecord:
     """The decision-log entry of a served decision."""
-    catalog = model.policy.catalog
-    eligible = set(eligible_offers(result.decision)) | {o.offer_id for o in
-                                                         result.decision.offers}
-    uplifts: list[float] = result.scores.uplift.tolist()  # floats, not NumPy scalars
-    candidates = tuple(
-        Candidate(offer.offer_id, round(uplift * offer.margin - offer.cost, 6),
-                  round(uplift, 6))
-        for offer, uplift in zip(catalog.offers, uplifts, strict=True)
-        if offer.offer_id in eligible and not math.isnan(uplift))
-    table = model.customers
-    return DecisionRecord(
-        decision_id=decision_id, decided_at=context.now, customer_id=table.ids[row],
-        channel=context.channel, model_version=model.version,
-        offer_ids=tuple(o.offer_id for o in result.decision.offers), holdout=result.holdout,
-        explored=result.explored, chosen_offer=result.chosen_offer,
-        propensity=result.propensity, candidates=candidates,
-        suppressed={s.offer_id: s.reason for s in result.decision.suppressed},
-        features=table.feature_row(row), segment=table.loyalty_tier[row])
+    return decision_record(result.decision, result.uplifts, model.policy.catalog,
+                           model.customers, row, context, decision_id, model.version)
+
+
+@dataclass(frozen=True)
+class Served:
+    """A live decision not logged yet, with what its log record needs."""
+
+    result: LiveDecision
+    row: int
+    context: DecisionContext
+    decision_id: str
+
+
+def log_decisions(live: LiveState, model: LoadedModel, served: list[Served]
+                  ) -> list[LiveDecision]:
+    """Log decisions (one transaction) and return them as sent.
+
+    When the catalog caps contacts, each customer's contacts are counted again as the decision
+    is written, atomically with the write (state.log.DecisionLog.record_capped): offers past the
+    cap (another worker or host served the customer meanwhile) are cut from the decision, the
+    cut is what is logged and answered, and launch units held for cut offers are given back.
+    """
+    caps = model.policy.catalog.contact_policy
+    if caps is None:
+        live.store.log.record_many([log_record(s.result, model, s.row, s.context, s.decision_id)
+                                    for s in served])
+        return [s.result for s in served]
+    finals: list[LiveDecision] = [s.result for s in served]
+
+    def builder(i: int, s: Served) -> Callable[[int], DecisionRecord]:
+        def build(counted: int) -> DecisionRecord:
+            finals[i] = replace(s.result, decision=enforce_cap(s.result.decision, counted, caps,
+                                                               s.context))
+            return log_record(finals[i], model, s.row, s.context, s.decision_id)
+        return build
+
+    window = timedelta(hours=caps.window_hours)
+    live.store.log.record_capped([
+        CapWrite(model.customers.ids[s.row], s.context.channel, s.context.now - window,
+                 builder(i, s)) for i, s in enumerate(served)])
+    sent: list[LiveDecision] = []
+    for s, final in zip(served, finals, strict=True):
+        kept = {o.offer_id for o in final.decision.offers}
+        cut = [h for h in final.holds if h.offer_id not in kept]
+        if cut:
+            live.release_holds(cut, s.decision_id, s.context.now)
+            final = replace(final, holds=[h for h in final.holds if h.offer_id in kept])
+        sent.append(final)
+    return sent
 
 
 class LiveStateHandle:

@@ -17,17 +17,15 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 
-import numpy as np
 from mlflow import MlflowClient
 
+from decisioning.core import OFFLINE
+from decisioning.decision import DecisionContext
+from decisioning.launch import ValueDistribution, launch_distributions
 from features import io
 from features.customers import CustomerTable
 from service import observability
-from service.allocation import ValueDistribution
-from service.decide import DecisionContext
 from service.domain import DomainError
-from service.experiment import holdout_mask
-from service.live import launch_distributions
 from service.registry_access import RegistryAccess, RegistryUnavailable
 from service.settings import ServiceSettings
 from training import registry
@@ -69,8 +67,6 @@ class LoadedModel:
     customers: CustomerTable
     #: per launch with a derived floor: the values of its eligible customers
     launch_values: dict[str, ValueDistribution] = field(default_factory=dict)
-    #: per customer row: in the global holdout (None: nobody is)
-    holdout: np.ndarray | None = None
     loaded_at: float = field(default_factory=time.time)
 
     def customer_row(self, customer_id: str) -> int:
@@ -129,10 +125,8 @@ def _load(settings: ServiceSettings, client: MlflowClient) -> LoadedModel:
     metrics = client.get_run(ref.run_id).data.metrics if ref.run_id else {}
     log.info("loaded %s version %s (%s) with %d customers in %.2fs", ref.name, ref.version,
              ref.alias, len(customers), time.perf_counter() - started)
-    holdout = holdout_mask(customers.ids, customers.value, settings.holdout_share,
-                           settings.experiment_salt)
     return LoadedModel(policy, ref.name, ref.version, ref.alias, ref.run_id, dict(metrics),
-                       customers, launch_distributions(policy.catalog, customers), holdout)
+                       customers, launch_distributions(policy.catalog, customers))
 
 
 class AliasProbe:
@@ -155,7 +149,7 @@ def smoke_decision(model: LoadedModel) -> None:
     if len(model.customers) == 0:
         raise ValueError("the customer table is empty")
     context = DecisionContext(channel="web", now=datetime.now(UTC), limit=3)
-    decision = model.policy.decide_row(model.customers, 0, context, None)
+    decision = model.policy.decide_row(model.customers, 0, context, settings=OFFLINE)
     accounted = len(decision.offers) + len(decision.suppressed)
     expected = len(model.policy.catalog.offers)
     if accounted != expected:

@@ -23,11 +23,13 @@ import pandas as pd
 import pyarrow.parquet as pq
 from mlflow.models import infer_signature
 
+from decisioning.core import OFFLINE
+from decisioning.decision import DecisionContext
+from decisioning.eligibility import tier_eligibility
 from features import io
 from features.build import build_matrix, infer_spec
 from features.catalog import Catalog
 from features.schema import FeatureSpec, feature_columns
-from service.decide import DecisionContext, tier_eligibility
 from stats import aipw_scores, ipw_scores, mean_estimate, paired_difference, profit_terms
 from training import crossfit, plots, registry, rules, select
 from training import evaluate as ev
@@ -479,11 +481,16 @@ def train(settings: TrainSettings) -> TrainResult:
         policy.save(policy_dir)
         example = _input_example(settings, exposures, spec)
         table = policy.customers(example)
-        output = decision_rows(policy, table, DecisionContext("web", datetime.now(UTC)))
+        output = decision_rows(policy, table, DecisionContext("web", datetime.now(UTC)),
+                               settings=OFFLINE)
         with warnings.catch_warnings():  # integer features never carry nulls in the contract
             warnings.filterwarnings("ignore", message=".*integer column.*")
             signature = infer_signature(example, output,
-                                        params={"channel": "web", "limit": 3, "store_id": ""})
+                                        params={"channel": "web", "limit": 3, "store_id": "",
+                                                "now": "", "inventory": "",
+                                                "launches": "", "contacts": "",
+                                                "holdout_share": 0.05,
+                                                "salt": ""})
         root = Path(__file__).resolve().parent.parent
         with warnings.catch_warnings():  # our predict takes frames; no type-hint inference
             warnings.filterwarnings("ignore", message=".*type hints.*")
@@ -492,7 +499,8 @@ def train(settings: TrainSettings) -> TrainResult:
                 name="policy",
                 python_model=NBAPolicyModel(),
                 artifacts={"policy": str(policy_dir)},
-                code_paths=[str(root / pkg) for pkg in ("features", "service", "training")],
+                code_paths=[str(root / pkg) for pkg in
+                            ("features", "decisioning", "state", "training")],
                 signature=signature,
                 input_example=example,
                 registered_model_name=settings.model_name,

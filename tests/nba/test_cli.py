@@ -120,12 +120,14 @@ def imports_of(path: Path) -> set[str]:
 
 
 @pytest.mark.parametrize(("package", "above"), [
-    ("state", {"nba", "service", "training", "reports", "features"}),
-    ("features", {"nba", "service", "training", "reports", "state"}),
-    ("stats", {"nba", "service", "training", "reports", "state", "features"}),
+    ("state", {"nba", "service", "training", "reports", "features", "decisioning"}),
+    ("features", {"nba", "service", "training", "reports", "state", "decisioning"}),
+    ("stats", {"nba", "service", "training", "reports", "state", "features", "decisioning"}),
+    # the decision core is pure: no Flask, no database, no MLflow, nothing above it
+    ("decisioning", {"nba", "service", "training", "reports", "state", "flask", "sqlalchemy",
+                     "mlflow", "psycopg", "lightgbm"}),
     ("reports", {"nba", "service", "training"}),
-    # training still calls the decision core in service.decide (future: decisioning/)
-    ("training", {"nba", "reports"}),
+    ("training", {"nba", "reports", "service"}),
     ("service", {"nba"}),
 ])
 def test_dependencies_point_one_way(package, above):
