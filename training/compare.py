@@ -245,8 +245,8 @@ def evidence_line(p: PairedComparison) -> str:
     """The numbers behind a verdict: both values and the paired difference with its interval."""
     return (f"{p.method} policy value {p.candidate.value:.3f} vs {p.champion.value:.3f} "
             f"revenue per customer, difference {p.difference.value:+.3f} (95% CI "
-            f"{p.difference.low:+.3f} to {p.difference.high:+.3f}, clustered by customer) on "
-            f"{p.rows:,} paired holdout rows")
+            f"{p.difference.low:+.3f} to {p.difference.high:+.3f}) on {p.rows:,} paired holdout "
+            "rows, intervals clustered by customer")
 
 
 def validation_tags(comparison: VersionComparison | None, status: str) -> dict[str, str]:
