@@ -7,7 +7,6 @@ value in force and no parser reads the environment itself. Empty variables count
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -34,7 +33,8 @@ class CliSettings(BaseSettings):
     state_url: str = Field(DEFAULT_URL, repr=False)  # may hold a password
     experiment: str = "nba-training"
     artifact_root: Path = Path("mlruns")
-    learner: Literal["t", "s"] = "s"
+    #: the meta-learners of `nba train`'s menu, comma-separated (training.learners.LEARNERS)
+    learner: str = "s,t"
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 2

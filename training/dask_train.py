@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -239,8 +239,10 @@ def train(settings: TrainSettings, dask: DaskSettings) -> TrainResult:
     progress("evaluating on the randomized holdout split")
     evaluation: Evaluation = evaluate_policy(policy, train_sample, test_sample)
     example = _input_example(settings, test_sample, spec)
-    return publish(replace(settings, learner="s"), policy, evaluation, example, progress,
-                   {"engine": "dask", "train_rows": train_rows, "holdout_rows": test_rows,
+    return publish(settings, policy, evaluation, example, progress,
+                   {"engine": "dask", "candidate": f"s/{'/'.join(settings.capacities[:1])}"
+                                                  f"/shrink_{policy.shrinkage:g}",
+                    "train_rows": train_rows, "holdout_rows": test_rows,
                     "holdout_evaluated_rows": len(test_sample)})
 
 

@@ -19,9 +19,9 @@ from importlib import metadata
 from pathlib import Path
 
 import lightgbm as lgb
-import mlflow.pyfunc
 import numpy as np
 import pandas as pd
+from mlflow.pyfunc import PythonModel
 
 from decisioning.core import NO_SETTINGS, decide
 from decisioning.decision import (
@@ -38,6 +38,7 @@ from features.catalog import Catalog
 from features.customers import CustomerTable
 from features.schema import Feature, FeatureSpec
 from state.records import StockRow, StockSnapshot
+from training import rules
 from training.uplift import UpliftModel
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,8 @@ class Policy:
 
     def __init__(self, spec: FeatureSpec, catalog: Catalog, uplift: UpliftModel,
                  response: lgb.Booster, value: lgb.Booster, meta: dict | None = None,
-                 shrinkage: float = 1.0, population_uplift: np.ndarray | None = None) -> None:
+                 shrinkage: float = 1.0, population_uplift: np.ndarray | None = None,
+                 penalty: np.ndarray | None = None) -> None:
         self.spec = spec
         self.catalog = catalog
         self.uplift = uplift
@@ -70,6 +72,8 @@ class Policy:
         self.shrinkage = float(shrinkage)
         self.population_uplift = (np.zeros(len(catalog.offers)) if population_uplift is None
                                   else np.asarray(population_uplift, dtype=np.float64))
+        # training.rules' confidence rule: per offer, lowered uplift (0 for the default offer)
+        self.penalty = (None if penalty is None else np.asarray(penalty, dtype=np.float64))
         position = {offer_id: j for j, offer_id in enumerate(uplift.offer_ids)}
         # catalog offer k -> uplift-model column, -1 where the training data had no such arm
         self._columns = np.array([position.get(o, -1) for o in catalog.offer_ids])
@@ -84,10 +88,9 @@ class Policy:
         return uplift, p_control[:, None] + uplift, p_control
 
     def shrink(self, uplift: np.ndarray) -> np.ndarray:
-        """Pull per-customer uplift towards each offer's average effect by the shrinkage."""
-        if self.shrinkage == 1.0:
-            return uplift
-        return self.shrinkage * uplift + (1.0 - self.shrinkage) * self.population_uplift
+        """Pull per-customer uplift towards each offer's average effect by the shrinkage (and
+        lower it by the confidence rule's penalty, if chosen)."""
+        return rules.apply(uplift, self.population_uplift, self.shrinkage, self.penalty)
 
     def raw_uplift(self, X: np.ndarray) -> np.ndarray:
         """Per-customer uplift before shrinkage (catalog order, NaN if unmodelled)."""
@@ -158,6 +161,8 @@ class Policy:
             "catalog": self.catalog.model_dump(mode="json"),
             "uplift_offer_ids": list(self.uplift.offer_ids),
             "uplift_kind": self.uplift.kind,
+            "uplift_weights": list(self.uplift.weights),
+            "penalty": None if self.penalty is None else self.penalty.tolist(),
             "shrinkage": self.shrinkage,
             "population_uplift": self.population_uplift.tolist(),
             "libraries": library_versions(),
@@ -181,19 +186,22 @@ class Policy:
                                  for f in document["spec"]))
         offer_ids = tuple(document["uplift_offer_ids"])
         kind = document.get("uplift_kind", "t")
+        boosters = len(offer_ids) * (2 if kind == "x" else 1)  # X: two effect models per offer
         uplift = UpliftModel(
             offer_ids=offer_ids,
-            control=(lgb.Booster(model_file=str(path / "uplift_control.txt")) if kind == "t"
-                     else None),
+            control=(lgb.Booster(model_file=str(path / "uplift_control.txt"))
+                     if kind in ("t", "x") else None),
             treated=tuple(lgb.Booster(model_file=str(path / f"uplift_treated_{k:03d}.txt"))
-                          for k in range(len(offer_ids))),
+                          for k in range(boosters)),
             kind=kind,
+            weights=tuple(document.get("uplift_weights", ())),
         )
         return cls(spec, Catalog.model_validate(document["catalog"]), uplift,
                    lgb.Booster(model_file=str(path / "response.txt")),
                    lgb.Booster(model_file=str(path / "value.txt")), document.get("meta", {}),
                    shrinkage=document.get("shrinkage", 1.0),
-                   population_uplift=document.get("population_uplift"))
+                   population_uplift=document.get("population_uplift"),
+                   penalty=document.get("penalty"))
 
 
 #: The columns of a decision-rows frame (batch output, pyfunc output).
@@ -262,7 +270,7 @@ def decision_rows(policy: Policy, table: CustomerTable, context: DecisionContext
     return pd.DataFrame.from_records(records, columns=DECISION_COLUMNS)
 
 
-class NBAPolicyModel(mlflow.pyfunc.PythonModel):
+class NBAPolicyModel(PythonModel):
     """MLflow pyfunc wrapper: customers-shaped frame in, ranked decisions out."""
 
     def load_context(self, context) -> None:
