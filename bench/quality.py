@@ -86,6 +86,9 @@ def run_variant(raw: pd.DataFrame, variant: Variant, seed: int, workdir: Path,
     if nba(["train", *common, "--artifact-root", str(data / "mlruns"), "--seed", str(seed),
             "--test-size", "0.2", "--promote", "--learner", learner]) != 0:
         raise SystemExit(f"nba train failed for {variant.name}, seed {seed}")
+    # the bench measures the policy, not the experiment around it: the decision core's
+    # holdout (5% of customers with no offer, for the incrementality report) is switched off
+    os.environ["NBA_HOLDOUT_SHARE"] = "0"
     if nba(["batch-score", *common, "--customers", str(data / "holdout_customers.parquet"),
             "--out", str(data / "decisions.parquet"), "--limit", "1", "--channel",
             "email"]) != 0:
