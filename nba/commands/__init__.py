@@ -11,6 +11,7 @@ from types import ModuleType
 from nba.commands import (
     batch_score,
     compare,
+    customers,
     decide,
     demo_data,
     export_training,
@@ -27,5 +28,5 @@ from nba.commands import (
 
 #: in `nba --help` order
 COMMANDS: tuple[ModuleType, ...] = (demo_data, train, promote, compare, model, serve,
-                                    batch_score, decide, inventory, state, report, simulate,
-                                    export_training, outcomes)
+                                    batch_score, decide, inventory, customers, state, report,
+                                    simulate, export_training, outcomes)

@@ -1,0 +1,46 @@
+"""`nba customers load / show` (nba/commands/customers.py) against a real SQLite store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from features import io
+from nba.cli import main
+from state import open_store
+
+
+@pytest.fixture
+def customers_file(tmp_path: Path) -> Path:
+    path = tmp_path / "customers.parquet"
+    io.write_parquet(pd.DataFrame({"customer_id": ["a", "b"], "recency_days": [3, None],
+                                   "contactable": [True, False]}), path)
+    return path
+
+
+def test_load_then_if_empty_keeps_what_is_there(tmp_path: Path, customers_file: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    assert main(["customers", "load", str(customers_file), "--state-url", url]) == 0
+    io.write_parquet(pd.DataFrame({"customer_id": ["z"]}), customers_file)
+    assert main(["customers", "load", str(customers_file), "--if-empty",
+                 "--state-url", url]) == 0
+    assert "already holds 2 customer profiles" in capsys.readouterr().out
+
+    with open_store(url) as store:
+        assert store.profiles.get("b") == {"recency_days": None, "contactable": False}
+
+
+def test_a_bad_file_names_file_and_column_and_loads_nothing(
+        tmp_path: Path, customers_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    io.write_parquet(pd.DataFrame({"customer_id": ["a", "a"]}), customers_file)
+
+    assert main(["customers", "load", str(customers_file), "--state-url", url]) == 2
+
+    err = capsys.readouterr().err
+    assert "customers.parquet" in err and "customer_id" in err
+    with open_store(url) as store:
+        assert store.profiles.count() == 0
