@@ -82,12 +82,11 @@ def whole_decision(model: LoadedModel, stock: StockSnapshot, customer_id: str) -
 
 def live_decision(model: LoadedModel, live: LiveState, customer_id: str) -> str:
     """What POST /v1/decisions does, minus Flask: live stock, launch holds, the decision log."""
-    row = model.customer_row(customer_id)
     context = DecisionContext(channel="web", now=datetime.now(UTC), limit=3)
     decision_id = uuid.uuid4().hex
-    result = decide_live(live, model, row, context, decision_id, holdout_share=0.05,
+    result = decide_live(live, model, customer_id, context, decision_id, holdout_share=0.05,
                          exploration=0.05)
-    live.store.log.record(log_record(result, model, row, context, decision_id),
+    live.store.log.record(log_record(result, model, context, decision_id),
                           count_contacts=model.policy.catalog.contact_policy is not None)
     return json.dumps(decision_json(decision_id, customer_id, model, result.decision,
                                     result.holds, holdout=result.holdout,
@@ -133,8 +132,9 @@ def stage_times_us(model: LoadedModel, live: LiveState, ids: list[str]) -> np.nd
         json.dumps(decision_json(decision_id, customer_id, model, decision))
         t5 = clock()
         result = LiveDecision(decision, [], scores, False, False, 1.0,
-                              decision.offers[0].offer_id if decision.offers else None)
-        live.store.log.record(log_record(result, model, row, context, decision_id),
+                              decision.offers[0].offer_id if decision.offers else None,
+                              table, row)
+        live.store.log.record(log_record(result, model, context, decision_id),
                               count_contacts=policy.catalog.contact_policy is not None)
         t6 = clock()
         out[i] = (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5)

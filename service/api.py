@@ -117,12 +117,11 @@ def decision_json(decision_id: str, customer_id: str, model: LoadedModel,
 def _decide(model: LoadedModel, live: LiveState, customer_id: str, channel: str, limit: int,
             store_id: str | None) -> tuple[dict, DecisionRecord]:
     """One customer's served decision as a response document, and its log record."""
-    row = model.customer_row(customer_id)
     settings = _settings()
     context = DecisionContext(channel=channel, now=datetime.now(UTC), limit=limit,
                               store_id=store_id)
     decision_id = uuid.uuid4().hex
-    result = decide_live(live, model, row, context, decision_id,
+    result = decide_live(live, model, customer_id, context, decision_id,
                          holdout_share=settings.holdout_share, exploration=settings.exploration,
                          rng=current_app.extensions["nba.rng"])
     offers = [o.offer_id for o in result.decision.offers]
@@ -134,7 +133,7 @@ def _decide(model: LoadedModel, live: LiveState, customer_id: str, channel: str,
                     "customer_id": customer_id})
     body = decision_json(decision_id, customer_id, model, result.decision, result.holds,
                          holdout=result.holdout, explored=result.explored)
-    return body, log_record(result, model, row, context, decision_id)
+    return body, log_record(result, model, context, decision_id)
 
 
 @bp.post("/v1/decisions")
@@ -219,6 +218,8 @@ def model_info() -> ResponseReturnValue:
     return jsonify({"name": model.name, "version": model.version, "alias": model.alias,
                     "run_id": model.run_id, "metrics": model.metrics,
                     "customers": len(model.customers), "loaded_at": model.loaded_at,
+                    # store: `customers` counts the sample a load summarized, not the base
+                    "customers_from": "store" if model.from_store else "file",
                     "worker_pid": os.getpid(),
                     "last_reload_error": current_app.extensions["nba.redactor"].public_value(
                         store.last_reload_error)})

@@ -15,7 +15,7 @@ import random
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from flask import g, has_request_context
@@ -34,12 +34,14 @@ if TYPE_CHECKING:
     from service.model_store import LoadedModel
 
 
-def launch_distributions(catalog: Catalog, customers: CustomerTable
+def launch_distributions(catalog: Catalog, customers: CustomerTable, population: int = 0
                          ) -> dict[str, ValueDistribution]:
     """Per launch offer, the values of the customers who may get it (contactable, right tier).
 
-    Built once per model load: the derived value floor reads it on every request.
+    Built once per model load: the derived value floor reads it on every request. `customers`
+    may be a sample of `population` customers (0: it is all of them).
     """
+    weight = population / len(customers) if population and len(customers) else 1.0
     result: dict[str, ValueDistribution] = {}
     for offer in catalog.offers:
         if offer.launch is None or offer.launch.min_customer_value is not None:
@@ -47,7 +49,8 @@ def launch_distributions(catalog: Catalog, customers: CustomerTable
         eligible = customers.contactable.astype(bool)
         if offer.loyalty_tiers is not None:
             eligible &= np.isin(customers.loyalty_tier.astype(str), offer.loyalty_tiers)
-        result[offer.offer_id] = ValueDistribution.from_values(customers.value[eligible])
+        result[offer.offer_id] = ValueDistribution.from_values(customers.value[eligible],
+                                                               weight)
     return result
 
 
@@ -58,6 +61,8 @@ class LiveView:
     stock: StockSnapshot
     launches: dict[str, d.LaunchStatus]
     contacts: d.ContactHistory | None
+    #: the customer's stored profile, when asked for (None: not asked, or no such customer)
+    profile: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -88,8 +93,10 @@ class LiveState:
         return snapshot
 
     def read(self, catalog: Catalog, distributions: dict[str, ValueDistribution],
-             customer_id: str, channel: str, now: datetime) -> LiveView:
-        """Stock, launch status and contact history for one decision: one store transaction."""
+             customer_id: str, channel: str, now: datetime, with_profile: bool = False
+             ) -> LiveView:
+        """Stock, launch status and contact history (and with `with_profile` the customer's
+        stored profile) for one decision: one store statement."""
         caps = catalog.contact_policy
         open_launches = [o for o in catalog.offers if o.launch is not None
                          and not (o.launch.ends_at and now > o.launch.ends_at)]
@@ -97,7 +104,8 @@ class LiveState:
             launch_ids=[o.offer_id for o in open_launches], customer_id=customer_id,
             channel=channel, now=now,
             contacts_since=now - timedelta(hours=caps.window_hours) if caps else None,
-            declines_since=now - timedelta(days=caps.decline_days) if caps else None)
+            declines_since=now - timedelta(days=caps.decline_days) if caps else None,
+            with_profile=with_profile)
         statuses: dict[str, d.LaunchStatus] = {}
         for offer in open_launches:
             launch = offer.launch
@@ -116,7 +124,7 @@ class LiveState:
                                            launch.arrival_shape))
             statuses[offer.offer_id] = d.LaunchStatus(remaining, floor)
         contacts = d.ContactHistory(state.contacts, state.declines) if caps else None
-        return LiveView(self.stock(state.inventory_version), statuses, contacts)
+        return LiveView(self.stock(state.inventory_version), statuses, contacts, state.profile)
 
     def hold_launch_units(self, catalog: Catalog, decision: d.Decision, customer_id: str,
                           decision_id: str, now: datetime) -> tuple[list[Hold], list[str]]:
@@ -160,35 +168,43 @@ class LiveDecision:
     propensity: float
     #: the offer served first, or for a holdout the one it would have been
     chosen_offer: str | None
+    #: the customer's feature row the decision saw (row `row` of `table`)
+    table: CustomerTable
+    row: int
 
 
-def decide_live(live: LiveState, model: LoadedModel, row: int, context: d.DecisionContext,
-                decision_id: str, *, holdout_share: float = 0.0, exploration: float = 0.0,
-                rng: random.Random | None = None) -> LiveDecision:
+def decide_live(live: LiveState, model: LoadedModel, customer_id: str,
+                context: d.DecisionContext, decision_id: str, *, holdout_share: float = 0.0,
+                exploration: float = 0.0, rng: random.Random | None = None) -> LiveDecision:
     """One customer's decision against live state; holds a unit of every launch it shows.
 
-    Scores once, then decides with the live stock, launch status and contact history. A
-    customer in the global holdout gets nothing (the decision they would have had is kept for
-    the log). Otherwise, with probability `exploration`, a random eligible offer goes first.
-    When a launch sold out between reading its status and reserving (another worker took the
-    last unit), decides again with that launch marked sold out, so a decision never shows a
-    launch unit it does not hold. The caller logs the decision (`log_record`), which also
-    counts its offers for the contact caps.
+    Reads the live state (and, when customers are kept in the store, the customer's profile in
+    the same statement), scores once, then decides with the live stock, launch status and
+    contact history. UnknownCustomer when the customer has no row. A customer in the global
+    holdout gets nothing (the decision they would have had is kept for the log). Otherwise,
+    with probability `exploration`, a random eligible offer goes first. When a launch sold out
+    between reading its status and reserving (another worker took the last unit), decides
+    again with that launch marked sold out, so a decision never shows a launch unit it does
+    not hold. The caller logs the decision (`log_record`), which also counts its offers for
+    the contact caps.
     """
-    policy, table = model.policy, model.customers
+    policy = model.policy
     catalog, now = policy.catalog, context.now
-    customer_id = table.ids[row]
+    if not model.from_store:  # unknown before any store work
+        model.customer_row(customer_id)
+    view = live.read(catalog, model.launch_values, customer_id, context.channel, now,
+                     with_profile=model.from_store)
+    table, row = model.customer(customer_id, view.profile)
     scores = policy.score_row(table, row)
-    view = live.read(catalog, model.launch_values, customer_id, context.channel, now)
     stock, launches, contacts = view.stock, view.launches, view.contacts
-    if model.holdout is not None and model.holdout[row]:
+    if model.held_out(table, row):
         would = policy.decide_scored(table, row, scores, context, stock, launches, contacts)
         chosen = would.offers[0].offer_id if would.offers else None
         # P(nothing served | not held out): exploration serves something whenever it can
         p_nothing = 0.0 if chosen is not None else (
             1.0 - exploration if eligible_offers(would) else 1.0)
         return LiveDecision(held_out(would, holdout_share), [], scores, True, False,
-                            holdout_share + (1 - holdout_share) * p_nothing, chosen)
+                            holdout_share + (1 - holdout_share) * p_nothing, chosen, table, row)
     rng = rng or random.Random()
     holds: dict[str, Hold] = {}
     for _ in range(len(launches) + 1):
@@ -209,10 +225,10 @@ def decide_live(live: LiveState, model: LoadedModel, row: int, context: d.Decisi
     if chosen is None:  # "nothing" is also what the holdout gets
         p_served += holdout_share
     return LiveDecision(decision, [h for h in holds.values() if h.offer_id in shown], scores,
-                        False, served.explored, p_served, chosen)
+                        False, served.explored, p_served, chosen, table, row)
 
 
-def log_record(result: LiveDecision, model: LoadedModel, row: int, context: d.DecisionContext,
+def log_record(result: LiveDecision, model: LoadedModel, context: d.DecisionContext,
                decision_id: str) -> DecisionRecord:
     """The decision-log entry of a served decision."""
     catalog = model.policy.catalog
@@ -224,7 +240,7 @@ def log_record(result: LiveDecision, model: LoadedModel, row: int, context: d.De
                   round(uplift, 6))
         for offer, uplift in zip(catalog.offers, uplifts, strict=True)
         if offer.offer_id in eligible and not math.isnan(uplift))
-    table = model.customers
+    table, row = result.table, result.row
     return DecisionRecord(
         decision_id=decision_id, decided_at=context.now, customer_id=table.ids[row],
         channel=context.channel, model_version=model.version,

@@ -106,6 +106,11 @@ class Policy:
         """The online feature table for a validated customers frame, built with this spec."""
         return CustomerTable.from_frame(frame, self.spec, self.predict_value)
 
+    def customer_from_profile(self, customer_id: str, profile: Mapping[str, Any]
+                              ) -> CustomerTable:
+        """One customer's table from a stored profile, built with this spec (per request)."""
+        return CustomerTable.from_profile(customer_id, profile, self.spec, self.predict_value)
+
     def score_row(self, table: CustomerTable, row: int) -> OfferScores:
         """One customer's model outputs: the per-request hot path (NumPy only)."""
         uplift, p_treated, p_control = self.score(table.matrix[row:row + 1])
