@@ -39,8 +39,11 @@ champion: data ## train and promote a champion if there is none (RETRAIN=1: alwa
 stock: data ## load the demo stock into the state store if it holds none yet
 	@$(NBA) inventory load $(DATA_DIR)/inventory.parquet --if-empty
 
-run: nginx champion stock ## set up, build demo data, train, promote, serve on 127.0.0.1:$(PORT) (dev mode: no API key needed)
-	NBA_DEV_MODE=$${NBA_DEV_MODE:-1} $(NBA) serve --host 127.0.0.1 --port $(PORT) --workers $(WORKERS) --data-dir $(DATA_DIR)
+customers: data ## load the demo customers into the state store if it holds none yet
+	@$(NBA) customers load $(DATA_DIR)/customers.parquet --if-empty
+
+run: nginx champion stock customers ## set up, build demo data, train, promote, serve on 127.0.0.1:$(PORT) (dev mode: no API key needed)
+	NBA_DEV_MODE=$${NBA_DEV_MODE:-1} $(NBA) serve --host 127.0.0.1 --port $(PORT) --workers $(WORKERS) --data-dir $(DATA_DIR) --customers-from store
 
 browser: ## install Debian's chromium for the browser tests (no Playwright browser download)
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium; }

@@ -37,6 +37,8 @@ class CliSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 2
+    #: where the service reads a customer's row: the state store's profiles or customers.parquet
+    customers_from: Literal["file", "store"] = "file"
     #: the key `nba simulate` sends (a staff key: it posts decisions and outcomes)
     api_key: str | None = Field(None, repr=False)
     #: the configured holdout share, for the reports' sample-ratio check

@@ -67,7 +67,8 @@ def test_the_store_decides_as_the_in_memory_table_did(served: Served, client) ->
 
     for customer_id in ids:
         status, body = served.decide(customer_id)
-        expected = client.post("/v1/decisions", json={"customer_id": customer_id, "channel": "web"}).get_json()
+        expected = client.post("/v1/decisions", json={"customer_id": customer_id,
+                                                      "channel": "web"}).get_json()
         assert status == 200, body
         assert ([(o["offer_id"], o["uplift"]) for o in body["offers"]]
                 == [(o["offer_id"], o["uplift"]) for o in expected["offers"]]), customer_id
@@ -97,3 +98,17 @@ def test_a_customer_without_a_profile_is_a_404(served: Served) -> None:
 def test_an_empty_store_says_how_to_fill_it(trained: Trained, store_url: str) -> None:
     with pytest.raises(ModelNotReady, match="nba customers load"):
         load_from_registry(_settings(trained, store_url, "store"))
+
+
+def test_the_staff_lookup_reads_the_stored_profile(served: Served) -> None:
+    customer_id, profile = served.store.profiles.sample(1)[0]
+    client = served.app.test_client()
+    auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+    found = client.get(f"/v1/customers/{customer_id}", headers=auth)
+    missing = client.get("/v1/customers/nobody-here", headers=auth)
+
+    assert found.status_code == 200
+    assert found.get_json()["customer_id"] == customer_id
+    assert found.get_json()["loyalty_tier"] == profile.get("loyalty_tier")
+    assert missing.status_code == 404
