@@ -72,7 +72,7 @@ lint: venv ## ruff and mypy (configured in pyproject.toml)
 wrk: ## install Debian's wrk, the load generator of bench/bench_online.py
 	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends wrk; }
 
-bench: venv wrk nginx ## benchmarks: decision latency, training, allocation, online vs mlflow models serve, batch, cold start (~9 min)
+bench: venv wrk nginx ## benchmarks: decision latency, training, allocation, online vs mlflow models serve, batch, cold start, customers in the store (~12 min)
 	$(BIN)/python bench/run_all.py
 
 bench-quality: venv ## the real pipeline on the Hillstrom experiment vs blanket/propensity policies; learner comparison

@@ -21,7 +21,8 @@ BENCH_DIR = Path(__file__).resolve().parent
 #: Script and the markdown file it writes, in report order.
 BENCHMARKS = (("bench_decide.py", "decide.md"), ("bench_train.py", "train.md"),
               ("bench_allocation.py", "allocation.md"), ("bench_online.py", "online.md"),
-              ("bench_batch.py", "batch.md"), ("bench_coldstart.py", "coldstart.md"))
+              ("bench_batch.py", "batch.md"), ("bench_coldstart.py", "coldstart.md"),
+              ("bench_profiles.py", "profiles.md"))
 
 
 def busy_cpu_seconds() -> float:
