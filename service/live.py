@@ -194,7 +194,7 @@ def decide_live(live: LiveState, model: LoadedModel, customer_id: str,
         model.customer_row(customer_id)
     view = live.read(catalog, model.launch_values, customer_id, context.channel, now,
                      with_profile=model.from_store)
-    table, row = model.customer(customer_id, view.profile)
+    table, row = model.customer(customer_id, view.profile, now)
     scores = policy.score_row(table, row)
     stock, launches, contacts = view.stock, view.launches, view.contacts
     if model.held_out(table, row):

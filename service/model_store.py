@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -23,6 +24,7 @@ from mlflow import MlflowClient
 
 from features import io
 from features.customers import CustomerTable
+from features.events import as_of
 from service import observability
 from service.allocation import ValueDistribution
 from service.decide import DecisionContext
@@ -92,10 +94,11 @@ class LoadedModel:
             raise _unknown(customer_id)
         return row
 
-    def customer(self, customer_id: str, profile: Mapping[str, object] | None
-                 ) -> tuple[CustomerTable, int]:
+    def customer(self, customer_id: str, profile: Mapping[str, Any] | None,
+                 now: datetime | None = None) -> tuple[CustomerTable, int]:
         """The customer's feature row: from the stored `profile` (store mode, built with the
-        model's spec by the feature code training uses) or the in-memory table.
+        model's spec by the feature code training uses; days-since features as of `now`) or
+        the in-memory table.
 
         UnknownCustomer when the customer has no profile / row.
         """
@@ -103,6 +106,8 @@ class LoadedModel:
             return self.customers, self.customer_row(customer_id)
         if profile is None:
             raise _unknown(customer_id)
+        if now is not None:
+            profile = as_of(profile, now)
         return self.policy.customer_from_profile(customer_id, profile), 0
 
     def held_out(self, table: CustomerTable, row: int) -> bool:

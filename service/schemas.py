@@ -5,7 +5,14 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from features.catalog import CHANNELS
 from service.domain import DomainError
@@ -257,3 +264,63 @@ class ReloadResponse(BaseModel):
     version: str | None
     previous_version: str | None
     worker_pid: int
+
+
+MAX_EVENTS = 1_000
+
+
+class CustomerEventIn(BaseModel):
+    """One customer event: a purchase or return (amount), a consent change, a sign-up."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event_id: str = Field(min_length=1, max_length=128, examples=["ev-000123"])
+    customer_id: str = Field(min_length=1, max_length=128, examples=["C0000001"])
+    type: Literal["purchase", "return", "consent", "sign_up"]
+    occurred_at: AwareDatetime = Field(description="when it happened (with a time zone); "
+                                                   "events may arrive late and out of order")
+    amount: float | None = Field(default=None, ge=0, le=1e9,
+                                 description="order value (purchase, return)")
+    contactable: bool | None = Field(default=None, description="the new consent (consent)")
+    channel: str | None = Field(default=None, min_length=1, max_length=32)
+    loyalty_tier: str | None = Field(default=None, min_length=1, max_length=32)
+    preferred_size: str | None = Field(default=None, min_length=1, max_length=32)
+    preferred_color: str | None = Field(default=None, min_length=1, max_length=64)
+
+    @field_validator("amount")
+    @classmethod
+    def _finite(cls, value: float | None) -> float | None:
+        if value is not None and not math.isfinite(value):
+            raise ValueError("must be a finite number")
+        return value
+
+    @model_validator(mode="after")
+    def _fields_of_its_type(self) -> CustomerEventIn:
+        if self.type in ("purchase", "return") and self.amount is None:
+            raise ValueError(f"a {self.type} event needs `amount`")
+        if self.type == "consent" and self.contactable is None:
+            raise ValueError("a consent event needs `contactable` (true or false)")
+        return self
+
+
+class EventBatch(BaseModel):
+    """POST /v1/events body: up to 1,000 events, applied in order in one transaction."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    events: list[CustomerEventIn] = Field(min_length=1, max_length=MAX_EVENTS)
+
+
+class EventResultOut(BaseModel):
+    """What happened to one event: applied now, or a duplicate of one already applied."""
+
+    event_id: str
+    status: Literal["applied", "duplicate"]
+
+
+class EventBatchResponse(BaseModel):
+    """POST /v1/events answer."""
+
+    applied: int
+    duplicates: int
+    results: list[EventResultOut]

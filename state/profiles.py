@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -23,7 +24,7 @@ from sqlalchemy import Connection, func, select, text
 from state.database import Database
 from state.errors import StateStoreError, describe
 from state.records import utc
-from state.schema import PROFILES_STAGING, profiles
+from state.schema import PROFILES_STAGING, profile_events, profiles
 
 #: Rows sent per COPY / executemany batch: bounded memory whatever the file's size.
 BATCH_ROWS = 50_000
@@ -39,6 +40,24 @@ def decode(document: str) -> dict[str, Any]:
     """The profile's {column: value}."""
     value: dict[str, Any] = json.loads(document)
     return value
+
+
+@dataclass(frozen=True)
+class ProfileEvent:
+    """One customer event as the store keeps it (what it means: `Apply`, features.events)."""
+
+    event_id: str
+    customer_id: str
+    type: str
+    occurred_at: datetime
+    payload: dict[str, Any] = field(default_factory=dict)
+
+
+#: (the profile or None, the event) -> the profile after it: the caller's pure update rule
+Apply = Callable[[dict[str, Any] | None, ProfileEvent], dict[str, Any]]
+
+APPLIED = "applied"
+DUPLICATE = "duplicate"
 
 
 class Profiles:
@@ -66,6 +85,43 @@ class Profiles:
             rows = conn.execute(select(profiles.c.customer_id, profiles.c.data)
                                 .order_by(profiles.c.customer_id).limit(limit)).all()
         return [(cid, decode(document)) for cid, document in rows]
+
+    def apply(self, events: Sequence[ProfileEvent], update: Apply, *,
+              now: datetime) -> list[str]:
+        """Apply each event once to its customer's profile, in one transaction.
+
+        An event id already recorded is a DUPLICATE and changes nothing (idempotent); otherwise
+        the profile (None for a customer without one: the event creates it) is read under a
+        row lock, `update` computes the new one, and it is written with the event's record.
+        Returns APPLIED or DUPLICATE per event, in order.
+        """
+        results: list[str] = []
+        with self.db.write("apply customer events") as conn:
+            for event in events:
+                inserted = conn.execute(
+                    self.db.insert(profile_events).values(
+                        event_id=event.event_id, customer_id=event.customer_id,
+                        type=event.type, occurred_at=utc(event.occurred_at),
+                        received_at=utc(now), payload=json.dumps(event.payload, default=str))
+                    .on_conflict_do_nothing(index_elements=[profile_events.c.event_id]))
+                if not inserted.rowcount:
+                    results.append(DUPLICATE)
+                    continue
+                # a row to lock even for a new customer: concurrent first events serialize
+                conn.execute(self.db.insert(profiles).values(
+                    customer_id=event.customer_id, data="{}", updated_at=utc(now))
+                    .on_conflict_do_nothing(index_elements=[profiles.c.customer_id]))
+                query = select(profiles.c.data).where(
+                    profiles.c.customer_id == event.customer_id)
+                if self.db.backend == "postgresql":
+                    query = query.with_for_update()
+                current = decode(conn.execute(query).scalar_one())
+                after = update(current or None, event)
+                conn.execute(profiles.update()
+                             .where(profiles.c.customer_id == event.customer_id)
+                             .values(data=encode(after), updated_at=utc(now)))
+                results.append(APPLIED)
+        return results
 
     def replace(self, batches: Iterable[Sequence[tuple[str, str]]], *, now: datetime) -> int:
         """Replace every profile with `batches` of (customer_id, JSON document); all or nothing.
