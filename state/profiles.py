@@ -103,8 +103,9 @@ class Profiles:
                         event_id=event.event_id, customer_id=event.customer_id,
                         type=event.type, occurred_at=utc(event.occurred_at),
                         received_at=utc(now), payload=json.dumps(event.payload, default=str))
-                    .on_conflict_do_nothing(index_elements=[profile_events.c.event_id]))
-                if not inserted.rowcount:
+                    .on_conflict_do_nothing(index_elements=[profile_events.c.event_id])
+                    .returning(profile_events.c.event_id)).first()
+                if inserted is None:  # (rowcount is not reliable here: -1 on psycopg)
                     results.append(DUPLICATE)
                     continue
                 # a row to lock even for a new customer: concurrent first events serialize

@@ -112,3 +112,76 @@ def test_the_staff_lookup_reads_the_stored_profile(served: Served) -> None:
     assert found.get_json()["customer_id"] == customer_id
     assert found.get_json()["loyalty_tier"] == profile.get("loyalty_tier")
     assert missing.status_code == 404
+
+
+def _events(served: Served, *events: dict) -> tuple[int, dict]:
+    response = served.app.test_client().post(
+        "/v1/events", json={"events": list(events)},
+        headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    return response.status_code, response.get_json()
+
+
+def _contactable(served: Served) -> str:
+    return next(cid for cid, p in served.store.profiles.sample(200)
+                if p.get("contactable") is not False)
+
+
+def test_a_consent_withdrawal_stops_offers_on_the_very_next_request(served: Served) -> None:
+    customer_id = _contactable(served)
+    assert [o for o in served.decide(customer_id)[1]["offers"] if o["action"] == "offer"]
+    withdrawal = {"event_id": "ev-1", "customer_id": customer_id, "type": "consent",
+                  "occurred_at": NOW.isoformat(), "contactable": False}
+
+    status, body = _events(served, withdrawal)
+    decided, after = served.decide(customer_id)
+
+    assert status == 200 and body["applied"] == 1
+    assert decided == 200 and after["offers"] == []
+    assert {s["reason"] for s in after["suppressed"]} == {"not_contactable"}
+    assert _events(served, withdrawal)[1]["results"] == [{"event_id": "ev-1",
+                                                           "status": "duplicate"}]
+
+
+def test_a_purchase_reaches_the_features_of_the_next_decision(served: Served) -> None:
+    customer_id = _contactable(served)
+    before = served.store.profiles.get(customer_id)
+    assert before is not None
+    purchase = {"event_id": "ev-2", "customer_id": customer_id, "type": "purchase",
+                "occurred_at": NOW.isoformat(), "amount": 80.0}
+
+    assert _events(served, purchase)[0] == 200
+    _, body = served.decide(customer_id)
+
+    logged = served.store.log.get(body["decision_id"])
+    assert logged is not None
+    assert logged.features["frequency"] == before["frequency"] + 1
+    assert logged.features["recency_days"] == 0
+
+
+@pytest.mark.parametrize(("event", "field"), [
+    ({"type": "purchase"}, "events.1"),  # no amount
+    ({"type": "consent"}, "events.1"),  # no contactable
+    ({"type": "purchase", "amount": -1}, "events.1.amount"),
+    ({"type": "refund", "amount": 1}, "events.1.type"),
+    ({"type": "sign_up", "occurred_at": "2026-03-01T12:00:00"}, "events.1.occurred_at"),
+    ({"type": "sign_up", "occurred_at": "2999-01-01T00:00:00Z"}, "events.1.occurred_at"),
+])
+def test_a_bad_event_is_a_400_naming_the_field_and_nothing_is_applied(
+        served: Served, event: dict, field: str) -> None:
+    good = {"event_id": "ok", "customer_id": "new-1", "type": "sign_up",
+            "occurred_at": NOW.isoformat()}
+    bad = {**good, "event_id": "bad", **event}
+
+    status, body = _events(served, good, bad)
+
+    assert status == 400 and body["error"]["code"] == "invalid_request"
+    assert field in body["error"]["message"]
+    assert served.store.profiles.get("new-1") is None
+
+
+def test_events_to_a_service_reading_a_file_are_refused(client) -> None:
+    response = client.post("/v1/events", json={"events": [
+        {"event_id": "e", "customer_id": "c", "type": "sign_up",
+         "occurred_at": NOW.isoformat()}]})
+    assert response.status_code == 409
+    assert response.get_json()["error"]["code"] == "events_not_served"

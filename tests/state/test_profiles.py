@@ -48,3 +48,18 @@ def test_the_hot_read_carries_the_profile_in_the_same_statement(store: StateStor
     assert known.profile == {"recency_days": 1, "tier": "gold"}
     assert unknown.profile is None
     assert without.profile is None
+
+
+def test_an_event_applies_once_per_event_id(store: StateStore) -> None:
+    from state.profiles import APPLIED, DUPLICATE, ProfileEvent
+
+    def count(profile: dict | None, event: ProfileEvent) -> dict:
+        return {"n": (profile or {}).get("n", 0) + 1}
+
+    first = ProfileEvent("e1", "c1", "purchase", NOW, {"amount": 5})
+    again = ProfileEvent("e1", "c1", "purchase", NOW, {"amount": 5})
+    other = ProfileEvent("e2", "c1", "purchase", NOW)
+
+    assert store.profiles.apply([first, again], count, now=NOW) == [APPLIED, DUPLICATE]
+    assert store.profiles.apply([again, other], count, now=NOW) == [DUPLICATE, APPLIED]
+    assert store.profiles.get("c1") == {"n": 2}
