@@ -1,9 +1,10 @@
 """Customer events applied to a stored profile: pure functions, one per kind of event.
 
 The profile's contract columns keep the meaning the training data gives them (the demo's and
-docs/data-contract.md's): `frequency` orders, `monetary` the average order value (of purchases), `return_rate`
-the share of orders returned, `contactable` the consent, `customer_value` the retailer's value
-figure, `recency_days` / `tenure_days` days since the last purchase / sign-up.
+docs/data-contract.md's): `frequency` orders, `monetary` the average order value (of
+purchases), `return_rate` the share of orders returned, `contactable` the consent,
+`customer_value` the retailer's value figure, `recency_days` / `tenure_days` days since the
+last purchase / sign-up.
 
 Events may arrive late and out of order, so every update either commutes (counts and sums:
 any order gives the same profile) or is decided by the event's own time, not by arrival
