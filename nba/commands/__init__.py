@@ -14,6 +14,7 @@ from nba.commands import (
     customers,
     decide,
     demo_data,
+    events,
     export_training,
     inventory,
     model,
@@ -28,5 +29,5 @@ from nba.commands import (
 
 #: in `nba --help` order
 COMMANDS: tuple[ModuleType, ...] = (demo_data, train, promote, compare, model, serve,
-                                    batch_score, decide, inventory, customers, state, report,
-                                    simulate, export_training, outcomes)
+                                    batch_score, decide, inventory, customers, events, state,
+                                    report, simulate, export_training, outcomes)

@@ -44,3 +44,28 @@ def test_a_bad_file_names_file_and_column_and_loads_nothing(
     assert "customers.parquet" in err and "customer_id" in err
     with open_store(url) as store:
         assert store.profiles.count() == 0
+
+
+def test_events_load_applies_each_event_once_and_names_a_bad_row(
+        tmp_path: Path, customers_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    assert main(["customers", "load", str(customers_file), "--state-url", url]) == 0
+    events = tmp_path / "events.parquet"
+    at = pd.Timestamp("2026-03-01T12:00:00Z")
+    io.write_parquet(pd.DataFrame({
+        "event_id": ["e1", "e2"], "customer_id": ["a", "new"],
+        "type": ["consent", "sign_up"], "occurred_at": [at, at],
+        "contactable": [False, None]}), events)
+
+    assert main(["events", "load", str(events), "--state-url", url]) == 0
+    assert main(["events", "load", str(events), "--state-url", url]) == 0
+    assert "0 events applied, 2 already applied" in capsys.readouterr().out
+    with open_store(url) as store:
+        assert store.profiles.get("a")["contactable"] is False  # type: ignore[index]
+        assert store.profiles.get("new") is not None
+
+    io.write_parquet(pd.DataFrame({"event_id": ["e3"], "customer_id": ["a"],
+                                   "type": ["purchase"], "occurred_at": [at],
+                                   "amount": [-5.0]}), events)
+    assert main(["events", "load", str(events), "--state-url", url]) == 2
+    assert "events.parquet: row 1, column amount" in capsys.readouterr().err
