@@ -85,7 +85,8 @@ def _live() -> LiveState:
 
 def decision_json(decision_id: str, customer_id: str, model: LoadedModel,
                   decision: Decision, holds: list[Hold] | None = None, *,
-                  holdout: bool = False, explored: bool = False) -> dict:
+                  holdout: bool = False, explored: bool = False, customer_known: bool = True,
+                  customer_known_reason: str | None = None) -> dict:
     """The response document of one decision."""
     held = {hold.offer_id: hold.reservation for hold in holds or ()}
 
@@ -97,6 +98,8 @@ def decision_json(decision_id: str, customer_id: str, model: LoadedModel,
     return {
         "decision_id": decision_id,
         "customer_id": customer_id,
+        "customer_known": customer_known,
+        **({"customer_known_reason": customer_known_reason} if not customer_known else {}),
         "model": {"name": model.name, "version": model.version},
         "holdout": holdout,
         "explored": explored,
@@ -115,15 +118,20 @@ def decision_json(decision_id: str, customer_id: str, model: LoadedModel,
 
 
 def _decide(model: LoadedModel, live: LiveState, customer_id: str, channel: str, limit: int,
-            store_id: str | None) -> tuple[dict, DecisionRecord]:
-    """One customer's served decision as a response document, and its log record."""
+            store_id: str | None, *, anonymous: bool = False) -> tuple[dict, DecisionRecord]:
+    """One customer's served decision as a response document, and its log record.
+
+    `anonymous`: `customer_id` is a session id (logged as "session:<id>").
+    """
     settings = _settings()
     context = DecisionContext(channel=channel, now=datetime.now(UTC), limit=limit,
                               store_id=store_id)
     decision_id = uuid.uuid4().hex
+    if anonymous:
+        customer_id = f"session:{customer_id}"
     result = decide_live(live, model, customer_id, context, decision_id,
                          holdout_share=settings.holdout_share, exploration=settings.exploration,
-                         rng=current_app.extensions["nba.rng"])
+                         rng=current_app.extensions["nba.rng"], anonymous=anonymous)
     offers = [o.offer_id for o in result.decision.offers]
     observability.record_decision(offers, [s.reason for s in result.decision.suppressed])
     log.info("decision %s customer=%s model=%s@%s offers=%s holdout=%s explored=%s holds=%s",
@@ -132,7 +140,9 @@ def _decide(model: LoadedModel, live: LiveState, customer_id: str, channel: str,
              extra={"model_version": model.version, "decision_id": decision_id,
                     "customer_id": customer_id})
     body = decision_json(decision_id, customer_id, model, result.decision, result.holds,
-                         holdout=result.holdout, explored=result.explored)
+                         holdout=result.holdout, explored=result.explored,
+                         customer_known=result.customer_known,
+                         customer_known_reason=result.customer_known_reason)
     return body, log_record(result, model, context, decision_id)
 
 
@@ -147,8 +157,11 @@ def create_decision() -> ResponseReturnValue:
     """
     req = parse_json(DecisionRequest, "decision request")
     model, live = _store().current(), _live()
-    body, record = _decide(model, live, req.customer_id, req.channel, req.limit,
-                           req.context.store_id)
+    anonymous = req.customer_id is None
+    who = req.session_id if anonymous else req.customer_id
+    assert who is not None  # the schema requires one of them
+    body, record = _decide(model, live, who, req.channel, req.limit, req.context.store_id,
+                           anonymous=anonymous)
     live.store.log.record(record, count_contacts=_counts_contacts(model))
     return jsonify(body)
 

@@ -20,12 +20,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from flask import g, has_request_context
 
-from features.catalog import Catalog
+from features.catalog import Catalog, Offer
 from features.customers import CustomerTable
 from service import decide as d
 from service.allocation import ValueDistribution, demand_arrived, value_floor, window_elapsed
 from service.breaker import CircuitBreaker
 from service.experiment import eligible_offers, explore, held_out
+from service.newcomers import ANONYMOUS, NO_NEW_OFFERS, UNKNOWN_ID, new_customer_decision
 from state import Reservation, StateStore, StateStoreError, StockSnapshot, mask_url, open_store
 from state.budget import Timeouts
 from state.log import Candidate, DecisionRecord
@@ -171,29 +172,37 @@ class LiveDecision:
     #: the customer's feature row the decision saw (row `row` of `table`)
     table: CustomerTable
     row: int
+    #: False: no profile (unknown id or anonymous session), decided for a new customer
+    customer_known: bool = True
+    customer_known_reason: str | None = None
 
 
 def decide_live(live: LiveState, model: LoadedModel, customer_id: str,
                 context: d.DecisionContext, decision_id: str, *, holdout_share: float = 0.0,
-                exploration: float = 0.0, rng: random.Random | None = None) -> LiveDecision:
+                exploration: float = 0.0, rng: random.Random | None = None,
+                anonymous: bool = False) -> LiveDecision:
     """One customer's decision against live state; holds a unit of every launch it shows.
 
     Reads the live state (and, when customers are kept in the store, the customer's profile in
     the same statement), scores once, then decides with the live stock, launch status and
-    contact history. UnknownCustomer when the customer has no row. A customer in the global
-    holdout gets nothing (the decision they would have had is kept for the log). Otherwise,
-    with probability `exploration`, a random eligible offer goes first. When a launch sold out
-    between reading its status and reserving (another worker took the last unit), decides
-    again with that launch marked sold out, so a decision never shows a launch unit it does
-    not hold. The caller logs the decision (`log_record`), which also counts its offers for
-    the contact caps.
+    contact history. A customer without a profile (an unknown id, or `anonymous`: a session
+    id) is decided from the catalog's offers for new customers (service.newcomers). A customer
+    in the global holdout gets nothing (the decision they would have had is kept for the log).
+    Otherwise, with probability `exploration`, a random eligible offer goes first. When a
+    launch sold out between reading its status and reserving (another worker took the last
+    unit), decides again with that launch marked sold out, so a decision never shows a launch
+    unit it does not hold. The caller logs the decision (`log_record`), which also counts its
+    offers for the contact caps.
     """
     policy = model.policy
     catalog, now = policy.catalog, context.now
-    if not model.from_store:  # unknown before any store work
-        model.customer_row(customer_id)
+    in_memory = (not (anonymous or model.from_store)
+                 and model.customers.row(customer_id) is not None)
     view = live.read(catalog, model.launch_values, customer_id, context.channel, now,
-                     with_profile=model.from_store)
+                     with_profile=model.from_store and not anonymous)
+    if anonymous or not (in_memory or view.profile is not None):
+        return _new_customer(model, customer_id, context, view,
+                             ANONYMOUS if anonymous else UNKNOWN_ID)
     table, row = model.customer(customer_id, view.profile, now)
     scores = policy.score_row(table, row)
     stock, launches, contacts = view.stock, view.launches, view.contacts
@@ -228,6 +237,32 @@ def decide_live(live: LiveState, model: LoadedModel, customer_id: str,
                         False, served.explored, p_served, chosen, table, row)
 
 
+def _new_customer(model: LoadedModel, customer_ref: str, context: d.DecisionContext,
+                  view: LiveView, why: str) -> LiveDecision:
+    """The decision of a customer without a profile: no model, no holdout, no exploration
+    (the log records propensity 1: it is the only decision such a customer can get)."""
+    catalog = model.policy.catalog
+    decision = new_customer_decision(catalog, customer_ref, context, view.stock,
+                                     view.launches, view.contacts)
+    if catalog.for_new_customers() is None:
+        why += NO_NEW_OFFERS
+    offers = catalog.for_new_customers()
+    uplift = np.array([o.prior_uplift or 0.0 for o in offers.offers] if offers else [])
+    scores = d.OfferScores(uplift, uplift, 0.0)
+    table = model.policy.customer_from_profile(customer_ref, {})
+    chosen = decision.offers[0].offer_id if decision.offers else None
+    return LiveDecision(decision, [], scores, False, False, 1.0, chosen, table, 0,
+                        customer_known=False, customer_known_reason=why)
+
+
+def _scored_offers(catalog: Catalog, result: LiveDecision) -> tuple[Offer, ...]:
+    """The offers `result.scores` are aligned with: the catalog's, or the new customers'."""
+    if result.customer_known:
+        return catalog.offers
+    offers = catalog.for_new_customers()
+    return () if offers is None else offers.offers
+
+
 def log_record(result: LiveDecision, model: LoadedModel, context: d.DecisionContext,
                decision_id: str) -> DecisionRecord:
     """The decision-log entry of a served decision."""
@@ -238,7 +273,7 @@ def log_record(result: LiveDecision, model: LoadedModel, context: d.DecisionCont
     candidates = tuple(
         Candidate(offer.offer_id, round(uplift * offer.margin - offer.cost, 6),
                   round(uplift, 6))
-        for offer, uplift in zip(catalog.offers, uplifts, strict=True)
+        for offer, uplift in zip(_scored_offers(catalog, result), uplifts, strict=True)
         if offer.offer_id in eligible and not math.isnan(uplift))
     table, row = result.table, result.row
     return DecisionRecord(

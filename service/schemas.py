@@ -32,11 +32,22 @@ def known_channel(value: str) -> str:
 
 
 class DecisionContextIn(BaseModel):
-    """Optional situation of the decision."""
+    """Optional situation of the decision: what a first visit already tells."""
 
     model_config = ConfigDict(extra="allow")
 
     store_id: str | None = Field(default=None, min_length=1, max_length=64)
+    device: Literal["mobile", "tablet", "desktop", "kiosk", "other"] | None = None
+    page: str | None = Field(default=None, min_length=1, max_length=128,
+                             description="page or category being viewed")
+    cart_value: float | None = Field(default=None, ge=0, le=1e7)
+
+    @field_validator("cart_value")
+    @classmethod
+    def _finite_cart(cls, value: float | None) -> float | None:
+        if value is not None and not math.isfinite(value):
+            raise ValueError("must be a finite number")
+        return value
 
 
 class _DecisionOptions(BaseModel):
@@ -55,9 +66,19 @@ class _DecisionOptions(BaseModel):
 
 
 class DecisionRequest(_DecisionOptions):
-    """POST /v1/decisions body."""
+    """POST /v1/decisions body: a customer_id, or a session_id for an anonymous visitor."""
 
-    customer_id: str = Field(min_length=1, max_length=128, examples=["C0000001"])
+    customer_id: str | None = Field(default=None, min_length=1, max_length=128,
+                                    examples=["C0000001"])
+    session_id: str | None = Field(default=None, min_length=1, max_length=128,
+                                   description="an anonymous visitor's session (no customer_id)")
+
+    @model_validator(mode="after")
+    def _who(self) -> DecisionRequest:
+        if (self.customer_id is None) == (self.session_id is None):
+            raise ValueError("give exactly one of customer_id (a customer) or session_id "
+                             "(an anonymous visitor)")
+        return self
 
 
 MAX_INVENTORY_ROWS = 10_000
@@ -169,7 +190,11 @@ class DecisionResponse(BaseModel):
     """POST /v1/decisions response."""
 
     decision_id: str
-    customer_id: str
+    customer_id: str = Field(description='the customer id, or "session:<session_id>"')
+    customer_known: bool = Field(description="false: no profile (an unknown id or an "
+                                             "anonymous session), decided from the offers "
+                                             "for new customers")
+    customer_known_reason: str | None = None
     model: ModelRef
     holdout: bool
     explored: bool

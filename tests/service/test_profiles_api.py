@@ -90,9 +90,10 @@ def test_a_changed_profile_reaches_the_very_next_decision(served: Served) -> Non
     assert {s["reason"] for s in after["suppressed"]} >= {"not_contactable"}
 
 
-def test_a_customer_without_a_profile_is_a_404(served: Served) -> None:
+def test_a_customer_without_a_profile_is_decided_as_a_new_customer(served: Served) -> None:
     status, body = served.decide("nobody-here")
-    assert status == 404 and body["error"]["code"] == "unknown_customer"
+    assert status == 200 and body["customer_known"] is False
+    assert {o["offer_id"] for o in body["offers"]} <= {"first_purchase_gift", "consent_prompt"}
 
 
 def test_an_empty_store_says_how_to_fill_it(trained: Trained, store_url: str) -> None:
