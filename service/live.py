@@ -29,7 +29,7 @@ from service.experiment import eligible_offers, explore, held_out
 from service.newcomers import ANONYMOUS, NO_NEW_OFFERS, UNKNOWN_ID, new_customer_decision
 from state import Reservation, StateStore, StateStoreError, StockSnapshot, mask_url, open_store
 from state.budget import Timeouts
-from state.log import Candidate, DecisionRecord
+from state.log import NEW_CUSTOMER_SEGMENT, Candidate, DecisionRecord
 
 if TYPE_CHECKING:
     from service.model_store import LoadedModel
@@ -283,7 +283,8 @@ def log_record(result: LiveDecision, model: LoadedModel, context: d.DecisionCont
         explored=result.explored, chosen_offer=result.chosen_offer,
         propensity=result.propensity, candidates=candidates,
         suppressed={s.offer_id: s.reason for s in result.decision.suppressed},
-        features=table.feature_row(row), segment=table.loyalty_tier[row])
+        features=table.feature_row(row),
+        segment=table.loyalty_tier[row] if result.customer_known else NEW_CUSTOMER_SEGMENT)
 
 
 class LiveStateHandle:

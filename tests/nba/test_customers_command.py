@@ -69,3 +69,32 @@ def test_events_load_applies_each_event_once_and_names_a_bad_row(
                                    "amount": [-5.0]}), events)
     assert main(["events", "load", str(events), "--state-url", url]) == 2
     assert "events.parquet: row 1, column amount" in capsys.readouterr().err
+
+
+def test_export_training_leaves_out_decisions_for_customers_without_a_profile(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from datetime import UTC, datetime
+
+    from nba import demo
+    from state.log import NEW_CUSTOMER_SEGMENT, DecisionRecord
+
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    io.write_catalog(demo.demo_catalog(datetime.now(UTC)), data_dir / io.OFFERS)
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    now = datetime.now(UTC)
+    with open_store(url) as store:
+        store.log.record(DecisionRecord("d1", now, "C1", "web", "1", ("sitewide_10_off",),
+                                        features={"recency_days": 3}, segment="gold"))
+        store.log.record(DecisionRecord("d0", now, "C2", "web", "1", (), holdout=True,
+                                        features={"recency_days": 9}, segment="gold"))
+        store.log.record(DecisionRecord("d2", now, "walk-in", "web", "1",
+                                        ("first_purchase_gift",), features={},
+                                        segment=NEW_CUSTOMER_SEGMENT))
+    out = tmp_path / "exposures.parquet"
+
+    assert main(["export-training", "--state-url", url, "--data-dir", str(data_dir),
+                 "--out", str(out)]) == 0
+
+    assert "left out 1 decisions for customers without a profile" in capsys.readouterr().out
+    assert sorted(pd.read_parquet(out)["treatment"]) == ["control", "sitewide_10_off"]
