@@ -417,8 +417,11 @@ def explain() -> ResponseReturnValue:
     req = parse_json(ExplainRequest, "explain request")
     model = _model()
     index = _index(model)
-    table, row, _ = find_customer(model, index, req.customer_id, _stored_profile)
-    customer = customer_json(model, index, table, row)
+    try:
+        table, row, _ = find_customer(model, index, req.customer_id, _stored_profile)
+        customer = customer_json(model, index, table, row)
+    except UnknownCustomer:  # a walk-in or new customer: decided without a profile
+        customer = {"customer_id": req.customer_id, "loyalty_tier": None}
     catalog = model.policy.catalog
     explained = []
     for offer_out in req.offers:
