@@ -187,6 +187,7 @@ def main() -> None:
     parser.add_argument("--state-url")
     parser.add_argument("--sizes", default="100000,1000000")
     parser.add_argument("--file-max", type=int, default=1_000_000)
+    parser.add_argument("--out", default="profiles.md", help="file under bench/results/")
     args = parser.parse_args()
     if args.worker:
         worker(args)
@@ -244,7 +245,7 @@ def main() -> None:
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
-    publish("profiles.md", report(rows, reads, sizes[-1]))
+    publish(args.out, report(rows, reads, sizes[-1]))
 
 
 def report(rows: list, reads: list, last: int) -> str:

@@ -244,15 +244,15 @@ def _new_customer(model: LoadedModel, customer_ref: str, context: d.DecisionCont
     catalog = model.policy.catalog
     decision = new_customer_decision(catalog, customer_ref, context, view.stock,
                                      view.launches, view.contacts)
-    if catalog.for_new_customers() is None:
-        why += NO_NEW_OFFERS
     offers = catalog.for_new_customers()
+    if offers is None:
+        why += NO_NEW_OFFERS
+    # the priors the decision ranked by, for the log's candidates (service.newcomers)
     uplift = np.array([o.prior_uplift or 0.0 for o in offers.offers] if offers else [])
-    scores = d.OfferScores(uplift, uplift, 0.0)
     table = model.policy.customer_from_profile(customer_ref, {})
     chosen = decision.offers[0].offer_id if decision.offers else None
-    return LiveDecision(decision, [], scores, False, False, 1.0, chosen, table, 0,
-                        customer_known=False, customer_known_reason=why)
+    return LiveDecision(decision, [], d.OfferScores(uplift, uplift, 0.0), False, False, 1.0,
+                        chosen, table, 0, customer_known=False, customer_known_reason=why)
 
 
 def _scored_offers(catalog: Catalog, result: LiveDecision) -> tuple[Offer, ...]:
