@@ -193,7 +193,7 @@ def _profile_sample(state_url: str) -> tuple[pd.DataFrame, int]:
     """
     with open_store(state_url) as store:
         sample = store.profiles.sample(PROFILE_SAMPLE)
-        population = store.profiles.count()
+        population = store.profiles.estimated_count()
     if not sample:
         raise ModelNotReady("the state store holds no customer profiles; load them with "
                             "`nba customers load data/customers.parquet`")

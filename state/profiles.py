@@ -71,6 +71,18 @@ class Profiles:
         with self.db.read("count profiles") as conn:
             return int(conn.execute(select(func.count()).select_from(profiles)).scalar_one())
 
+    def estimated_count(self) -> int:
+        """About how many customers have a profile: PostgreSQL's planner estimate when it has
+        one (no scan: a count of 10M rows takes seconds), the exact count otherwise."""
+        if self.db.backend == "postgresql":
+            with self.db.read("estimate profiles") as conn:
+                estimate = conn.execute(text(
+                    "SELECT reltuples FROM pg_class WHERE oid = to_regclass(:name)"),
+                    {"name": profiles.name}).scalar_one_or_none()
+            if estimate is not None and estimate > 0:
+                return int(estimate)
+        return self.count()
+
     def get(self, customer_id: str) -> dict[str, Any] | None:
         """One customer's profile (None when there is none)."""
         with self.db.read("read a profile") as conn:

@@ -24,6 +24,7 @@ def test_a_load_replaces_every_profile(store: StateStore) -> None:
     assert store.profiles.get("c00004") == {"recency_days": 4}
     assert store.profiles.get("c00001") == {"recency_days": 1}  # the old one is gone
     assert store.profiles.get("nobody") is None
+    assert store.profiles.estimated_count() == 5  # exact before PostgreSQL has statistics
     assert [cid for cid, _ in store.profiles.sample(2)] == ["c00000", "c00001"]
 
 
