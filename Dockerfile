@@ -17,6 +17,7 @@ RUN apt-get update \
 WORKDIR /app
 COPY pyproject.toml requirements.lock README.md ./
 COPY features ./features
+COPY decisioning ./decisioning
 COPY training ./training
 COPY service ./service
 COPY state ./state

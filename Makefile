@@ -75,7 +75,8 @@ wrk: ## install Debian's wrk, the load generator of bench/bench_online.py
 bench: venv wrk nginx ## benchmarks: decision latency, training, allocation, online vs mlflow models serve, batch, cold start, customers in the store (~12 min)
 	$(BIN)/python bench/run_all.py
 
-bench-quality: venv ## the real pipeline on the Hillstrom experiment vs blanket/propensity policies; learner comparison
+bench-quality: venv ## many synthetic worlds with known truth (targets met / not met); Hillstrom vs blanket policies; learners
+	$(BIN)/python bench/worlds.py
 	$(BIN)/python bench/quality.py
 	$(BIN)/python bench/learners.py
 

@@ -14,7 +14,7 @@ online policy can beat, since it knows who will come.
 
 Policies: first-come-first-served; a fixed floor (the catalog's `min_customer_value`, the
 median eligible value, and the value floor at the start of the launch held fixed); the
-value-based floor (`service.allocation.value_floor`, recomputed at every arrival with elapsed =
+value-based floor (`decisioning.launch.value_floor`, recomputed at every arrival with elapsed =
 arrival index / stream length, and reach as assumed). Two reference rows rank by the true
 incremental profit instead of value. A sensitivity block misestimates reach,
 and lets demand front-load (half the askers in the first ~6% of the window) while elapsed is
@@ -29,8 +29,8 @@ from dataclasses import dataclass
 import numpy as np
 from common import markdown_table, publish
 
+from decisioning.launch import ValueDistribution, demand_arrived, qualifies, value_floor
 from nba import demo
-from service.allocation import ValueDistribution, demand_arrived, qualifies, value_floor
 
 CUSTOMERS = 50_000
 EXPOSURES = 1_000  # the generator needs some; allocation reads only customers and true uplift

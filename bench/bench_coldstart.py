@@ -63,8 +63,7 @@ import service.api, service.staff, service.reports_api, service.openapi
 mark("import Flask, SQLAlchemy and the service modules")
 from datetime import UTC, datetime
 from features import io
-from service.experiment import holdout_mask
-from service.live import launch_distributions
+from decisioning.launch import launch_distributions
 from service.settings import ServiceSettings
 from training import registry
 settings = ServiceSettings.from_env()
@@ -79,14 +78,12 @@ mark("read and validate customers.parquet")
 customers = policy.customers(frame)
 mark("build the customer table (feature matrix)")
 metrics = client.get_run(ref.run_id).data.metrics
-holdout = holdout_mask(customers.ids, customers.value, settings.holdout_share,
-                       settings.experiment_salt)
 distributions = launch_distributions(policy.catalog, customers)
-mark("run metrics, holdout mask, launch value distributions")
+mark("run metrics, launch value distributions")
 from service import create_app
 from service.model_store import LoadedModel, ModelStore, smoke_decision
 model = LoadedModel(policy, ref.name, ref.version, ref.alias, ref.run_id, dict(metrics),
-                    customers, distributions, holdout)
+                    customers, distributions)
 smoke_decision(model)
 app = create_app(settings, store=ModelStore(lambda: model))
 app.extensions["nba.model_store"].try_load()

@@ -26,11 +26,19 @@ import mlflow.pyfunc
 import numpy as np
 from common import markdown_table, publish, quiet_logging
 
+from decisioning.core import OFFLINE
+from decisioning.decision import DecisionContext, DecisionSettings
+from decisioning.snapshot import StateSnapshot
 from features import io
 from nba import demo
 from service.api import decision_json
-from service.decide import DecisionContext
-from service.live import LiveDecision, LiveState, decide_live, log_record
+from service.live import (
+    LiveDecision,
+    LiveState,
+    Served,
+    decide_live,
+    log_decisions,
+)
 from service.model_store import LoadedModel, load_from_registry
 from service.settings import ServiceSettings
 from state import StockSnapshot, open_store
@@ -72,11 +80,15 @@ def fast_floor(predictor: SingleRowPredictor, rows: np.ndarray) -> None:
     predictor.predict(rows)
 
 
+#: the service's experiment settings: a 5% holdout and 5% exploration
+SERVED = DecisionSettings(holdout_share=0.05, exploration=0.05)
+
+
 def whole_decision(model: LoadedModel, stock: StockSnapshot, customer_id: str) -> str:
     """The model and the rules, minus Flask and the state store: lookup to JSON text."""
     row = model.customer_row(customer_id)
     context = DecisionContext(channel="web", now=datetime.now(UTC), limit=3)
-    decision = model.policy.decide_row(model.customers, row, context, stock)
+    decision = model.policy.decide_row(model.customers, row, context, StateSnapshot(stock))
     return json.dumps(decision_json(uuid.uuid4().hex, customer_id, model, decision))
 
 
@@ -84,13 +96,11 @@ def live_decision(model: LoadedModel, live: LiveState, customer_id: str) -> str:
     """What POST /v1/decisions does, minus Flask: live stock, launch holds, the decision log."""
     context = DecisionContext(channel="web", now=datetime.now(UTC), limit=3)
     decision_id = uuid.uuid4().hex
-    result = decide_live(live, model, customer_id, context, decision_id, holdout_share=0.05,
-                         exploration=0.05)
-    live.store.log.record(log_record(result, model, context, decision_id),
-                          count_contacts=model.policy.catalog.contact_policy is not None)
-    return json.dumps(decision_json(decision_id, customer_id, model, result.decision,
-                                    result.holds, holdout=result.holdout,
-                                    explored=result.explored))
+    result = decide_live(live, model, customer_id, context, decision_id, SERVED)
+    # as the route logs it: the contact cap counted again in the write's transaction
+    [sent] = log_decisions(live, model, [Served(result, context, decision_id)])
+    return json.dumps(decision_json(decision_id, customer_id, model, sent.decision,
+                                    sent.holds))
 
 
 #: the stages of one served decision, in order (timed one by one by `stage_times_us`)
@@ -101,7 +111,8 @@ STAGES = (
      True),
     ("arbitration: `Policy.decide_scored` (eligibility, stock, caps, ranking)", False),
     ("JSON: `decision_json` + `json.dumps`", False),
-    ("state writes: decision log + contacts (SQLite, one transaction)", True),
+    ("state writes: decision log + contacts, cap counted in the write (SQLite, one "
+     "transaction)", True),
 )
 
 
@@ -123,19 +134,16 @@ def stage_times_us(model: LoadedModel, live: LiveState, ids: list[str]) -> np.nd
         scores = policy.score_row(table, row)
         t2 = clock()
         context = DecisionContext(channel="web", now=datetime.now(UTC), limit=3)
-        view = live.read(policy.catalog, model.launch_values, customer_id, "web", context.now)
-        stock, launches, contacts = view.stock, view.launches, view.contacts
+        snapshot = live.read(policy.catalog, model.launch_values, customer_id, "web",
+                             context.now)
         t3 = clock()
-        decision = policy.decide_scored(table, row, scores, context, stock, launches, contacts)
+        decision = policy.decide_scored(table, row, scores, context, snapshot, OFFLINE)
         t4 = clock()
         decision_id = uuid.uuid4().hex
         json.dumps(decision_json(decision_id, customer_id, model, decision))
         t5 = clock()
-        result = LiveDecision(decision, [], scores, False, False, 1.0,
-                              decision.offers[0].offer_id if decision.offers else None,
-                              table, row)
-        live.store.log.record(log_record(result, model, context, decision_id),
-                              count_contacts=policy.catalog.contact_policy is not None)
+        result = LiveDecision(decision, [], scores.uplift.tolist(), table, row)
+        log_decisions(live, model, [Served(result, context, decision_id)])
         t6 = clock()
         out[i] = (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5)
     return out / 1_000

@@ -77,7 +77,8 @@ def bulk_documents(base: pd.DataFrame, n: int) -> Iterator[list[tuple[str, str]]
 
 def worker(args: argparse.Namespace) -> None:
     """One worker: load the champion as the service does, decide, print RSS and latencies."""
-    from service.live import LiveState, decide_live, log_record
+    from decisioning.decision import DecisionContext, DecisionSettings
+    from service.live import LiveState, Served, decide_live, log_decisions
     from service.model_store import load_from_registry
     from service.settings import ServiceSettings
     from state import open_store
@@ -92,20 +93,17 @@ def worker(args: argparse.Namespace) -> None:
     live = LiveState(open_store(args.state_url))
     rng = np.random.default_rng(1)
     ids = [f"B{i:08d}" for i in rng.integers(0, args.customers, DECISIONS + WARMUP)]
-    from service.decide import DecisionContext
-
-    counts = model.policy.catalog.contact_policy is not None
+    served = DecisionSettings(holdout_share=0.05, exploration=0.05)
     out = np.empty(DECISIONS + WARMUP)
     decided = np.empty(DECISIONS + WARMUP)
     for k, customer_id in enumerate(ids):
         t0 = time.perf_counter_ns()
         context = DecisionContext(channel="web", now=datetime.now(UTC), limit=3)
         decision_id = uuid.uuid4().hex
-        result = decide_live(live, model, customer_id, context, decision_id,
-                             holdout_share=0.05, exploration=0.05)
+        result = decide_live(live, model, customer_id, context, decision_id, served)
         t1 = time.perf_counter_ns()
-        live.store.log.record(log_record(result, model, context, decision_id),
-                              count_contacts=counts)
+        # as the route logs it: the contact cap counted again in the write's transaction
+        log_decisions(live, model, [Served(result, context, decision_id)])
         out[k] = (time.perf_counter_ns() - t0) / 1_000
         decided[k] = (t1 - t0) / 1_000
     live.store.close()

@@ -26,7 +26,7 @@ class Launch(_Frozen):
     """A limited-supply launch: a fixed number of units and a value floor (fixed or derived).
 
     Without `min_customer_value` the floor is derived from the remaining supply and the value
-    distribution of eligible customers (service.allocation.value_floor); `expected_reach` is the
+    distribution of eligible customers (decisioning.launch.value_floor); `expected_reach` is the
     share of eligible customers expected to ask during the window, and `arrival_shape` when they
     ask: by the share t of the window, t ** arrival_shape of them have asked (1: steadily;
     0.25: front-loaded, half in the first 6%; above 1: late). A recommended unit is held for
@@ -93,6 +93,8 @@ class Offer(_Frozen):
     loyalty_tiers: tuple[str, ...] | None = None
     fallback: Literal["waitlist", "preorder"] | None = None
     launch: Launch | None = None
+    #: most sends of this offer in one budgeted campaign (`nba batch-score --budget`)
+    quota: int | None = Field(default=None, ge=0)
     #: "new": only for customers without a profile (unknown ids, anonymous sessions), decided
     #: by `prior_uplift` since no model has seen them; "all": the modelled catalog
     audience: Literal["all", "new"] = "all"

@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from decisioning.decision import DEFAULT_HOLDOUT_SHARE, DEFAULT_SALT, DecisionSettings
 from state.urls import DEFAULT_URL
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
@@ -33,7 +34,8 @@ class CliSettings(BaseSettings):
     state_url: str = Field(DEFAULT_URL, repr=False)  # may hold a password
     experiment: str = "nba-training"
     artifact_root: Path = Path("mlruns")
-    learner: Literal["t", "s"] = "s"
+    #: the meta-learners of `nba train`'s menu, comma-separated (training.learners.LEARNERS)
+    learner: str = "s,t"
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 2
@@ -41,8 +43,14 @@ class CliSettings(BaseSettings):
     customers_from: Literal["file", "store"] = "file"
     #: the key `nba simulate` sends (a staff key: it posts decisions and outcomes)
     api_key: str | None = Field(None, repr=False)
-    #: the configured holdout share, for the reports' sample-ratio check
-    holdout_share: float = 0.05
+    #: the holdout share (decisions hold it out; the reports' sample-ratio check expects it)
+    holdout_share: float = DEFAULT_HOLDOUT_SHARE
+    #: salt of the holdout hash: the service's, so the CLI holds out the same customers
+    experiment_salt: str = DEFAULT_SALT
+
+    def decision_settings(self) -> DecisionSettings:
+        """The decision core's settings: the service's holdout, no exploration (CLI paths)."""
+        return DecisionSettings(self.holdout_share, self.experiment_salt, 0.0)
 
 
 class SettingsError(ValueError):

@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 
 if TYPE_CHECKING:
+    from decisioning.decision import DecisionContext
     from features.catalog import Catalog
     from features.customers import CustomerTable
-    from service.decide import DecisionContext
     from training.package import Policy
 
 log = logging.getLogger(__name__)
@@ -227,7 +227,8 @@ def true_policy_value(policy: Policy, table: CustomerTable, truth: pd.DataFrame,
     offer ranked first (0 for a customer who gets nothing). Margins and costs come from
     `catalog`. Raises ValueError when a customer of the table has no truth.
     """
-    from service.decide import DecisionContext, OfferScores
+    from decisioning.core import OFFLINE
+    from decisioning.decision import DecisionContext, OfferScores
 
     context = context or DecisionContext("web", datetime.now(UTC), limit=1)
     aligned = truth.set_index(truth["customer_id"].astype(str)).reindex(table.ids)
@@ -242,7 +243,7 @@ def true_policy_value(policy: Policy, table: CustomerTable, truth: pd.DataFrame,
     total = 0.0
     for row in range(len(table)):
         scores = OfferScores(uplift[row], p_treated[row], float(p_control[row]))
-        decision = policy.decide_scored(table, row, scores, context, None)
+        decision = policy.decide_scored(table, row, scores, context, settings=OFFLINE)
         if decision.offers:
             total += profit[row, column[decision.offers[0].offer_id]]
     return total / max(len(table), 1)

@@ -37,16 +37,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import stats as sps
 
 from features.catalog import Catalog
 from reports import ReportError
+from stats import Z95, mean_variance, srm_chi_square
 
 BY_OPTIONS = ("offer", "channel", "segment")
 ALL = "all"
 NONE_GROUP = "(none)"  # decisions with no chosen offer (or no segment)
 SRM_ALPHA = 0.001
-Z95 = float(stats.norm.ppf(0.975))
 METHODS = {
     "clustering": "variances cluster-robust by customer (repeat decisions are not independent)",
     "conversion_lift": "difference of proportions, normal approximation (unpooled), 95%",
@@ -285,28 +285,6 @@ def group_lift(group: str, frame: pd.DataFrame) -> GroupLift:
 Clusters = tuple[np.ndarray | None, np.ndarray | None]  # customer ids per row of each arm
 
 
-def mean_variance(y: np.ndarray, clusters: np.ndarray | None, ddof: int = 0
-                  ) -> tuple[float, float, int]:
-    """mean(y), the variance of that mean, and the number G of independent units.
-
-    Cluster-robust (sandwich): the sum over customers of (their summed deviations from the
-    mean)^2, over n^2, times G / (G - ddof) when G > ddof. One row per customer (or no
-    `clusters`) gives exactly var(y, ddof) / n with G = n.
-    """
-    n = len(y)
-    mean = float(y.mean())
-    if clusters is None:
-        sums, units = y - mean, n
-    else:
-        _, which = np.unique(clusters, return_inverse=True)
-        sums = np.bincount(which, weights=y - mean).astype(np.float64)  # weighted: floats
-        units = len(sums)
-    variance = float(np.dot(sums, sums)) / n ** 2
-    if units > ddof:
-        variance *= units / (units - ddof)
-    return mean, variance, units
-
-
 def normal_difference(a: np.ndarray, b: np.ndarray, clusters: Clusters = (None, None)
                       ) -> Interval | None:
     """mean(a) - mean(b) with a 95% normal interval (population variances, ddof 0).
@@ -335,7 +313,7 @@ def welch_difference(a: np.ndarray, b: np.ndarray, clusters: Clusters = (None, N
     if se == 0:
         return Interval(diff, diff, diff)
     df = (v_a + v_b) ** 2 / (v_a ** 2 / (g_a - 1) + v_b ** 2 / (g_b - 1))
-    half = float(stats.t.ppf(0.975, df)) * se
+    half = float(sps.t.ppf(0.975, df)) * se
     return Interval(diff, diff - half, diff + half)
 
 
@@ -367,25 +345,13 @@ def srm_check(holdout: pd.Series, customer_ids: pd.Series, share: float) -> SrmC
     """Chi-square test of the holdout count against `share`, over decisions and customers."""
     holdout = holdout.astype(bool)
     n, h = len(holdout), int(holdout.sum())
-    chi2, p = _chi_square(h, n, share)
+    chi2, p = srm_chi_square(h, n, share)
     by_customer = holdout.groupby(customer_ids.to_numpy()).any()
-    _, p_customers = _chi_square(int(by_customer.sum()), len(by_customer), share)
+    _, p_customers = srm_chi_square(int(by_customer.sum()), len(by_customer), share)
     return SrmCheck(n_decisions=n, n_holdout=h, expected_share=share,
                     observed_share=h / n if n else 0.0, chi2=chi2, p_value=p,
                     mismatch=bool(p < SRM_ALPHA), n_customers=len(by_customer),
                     n_holdout_customers=int(by_customer.sum()), customer_p_value=p_customers)
-
-
-def _chi_square(h: int, n: int, share: float) -> tuple[float, float]:
-    if n == 0:
-        return 0.0, 1.0
-    expected = np.array([n * share, n * (1 - share)])
-    observed = np.array([h, n - h])
-    if ((expected == 0) & (observed > 0)).any():  # a holdout with the holdout switched off
-        return math.inf, 0.0
-    cells = expected > 0
-    chi2 = float(((observed[cells] - expected[cells]) ** 2 / expected[cells]).sum())
-    return chi2, float(stats.chi2.sf(chi2, df=1))
 
 
 # ---------------------------------------------------------------- helpers

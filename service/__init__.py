@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import random
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -16,8 +18,11 @@ if TYPE_CHECKING:
 
 
 def create_app(settings: ServiceSettings | None = None, store: ModelStore | None = None,
-               state: StateStore | None = None) -> Flask:
+               state: StateStore | None = None,
+               clock: Callable[[], datetime] | None = None) -> Flask:
     """App factory: nothing loads at import time; the model loads here (or on first use).
+
+    `clock` is what decisions read as "now" (the wall clock, UTC, unless a test sets one).
 
     No thread starts here: gunicorn forks workers after importing the app in some setups, so
     the alias poller is started per worker by `start_polling` (gunicorn.conf.py's hook).
@@ -54,6 +59,7 @@ def create_app(settings: ServiceSettings | None = None, store: ModelStore | None
             "NBA_DEV_MODE=1: requests without an API key act as admin; never in production")
     app.extensions["nba.model_store"] = store
     app.extensions["nba.rng"] = random.Random(settings.exploration_seed)  # exploration draws
+    app.extensions["nba.clock"] = clock or (lambda: datetime.now(UTC))
     # opened lazily in each worker process (a pool must not cross gunicorn's fork)
     app.extensions["nba.state"] = LiveStateHandle(
         settings.state_url, state, Timeouts(settings.state_timeout),

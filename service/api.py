@@ -12,11 +12,11 @@ from flask import Blueprint, current_app, jsonify
 from flask.typing import ResponseReturnValue
 from pydantic import BaseModel, ValidationError
 
+from decisioning.decision import Decision, DecisionContext
 from service import limits, observability
 from service.auth import require
-from service.decide import Decision, DecisionContext
 from service.errors import error_fields
-from service.live import Hold, LiveState, decide_live, log_record
+from service.live import Hold, LiveDecision, LiveState, Served, decide_live, log_decisions
 from service.model_store import (
     RELOADED,
     UNCHANGED,
@@ -36,7 +36,6 @@ from service.schemas import (
 )
 from service.settings import ServiceSettings
 from state import StateStoreError, StockRow
-from state.log import DecisionRecord
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -85,8 +84,8 @@ def _live() -> LiveState:
 
 def decision_json(decision_id: str, customer_id: str, model: LoadedModel,
                   decision: Decision, holds: list[Hold] | None = None, *,
-                  holdout: bool = False, explored: bool = False, customer_known: bool = True,
-                  customer_known_reason: str | None = None) -> dict:
+                  customer_known: bool = True, customer_known_reason: str | None = None
+                  ) -> dict:
     """The response document of one decision."""
     held = {hold.offer_id: hold.reservation for hold in holds or ()}
 
@@ -101,49 +100,56 @@ def decision_json(decision_id: str, customer_id: str, model: LoadedModel,
         "customer_known": customer_known,
         **({"customer_known_reason": customer_known_reason} if not customer_known else {}),
         "model": {"name": model.name, "version": model.version},
-        "holdout": holdout,
-        "explored": explored,
+        "holdout": decision.holdout,
+        "explored": decision.explored,
+        "stock_checked": decision.stock_checked,
         "offers": [{
             "offer_id": o.offer_id, "rank": o.rank,
             "expected_incremental_value": round(o.expected_incremental_value, 4),
             "uplift": round(o.uplift, 6),
             "conversion_probability": round(o.conversion_probability, 6),
             "action": o.action,
-            "reasons": [{"code": r.code, "message": r.message} for r in o.reasons],
+            "reasons": [{"code": r.code, "message": r.message, "details": dict(r.details)}
+                        for r in o.reasons],
             "reservation": reservation(o.offer_id),
         } for o in decision.offers],
-        "suppressed": [{"offer_id": s.offer_id, "reason": s.reason, "message": s.message}
-                       for s in decision.suppressed],
+        "suppressed": [{"offer_id": s.offer_id, "reason": s.reason, "message": s.message,
+                        "details": dict(s.details)} for s in decision.suppressed],
     }
 
 
 def _decide(model: LoadedModel, live: LiveState, customer_id: str, channel: str, limit: int,
-            store_id: str | None, *, anonymous: bool = False) -> tuple[dict, DecisionRecord]:
-    """One customer's served decision as a response document, and its log record.
+            store_id: str | None, *, anonymous: bool = False) -> Served:
+    """One customer's decision against live state, not logged yet (`log_decisions` does).
 
-    `anonymous`: `customer_id` is a session id (logged as "session:<id>").
+    `anonymous`: `customer_id` is a session id (decided and logged as "session:<id>").
     """
     settings = _settings()
-    context = DecisionContext(channel=channel, now=datetime.now(UTC), limit=limit,
-                              store_id=store_id)
+    context = DecisionContext(channel=channel, now=current_app.extensions["nba.clock"](),
+                              limit=limit, store_id=store_id)
     decision_id = uuid.uuid4().hex
     if anonymous:
         customer_id = f"session:{customer_id}"
     result = decide_live(live, model, customer_id, context, decision_id,
-                         holdout_share=settings.holdout_share, exploration=settings.exploration,
-                         rng=current_app.extensions["nba.rng"], anonymous=anonymous)
-    offers = [o.offer_id for o in result.decision.offers]
-    observability.record_decision(offers, [s.reason for s in result.decision.suppressed])
+                         settings.decision_settings(), rng=current_app.extensions["nba.rng"],
+                         anonymous=anonymous)
+    return Served(result, context, decision_id)
+
+
+def _answer(model: LoadedModel, served: Served, sent: LiveDecision) -> dict:
+    """The response document of a logged decision (as the contact cap let it be sent);
+    counted in the metrics and logged as sent."""
+    decision, customer_id = sent.decision, sent.table.ids[sent.row]
+    offers = [o.offer_id for o in decision.offers]
+    observability.record_decision(offers, [s.reason for s in decision.suppressed])
     log.info("decision %s customer=%s model=%s@%s offers=%s holdout=%s explored=%s holds=%s",
-             decision_id, customer_id, model.name, model.version, offers, result.holdout,
-             result.explored, [h.offer_id for h in result.holds],
-             extra={"model_version": model.version, "decision_id": decision_id,
+             served.decision_id, customer_id, model.name, model.version, offers,
+             decision.holdout, decision.explored, [h.offer_id for h in sent.holds],
+             extra={"model_version": model.version, "decision_id": served.decision_id,
                     "customer_id": customer_id})
-    body = decision_json(decision_id, customer_id, model, result.decision, result.holds,
-                         holdout=result.holdout, explored=result.explored,
-                         customer_known=result.customer_known,
-                         customer_known_reason=result.customer_known_reason)
-    return body, log_record(result, model, context, decision_id)
+    return decision_json(served.decision_id, customer_id, model, sent.decision, sent.holds,
+                         customer_known=sent.customer_known,
+                         customer_known_reason=sent.customer_known_reason)
 
 
 @bp.post("/v1/decisions")
@@ -160,10 +166,10 @@ def create_decision() -> ResponseReturnValue:
     anonymous = req.customer_id is None
     who = req.session_id if anonymous else req.customer_id
     assert who is not None  # the schema requires one of them
-    body, record = _decide(model, live, who, req.channel, req.limit, req.context.store_id,
-                           anonymous=anonymous)
-    live.store.log.record(record, count_contacts=_counts_contacts(model))
-    return jsonify(body)
+    served = _decide(model, live, who, req.channel, req.limit, req.context.store_id,
+                     anonymous=anonymous)
+    [sent] = log_decisions(live, model, [served])
+    return jsonify(_answer(model, served, sent))
 
 
 @bp.post("/v1/decisions:batch")
@@ -177,24 +183,17 @@ def create_decisions() -> ResponseReturnValue:
     """
     req = parse_json(BatchDecisionRequest, "batch decision request")
     model, live = _store().current(), _live()
-    answers: list[dict] = []
-    records: list[DecisionRecord] = []
+    answers: list[dict | Served] = []
     for customer_id in req.customer_ids:
         try:
-            body, record = _decide(model, live, customer_id, req.channel, req.limit,
-                                   req.context.store_id)
+            answers.append(_decide(model, live, customer_id, req.channel, req.limit,
+                                   req.context.store_id))
         except UnknownCustomer as exc:
             answers.append({"customer_id": customer_id, "error": error_fields(exc)})
-            continue
-        answers.append(body)
-        records.append(record)
-    live.store.log.record_many(records, count_contacts=_counts_contacts(model))
-    return jsonify({"decisions": answers})
-
-
-def _counts_contacts(model: LoadedModel) -> bool:
-    """Whether served offers must be counted: only when the catalog caps contacts."""
-    return model.policy.catalog.contact_policy is not None
+    served = [a for a in answers if isinstance(a, Served)]
+    sent = iter(log_decisions(live, model, served))
+    return jsonify({"decisions": [_answer(model, a, next(sent)) if isinstance(a, Served)
+                                  else a for a in answers]})
 
 
 @bp.put("/v1/inventory")

@@ -1,10 +1,12 @@
 """The state store as one worker sees it: live stock, launch status, contact caps, holds.
 
 Everything that must hold across gunicorn workers and hosts (stock, launch reservations,
-contacts and declines) lives in the state store; this module turns it into the plain inputs of
-the pure `decide` (a stock lookup, `LaunchStatus` per launch, a `ContactHistory`) and takes the
-launch units a decision shows. Stock is cached per worker and re-read whenever the store's
-inventory version moves, so the next decision after `PUT /v1/inventory` sees the change.
+contacts and declines) lives in the state store; this module reads it into the plain
+`StateSnapshot` of the decision core (`decisioning.core.decide`) and takes the launch units a
+decision shows. Stock is cached per worker and re-read whenever the store's
+inventory version moves, so the next decision after `PUT /v1/inventory` sees the change. With
+customers kept in the store (NBA_CUSTOMERS_FROM=store), the customer's profile is read in the
+same statement; a customer without one is decided from the offers for new customers.
 """
 
 from __future__ import annotations
@@ -13,57 +15,35 @@ import math
 import os
 import random
 import threading
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from flask import g, has_request_context
 
-from features.catalog import Catalog, Offer
+from decisioning.caps import enforce_cap
+from decisioning.decision import Decision, DecisionContext, DecisionSettings
+from decisioning.launch import ValueDistribution, launch_statuses, open_launches
+from decisioning.reasons import OFFER
+from decisioning.snapshot import ContactHistory, LaunchStatus, StateSnapshot
+from features.catalog import Catalog
 from features.customers import CustomerTable
-from service import decide as d
-from service.allocation import ValueDistribution, demand_arrived, value_floor, window_elapsed
 from service.breaker import CircuitBreaker
-from service.experiment import eligible_offers, explore, held_out
-from service.newcomers import ANONYMOUS, NO_NEW_OFFERS, UNKNOWN_ID, new_customer_decision
+from service.newcomers import (
+    ANONYMOUS,
+    NO_NEW_OFFERS,
+    UNKNOWN_ID,
+    new_customer_decision,
+    new_customer_uplifts,
+)
 from state import Reservation, StateStore, StateStoreError, StockSnapshot, mask_url, open_store
 from state.budget import Timeouts
-from state.log import NEW_CUSTOMER_SEGMENT, Candidate, DecisionRecord
+from state.log import NEW_CUSTOMER_SEGMENT, CapWrite, DecisionRecord
+from training.decision_log import decision_record
 
 if TYPE_CHECKING:
     from service.model_store import LoadedModel
-
-
-def launch_distributions(catalog: Catalog, customers: CustomerTable, population: int = 0
-                         ) -> dict[str, ValueDistribution]:
-    """Per launch offer, the values of the customers who may get it (contactable, right tier).
-
-    Built once per model load: the derived value floor reads it on every request. `customers`
-    may be a sample of `population` customers (0: it is all of them).
-    """
-    weight = population / len(customers) if population and len(customers) else 1.0
-    result: dict[str, ValueDistribution] = {}
-    for offer in catalog.offers:
-        if offer.launch is None or offer.launch.min_customer_value is not None:
-            continue
-        eligible = customers.contactable.astype(bool)
-        if offer.loyalty_tiers is not None:
-            eligible &= np.isin(customers.loyalty_tier.astype(str), offer.loyalty_tiers)
-        result[offer.offer_id] = ValueDistribution.from_values(customers.value[eligible],
-                                                               weight)
-    return result
-
-
-@dataclass(frozen=True)
-class LiveView:
-    """The live inputs of one decision, read together."""
-
-    stock: StockSnapshot
-    launches: dict[str, d.LaunchStatus]
-    contacts: d.ContactHistory | None
-    #: the customer's stored profile, when asked for (None: not asked, or no such customer)
-    profile: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -94,40 +74,32 @@ class LiveState:
         return snapshot
 
     def read(self, catalog: Catalog, distributions: dict[str, ValueDistribution],
-             customer_id: str, channel: str, now: datetime, with_profile: bool = False
-             ) -> LiveView:
-        """Stock, launch status and contact history (and with `with_profile` the customer's
-        stored profile) for one decision: one store statement."""
+             customer_id: str, channel: str, now: datetime) -> StateSnapshot:
+        """Stock, launch status and contact history for one decision: one store transaction."""
+        return self.read_with_profile(catalog, distributions, customer_id, channel, now,
+                                      with_profile=False)[0]
+
+    def read_with_profile(self, catalog: Catalog, distributions: dict[str, ValueDistribution],
+                          customer_id: str, channel: str, now: datetime, *,
+                          with_profile: bool = True
+                          ) -> tuple[StateSnapshot, dict[str, Any] | None]:
+        """`read`, and with `with_profile` the customer's stored profile (None: no such
+        customer, or not asked) in the same statement."""
         caps = catalog.contact_policy
-        open_launches = [o for o in catalog.offers if o.launch is not None
-                         and not (o.launch.ends_at and now > o.launch.ends_at)]
         state = self.store.decision_state(
-            launch_ids=[o.offer_id for o in open_launches], customer_id=customer_id,
-            channel=channel, now=now,
+            launch_ids=[o.offer_id for o in open_launches(catalog, now)],
+            customer_id=customer_id, channel=channel, now=now,
             contacts_since=now - timedelta(hours=caps.window_hours) if caps else None,
             declines_since=now - timedelta(days=caps.decline_days) if caps else None,
             with_profile=with_profile)
-        statuses: dict[str, d.LaunchStatus] = {}
-        for offer in open_launches:
-            launch = offer.launch
-            assert launch is not None
-            counts = state.launches.get(offer.offer_id)
-            remaining = launch.supply if counts is None else max(
-                0, launch.supply - counts.reserved - counts.confirmed)
-            floor = launch.min_customer_value
-            if floor is None:
-                distribution = distributions.get(offer.offer_id)
-                floor = 0.0 if distribution is None else value_floor(
-                    remaining=remaining, supply=launch.supply, distribution=distribution,
-                    reach=launch.expected_reach,
-                    elapsed=demand_arrived(window_elapsed(now, launch.starts_at,
-                                                          launch.ends_at),
-                                           launch.arrival_shape))
-            statuses[offer.offer_id] = d.LaunchStatus(remaining, floor)
-        contacts = d.ContactHistory(state.contacts, state.declines) if caps else None
-        return LiveView(self.stock(state.inventory_version), statuses, contacts, state.profile)
+        held = {offer_id: counts.reserved + counts.confirmed
+                for offer_id, counts in state.launches.items()}
+        contacts = ContactHistory(state.contacts, state.declines) if caps else None
+        return StateSnapshot(self.stock(state.inventory_version),
+                             launch_statuses(catalog, held, distributions, now),
+                             contacts), state.profile
 
-    def hold_launch_units(self, catalog: Catalog, decision: d.Decision, customer_id: str,
+    def hold_launch_units(self, catalog: Catalog, decision: Decision, customer_id: str,
                           decision_id: str, now: datetime) -> tuple[list[Hold], list[str]]:
         """Reserve one unit for each launch offer the decision shows.
 
@@ -139,7 +111,7 @@ class LiveState:
         sold_out: list[str] = []
         for shown in decision.offers:
             offer = catalog.get(shown.offer_id)
-            if offer is None or offer.launch is None or shown.action != d.OFFER:
+            if offer is None or offer.launch is None or shown.action != OFFER:
                 continue
             reservation = self.store.reserve(
                 offer_id=offer.offer_id, supply=offer.launch.supply, customer_id=customer_id,
@@ -158,17 +130,12 @@ class LiveState:
 
 @dataclass(frozen=True)
 class LiveDecision:
-    """A decision as served, with what the log needs to make it causal."""
+    """A decision as served (holdout, exploration and propensity in it), with its holds."""
 
-    decision: d.Decision
+    decision: Decision
     holds: list[Hold]
-    scores: d.OfferScores
-    holdout: bool
-    explored: bool
-    #: P(what was served | customer) under the logging policy, holdout included
-    propensity: float
-    #: the offer served first, or for a holdout the one it would have been
-    chosen_offer: str | None
+    #: the uplifts the decision ranked by (aligned with the catalog it was decided from)
+    uplifts: list[float]
     #: the customer's feature row the decision saw (row `row` of `table`)
     table: CustomerTable
     row: int
@@ -178,113 +145,121 @@ class LiveDecision:
 
 
 def decide_live(live: LiveState, model: LoadedModel, customer_id: str,
-                context: d.DecisionContext, decision_id: str, *, holdout_share: float = 0.0,
-                exploration: float = 0.0, rng: random.Random | None = None,
-                anonymous: bool = False) -> LiveDecision:
+                context: DecisionContext, decision_id: str, settings: DecisionSettings,
+                rng: random.Random | None = None, *, anonymous: bool = False) -> LiveDecision:
     """One customer's decision against live state; holds a unit of every launch it shows.
 
     Reads the live state (and, when customers are kept in the store, the customer's profile in
-    the same statement), scores once, then decides with the live stock, launch status and
-    contact history. A customer without a profile (an unknown id, or `anonymous`: a session
-    id) is decided from the catalog's offers for new customers (service.newcomers). A customer
-    in the global holdout gets nothing (the decision they would have had is kept for the log).
-    Otherwise, with probability `exploration`, a random eligible offer goes first. When a
-    launch sold out between reading its status and reserving (another worker took the last
-    unit), decides again with that launch marked sold out, so a decision never shows a launch
-    unit it does not hold. The caller logs the decision (`log_record`), which also counts its
-    offers for the contact caps.
+    the same statement), scores once, then calls the decision core (holdout and exploration
+    included). A customer without a profile (an unknown id, or `anonymous`: a session id) is
+    decided from the catalog's offers for new customers (service.newcomers). When a launch
+    sold out between reading its status and reserving (another worker took the last unit),
+    decides again with that launch marked sold out, so a decision never shows a launch unit it
+    does not hold. The caller logs the decision (`log_record`), which also counts its offers
+    for the contact caps.
     """
     policy = model.policy
     catalog, now = policy.catalog, context.now
     in_memory = (not (anonymous or model.from_store)
                  and model.customers.row(customer_id) is not None)
-    view = live.read(catalog, model.launch_values, customer_id, context.channel, now,
-                     with_profile=model.from_store and not anonymous)
-    if anonymous or not (in_memory or view.profile is not None):
-        return _new_customer(model, customer_id, context, view,
+    snapshot, profile = live.read_with_profile(
+        catalog, model.launch_values, customer_id, context.channel, now,
+        with_profile=model.from_store and not anonymous)
+    if anonymous or not (in_memory or profile is not None):
+        return _new_customer(model, customer_id, context, snapshot,
                              ANONYMOUS if anonymous else UNKNOWN_ID)
-    table, row = model.customer(customer_id, view.profile, now)
+    table, row = model.customer(customer_id, profile, now)
     scores = policy.score_row(table, row)
-    stock, launches, contacts = view.stock, view.launches, view.contacts
-    if model.held_out(table, row):
-        would = policy.decide_scored(table, row, scores, context, stock, launches, contacts)
-        chosen = would.offers[0].offer_id if would.offers else None
-        # P(nothing served | not held out): exploration serves something whenever it can
-        p_nothing = 0.0 if chosen is not None else (
-            1.0 - exploration if eligible_offers(would) else 1.0)
-        return LiveDecision(held_out(would, holdout_share), [], scores, True, False,
-                            holdout_share + (1 - holdout_share) * p_nothing, chosen, table, row)
-    rng = rng or random.Random()
     holds: dict[str, Hold] = {}
-    for _ in range(len(launches) + 1):
-        decision = policy.decide_scored(table, row, scores, context, stock, launches, contacts)
-        served = explore(decision, catalog, scores, exploration, rng)
-        decision = served.decision
+    for _ in range(len(snapshot.launches) + 1):
+        decision = policy.decide_scored(table, row, scores, context, snapshot, settings, rng)
+        if decision.holdout:
+            break
         taken, sold_out = live.hold_launch_units(catalog, decision, customer_id, decision_id,
                                                  now)
         holds.update((hold.offer_id, hold) for hold in taken)
         if not sold_out:
             break
-        launches = {**launches, **{offer_id: d.LaunchStatus(0, math.inf)
-                                   for offer_id in sold_out}}
-    shown = {o.offer_id for o in decision.offers if o.action == d.OFFER}
+        snapshot = replace(snapshot, launches={
+            **snapshot.launches, **{offer_id: LaunchStatus(0, math.inf) for offer_id in sold_out}})
+    shown = {o.offer_id for o in decision.offers if o.action == OFFER}
     live.release_holds([h for h in holds.values() if h.offer_id not in shown], decision_id, now)
-    chosen = decision.offers[0].offer_id if decision.offers else None
-    p_served = (1 - holdout_share) * served.propensity
-    if chosen is None:  # "nothing" is also what the holdout gets
-        p_served += holdout_share
-    return LiveDecision(decision, [h for h in holds.values() if h.offer_id in shown], scores,
-                        False, served.explored, p_served, chosen, table, row)
+    return LiveDecision(decision, [h for h in holds.values() if h.offer_id in shown],
+                        scores.uplift.tolist(), table, row)
 
 
-def _new_customer(model: LoadedModel, customer_ref: str, context: d.DecisionContext,
-                  view: LiveView, why: str) -> LiveDecision:
+def _new_customer(model: LoadedModel, customer_ref: str, context: DecisionContext,
+                  snapshot: StateSnapshot, why: str) -> LiveDecision:
     """The decision of a customer without a profile: no model, no holdout, no exploration
     (the log records propensity 1: it is the only decision such a customer can get)."""
     catalog = model.policy.catalog
-    decision = new_customer_decision(catalog, customer_ref, context, view.stock,
-                                     view.launches, view.contacts)
-    offers = catalog.for_new_customers()
-    if offers is None:
+    decision = new_customer_decision(catalog, customer_ref, context, snapshot)
+    if catalog.for_new_customers() is None:
         why += NO_NEW_OFFERS
-    # the priors the decision ranked by, for the log's candidates (service.newcomers)
-    uplift = np.array([o.prior_uplift or 0.0 for o in offers.offers] if offers else [])
     table = model.policy.customer_from_profile(customer_ref, {})
-    chosen = decision.offers[0].offer_id if decision.offers else None
-    return LiveDecision(decision, [], d.OfferScores(uplift, uplift, 0.0), False, False, 1.0,
-                        chosen, table, 0, customer_known=False, customer_known_reason=why)
+    return LiveDecision(decision, [], new_customer_uplifts(catalog), table, 0,
+                        customer_known=False, customer_known_reason=why)
 
 
-def _scored_offers(catalog: Catalog, result: LiveDecision) -> tuple[Offer, ...]:
-    """The offers `result.scores` are aligned with: the catalog's, or the new customers'."""
-    if result.customer_known:
-        return catalog.offers
-    offers = catalog.for_new_customers()
-    return () if offers is None else offers.offers
-
-
-def log_record(result: LiveDecision, model: LoadedModel, context: d.DecisionContext,
+def log_record(result: LiveDecision, model: LoadedModel, context: DecisionContext,
                decision_id: str) -> DecisionRecord:
-    """The decision-log entry of a served decision."""
+    """The decision-log entry of a served decision (a new customer's: decided from the offers
+    for new customers, in the new-customer segment)."""
     catalog = model.policy.catalog
-    eligible = set(eligible_offers(result.decision)) | {o.offer_id for o in
-                                                         result.decision.offers}
-    uplifts: list[float] = result.scores.uplift.tolist()  # floats, not NumPy scalars
-    candidates = tuple(
-        Candidate(offer.offer_id, round(uplift * offer.margin - offer.cost, 6),
-                  round(uplift, 6))
-        for offer, uplift in zip(_scored_offers(catalog, result), uplifts, strict=True)
-        if offer.offer_id in eligible and not math.isnan(uplift))
-    table, row = result.table, result.row
-    return DecisionRecord(
-        decision_id=decision_id, decided_at=context.now, customer_id=table.ids[row],
-        channel=context.channel, model_version=model.version,
-        offer_ids=tuple(o.offer_id for o in result.decision.offers), holdout=result.holdout,
-        explored=result.explored, chosen_offer=result.chosen_offer,
-        propensity=result.propensity, candidates=candidates,
-        suppressed={s.offer_id: s.reason for s in result.decision.suppressed},
-        features=table.feature_row(row),
-        segment=table.loyalty_tier[row] if result.customer_known else NEW_CUSTOMER_SEGMENT)
+    if result.customer_known:
+        return decision_record(result.decision, result.uplifts, catalog, result.table,
+                               result.row, context, decision_id, model.version)
+    decided_from = catalog.for_new_customers() or catalog.model_copy(update={"offers": ()})
+    record = decision_record(result.decision, result.uplifts, decided_from, result.table,
+                             result.row, context, decision_id, model.version)
+    return replace(record, segment=NEW_CUSTOMER_SEGMENT)
+
+
+@dataclass(frozen=True)
+class Served:
+    """A live decision not logged yet, with what its log record needs."""
+
+    result: LiveDecision
+    context: DecisionContext
+    decision_id: str
+
+
+def log_decisions(live: LiveState, model: LoadedModel, served: list[Served]
+                  ) -> list[LiveDecision]:
+    """Log decisions (one transaction) and return them as sent.
+
+    When the catalog caps contacts, each customer's contacts are counted again as the decision
+    is written, atomically with the write (state.log.DecisionLog.record_capped): offers past the
+    cap (another worker or host served the customer meanwhile) are cut from the decision, the
+    cut is what is logged and answered, and launch units held for cut offers are given back.
+    """
+    caps = model.policy.catalog.contact_policy
+    if caps is None:
+        live.store.log.record_many([log_record(s.result, model, s.context, s.decision_id)
+                                    for s in served])
+        return [s.result for s in served]
+    finals: list[LiveDecision] = [s.result for s in served]
+
+    def builder(i: int, s: Served) -> Callable[[int], DecisionRecord]:
+        def build(counted: int) -> DecisionRecord:
+            finals[i] = replace(s.result, decision=enforce_cap(s.result.decision, counted, caps,
+                                                               s.context))
+            return log_record(finals[i], model, s.context, s.decision_id)
+        return build
+
+    window = timedelta(hours=caps.window_hours)
+    live.store.log.record_capped([
+        CapWrite(s.result.table.ids[s.result.row], s.context.channel, s.context.now - window,
+                 builder(i, s)) for i, s in enumerate(served)])
+    sent: list[LiveDecision] = []
+    for s, final in zip(served, finals, strict=True):
+        kept = {o.offer_id for o in final.decision.offers}
+        cut = [h for h in final.holds if h.offer_id not in kept]
+        if cut:
+            live.release_holds(cut, s.decision_id, s.context.now)
+            final = replace(final, holds=[h for h in final.holds if h.offer_id in kept])
+        sent.append(final)
+    return sent
 
 
 class LiveStateHandle:

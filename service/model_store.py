@@ -18,19 +18,17 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
 import pandas as pd
 from mlflow import MlflowClient
 
+from decisioning.core import OFFLINE
+from decisioning.decision import DecisionContext
+from decisioning.launch import ValueDistribution, launch_distributions
 from features import io
 from features.customers import CustomerTable
 from features.events import as_of
 from service import observability
-from service.allocation import ValueDistribution
-from service.decide import DecisionContext
 from service.domain import DomainError
-from service.experiment import hash_unit, holdout_mask
-from service.live import launch_distributions
 from service.registry_access import RegistryAccess, RegistryUnavailable
 from service.settings import ServiceSettings
 from state import open_store
@@ -77,15 +75,10 @@ class LoadedModel:
     customers: CustomerTable
     #: per launch with a derived floor: the values of its eligible customers
     launch_values: dict[str, ValueDistribution] = field(default_factory=dict)
-    #: per customer row: in the global holdout (None: nobody is)
-    holdout: np.ndarray | None = None
     loaded_at: float = field(default_factory=time.time)
     #: customers come from the state store's profiles, read with each decision; `customers`
     #: then holds only a sample (the smoke decision, launch value distributions)
     from_store: bool = False
-    #: the holdout of stored customers: hash_unit(salt, id) < share (no table to stratify)
-    holdout_share: float = 0.0
-    experiment_salt: str = ""
 
     def customer_row(self, customer_id: str) -> int:
         """The customer's row in the in-memory table; UnknownCustomer when there is none."""
@@ -109,13 +102,6 @@ class LoadedModel:
         if now is not None:
             profile = as_of(profile, now)
         return self.policy.customer_from_profile(customer_id, profile), 0
-
-    def held_out(self, table: CustomerTable, row: int) -> bool:
-        """Whether the customer of `table`'s `row` is in the global holdout."""
-        if self.from_store:
-            return self.holdout_share > 0 and hash_unit(self.experiment_salt,
-                                                        table.ids[row]) < self.holdout_share
-        return self.holdout is not None and bool(self.holdout[row])
 
 
 def _unknown(customer_id: str) -> UnknownCustomer:
@@ -173,17 +159,14 @@ def _load(settings: ServiceSettings, client: MlflowClient) -> LoadedModel:
                  "of %d summarized) in %.2fs", ref.name, ref.version, ref.alias,
                  len(customers), population, time.perf_counter() - started)
         return LoadedModel(policy, ref.name, ref.version, ref.alias, ref.run_id, dict(metrics),
-                           customers, launch_distributions(policy.catalog, customers,
-                                                           population),
-                           from_store=True, holdout_share=settings.holdout_share,
-                           experiment_salt=settings.experiment_salt)
+                           customers,
+                           launch_distributions(policy.catalog, customers, population),
+                           from_store=True)
     customers = policy.customers(io.read_customers(settings.data_dir / io.CUSTOMERS, policy.spec))
     log.info("loaded %s version %s (%s) with %d customers in %.2fs", ref.name, ref.version,
              ref.alias, len(customers), time.perf_counter() - started)
-    holdout = holdout_mask(customers.ids, customers.value, settings.holdout_share,
-                           settings.experiment_salt)
     return LoadedModel(policy, ref.name, ref.version, ref.alias, ref.run_id, dict(metrics),
-                       customers, launch_distributions(policy.catalog, customers), holdout)
+                       customers, launch_distributions(policy.catalog, customers))
 
 
 def _profile_sample(state_url: str) -> tuple[pd.DataFrame, int]:
@@ -221,7 +204,7 @@ def smoke_decision(model: LoadedModel) -> None:
     if len(model.customers) == 0:
         raise ValueError("the customer table is empty")
     context = DecisionContext(channel="web", now=datetime.now(UTC), limit=3)
-    decision = model.policy.decide_row(model.customers, 0, context, None)
+    decision = model.policy.decide_row(model.customers, 0, context, settings=OFFLINE)
     accounted = len(decision.offers) + len(decision.suppressed)
     expected = len(model.policy.catalog.offers)
     if accounted != expected:

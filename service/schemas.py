@@ -145,10 +145,12 @@ class BatchDecisionRequest(_DecisionOptions):
 
 
 class ReasonOut(BaseModel):
-    """Why an offer is shown."""
+    """Why an offer is shown: a code, a sentence, and its facts as data (render from these)."""
 
     code: str
     message: str
+    #: units left, location, floor, customer value, cap window...: by code (docs/api.md)
+    details: dict[str, Any] = Field(default_factory=dict)
 
 
 class ReservationOut(BaseModel):
@@ -177,6 +179,7 @@ class SuppressedOut(BaseModel):
     offer_id: str
     reason: str
     message: str
+    details: dict[str, Any] = Field(default_factory=dict)
 
 
 class ModelRef(BaseModel):
@@ -198,6 +201,8 @@ class DecisionResponse(BaseModel):
     model: ModelRef
     holdout: bool
     explored: bool
+    #: false when decided without an inventory snapshot (offers not checked against stock)
+    stock_checked: bool = True
     offers: list[OfferOut]
     suppressed: list[SuppressedOut]
 

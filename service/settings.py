@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from decisioning.decision import DEFAULT_HOLDOUT_SHARE, DEFAULT_SALT, DecisionSettings
 from state.urls import DEFAULT_URL
 
 #: NBA_CUSTOMERS_FROM values
@@ -35,13 +36,13 @@ class ServiceSettings:
     #: seconds between checks of the alias in each gunicorn worker; 0 disables polling
     poll_seconds: float = 10.0
     #: share of customers in the global holdout (no offers; measures incrementality)
-    holdout_share: float = 0.05
+    holdout_share: float = DEFAULT_HOLDOUT_SHARE
     #: share of decisions that serve a random eligible offer first (logged propensities)
     exploration: float = 0.05
     #: seed of the exploration draws (None: fresh randomness; set for reproducible tests)
     exploration_seed: int | None = None
     #: salt of the holdout hash: a new salt draws a new holdout group
-    experiment_salt: str = "nba-holdout-1"
+    experiment_salt: str = DEFAULT_SALT
     #: an admin API key (kept for compatibility with NBA_ADMIN_TOKEN; repr=False: never logged)
     admin_token: str | None = field(default=None, repr=False)
     #: API keys "role:key,role:key" (roles storefront, staff, admin) and/or a file of them
@@ -77,6 +78,10 @@ class ServiceSettings:
     def secret_urls(self) -> tuple[str | None, ...]:
         """Every configured URL that may hold a password (see service.redact)."""
         return (self.tracking_uri, self.state_url, self.redis_url)
+
+    def decision_settings(self) -> DecisionSettings:
+        """The decision core's experiment settings (the same holdout on every path)."""
+        return DecisionSettings(self.holdout_share, self.experiment_salt, self.exploration)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> ServiceSettings:

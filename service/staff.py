@@ -27,11 +27,21 @@ from flask import Blueprint, current_app, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
 from pydantic import BaseModel, ConfigDict, Field
 
+from decisioning.decision import DecisionSettings
+from decisioning.experiment import in_holdout
+from decisioning.reasons import (
+    IN_STOCK,
+    INCREMENTAL_VALUE,
+    LAUNCH,
+    OFFER,
+    PREORDER,
+    TIER_ELIGIBLE,
+    WAITLIST,
+)
 from features import io
 from features.catalog import Offer
 from features.customers import CustomerTable
 from features.errors import ContractError
-from service import decide as d
 from service.api import parse_json
 from service.auth import require
 from service.model_store import LoadedModel, ModelStore, UnknownCustomer
@@ -84,14 +94,8 @@ def stock_json(rows: Iterable[StockRow], sku: str, store_id: str | None) -> dict
                        "online": sum(v["online"] for v in listed)}}
 
 
-_IN_STOCK = re.compile(r"^(?P<units>\d+) left (?:in (?P<store>\S+)|online) for (?P<variant>.+)$")
-_SOLD_OUT = re.compile(r"^(?P<variant>.+?) sold out (?:in (?P<store>[^;:]+?)|online)"
-                       r"(?:; (?:(?P<online>\d+) online|none online either))?"
-                       r": (?:join the re-stock waiting list|offer a pre-order)$")
-_LAUNCH_UNITS = re.compile(r"^limited launch: (?:(?P<left>\d+) of )?(?P<supply>\d+) units")
-_EARLY = re.compile(r"^(?P<tier>\S+) early access$")
 #: how a card ends for each action: what the staff member should offer
-_ACTIONS = {d.WAITLIST: "offer the re-stock waiting list", d.PREORDER: "offer pre-order"}
+_ACTIONS = {WAITLIST: "offer the re-stock waiting list", PREORDER: "offer pre-order"}
 
 
 def _where(store: str | None, store_id: str | None) -> str:
@@ -100,51 +104,50 @@ def _where(store: str | None, store_id: str | None) -> str:
     return "in this store" if store == store_id else f"in {store}"
 
 
-def _variant(text: str, offer: Offer | None) -> str:
-    """The decision's variant words, or '' when they only name the SKU or 'any variant'."""
-    if text == "any variant" or (offer is not None and text == offer.sku):
-        return ""
-    return text
+def _variant(details: Mapping[str, Any]) -> str:
+    """The customer's size and colour in words, or '' when the decision named none."""
+    size, color = details.get("size"), details.get("color")
+    return " ".join(p for p in (f"size {size}" if size else "", color or "") if p)
 
 
-def _in_stock_phrase(message: str, store_id: str | None, offer: Offer | None, unit: str) -> str:
-    match = _IN_STOCK.match(message)
-    if match is None:
-        return message
-    variant = _variant(match["variant"], offer)
-    where = _where(match["store"], store_id)
-    return f"{match['units']} {unit} {where}" + (f" in {variant}" if variant else "")
+def _in_stock_phrase(details: Mapping[str, Any], store_id: str | None, unit: str) -> str:
+    variant = _variant(details)
+    where = _where(details.get("location"), store_id)
+    return f"{details['units']} {unit} {where}" + (f" in {variant}" if variant else "")
 
 
-def _sold_out_phrase(message: str, store_id: str | None, offer: Offer | None,
-                     unit: str) -> str:
-    match = _SOLD_OUT.match(message)
-    if match is None:
-        return message.rsplit(": ", 1)[0]
-    variant = _variant(match["variant"], offer)
+def _sold_out_phrase(details: Mapping[str, Any], store_id: str | None, unit: str) -> str:
+    if details.get("launch"):
+        return f"launch sold out, all {details.get('supply')} held or sold"
+    variant = _variant(details)
     subject = f"{variant} sold out" if variant else "sold out"
-    if match["store"] is None:
+    if details.get("location") is None:
         return f"{subject} online"
-    where = _where(match["store"], store_id)
-    if match["online"] is None:
+    where = _where(details["location"], store_id)
+    online = details.get("online_units") or 0
+    if not online:
         return f"{subject} {where} and online"
-    return f"{subject} {where}, {match['online']} {unit} online"
+    return f"{subject} {where}, {online} {unit} online"
 
 
-def _launch_phrase(message: str) -> str:
-    pieces = []
-    for part in message.split("; "):
-        units, early = _LAUNCH_UNITS.match(part), _EARLY.match(part)
-        if units is not None:
-            pieces.append(f"limited launch, {units['left']} of {units['supply']} left"
-                          if units["left"] else f"limited launch of {units['supply']}")
-        elif early is not None:
-            pieces.append(f"{early['tier'].capitalize()} early access")
-        elif "meets the floor" in part:
-            pieces.append("qualifies for a launch unit")
-        else:
-            pieces.append(part)
+def _launch_phrase(details: Mapping[str, Any]) -> str:
+    remaining, supply = details.get("remaining"), details.get("supply")
+    pieces = [f"limited launch, {remaining} of {supply} left" if remaining is not None
+              else f"limited launch of {supply}"]
+    if details.get("floor") is not None:
+        pieces.append("qualifies for a launch unit")
+    if details.get("early_access"):
+        pieces.append(f"{str(details['early_access']).capitalize()} early access")
     return ", ".join(pieces)
+
+
+#: phrase builders by reason code, reading only the reason's details
+_PHRASES: dict[str, Callable[[Mapping[str, Any], str | None, str], str]] = {
+    LAUNCH: lambda details, store_id, unit: _launch_phrase(details),
+    IN_STOCK: _in_stock_phrase,
+    WAITLIST: _sold_out_phrase,
+    PREORDER: _sold_out_phrase,
+}
 
 
 def _uplift_phrase(uplift: float) -> str:
@@ -159,8 +162,9 @@ def plain_reasons(offer_json: Mapping[str, Any], customer: Mapping[str, Any], *,
 
     `offer_json` is one element of a decision's `offers`; `customer` the customer lookup
     document (its `loyalty_tier`); `store_id` the store the page stands in ("in this store");
-    `offer` the catalog entry (its SKU and category: footwear counts pairs). Reason codes
-    the function does not know are passed through as their message. Example:
+    `offer` the catalog entry (its category: footwear counts pairs). Built from each reason's
+    `details`, never by reading its message; a reason the function does not know (or one
+    without details) is passed through as its message. Example:
     "Gold member; size 42 sold out in this store, 3 pairs online — offer pre-order".
     """
     unit = "pairs" if offer is not None and offer.category == "footwear" else "units"
@@ -168,20 +172,18 @@ def plain_reasons(offer_json: Mapping[str, Any], customer: Mapping[str, Any], *,
     parts = [f"{str(tier).capitalize()} member"] if tier else []
     for reason in offer_json.get("reasons", ()):
         code, message = reason.get("code"), str(reason.get("message", ""))
-        if code == "incremental_value":
+        details = reason.get("details") or {}
+        if code == INCREMENTAL_VALUE:
             continue  # said once, in words, at the end
-        if code == "tier_eligible":
+        if code == TIER_ELIGIBLE:
             if not tier:
-                parts.insert(0, f"{message[:1].upper()}{message[1:]}")
-        elif code == "launch":
-            parts.append(_launch_phrase(message))
-        elif code == "in_stock":
-            parts.append(_in_stock_phrase(message, store_id, offer, unit))
-        elif code in (d.WAITLIST, d.PREORDER):
-            parts.append(_sold_out_phrase(message, store_id, offer, unit))
+                said = f"{details['tier']} member" if details.get("tier") else message
+                parts.insert(0, f"{said[:1].upper()}{said[1:]}")
+        elif code in _PHRASES and details:
+            parts.append(_PHRASES[code](details, store_id, unit))
         elif message:
             parts.append(message)
-    action = offer_json.get("action", d.OFFER)
+    action = offer_json.get("action", OFFER)
     uplift = float(offer_json.get("uplift") or 0.0)
     ending = _ACTIONS.get(action) or (_uplift_phrase(uplift) if uplift > 0 else "")
     sentence = "; ".join(p for p in parts if p)
@@ -282,13 +284,17 @@ def _model() -> LoadedModel:
     return store.current()
 
 
+def _decision_settings() -> DecisionSettings:
+    return current_app.extensions["nba.settings"].decision_settings()
+
+
 def _index(model: LoadedModel) -> CustomerIndex:
     cache: _IndexCache = current_app.extensions.setdefault("nba.staff_index", _IndexCache())
     return cache.get(model, current_app.extensions["nba.settings"].data_dir)
 
 
 def customer_json(model: LoadedModel, index: CustomerIndex, table: CustomerTable,
-                  row: int) -> dict:
+                  row: int, settings: DecisionSettings) -> dict:
     """The lookup document of the customer of `table`'s `row`: who they are to an assistant."""
     value = float(table.value[row])
     percentile = index.percentile(value)
@@ -302,7 +308,7 @@ def customer_json(model: LoadedModel, index: CustomerIndex, table: CustomerTable
         "preferred_size": table.preferred_size[row],
         "preferred_color": table.preferred_color[row],
         "contactable": bool(table.contactable[row]),
-        "holdout": model.held_out(table, row),
+        "holdout": in_holdout(table.ids[row], settings.holdout_share, settings.salt),
     }
 
 
@@ -384,7 +390,8 @@ def get_customer(customer_ref: str) -> ResponseReturnValue:
     model = _model()
     index = _index(model)
     table, row, matched = find_customer(model, index, customer_ref, _stored_profile)
-    return jsonify(customer_json(model, index, table, row) | {"matched_by": matched})
+    return jsonify(customer_json(model, index, table, row, _decision_settings())
+                   | {"matched_by": matched})
 
 
 @bp.get("/v1/stock")
@@ -419,7 +426,7 @@ def explain() -> ResponseReturnValue:
     index = _index(model)
     try:
         table, row, _ = find_customer(model, index, req.customer_id, _stored_profile)
-        customer = customer_json(model, index, table, row)
+        customer = customer_json(model, index, table, row, _decision_settings())
     except UnknownCustomer:  # a walk-in or new customer: decided without a profile
         customer = {"customer_id": req.customer_id, "loyalty_tier": None}
     catalog = model.policy.catalog

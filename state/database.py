@@ -20,6 +20,7 @@ import json
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
 from state.budget import Timeouts, timed_connection_class
 from state.errors import StateStoreError, describe
-from state.hotpath import HotPath
+from state.hotpath import CappedWrite, HotPath
 from state.records import DecisionState, LaunchCounts, utc
 from state.schema import CONFIRMED, RESERVED, inventory_meta, metadata
 from state.urls import DEFAULT_URL, mask_url
@@ -162,6 +163,10 @@ class Database:
                   for o, n in raw.supply.items()}
         profile = None if raw.profile is None else json.loads(raw.profile)
         return DecisionState(raw.inventory_version, counts, raw.contacts, raw.declines, profile)
+
+    def record_capped(self, items: Sequence[CappedWrite]) -> list[Any]:
+        """Count contacts and write decisions atomically per customer (HotPath.record_capped)."""
+        return self.hot.record_capped([replace(i, since=utc(i.since)) for i in items])
 
     def record_decisions(self, rows: Sequence[dict[str, Any]],
                          contact_rows: Sequence[dict[str, Any]]) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -58,6 +59,25 @@ class _Held:
                 _close_quietly(self.raw)
         except Exception:  # at interpreter exit module globals may be gone: nothing to close
             pass
+
+
+@dataclass(frozen=True)
+class CappedWrite:
+    """One decision to write under its customer's contact cap: `build(counted)` gets the
+    contacts counted in the window and returns (decision row, contact rows, anything)."""
+
+    customer_id: str
+    channel: str
+    since: datetime
+    build: Callable[[int], tuple[dict[str, Any], list[dict[str, Any]], Any]]
+
+
+def contact_lock_key(customer_id: str, channel: str) -> int:
+    """The PostgreSQL advisory-lock key of a customer's contacts on a channel (signed 64 bit,
+    the same in every process: not Python's salted hash)."""
+    digest = hashlib.blake2b(f"contacts\x00{customer_id}\x00{channel}".encode(),
+                             digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 @dataclass(frozen=True)
@@ -131,6 +151,42 @@ class HotPath:
                 self._contact_insert.run(cursor, contact_rows)
 
         self._run("record decisions", insert, transaction=True)
+
+    def record_capped(self, items: Sequence[CappedWrite]) -> list[Any]:
+        """Count each customer's contacts and write their decision in ONE transaction.
+
+        Per item: the customer's contacts on the channel since `since` are counted under a
+        lock that every other capped write for that customer waits on (PostgreSQL: an advisory
+        transaction lock per customer and channel; SQLite: BEGIN IMMEDIATE, one writer at a
+        time), then `build(counted)` returns the decision row and its contact rows, written
+        before the lock is let go. So two hosts can never both let a customer past the cap.
+        Returns what each `build` returned as its third element, in order.
+        """
+        count_sql = (f"SELECT count(*) FROM contacts WHERE customer_id = {self._placeholder} "
+                     f"AND channel = {self._placeholder} AND contacted_at >= "
+                     f"{self._placeholder}")
+        # one lock order for every writer: two batches never wait on each other in a cycle
+        order = sorted(range(len(items)), key=lambda i: contact_lock_key(
+            items[i].customer_id, items[i].channel))
+
+        def work(cursor: Any) -> list[Any]:
+            built: list[Any] = [None] * len(items)
+            if self._backend == "postgresql":
+                for key in sorted({contact_lock_key(i.customer_id, i.channel) for i in items}):
+                    cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
+            for i in order:
+                item = items[i]
+                cursor.execute(count_sql, [item.customer_id, item.channel,
+                                           self._bind_time(item.since)])
+                counted = int(cursor.fetchone()[0])
+                row, contact_rows, result = item.build(counted)
+                self._decision_insert.run(cursor, [row])
+                if contact_rows:
+                    self._contact_insert.run(cursor, contact_rows)
+                built[i] = result
+            return built
+
+        return self._run("record decisions", work, transaction=True)
 
     def forget(self) -> None:
         """Drop this thread's connection without closing it (a forked child's inheritance)."""

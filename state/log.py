@@ -9,7 +9,7 @@ same event reported twice counts once. The log is what incrementality reports re
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from state.database import Database
+from state.hotpath import CappedWrite
 from state.schema import decisions, outcomes
 
 if TYPE_CHECKING:
@@ -60,6 +61,17 @@ class DecisionRecord:
 
 
 @dataclass(frozen=True)
+class CapWrite:
+    """A decision to log under a contact cap: whose, on which channel, the window's start,
+    and how to build the record once the contacts already made are counted."""
+
+    customer_id: str
+    channel: str
+    since: datetime
+    build: Callable[[int], DecisionRecord]
+
+
+@dataclass(frozen=True)
 class Outcome:
     """What a customer did after a decision: `offer_id` None when not tied to an offer."""
 
@@ -95,6 +107,28 @@ class DecisionLog:
                    for r in records if count_contacts for offer_id in r.offer_ids]
         self._db.record_decisions([_row(r) for r in records], touched)
         return len(records)
+
+    def record_capped(self, writes: Sequence[CapWrite]) -> list[DecisionRecord]:
+        """Log decisions whose offers count against a contact cap, checked as they are written.
+
+        For each write, the customer's contacts on its channel since `since` are counted and
+        `build(counted)` returns the record to log (the decision cut to what the cap still
+        allows); it is written, with its offers as contacts, in the same transaction and under
+        the customer's lock, so concurrent decisions on other workers or hosts cannot both
+        pass the cap. Returns the records logged, in order.
+        """
+        def row(build: Callable[[int], DecisionRecord]) -> Callable[[int], Any]:
+            def built(counted: int) -> tuple[dict[str, Any], list[dict[str, Any]],
+                                             DecisionRecord]:
+                record = build(counted)
+                return _row(record), [
+                    {"customer_id": record.customer_id, "channel": record.channel,
+                     "offer_id": offer_id, "contacted_at": record.decided_at}
+                    for offer_id in record.offer_ids], record
+            return built
+
+        return self._db.record_capped([CappedWrite(w.customer_id, w.channel, w.since,
+                                                   row(w.build)) for w in writes])
 
     def get(self, decision_id: str) -> DecisionRecord | None:
         """A logged decision, or None."""

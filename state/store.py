@@ -11,12 +11,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
+from state import campaigns
 from state.budget import Timeouts
+from state.campaigns import CampaignState
 from state.contacts import Contacts
 from state.database import Database
 from state.inventory import Inventory
 from state.launches import Launches
-from state.log import DecisionLog
+from state.log import DecisionLog, DecisionRecord
 from state.profiles import Profiles
 from state.records import DecisionState, LaunchCounts, Reservation, StockRow, StockSnapshot
 from state.urls import DEFAULT_URL
@@ -135,6 +137,18 @@ class StateStore:
     def declines_since(self, *, customer_id: str, since: datetime) -> dict[str, int]:
         """Declines per offer of a customer at or after `since`."""
         return self.contacts.declines_since(customer_id=customer_id, since=since)
+
+    # ------------------------------------------------------------ campaigns
+
+    def campaign_state(self, *, channel: str, now: datetime, contacts_since: datetime | None,
+                       declines_since: datetime | None) -> CampaignState:
+        """Stock, launch holds and every customer's contact history at one snapshot."""
+        return campaigns.read_state(self.db, channel=channel, now=now,
+                                    contacts_since=contacts_since, declines_since=declines_since)
+
+    def log_campaign(self, records: Sequence[DecisionRecord], *, count_contacts: bool) -> int:
+        """Log a campaign's decisions not logged yet (and count their contacts); how many."""
+        return campaigns.log_decisions(self.db, records, count_contacts=count_contacts)
 
     # ------------------------------------------------------------ the hot path
 

@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypedDict
 from urllib.parse import quote
 
 import pytest
@@ -27,6 +28,19 @@ DEMO_CUSTOMERS = 30_000
 DEMO_EXPOSURES = 150_000
 DEMO_SEED = 11
 DEMO_TREES = 120
+#: a one-candidate menu for tests whose subject is not model selection (the menu has its own,
+#: cheap tests on small worlds in tests/training)
+class Menu(TypedDict):
+    """TrainSettings' menu fields."""
+
+    learners: tuple[str, ...]
+    capacities: tuple[str, ...]
+    rules: tuple[str, ...]
+    folds: int
+
+
+ONE_CANDIDATE: Menu = {"learners": ("s",), "capacities": ("base",), "rules": ("full",),
+                       "folds": 2}
 ADMIN_TOKEN = "test-admin-token-0001"
 STAFF_KEY = "test-staff-key-000002"
 STOREFRONT_KEY = "test-storefront-key-03"
@@ -58,6 +72,9 @@ def train_champion(data_dir: Path, root: Path, trees: int) -> Trained:
 
     One LightGBM thread: with two, OpenMP's spinning makes fitting 10-50x slower whenever
     anything else holds the other core (measured in bench/), and CI machines have two.
+    A one-candidate menu (S-learner, full targeting), cross-fitted on 2 folds of at most
+    45,000 rows, keeps this as fast as before the menu; tests/training exercise the menu on
+    small worlds of known truth.
     """
     from training.pipeline import train
     from training.settings import BoosterParams, TrainSettings
@@ -65,7 +82,8 @@ def train_champion(data_dir: Path, root: Path, trees: int) -> Trained:
     logging.getLogger("causalml").setLevel(logging.WARNING)
     uri = f"sqlite:///{root / 'mlflow.db'}"
     settings = TrainSettings(data_dir=data_dir, tracking_uri=uri, artifact_root=root / "mlruns",
-                             params=replace(BoosterParams(), n_estimators=trees, n_jobs=1))
+                             params=replace(BoosterParams(), n_estimators=trees, n_jobs=1),
+                             select_rows=45_000, **ONE_CANDIDATE)
     result = train(settings)
     return Trained(root, data_dir, uri, settings.model_name, result.version, result.metrics)
 

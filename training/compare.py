@@ -2,15 +2,17 @@
 
 Everything above `compare_versions` is pure (frames and arrays in, dataclasses out). The
 paired test works per row: both policies are scored on the same logged exposures, so the
-difference of their per-row IPW contributions has a much tighter interval than the two
-separate intervals. "Worse beyond noise" means the 95% interval of candidate - champion lies
-entirely below 0. `compare_versions` at the bottom is the I/O edge (registry and files).
+difference of their per-row doubly robust (AIPW) scores has a much tighter interval than the
+two separate intervals; the outcome model behind DR is cross-fitted on those rows (K folds by
+customer), and every interval is clustered by customer. IPW is kept as a reported column.
+"Worse beyond noise" means the 95% DR interval of candidate - champion lies entirely below 0.
+`compare_versions` at the bottom is the I/O edge (registry and files).
 """
 
 from __future__ import annotations
 
 import logging
-import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +24,7 @@ from mlflow import MlflowClient
 
 from features import io
 from features.build import build_matrix
+from stats import aipw_scores, ipw_scores, paired_difference, policy_terms
 from training import evaluate as ev
 from training import registry
 from training.evaluate import Estimate
@@ -47,13 +50,16 @@ class CompareError(RuntimeError):
 
 @dataclass(frozen=True)
 class PairedComparison:
-    """Two policies' IPW values on the same rows and their paired difference."""
+    """Two policies' values on the same rows and their paired difference (DR, or IPW when no
+    outcome model was given); `ipw_difference` is the IPW difference reported beside it."""
 
     candidate: Estimate
     champion: Estimate
     difference: Estimate
     rows: int
     agreement: float
+    ipw_difference: Estimate | None = None
+    method: str = "DR"
 
     @property
     def worse(self) -> bool:
@@ -86,23 +92,49 @@ class VersionComparison:
     test_size: float
 
 
-def mean_estimate(values: np.ndarray) -> Estimate:
-    """evaluate.mean_estimate, refusing fewer than 2 rows (no interval to compare)."""
+def mean_estimate(values: np.ndarray, clusters: np.ndarray | None = None) -> Estimate:
+    """stats.mean_estimate, refusing fewer than 2 rows (no interval to compare)."""
     if len(values) < 2:
         raise CompareError(f"need at least 2 rows to compare, got {len(values)}")
-    return ev.mean_estimate(values)
+    return ev.mean_estimate(values, clusters)
 
 
 def paired_comparison(candidate: np.ndarray, champion: np.ndarray, logged: np.ndarray,
-                      reward: np.ndarray, propensity: np.ndarray) -> PairedComparison:
-    """Both policies' chosen arms on the same logged rows -> values and paired difference."""
+                      reward: np.ndarray, propensity: np.ndarray, *,
+                      arms: Sequence[str] | None = None, mu: np.ndarray | None = None,
+                      clusters: np.ndarray | None = None) -> PairedComparison:
+    """Both policies' chosen arms (labels) on the same logged rows -> values and the paired
+    difference of `reward` per row.
+
+    With `mu` (cross-fitted predictions of the reward under each arm of `arms`, shape
+    (rows, arms)) the values are doubly robust; without, IPW. Intervals are clustered by
+    `clusters` (customer ids) when given.
+    """
     if not len(candidate) == len(champion) == len(logged) == len(reward) == len(propensity):
         raise CompareError("candidate, champion and logged arrays must have the same length")
-    cand = ev.ipw_contributions(candidate, logged, reward, propensity)
-    champ = ev.ipw_contributions(champion, logged, reward, propensity)
-    agreement = float(np.mean(np.asarray(candidate) == np.asarray(champion)))
-    return PairedComparison(mean_estimate(cand), mean_estimate(champ), mean_estimate(cand - champ),
-                            len(cand), agreement)
+    if len(logged) < 2:
+        raise CompareError(f"need at least 2 rows to compare, got {len(logged)}")
+    labels = list(arms) if arms is not None else sorted(
+        set(np.asarray(logged)) | set(np.asarray(candidate)) | set(np.asarray(champion)))
+    code = {label: k for k, label in enumerate(labels)}
+    try:
+        cand, champ, log_codes = (np.array([code[a] for a in arr], dtype=np.int64)
+                                  for arr in (candidate, champion, logged))
+    except KeyError as e:
+        raise CompareError(f"arm {e.args[0]!r} is not one of {labels}") from None
+    ipw = ipw_scores(log_codes, propensity, reward, len(labels))
+    dr = ipw if mu is None else aipw_scores(log_codes, propensity, reward, mu)
+    agreement = float(np.mean(cand == champ))
+    try:
+        values = [mean_estimate(policy_terms(arm, dr), clusters) for arm in (cand, champ)]
+        difference = paired_difference(policy_terms(cand, dr), policy_terms(champ, dr),
+                                       clusters)
+        ipw_difference = paired_difference(policy_terms(cand, ipw), policy_terms(champ, ipw),
+                                           clusters)
+    except ValueError as e:
+        raise CompareError(str(e)) from None
+    return PairedComparison(values[0], values[1], difference, len(cand), agreement,
+                            ipw_difference, "IPW" if mu is None else "DR")
 
 
 def gate_status(paired: PairedComparison | None, force: bool) -> str:
@@ -124,13 +156,37 @@ def chosen_offers(policy: Policy, frame: pd.DataFrame) -> np.ndarray:
     return labels[policy_arms(policy, uplift, tiers)]
 
 
-def compare_policies(candidate: Policy, champion: Policy, frame: pd.DataFrame) -> PairedComparison:
-    """Paired IPW comparison of two Policy objects on logged rows (revenue per customer)."""
+#: K of the cross-fitted outcome model behind the gate's DR values
+COMPARE_FOLDS = 3
+
+
+def compare_policies(candidate: Policy, champion: Policy, frame: pd.DataFrame,
+                     seed: int = 0) -> PairedComparison:
+    """Paired DR comparison of two Policy objects on logged rows (revenue per customer),
+    clustered by customer, with an outcome model cross-fitted on those rows."""
+    from training.crossfit import folds, reward_predictions
+    from training.settings import BoosterParams
+
     if "propensity" not in frame:
         raise CompareError("exposures have no propensity column; IPW needs it")
+    arms = [candidate.catalog.control_label, *candidate.catalog.offer_ids]
+    code = {label: k for k, label in enumerate(arms)}
+    logged = frame["treatment"].astype(object).to_numpy()
+    unknown = set(logged) - set(code)
+    if unknown:
+        raise CompareError(f"exposures hold arm(s) {sorted(unknown)[:3]} the candidate's "
+                           "catalog does not know")
+    customers = frame["customer_id"].astype(str).to_numpy()
+    mu = None
+    if len(np.unique(customers)) >= COMPARE_FOLDS:
+        mu = reward_predictions(build_matrix(frame, candidate.spec),
+                                np.array([code[a] for a in logged]),
+                                frame["revenue"].to_numpy(dtype=np.float64),
+                                folds(customers, COMPARE_FOLDS, seed), n_arms=len(arms),
+                                params=BoosterParams(), seed=seed)
     return paired_comparison(chosen_offers(candidate, frame), chosen_offers(champion, frame),
-                             frame["treatment"].astype(object).to_numpy(),
-                             frame["revenue"].to_numpy(), frame["propensity"].to_numpy())
+                             logged, frame["revenue"].to_numpy(), frame["propensity"].to_numpy(),
+                             arms=arms, mu=mu, clusters=customers)
 
 
 def _interval(e: Estimate) -> str:
@@ -146,8 +202,10 @@ TABLE_METRICS = ("policy_net_value_learned_uplift_policy",
 def side_by_side(comparison: VersionComparison) -> pd.DataFrame:
     """One row per metric: candidate, champion and candidate - champion."""
     p, cand, champ = comparison.paired, comparison.candidate_metrics, comparison.champion_metrics
-    rows = [("policy value, revenue/customer (IPW, 95% CI)", _interval(p.candidate),
-             _interval(p.champion), _interval(p.difference))]
+    rows = [(f"policy value, revenue/customer ({p.method}, 95% CI by customer)",
+             _interval(p.candidate), _interval(p.champion), _interval(p.difference))]
+    if p.ipw_difference is not None and p.method != "IPW":
+        rows.append(("  same, IPW: difference", "", "", _interval(p.ipw_difference)))
     keys = [k for k in TABLE_METRICS if k in cand or k in champ]
     keys += sorted(k for k in set(cand) | set(champ) if k.startswith("qini_"))
     for key in keys:
@@ -185,9 +243,10 @@ def verdict_line(p: PairedComparison) -> str:
 
 def evidence_line(p: PairedComparison) -> str:
     """The numbers behind a verdict: both values and the paired difference with its interval."""
-    return (f"policy value {p.candidate.value:.3f} vs {p.champion.value:.3f} revenue per "
-            f"customer, difference {p.difference.value:+.3f} (95% CI {p.difference.low:+.3f} to "
-            f"{p.difference.high:+.3f}) on {p.rows:,} paired holdout rows")
+    return (f"{p.method} policy value {p.candidate.value:.3f} vs {p.champion.value:.3f} "
+            f"revenue per customer, difference {p.difference.value:+.3f} (95% CI "
+            f"{p.difference.low:+.3f} to {p.difference.high:+.3f}) on {p.rows:,} paired holdout "
+            "rows, intervals clustered by customer")
 
 
 def validation_tags(comparison: VersionComparison | None, status: str) -> dict[str, str]:
@@ -204,6 +263,7 @@ def validation_tags(comparison: VersionComparison | None, status: str) -> dict[s
         "policy_value_difference": f"{p.difference.value:.6g}",
         "difference_ci_low": f"{p.difference.low:.6g}",
         "difference_ci_high": f"{p.difference.high:.6g}",
+        "validation_method": p.method,
         "validation_rows": str(p.rows),
         "validation_exposures_sha256": comparison.data_sha256,
     }
@@ -264,10 +324,7 @@ def compare_versions(client: MlflowClient, name: str, candidate: str, champion: 
             raise CompareError(f"{name} version {version} does not know offer(s) "
                                f"{sorted(unknown)[:3]} of {data_dir / io.EXPOSURES}")
     metrics = {v: evaluate_policy(p, train, test).metrics for v, p in policies.items()}
-    paired = compare_policies(policies[candidate], policies[champion], test)
-    if not math.isclose(paired.candidate.value, metrics[candidate][VALUE_METRIC], rel_tol=1e-9):
-        log.warning("paired candidate value %.6f differs from evaluate_policy's %.6f",
-                    paired.candidate.value, metrics[candidate][VALUE_METRIC])
+    paired = compare_policies(policies[candidate], policies[champion], test, seed)
     return VersionComparison(name, str(candidate), str(champion), paired, metrics[candidate],
                              metrics[champion], io.file_sha256(data_dir / io.EXPOSURES), seed,
                              test_size)
@@ -305,6 +362,7 @@ def promote_champion(client: MlflowClient, name: str, version: str, data_dir: Pa
                                     io.file_sha256(exposures) if exposures.exists() else None)
                 if force and champion is not None else None)
     if recorded is not None:
+        assert champion is not None  # a recorded comparison needs a champion
         status = FORCED if recorded.high < 0 else PASSED
         registry.tag_version(client, name, version, validation_tags(None, status))
         registry.set_alias(client, name, version)

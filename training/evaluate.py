@@ -1,24 +1,16 @@
-"""Uplift and policy evaluation on randomized holdout data: Qini/AUUC, IPW policy value."""
+"""Uplift and policy evaluation on randomized logged data: Qini/AUUC, IPW policy value.
+
+Means and intervals come from the one statistics module, `stats` (re-exported here).
+"""
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
+from stats import Estimate, mean_estimate
 
-@dataclass(frozen=True)
-class Estimate:
-    """A point estimate with a 95% normal-approximation interval."""
-
-    value: float
-    low: float
-    high: float
-
-    def as_dict(self, prefix: str) -> dict[str, float]:
-        """Flat metrics for MLflow."""
-        return {prefix: self.value, f"{prefix}_ci_low": self.low, f"{prefix}_ci_high": self.high}
+__all__ = ["Estimate", "mean_estimate"]
 
 
 def qini_curve(score: np.ndarray, treated: np.ndarray, outcome: np.ndarray
@@ -148,15 +140,6 @@ def profit_contributions(chosen: np.ndarray, logged: np.ndarray, converted: np.n
     treated_term = (logged == chosen) / propensity * (converted * m - c)
     control_term = (logged == 0) / propensity * (converted * m)
     return np.where(chosen > 0, treated_term - control_term, 0.0)
-
-
-def mean_estimate(contributions: np.ndarray) -> Estimate:
-    """Mean of per-row terms with a 95% normal interval (for two policies on the same rows,
-    pass the difference of their terms)."""
-    contributions = np.asarray(contributions, dtype=np.float64)
-    value = float(contributions.mean())
-    se = float(contributions.std(ddof=1) / np.sqrt(len(contributions)))
-    return Estimate(value, value - 1.96 * se, value + 1.96 * se)
 
 
 def population_uplift(logged: np.ndarray, converted: np.ndarray, propensity: np.ndarray,

@@ -1,16 +1,18 @@
 """The whole decision policy as one object, and as one MLflow pyfunc model.
 
-`Policy` holds the feature spec, the offer catalog snapshot, the boosters and the arbitration
-rule (service.decide). The service unwraps it from the pyfunc and calls `score` on NumPy rows;
-`NBAPolicyModel.predict` runs the very same code for any MLflow consumer.
+`Policy` holds the feature spec, the offer catalog snapshot and the boosters, and hands scores
+to the one decision core (`decisioning.core.decide`). The service unwraps it from the pyfunc and
+calls `score` on NumPy rows; batch scoring, `nba decide` and `NBAPolicyModel.predict` run the
+very same code, so every path gives the same decision, holdout included.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import random
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from datetime import UTC, datetime
 from importlib import metadata
@@ -18,23 +20,26 @@ from pathlib import Path
 from typing import Any
 
 import lightgbm as lgb
-import mlflow.pyfunc
 import numpy as np
 import pandas as pd
+from mlflow.pyfunc import PythonModel
 
-from features.catalog import Catalog
-from features.customers import CustomerTable
-from features.schema import Feature, FeatureSpec
-from service.decide import (
-    ContactHistory,
+from decisioning.core import NO_SETTINGS, decide
+from decisioning.decision import (
+    DEFAULT_HOLDOUT_SHARE,
+    DEFAULT_SALT,
     CustomerFacts,
     Decision,
     DecisionContext,
-    LaunchStatus,
+    DecisionSettings,
     OfferScores,
-    StockLookup,
-    decide,
 )
+from decisioning.snapshot import EMPTY, ContactHistory, LaunchStatus, StateSnapshot
+from features.catalog import Catalog
+from features.customers import CustomerTable
+from features.schema import Feature, FeatureSpec
+from state.records import StockRow, StockSnapshot
+from training import rules
 from training.uplift import UpliftModel
 
 log = logging.getLogger(__name__)
@@ -54,7 +59,8 @@ class Policy:
 
     def __init__(self, spec: FeatureSpec, catalog: Catalog, uplift: UpliftModel,
                  response: lgb.Booster, value: lgb.Booster, meta: dict | None = None,
-                 shrinkage: float = 1.0, population_uplift: np.ndarray | None = None) -> None:
+                 shrinkage: float = 1.0, population_uplift: np.ndarray | None = None,
+                 penalty: np.ndarray | None = None) -> None:
         self.spec = spec
         self.catalog = catalog
         self.uplift = uplift
@@ -67,6 +73,8 @@ class Policy:
         self.shrinkage = float(shrinkage)
         self.population_uplift = (np.zeros(len(catalog.offers)) if population_uplift is None
                                   else np.asarray(population_uplift, dtype=np.float64))
+        # training.rules' confidence rule: per offer, lowered uplift (0 for the default offer)
+        self.penalty = (None if penalty is None else np.asarray(penalty, dtype=np.float64))
         position = {offer_id: j for j, offer_id in enumerate(uplift.offer_ids)}
         # catalog offer k -> uplift-model column, -1 where the training data had no such arm
         self._columns = np.array([position.get(o, -1) for o in catalog.offer_ids])
@@ -81,10 +89,9 @@ class Policy:
         return uplift, p_control[:, None] + uplift, p_control
 
     def shrink(self, uplift: np.ndarray) -> np.ndarray:
-        """Pull per-customer uplift towards each offer's average effect by the shrinkage."""
-        if self.shrinkage == 1.0:
-            return uplift
-        return self.shrinkage * uplift + (1.0 - self.shrinkage) * self.population_uplift
+        """Pull per-customer uplift towards each offer's average effect by the shrinkage (and
+        lower it by the confidence rule's penalty, if chosen)."""
+        return rules.apply(uplift, self.population_uplift, self.shrinkage, self.penalty)
 
     def raw_uplift(self, X: np.ndarray) -> np.ndarray:
         """Per-customer uplift before shrinkage (catalog order, NaN if unmodelled)."""
@@ -116,17 +123,9 @@ class Policy:
         uplift, p_treated, p_control = self.score(table.matrix[row:row + 1])
         return OfferScores(uplift[0], p_treated[0], float(p_control[0]))
 
-    def decide_row(self, table: CustomerTable, row: int, context: DecisionContext,
-                   stock: StockLookup | None, **live: Any) -> Decision:
-        """One customer's decision: scores, then the rules (`live`: launches, contacts)."""
-        return self.decide_scored(table, row, self.score_row(table, row), context, stock, **live)
-
-    def decide_scored(self, table: CustomerTable, row: int, scores: OfferScores,
-                      context: DecisionContext, stock: StockLookup | None,
-                      launches: Mapping[str, LaunchStatus] | None = None,
-                      contacts: ContactHistory | None = None) -> Decision:
-        """The rules and ranking for one customer whose scores are already computed."""
-        facts = CustomerFacts(
+    def facts(self, table: CustomerTable, row: int) -> CustomerFacts:
+        """What the rules need to know about the customer in `row`."""
+        return CustomerFacts(
             customer_id=table.ids[row],
             contactable=bool(table.contactable[row]),
             loyalty_tier=table.loyalty_tier[row],
@@ -134,7 +133,21 @@ class Policy:
             preferred_color=table.preferred_color[row],
             value=float(table.value[row]),
         )
-        return decide(facts, scores, self.catalog, context, stock, launches, contacts)
+
+    def decide_row(self, table: CustomerTable, row: int, context: DecisionContext,
+                   snapshot: StateSnapshot = EMPTY, settings: DecisionSettings = NO_SETTINGS,
+                   rng: random.Random | None = None) -> Decision:
+        """One customer's decision: scores, then the decision core."""
+        return self.decide_scored(table, row, self.score_row(table, row), context, snapshot,
+                                  settings, rng)
+
+    def decide_scored(self, table: CustomerTable, row: int, scores: OfferScores,
+                      context: DecisionContext, snapshot: StateSnapshot = EMPTY,
+                      settings: DecisionSettings = NO_SETTINGS,
+                      rng: random.Random | None = None) -> Decision:
+        """The decision core for one customer whose scores are already computed."""
+        return decide(self.facts(table, row), scores, self.catalog, snapshot, context,
+                      settings, rng)
 
     # ------------------------------------------------------------ persistence
 
@@ -154,6 +167,8 @@ class Policy:
             "catalog": self.catalog.model_dump(mode="json"),
             "uplift_offer_ids": list(self.uplift.offer_ids),
             "uplift_kind": self.uplift.kind,
+            "uplift_weights": list(self.uplift.weights),
+            "penalty": None if self.penalty is None else self.penalty.tolist(),
             "shrinkage": self.shrinkage,
             "population_uplift": self.population_uplift.tolist(),
             "libraries": library_versions(),
@@ -177,50 +192,91 @@ class Policy:
                                  for f in document["spec"]))
         offer_ids = tuple(document["uplift_offer_ids"])
         kind = document.get("uplift_kind", "t")
+        boosters = len(offer_ids) * (2 if kind == "x" else 1)  # X: two effect models per offer
         uplift = UpliftModel(
             offer_ids=offer_ids,
-            control=(lgb.Booster(model_file=str(path / "uplift_control.txt")) if kind == "t"
-                     else None),
+            control=(lgb.Booster(model_file=str(path / "uplift_control.txt"))
+                     if kind in ("t", "x") else None),
             treated=tuple(lgb.Booster(model_file=str(path / f"uplift_treated_{k:03d}.txt"))
-                          for k in range(len(offer_ids))),
+                          for k in range(boosters)),
             kind=kind,
+            weights=tuple(document.get("uplift_weights", ())),
         )
         return cls(spec, Catalog.model_validate(document["catalog"]), uplift,
                    lgb.Booster(model_file=str(path / "response.txt")),
                    lgb.Booster(model_file=str(path / "value.txt")), document.get("meta", {}),
                    shrinkage=document.get("shrinkage", 1.0),
-                   population_uplift=document.get("population_uplift"))
+                   population_uplift=document.get("population_uplift"),
+                   penalty=document.get("penalty"))
+
+
+#: The columns of a decision-rows frame (batch output, pyfunc output).
+DECISION_COLUMNS = ["customer_id", "rank", "offer_id", "action", "expected_incremental_value",
+                    "uplift", "reason", "message", "holdout", "stock_checked", "suppressed"]
+
+
+def decide_table(policy: Policy, table: CustomerTable, context: DecisionContext,
+                 snapshot: StateSnapshot = EMPTY, settings: DecisionSettings = NO_SETTINGS,
+                 contacts: Callable[[str], ContactHistory | None] | None = None,
+                 num_threads: int | None = None,
+                 scored: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+                 ) -> list[Decision]:
+    """The decision core for every customer of a table, scored in one vectorized call.
+
+    `contacts` gives each customer's contact history (campaigns: read from the state store in
+    one query); without it the snapshot's (if any) applies to everyone. `scored`: the table's
+    `policy.score` when the caller already has it.
+    """
+    uplift, p_treated, p_control = scored or policy.score(table.matrix, num_threads)
+    decisions: list[Decision] = []
+    for row in range(len(table)):
+        scores = OfferScores(uplift[row], p_treated[row], float(p_control[row]))
+        state = snapshot
+        if contacts is not None:
+            state = StateSnapshot(snapshot.stock, snapshot.launches, contacts(table.ids[row]))
+        decisions.append(policy.decide_scored(table, row, scores, context, state, settings))
+    return decisions
+
+
+def rows_of(customer_id: str, decision: Decision) -> list[dict]:
+    """A decision as rows: one per shown offer and rank, or one with a null offer and why."""
+    suppressed = json.dumps({s.offer_id: s.reason for s in decision.suppressed})
+    common = {"holdout": decision.holdout, "stock_checked": decision.stock_checked,
+              "suppressed": suppressed}
+    if not decision.offers:
+        first = decision.suppressed[0] if decision.suppressed else None
+        return [{"customer_id": customer_id, "rank": 0, "offer_id": None, "action": None,
+                 "expected_incremental_value": 0.0, "uplift": 0.0,
+                 "reason": first.reason if first else "no_offers",
+                 "message": first.message if first else "the catalog has no offers", **common}]
+    return [{"customer_id": customer_id, "rank": offer.rank, "offer_id": offer.offer_id,
+             "action": offer.action,
+             "expected_incremental_value": offer.expected_incremental_value,
+             "uplift": offer.uplift, "reason": offer.reasons[0].code,
+             "message": offer.reasons[0].message, **common}
+            for offer in decision.offers]
 
 
 def decision_rows(policy: Policy, table: CustomerTable, context: DecisionContext,
-                  stock: StockLookup | None = None, num_threads: int | None = None
+                  snapshot: StateSnapshot = EMPTY, settings: DecisionSettings = NO_SETTINGS,
+                  num_threads: int | None = None,
+                  contacts: Callable[[str], ContactHistory | None] | None = None
                   ) -> pd.DataFrame:
     """Decisions for every customer of a table, one row per customer and rank.
 
-    A customer with nothing worth sending gets one row with a null offer and the reason.
+    A customer with nothing to send (a holdout customer, or nothing worth it) gets one row
+    with a null offer and the first suppression's code and message. `suppressed` is JSON:
+    offer_id -> reason code of every offer not shown.
     """
     records: list[dict] = []
-    # vectorized over the chunk
-    uplift, p_treated, p_control = policy.score(table.matrix, num_threads)
-    for row in range(len(table)):
-        scores = OfferScores(uplift[row], p_treated[row], float(p_control[row]))
-        decision = policy.decide_scored(table, row, scores, context, stock)
-        customer_id = table.ids[row]
-        if not decision.offers:
-            why = decision.suppressed[0].reason if decision.suppressed else "no_offers"
-            records.append({"customer_id": customer_id, "rank": 0, "offer_id": None,
-                            "expected_incremental_value": 0.0, "uplift": 0.0, "reason": why})
-        for offer in decision.offers:
-            records.append({"customer_id": customer_id, "rank": offer.rank,
-                            "offer_id": offer.offer_id,
-                            "expected_incremental_value": offer.expected_incremental_value,
-                            "uplift": offer.uplift, "reason": offer.reasons[0].message})
-    return pd.DataFrame.from_records(
-        records, columns=["customer_id", "rank", "offer_id", "expected_incremental_value",
-                          "uplift", "reason"])
+    for customer_id, decision in zip(
+            table.ids, decide_table(policy, table, context, snapshot, settings, contacts,
+                                    num_threads), strict=True):
+        records.extend(rows_of(customer_id, decision))
+    return pd.DataFrame.from_records(records, columns=DECISION_COLUMNS)
 
 
-class NBAPolicyModel(mlflow.pyfunc.PythonModel):
+class NBAPolicyModel(PythonModel):
     """MLflow pyfunc wrapper: customers-shaped frame in, ranked decisions out."""
 
     def load_context(self, context) -> None:
@@ -229,11 +285,82 @@ class NBAPolicyModel(mlflow.pyfunc.PythonModel):
 
     def predict(self, context, model_input: pd.DataFrame,
                 params: dict | None = None) -> pd.DataFrame:
-        """Decisions for each customer row; params: channel, limit, store_id."""
+        """Decisions for each customer row, through the one decision core.
+
+        params: channel, limit, store_id; now (ISO 8601, default the wall clock); inventory
+        (JSON list of {sku, size, color, location, on_hand}: decide with that stock; without it
+        every row says stock_checked false); launches (JSON {offer_id: {remaining, floor}}:
+        live launch status, as the state store gives it); contacts (JSON {customer_id:
+        {offers_in_window, declines: {offer_id: n}}}: contact history for the caps; a customer
+        missing has none); holdout_share and salt (default the service's: holdout customers get
+        no offer here either).
+        """
         params = params or {}
+        now = params.get("now")
         decision_context = DecisionContext(
-            channel=str(params.get("channel", "web")), now=datetime.now(UTC),
+            channel=str(params.get("channel", "web")),
+            now=datetime.fromisoformat(str(now)) if now else datetime.now(UTC),
             limit=int(params.get("limit", 3)), store_id=params.get("store_id") or None,
         )
+        settings = DecisionSettings(
+            holdout_share=float(params.get("holdout_share", DEFAULT_HOLDOUT_SHARE)),
+            salt=str(params.get("salt") or DEFAULT_SALT))
+        snapshot = StateSnapshot(stock=inventory_param(params.get("inventory")),
+                                 launches=launches_param(params.get("launches")))
         table = self.policy.customers(pd.DataFrame(model_input))
-        return decision_rows(self.policy, table, decision_context)
+        contacts = contacts_param(params.get("contacts"))
+        return decision_rows(self.policy, table, decision_context, snapshot, settings,
+                             contacts=contacts)
+
+
+def inventory_param(text: object) -> StockSnapshot | None:
+    """The pyfunc's `inventory` parameter (a JSON list of rows) as a stock lookup; None if
+    absent. Raises ValueError naming the problem when it is not such a list."""
+    if text is None or text == "":
+        return None
+    try:
+        rows = json.loads(str(text))
+        if not isinstance(rows, list):
+            raise TypeError("not a JSON list")
+        return StockSnapshot.from_rows(
+            StockRow(str(r["sku"]), _opt(r.get("size")), _opt(r.get("color")),
+                     _opt(r.get("location")), int(r["on_hand"])) for r in rows)
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise ValueError("params.inventory must be a JSON list of {sku, size, color, "
+                         f"location, on_hand}} objects ({type(exc).__name__}: {exc})") from None
+
+
+def launches_param(text: object) -> dict[str, LaunchStatus]:
+    """The pyfunc's `launches` parameter (JSON {offer_id: {remaining, floor}}) as launch
+    statuses; {} if absent. Raises ValueError naming the problem otherwise."""
+    if text is None or text == "":
+        return {}
+    try:
+        found = json.loads(str(text))
+        return {str(k): LaunchStatus(int(v["remaining"]), float(v.get("floor", 0.0)))
+                for k, v in found.items()}
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise ValueError("params.launches must be a JSON object {offer_id: {remaining, "
+                         f"floor}}}} ({type(exc).__name__}: {exc})") from None
+
+
+def contacts_param(text: object) -> Callable[[str], ContactHistory] | None:
+    """The pyfunc's `contacts` parameter as each customer's contact history; None if absent
+    (no cap is counted). Raises ValueError naming the problem otherwise."""
+    if text is None or text == "":
+        return None
+    try:
+        found = {str(k): ContactHistory(int(v.get("offers_in_window", 0)),
+                                        {str(o): int(n) for o, n in
+                                         v.get("declines", {}).items()})
+                 for k, v in json.loads(str(text)).items()}
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise ValueError("params.contacts must be a JSON object {customer_id: "
+                         "{offers_in_window, declines}} "
+                         f"({type(exc).__name__}: {exc})") from None
+    nobody = ContactHistory()
+    return lambda customer_id: found.get(customer_id, nobody)
+
+
+def _opt(value: object) -> str | None:
+    return None if value is None or value == "" else str(value)

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import mlflow
 import numpy as np
@@ -22,18 +23,23 @@ import pandas as pd
 import pyarrow.parquet as pq
 from mlflow.models import infer_signature
 
+from decisioning.core import OFFLINE
+from decisioning.decision import DecisionContext
+from decisioning.eligibility import tier_eligibility
 from features import io
 from features.build import build_matrix, infer_spec
 from features.catalog import Catalog
 from features.schema import FeatureSpec, feature_columns
-from service.decide import DecisionContext, tier_eligibility
+from stats import aipw_scores, ipw_scores, mean_estimate, paired_difference, profit_terms
+from training import crossfit, plots, registry, rules, select
 from training import evaluate as ev
-from training import plots, registry
+from training.learners import CAPACITIES, fit_learner
 from training.package import NBAPolicyModel, Policy, decision_rows
 from training.response import fit_response, predict_response
+from training.select import Candidate
 from training.settings import TrainSettings
 from training.split import holdout_mask
-from training.uplift import LEARNER_NAMES, fit_uplift
+from training.uplift import LEARNER_NAMES
 from training.value import fit_value
 
 log = logging.getLogger(__name__)
@@ -72,16 +78,13 @@ class TrainResult:
     version: str
     promoted: bool
     metrics: dict[str, float]
+    menu: str = ""
 
 
 def arm_index(treatment: pd.Series, catalog: Catalog) -> np.ndarray:
     """Arm codes: 0 for control, k + 1 for the k-th catalog offer."""
     codes = {catalog.control_label: 0} | {o: k + 1 for k, o in enumerate(catalog.offer_ids)}
     return treatment.map(codes).to_numpy(dtype=np.int64)
-
-
-SHRINKAGE_GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
-TUNE_SHARE = 0.25
 
 
 def economics(catalog: Catalog) -> tuple[np.ndarray, np.ndarray]:
@@ -107,72 +110,211 @@ def incremental_profit(policy: Policy, frame: pd.DataFrame, uplift: np.ndarray) 
                                      frame["propensity"].to_numpy(), margins, costs)
 
 
-def choose_shrinkage(train: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
-                     settings: TrainSettings) -> tuple[float, dict[float, float]]:
-    """Pick how far to trust per-customer uplift over the offers' average effect.
-
-    Fits on 75% of the training customers and scores each shrinkage on the other 25% by IPW
-    incremental profit (the quantity the policy ranks by). With no heterogeneity to exploit the
-    shrunk policies win and every customer gets the best single offer; the holdout evaluation
-    then reports whether deviating from that offer was justified (`deviation_justified`).
-    """
-    is_tune = holdout_mask(train["customer_id"], TUNE_SHARE, settings.seed + 1)
-    fit, tune = train[~is_tune], train[is_tune]
-    part = _fit_models(fit, spec, catalog, settings, population=_population_uplift(fit, catalog))
-    raw = part.raw_uplift(build_matrix(tune, spec))  # scored once, shrunk per grid value
-    estimates = {}
-    for shrinkage in SHRINKAGE_GRID:
-        part.shrinkage = shrinkage
-        estimates[shrinkage] = incremental_profit(part, tune, part.shrink(raw))
-    chosen = max(estimates, key=lambda s: (estimates[s].value, -s))  # ties: shrink more
-    return chosen, {s: e.value for s, e in estimates.items()}
-
-
 def _fit_models(train: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
-                settings: TrainSettings, population: np.ndarray,
+                settings: TrainSettings, candidate: Candidate, population: np.ndarray,
                 progress: Progress | None = None) -> Policy:
+    """Fit the candidate's uplift learner, the response and the value models on `train`."""
     X = build_matrix(train, spec)
     converted = train["converted"].to_numpy()
     arms = sorted(set(train["treatment"]) - {catalog.control_label})
+    params = CAPACITIES[candidate.capacity].apply(settings.params)
     if progress:
-        progress(f"fitting uplift {settings.learner.upper()}-learner: {len(arms)} offers vs "
-                 f"control, {len(train):,} rows")
-    uplift, _ = fit_uplift(X, train["treatment"].to_numpy(dtype=object), converted,
-                           control_label=catalog.control_label, params=settings.params,
-                           seed=settings.seed, learner=settings.learner)  # type: ignore[arg-type]
+        progress(f"refitting {candidate.name} on all {len(train):,} rows: {len(arms)} offers vs "
+                 "control")
+    uplift = fit_learner(candidate.learner, X,  # type: ignore[arg-type]
+                         train["treatment"].to_numpy(dtype=object), converted,
+                         train["propensity"].to_numpy(), control_label=catalog.control_label,
+                         params=params, seed=settings.seed)
     if progress:
-        progress("fitting response model P(convert | customer, offer)")
+        progress("fitting response model P(convert | customer, offer) and baseline value model")
     response = fit_response(X, arm_index(train["treatment"], catalog), converted,
                             n_arms=len(catalog.offers) + 1, params=settings.params,
                             seed=settings.seed)
-    if progress:
-        progress("fitting baseline value model on control revenue")
     control = (train["treatment"] == catalog.control_label).to_numpy()
     value = fit_value(X[control], train["revenue"].to_numpy()[control], params=settings.params,
                       seed=settings.seed)
-    meta = {"learner": LEARNER_NAMES[settings.learner],
-            "params": asdict(settings.params), "seed": settings.seed,
-            "trained_rows": len(train)}
+    meta = {"learner": LEARNER_NAMES[candidate.learner], "candidate": candidate.name,
+            "params": asdict(params), "seed": settings.seed, "trained_rows": len(train)}
     return Policy(spec, catalog, uplift, response, value, meta, population_uplift=population)
 
 
-def fit_policy(train: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
-               settings: TrainSettings, progress: Progress) -> Policy:
-    """Fit uplift, response and value models on the training split, with chosen shrinkage."""
-    if settings.shrinkage is None:
-        progress(f"choosing shrinkage towards the average effect on a {TUNE_SHARE:.0%} tuning "
-                 "split")
-        shrinkage, scores = choose_shrinkage(train, spec, catalog, settings)
-        log.info("shrinkage %.2f (tuning-split incremental profit per customer: %s)", shrinkage,
-                 ", ".join(f"{k:.2f}: {v:.4f}" for k, v in scores.items()))
-    else:
-        progress(f"shrinkage fixed at {settings.shrinkage:.2f}")
-        shrinkage, scores = settings.shrinkage, {}
-    policy = _fit_models(train, spec, catalog, settings, _population_uplift(train, catalog),
-                         progress)
-    policy.shrinkage = shrinkage
-    policy.meta["shrinkage_tuning"] = {str(k): v for k, v in scores.items()}
-    return policy
+@dataclass(frozen=True)
+class Selection:
+    """The menu's cross-fitted scores, the chosen candidate and its out-of-fold evaluation."""
+
+    chosen: Candidate
+    table: pd.DataFrame
+    penalty: np.ndarray | None
+    evaluation: Evaluation
+    rows: int
+
+
+def selection_mask(customer_ids: pd.Series, max_rows: int, seed: int) -> np.ndarray:
+    """Rows selection scores on: all, or a sample of whole customers of about `max_rows`."""
+    if len(customer_ids) <= max_rows:
+        return np.ones(len(customer_ids), dtype=bool)
+    return holdout_mask(customer_ids, max_rows / len(customer_ids), seed + 2)
+
+
+def select_policy(frame: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
+                  settings: TrainSettings, progress: Progress) -> Selection:
+    """Score every menu candidate by cross-fitted DR value; choose; evaluate it out of fold.
+
+    Outcome models for DR and every (learner, capacity)'s K uplift models are fitted once;
+    every rule on top reuses their out-of-fold predictions.
+    """
+    candidates = select.menu(settings.learners, settings.capacities, settings.menu_rules)
+    X = build_matrix(frame, spec)
+    n_arms = len(catalog.offers) + 1
+    logged = arm_index(frame["treatment"], catalog)
+    converted = frame["converted"].to_numpy()
+    propensity = frame["propensity"].to_numpy()
+    treatment = frame["treatment"].to_numpy(dtype=object)
+    customers = frame["customer_id"].astype(str).to_numpy()
+    fold = crossfit.folds(customers, settings.folds, settings.seed)
+    progress(f"cross-fitting outcome models for DR: {settings.folds} folds by customer, "
+             f"{len(frame):,} rows")
+    mu = crossfit.outcome_predictions(X, logged, converted, fold, n_arms=n_arms,
+                                      params=settings.params, seed=settings.seed)
+    dr = aipw_scores(logged, propensity, converted, mu)
+    ipw = ipw_scores(logged, propensity, converted, n_arms)
+    margins, costs = economics(catalog)
+    population = _population_uplift(frame, catalog)
+    eligible = tier_eligibility(catalog, loyalty_tiers(frame))
+    default = rules.default_offer(population, margins, costs)
+    pairs = list(dict.fromkeys((c.learner, c.capacity) for c in candidates
+                               if c.rule != "best_single"))
+    progress(f"cross-fitting {len(pairs)} learner x capacity pair(s) for "
+             f"{len(candidates)} candidates")
+    oof = {}
+    for learner, capacity in pairs:
+        started = time.perf_counter()
+        oof[learner, capacity] = crossfit.uplift_predictions(
+            learner, X, treatment, converted, propensity, fold,  # type: ignore[arg-type]
+            offer_ids=catalog.offer_ids, control_label=catalog.control_label,
+            params=CAPACITIES[capacity].apply(settings.params), seed=settings.seed)
+        log.info("  %s/%s cross-fitted in %.1fs", learner, capacity,
+                 time.perf_counter() - started)
+
+    def uplift_of(c: Candidate) -> tuple[np.ndarray, np.ndarray | None]:
+        rule = select.rule_of(c)
+        if rule.shrinkage == 0.0:
+            return np.broadcast_to(population, (len(frame), len(population))), None
+        fitted = oof[c.learner, c.capacity]
+        penalty = (rules.deviation_penalty(fitted.per_fold, default, margins)
+                   if rule.confident else None)
+        return rules.apply(fitted.uplift, population, rule.shrinkage, penalty), penalty
+
+    def arms_of(c: Candidate) -> np.ndarray:
+        net = np.nan_to_num(uplift_of(c)[0] * margins[1:] - costs[1:], nan=-np.inf)
+        return ev.greedy_arm(net, eligible)
+
+    table, arms = select.score_menu(candidates, arms_of, dr=dr, ipw=ipw, margins=margins,
+                                    costs=costs, clusters=customers)
+    chosen = select.choose(table, candidates, settings.tolerance)
+    best_single = next((c for c in candidates if c.rule == "best_single"),
+                       select.Candidate(chosen.learner, chosen.capacity, "best_single"))
+    raw = oof[pairs[0]].uplift if pairs and (chosen.learner, chosen.capacity) not in oof \
+        else oof[chosen.learner, chosen.capacity].uplift if pairs else None
+    evaluation = evaluate_out_of_fold(
+        frame, catalog, raw, arms[chosen.name],
+        arms.get(best_single.name, arms_of(best_single)), mu, dr, ipw, customers)
+    evaluation.metrics["shrinkage"] = select.rule_of(chosen).shrinkage
+    evaluation.metrics["select_rows"] = float(len(frame))
+    evaluation.metrics.update(select.as_metrics(table))
+    return Selection(chosen, table, uplift_of(chosen)[1], evaluation, len(frame))
+
+
+def fit_chosen(exposures: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
+               settings: TrainSettings, progress: Progress) -> tuple[Policy, Selection]:
+    """Select on (a customer sample of) the exposures, then refit the choice on every row."""
+    sample = exposures[selection_mask(exposures["customer_id"], settings.select_rows,
+                                      settings.seed)]
+    log.info("%d features (%d matrix columns); %s rows, %s of them for selection",
+             len(spec.features), spec.width, f"{len(exposures):,}", f"{len(sample):,}")
+    selection = select_policy(sample, spec, catalog, settings, progress)
+    log.info("menu (cross-fitted DR incremental profit per row, 95%% CI clustered by "
+             "customer):\n%s\nchosen: %s", select.format_menu(selection.table,
+                                                               selection.chosen),
+             selection.chosen.name)
+    policy = _fit_models(exposures, spec, catalog, settings, selection.chosen,
+                         _population_uplift(exposures, catalog), progress)
+    policy.shrinkage = select.rule_of(selection.chosen).shrinkage
+    policy.penalty = selection.penalty
+    return policy, selection
+
+
+def evaluate_out_of_fold(frame: pd.DataFrame, catalog: Catalog, raw: np.ndarray | None,
+                         learned: np.ndarray, best_single: np.ndarray, mu: np.ndarray,
+                         dr: np.ndarray, ipw: np.ndarray, customers: np.ndarray) -> Evaluation:
+    """The chosen policy's out-of-fold metrics: DR and IPW profit (clustered), revenue values,
+    Qini per offer, response AUC, against sending nothing and the best single offer."""
+    n_arms = len(catalog.offers) + 1
+    n = len(frame)
+    logged = arm_index(frame["treatment"], catalog)
+    converted = frame["converted"].to_numpy()
+    revenue = frame["revenue"].to_numpy()
+    propensity = frame["propensity"].to_numpy()
+    margins, costs = economics(catalog)
+    net_revenue = revenue - costs[logged]
+    metrics: dict[str, float] = {"response_auc": ev.response_auc(converted, mu[np.arange(n),
+                                                                              logged])}
+    curves, deciles = {}, {}
+    for k, offer_id in enumerate(catalog.offer_ids):
+        rows = (logged == 0) | (logged == k + 1)
+        if raw is None or not (logged == k + 1).any() or np.isnan(raw[rows, k]).any():
+            continue
+        score, treated, y = raw[rows, k], (logged[rows] == k + 1).astype(int), converted[rows]
+        metrics[f"qini_{offer_id}"] = ev.qini_coefficient(score, treated, y)
+        metrics[f"auuc_{offer_id}"] = ev.auuc(score, treated, y)
+        curves[offer_id] = ev.qini_curve(score, treated, y)
+        deciles[offer_id] = ev.uplift_by_decile(score, treated, y)
+    eligible = tier_eligibility(catalog, loyalty_tiers(frame))
+    random_probs = np.zeros((n, n_arms))
+    random_probs[:, 1:] = 1.0 / len(catalog.offers)
+    propensity_arm = 1 + np.argmax(np.where(eligible, mu[:, 1:], -np.inf), axis=1)
+    default = int(np.bincount(best_single, minlength=n_arms)[1:].argmax()) + 1
+    policies = {
+        "learned_uplift_policy": learned,
+        "treat_nobody": np.zeros(n, dtype=np.int64),
+        f"best_single_offer ({catalog.offer_ids[default - 1]})": best_single,
+        "random_offer": None,
+        "propensity_ranking": propensity_arm,
+    }
+    rows_out = []
+    for name, arm in policies.items():
+        key = name.split(" ")[0]
+        probs = random_probs if arm is None else ev.one_hot(arm, n_arms)
+        value = mean_estimate(policy_terms_of(probs, logged, revenue, propensity), customers)
+        net = mean_estimate(policy_terms_of(probs, logged, net_revenue, propensity), customers)
+        row: dict[str, Any] = {"policy": name, "revenue_per_customer": value.value,
+                               "ci_low": value.low,
+               "ci_high": value.high, "net_revenue_per_customer": net.value,
+               "treated_share": float(1.0 - probs[:, 0].mean())}
+        metrics[f"policy_value_{key}"] = value.value
+        metrics[f"policy_net_value_{key}"] = net.value
+        if arm is not None:
+            profit_dr = mean_estimate(profit_terms(arm, dr, margins, costs), customers)
+            profit_ipw = mean_estimate(profit_terms(arm, ipw, margins, costs), customers)
+            metrics.update(profit_dr.as_dict(f"dr_incremental_profit_{key}"))
+            metrics[f"incremental_profit_{key}"] = profit_ipw.value
+            row["incremental_profit_per_customer_dr"] = profit_dr.value
+            row["incremental_profit_per_customer_ipw"] = profit_ipw.value
+        rows_out.append(row)
+    gain = paired_difference(profit_terms(learned, dr, margins, costs),
+                             profit_terms(best_single, dr, margins, costs), customers)
+    metrics.update(gain.as_dict("profit_gain_vs_best_single"))
+    metrics["deviation_justified"] = float(gain.low > 0)
+    metrics["policy_value_learned_ci_low"] = rows_out[0]["ci_low"]
+    metrics["policy_value_learned_ci_high"] = rows_out[0]["ci_high"]
+    metrics["learned_treated_share"] = float(np.mean(learned > 0))
+    return Evaluation(metrics, curves, deciles, pd.DataFrame(rows_out))
+
+
+def policy_terms_of(probs: np.ndarray, logged: np.ndarray, reward: np.ndarray,
+                    propensity: np.ndarray) -> np.ndarray:
+    """Per-row IPW terms of a (possibly random) policy's value of `reward`."""
+    return probs[np.arange(len(logged)), logged] * reward / propensity
 
 
 def loyalty_tiers(frame: pd.DataFrame) -> np.ndarray | None:
@@ -294,16 +436,11 @@ def train(settings: TrainSettings) -> TrainResult:
     catalog = io.read_catalog(data / io.OFFERS)
     exposures = io.read_exposures(data / io.EXPOSURES, catalog)
     kinds = feature_columns(pq.read_schema(data / io.EXPOSURES), io.EXPOSURES)
-
-    is_test = holdout_mask(exposures["customer_id"], settings.test_size, settings.seed)
-    train_frame, test_frame = exposures[~is_test], exposures[is_test]
-    spec = infer_spec(train_frame, kinds)
-    log.info("%d features (%d matrix columns); %s train / %s holdout rows", len(spec.features),
-             spec.width, f"{len(train_frame):,}", f"{len(test_frame):,}")
-
-    policy = fit_policy(train_frame, spec, catalog, settings, progress)
-    progress("evaluating on the randomized holdout split")
-    evaluation = evaluate_policy(policy, train_frame, test_frame)
+    spec = infer_spec(exposures, kinds)
+    policy, selection = fit_chosen(exposures, spec, catalog, settings, progress)
+    chosen = selection.chosen
+    menu_text = select.format_menu(selection.table, chosen)
+    evaluation = selection.evaluation
 
     progress("logging the run and the policy to MLflow")
     client = registry.configure(settings.tracking_uri)
@@ -313,7 +450,11 @@ def train(settings: TrainSettings) -> TrainResult:
         tmp_path = Path(tmp)
         mlflow.log_params({**asdict(settings.params), "seed": settings.seed,
                            "test_size": settings.test_size, "learner": policy.meta["learner"],
-                           "train_rows": len(train_frame), "holdout_rows": len(test_frame),
+                           "candidate": chosen.name, "folds": settings.folds,
+                           "menu_learners": ",".join(settings.learners),
+                           "menu_capacities": ",".join(settings.capacities),
+                           "menu_rules": ",".join(settings.menu_rules),
+                           "train_rows": len(exposures), "select_rows": selection.rows,
                            "n_features": len(spec.features), "n_offers": len(catalog.offers)})
         mlflow.set_tags({f"data.{name}.sha256": io.file_sha256(data / name)
                          for name in (io.EXPOSURES, io.OFFERS, io.CUSTOMERS)
@@ -327,8 +468,11 @@ def train(settings: TrainSettings) -> TrainResult:
         evaluation.policy_table.to_csv(tmp_path / "policy_values.csv", index=False)
         (tmp_path / "policy_values.txt").write_text(
             evaluation.policy_table.to_string(index=False, float_format="%.4f"))
+        selection.table.to_csv(tmp_path / "selection.csv", index=False)
+        (tmp_path / "selection.txt").write_text(menu_text + "\n")
         for name in ("qini_curves.png", "uplift_by_decile.png", "features.json",
-                     "policy_values.csv", "policy_values.txt"):
+                     "policy_values.csv", "policy_values.txt", "selection.csv",
+                     "selection.txt"):
             mlflow.log_artifact(str(tmp_path / name), artifact_path="evaluation")
 
         policy.meta["metrics"] = evaluation.metrics
@@ -337,11 +481,16 @@ def train(settings: TrainSettings) -> TrainResult:
         policy.save(policy_dir)
         example = _input_example(settings, exposures, spec)
         table = policy.customers(example)
-        output = decision_rows(policy, table, DecisionContext("web", datetime.now(UTC)))
+        output = decision_rows(policy, table, DecisionContext("web", datetime.now(UTC)),
+                               settings=OFFLINE)
         with warnings.catch_warnings():  # integer features never carry nulls in the contract
             warnings.filterwarnings("ignore", message=".*integer column.*")
             signature = infer_signature(example, output,
-                                        params={"channel": "web", "limit": 3, "store_id": ""})
+                                        params={"channel": "web", "limit": 3, "store_id": "",
+                                                "now": "", "inventory": "",
+                                                "launches": "", "contacts": "",
+                                                "holdout_share": 0.05,
+                                                "salt": ""})
         root = Path(__file__).resolve().parent.parent
         with warnings.catch_warnings():  # our predict takes frames; no type-hint inference
             warnings.filterwarnings("ignore", message=".*type hints.*")
@@ -350,7 +499,8 @@ def train(settings: TrainSettings) -> TrainResult:
                 name="policy",
                 python_model=NBAPolicyModel(),
                 artifacts={"policy": str(policy_dir)},
-                code_paths=[str(root / pkg) for pkg in ("features", "service", "training")],
+                code_paths=[str(root / pkg) for pkg in
+                            ("features", "decisioning", "state", "training")],
                 signature=signature,
                 input_example=example,
                 registered_model_name=settings.model_name,
@@ -365,5 +515,5 @@ def train(settings: TrainSettings) -> TrainResult:
              + (" and promoted it to champion" if promoted else
                 f" (champion stays version {champion.version if champion else '?'}; "
                 f"promote with: nba promote --version {version})"))
-    return TrainResult(run.info.run_id, version, promoted, evaluation.metrics)
+    return TrainResult(run.info.run_id, version, promoted, evaluation.metrics, menu_text)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -19,7 +20,7 @@ class BoosterParams:
     reg_lambda: float = 1.0
     n_jobs: int = 2
 
-    def as_lightgbm(self, seed: int) -> dict:
+    def as_lightgbm(self, seed: int) -> dict[str, Any]:
         """Keyword arguments for lightgbm.LGBMClassifier / LGBMRegressor."""
         return {
             "n_estimators": self.n_estimators,
@@ -49,7 +50,26 @@ class TrainSettings:
     seed: int = 42
     params: BoosterParams = field(default_factory=BoosterParams)
     promote: bool = False
-    #: causalml meta-learner: "t" (T-learner) or "s" (S-learner), both on LightGBM.
-    learner: str = "s"
-    #: None: choose on a tuning split; 1.0 trusts per-customer uplift fully, 0.0 not at all.
+    #: the menu (training.select): meta-learners (training.learners.LEARNERS; "x" fits about
+    #: twice the models of "s" and is left out by default for training time), LightGBM
+    #: capacities (training.learners.CAPACITIES) and rules (training.rules.RULES); every
+    #: combination is scored by cross-fitted DR value and the simplest within noise of the best
+    #: is refit on all rows
+    learners: tuple[str, ...] = ("s", "t")
+    capacities: tuple[str, ...] = ("low", "base")
+    rules: tuple[str, ...] = ("best_single", "confident", "shrink_0.5", "full")
+    #: K of the customer-grouped cross-fitting
+    folds: int = 3
+    #: selection scores candidates on at most this many rows (a sample of whole customers); the
+    #: chosen candidate is then refit on every row
+    select_rows: int = 25_000
+    #: the choice: the simplest candidate within this many standard errors of the best paired
+    #: DR value (1.0: the one-standard-error rule; 0.0: the best by DR)
+    tolerance: float = 1.0
+    #: a fixed shrinkage replaces the menu's rules by that one (1.0: full targeting)
     shrinkage: float | None = None
+
+    @property
+    def menu_rules(self) -> tuple[str, ...]:
+        """The rules to score: the configured ones, or the one fixed shrinkage."""
+        return self.rules if self.shrinkage is None else (f"shrink_{self.shrinkage:g}",)

@@ -1,15 +1,16 @@
 """Multi-treatment uplift with causalml meta-learners on LightGBM base learners.
 
 causalml's T-learner fits one control model and one model per offer; its S-learner fits one
-model per offer on (treatment flag, features). For serving we keep their LightGBM boosters and
-compute uplift = P(convert | offer) - P(convert | control) directly on NumPy rows: the same
+model per offer on (treatment flag, features); its X-learner (training.learners) one control
+outcome model and two effect models per offer, mixed by the offer's logged propensity. For
+serving we keep their LightGBM boosters and compute uplift directly on NumPy rows: the same
 numbers causalml's `predict` returns (tested) without its wrapper overhead.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import lightgbm as lgb
 import numpy as np
@@ -17,9 +18,10 @@ import numpy as np
 from training.fastpredict import SingleRowPredictor
 from training.settings import BoosterParams
 
-Learner = Literal["t", "s"]
+Learner = Literal["t", "s", "x"]
 LEARNER_NAMES = {"t": "causalml.BaseTClassifier(LGBMClassifier)",
-                 "s": "causalml.BaseSClassifier(LGBMClassifier)"}
+                 "s": "causalml.BaseSClassifier(LGBMClassifier)",
+                 "x": "causalml.BaseXRegressor(LGBMRegressor)"}
 #: Up to this many rows per booster (the S-learner scores 2 per customer), score through
 #: LightGBM's single-row C API (training.fastpredict) instead of Booster.predict and its ~25 µs
 #: setup per call. Measured with 12 boosters of 150 trees: ~3x faster at 2 rows, ~1.4x at 8,
@@ -39,12 +41,15 @@ def with_treatment_flag(X: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class UpliftModel:
-    """Per-offer conversion models: T-learner (with a control model) or S-learner (without)."""
+    """Per-offer conversion models: T-learner (with a control model), S-learner (without), or
+    X-learner (a control model; `treated` holds each offer's (tau_control, tau_treated) pair,
+    mixed as weight * tau_control + (1 - weight) * tau_treated by the offer's `weights`)."""
 
     offer_ids: tuple[str, ...]
     control: lgb.Booster | None
     treated: tuple[lgb.Booster, ...]
     kind: Learner = "t"
+    weights: tuple[float, ...] = ()
     # built on the first few-row call (its FastConfigs later still, per thread)
     _fast: SingleRowPredictor | None = field(default=None, init=False, repr=False,
                                              compare=False)
@@ -59,11 +64,16 @@ class UpliftModel:
         if self.treated and (2 * n if self.kind == "s" else n) <= FAST_MAX_ROWS:
             return self._predict_few(X)
         threads = num_threads if num_threads is not None else (1 if n < 1024 else 0)
+        if self.kind == "x":
+            assert self.control is not None
+            scores = np.column_stack([b.predict(X, num_threads=threads)
+                                      for b in (self.control, *self.treated)])
+            return self._mix(scores)
         p_treated = np.empty((n, len(self.treated)), dtype=np.float64)
         p_control = np.empty_like(p_treated)
         if self.kind == "t":
             assert self.control is not None
-            p_control[:] = self.control.predict(X, num_threads=threads)[:, None]
+            p_control[:] = np.asarray(self.control.predict(X, num_threads=threads))[:, None]
             for k, booster in enumerate(self.treated):
                 p_treated[:, k] = booster.predict(X, num_threads=threads)
         else:  # S-learner: the treatment flag is the first column; score both flags at once
@@ -73,16 +83,25 @@ class UpliftModel:
                 p_treated[:, k], p_control[:, k] = scored[:n], scored[n:]
         return p_treated - p_control, p_treated
 
+    def _mix(self, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """X-learner (uplift, p_treated) from columns control, tau_c, tau_t, tau_c, tau_t, ..."""
+        weight = np.asarray(self.weights, dtype=np.float64)
+        uplift = weight * scores[:, 1::2] + (1.0 - weight) * scores[:, 2::2]
+        p_control = np.clip(scores[:, :1], 0.0, 1.0)  # a regression of a 0/1 outcome
+        return uplift, p_control + uplift
+
     def _predict_few(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """`predict` for a few rows (a request's one customer): same numbers, no per-call setup."""
         fast = self._fast
         if fast is None:  # two threads racing here each build a valid one; either may stay
-            if self.kind == "t":
+            if self.kind in ("t", "x"):
                 assert self.control is not None
                 fast = SingleRowPredictor((self.control, *self.treated))
             else:
                 fast = SingleRowPredictor(self.treated)
             object.__setattr__(self, "_fast", fast)
+        if self.kind == "x":
+            return self._mix(fast.predict(X))
         if self.kind == "t":
             scores = fast.predict(X)  # columns: control, then each offer
             p_treated = np.ascontiguousarray(scores[:, 1:])
@@ -102,8 +121,9 @@ def fit_uplift(
     params: BoosterParams,
     seed: int,
     learner: Learner = "t",
-):
-    """Fit the meta-learner; returns the serving model and the causalml learner it came from."""
+) -> tuple[UpliftModel, Any]:
+    """Fit the S- or T-learner; returns the serving model and the causalml learner it came
+    from (the X-learner, which needs propensities, is `training.learners.fit_x`)."""
     # heavy import, and serving never fits
     from causalml.inference.meta import BaseSClassifier, BaseTClassifier
 

@@ -1,12 +1,24 @@
-"""`nba batch-score`: every customer of a file, decided by the service's own code."""
+"""`nba batch-score`: every customer of a file, decided by the one decision core; with
+--campaign, a campaign whose sends are logged decisions."""
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
+from typing import Any
 
-from nba.commands.common import AddCommand, CliError, add_data_flag, add_registry_flags
+from nba.commands.common import (
+    AddCommand,
+    CliError,
+    add_at_flag,
+    add_data_flag,
+    add_registry_flags,
+    add_state_flag,
+    open_state,
+    parse_at,
+)
 from nba.settings import CliSettings
 
 EXAMPLES = ("examples:\n  nba batch-score --customers data/customers.parquet --out "
@@ -41,16 +53,32 @@ def add_parser(add: AddCommand, settings: CliSettings) -> None:
     p.add_argument("--workers", type=int, default=None,
                    help="processes deciding chunks side by side, one LightGBM thread each "
                         "(default: one per core; 1 = all in this process)")
-    p.set_defaults(handler=run)
+    p.add_argument("--campaign", default=None, metavar="ID",
+                   help="log the sends as a campaign's decisions, deciding against the state "
+                        "store (letters, digits, '.', '_', '-')")
+    p.add_argument("--dry-run", action="store_true",
+                   help="with --campaign: decide against the state store but log nothing")
+    add_state_flag(p, settings, "with --campaign: the state store read and logged to")
+    add_at_flag(p)
+    p.add_argument("--budget", type=float, default=None, metavar="AMOUNT",
+                   help="total spend of the sends (contact cost + each offer's cost): keep the "
+                        "sends with the most expected incremental profit per unit of spend")
+    p.add_argument("--max-contacts", type=int, default=None, metavar="N",
+                   help="at most N sends (offers) in the whole list")
+    p.add_argument("--contact-cost", type=float, default=0.0, metavar="AMOUNT",
+                   help="what one send costs on this channel, counted in --budget (default 0)")
+    p.set_defaults(handler=run, decision_settings=settings.decision_settings())
+
+
+CAMPAIGN_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
 def run(args: argparse.Namespace) -> int:
-    """Score the file and write the ranked offers."""
-    from datetime import UTC, datetime
-
+    """Score the file and write the ranked offers (and log a campaign's decisions)."""
+    from decisioning.decision import DecisionContext
+    from decisioning.snapshot import StateSnapshot
     from features import io
     from features.catalog import CHANNELS
-    from service.decide import DecisionContext
     from state.rows import snapshot_of
     from training import registry
     from training.batch import batch_score, default_workers
@@ -64,24 +92,113 @@ def run(args: argparse.Namespace) -> int:
     workers = default_workers() if args.workers is None else args.workers
     if workers < 1:
         raise CliError("--workers must be at least 1")
-    registry.configure(args.tracking_uri)
+    if args.campaign is not None and not CAMPAIGN_ID.match(args.campaign):
+        raise CliError(f"--campaign '{args.campaign}': use 1 to 64 letters, digits, '.', '_' "
+                       "or '-'")
+    budget = _budget(args)
+    if args.dry_run and args.campaign is None:
+        raise CliError("--dry-run needs --campaign (without it nothing is logged anyway)")
+    client = registry.configure(args.tracking_uri)
     uri = args.model_uri or registry.model_uri(args.model_name)
     try:
+        uri, version = _pinned(client, uri)
         policy = registry.load_policy(uri)
+    except CliError:
+        raise
     except Exception as exc:
         raise CliError(f"cannot load model {uri}: {str(exc).splitlines()[0]}") from None
-    inventory = args.inventory or args.data_dir / io.INVENTORY
-    stock = None
-    if str(inventory) != "none" and inventory.exists():
-        stock = snapshot_of(io.read_inventory(inventory))
 
     def progress(done: int, total: int, seconds: float) -> None:
         print(f"  scored {done:,} / {total:,} customers ({done / max(total, 1):.0%}), "
               f"{done / max(seconds, 1e-9):,.0f}/s", file=sys.stderr, flush=True)
 
-    context = DecisionContext(args.channel, datetime.now(UTC), args.limit)
-    result = batch_score(policy, args.customers, args.out, context, stock, args.chunk_size,
-                         progress, workers)
+    context = DecisionContext(args.channel, parse_at(args.at), args.limit)
+    if args.campaign is not None:
+        return _run_campaign(args, policy, uri, version, context, workers, progress, budget)
+    inventory = args.inventory or args.data_dir / io.INVENTORY
+    snapshot = StateSnapshot()
+    if str(inventory) != "none" and inventory.exists():
+        snapshot = StateSnapshot(stock=snapshot_of(io.read_inventory(inventory)))
+    result = batch_score(policy, args.customers, args.out, context, snapshot, args.chunk_size,
+                         progress, workers, args.decision_settings, budget=budget)
+    stock = snapshot.stock is not None
     print(f"wrote {result.rows:,} rows for {result.customers:,} customers to {args.out} in "
           f"{result.seconds:.1f}s ({uri}{', with stock' if stock else ', no stock check'})")
+    return 0
+
+
+def _budget(args: argparse.Namespace) -> Any:
+    """The campaign's Budget from --budget, --max-contacts and --contact-cost (None: none)."""
+    from decisioning.budget import Budget
+
+    if args.budget is not None and not args.budget >= 0:
+        raise CliError(f"--budget must be a number >= 0, got {args.budget}")
+    if args.max_contacts is not None and args.max_contacts < 0:
+        raise CliError(f"--max-contacts must be >= 0, got {args.max_contacts}")
+    if not args.contact_cost >= 0:
+        raise CliError(f"--contact-cost must be a number >= 0, got {args.contact_cost}")
+    if args.budget is None and args.max_contacts is None:
+        return None
+    return Budget(args.budget, args.max_contacts, args.contact_cost)
+
+
+def _pinned(client: Any, uri: str) -> tuple[str, str]:
+    """The URI pinned to a version (an alias may move during the run), and that version."""
+    from training import registry
+
+    match = re.match(r"^models:/([^/@]+)@(.+)$", uri)
+    if match:
+        ref = registry.get_alias(client, match[1], match[2])
+        if ref is None:
+            raise CliError(f"no version of '{match[1]}' has alias '{match[2]}'; train one "
+                           "with `nba train` or promote with `nba promote`")
+        return f"models:/{ref.name}/{ref.version}", str(ref.version)
+    match = re.match(r"^models:/([^/@]+)/(\d+)$", uri)
+    return uri, match[2] if match else uri
+
+
+def _run_campaign(args: argparse.Namespace, policy: Any, uri: str, version: str,
+                  context: Any, workers: int, progress: Any, budget: Any) -> int:
+    """Decide every customer against one state-store snapshot; log them unless a dry run."""
+    from datetime import timedelta
+
+    from decisioning.launch import launch_distributions, launch_statuses
+    from decisioning.snapshot import ContactHistory, StateSnapshot
+    from features import io
+    from training.batch import Campaign, batch_score
+
+    catalog = policy.catalog
+    caps = catalog.contact_policy
+    now = context.now
+    with open_state(args.state_url) as store:
+        state = store.campaign_state(
+            channel=args.channel, now=now,
+            contacts_since=now - timedelta(hours=caps.window_hours) if caps else None,
+            declines_since=now - timedelta(days=caps.decline_days) if caps else None)
+        distributions = {}
+        if any(o.launch is not None and o.launch.min_customer_value is None
+               for o in catalog.offers):
+            # the derived launch floor ranks customers as the service does: over its table
+            table = policy.customers(io.read_customers(args.data_dir / io.CUSTOMERS,
+                                                       policy.spec))
+            distributions = launch_distributions(catalog, table)
+        snapshot = StateSnapshot(state.stock, launch_statuses(catalog, state.held,
+                                                              distributions, now))
+        contacts = {cid: ContactHistory(state.contacts.get(cid, 0), state.declines.get(cid, {}))
+                    for cid in state.contacts.keys() | state.declines.keys()}
+        logged = [0]
+
+        def log(records: list) -> None:
+            logged[0] += store.log_campaign(records, count_contacts=caps is not None)
+
+        campaign = Campaign(args.campaign, version, contacts, None if args.dry_run else log)
+        result = batch_score(policy, args.customers, args.out, context, snapshot,
+                             args.chunk_size, progress, workers, args.decision_settings,
+                             campaign, budget)
+    what = ("dry run: nothing logged" if args.dry_run else
+            f"logged {logged[0]:,} new decisions, {result.customers - logged[0]:,} already "
+            "logged")
+    print(f"campaign {args.campaign}: wrote {result.rows:,} rows for {result.customers:,} "
+          f"customers to {args.out} in {result.seconds:.1f}s ({uri}, stock and contact caps "
+          f"from the state store; {what})")
     return 0

@@ -66,6 +66,27 @@ def open_state(url: str) -> StateStore:
         raise CliError(str(exc)) from None
 
 
+def add_at_flag(parser: argparse.ArgumentParser) -> None:
+    """--at: the clock a decision reads (replaying or previewing a moment)."""
+    parser.add_argument("--at", default=None, metavar="WHEN",
+                        help="decide as of this ISO 8601 time (naive = UTC; default now): "
+                             "launch windows and contact-cap windows are read at it")
+
+
+def parse_at(text: str | None) -> datetime:
+    """--at as an aware UTC datetime, the wall clock when absent; CliError when unreadable."""
+    from datetime import UTC
+
+    from reports import parse_since as parse
+
+    if text is None:
+        return datetime.now(UTC)
+    try:
+        return parse(text)
+    except ValueError as exc:
+        raise CliError(f"--at: {exc}") from None
+
+
 def parse_since(text: str | None) -> datetime | None:
     """--since as an aware UTC datetime (naive = UTC); CliError when unreadable."""
     from reports import parse_since as parse

@@ -8,10 +8,12 @@ import json
 from nba.commands.common import (
     AddCommand,
     CliError,
+    add_at_flag,
     add_data_flag,
     add_registry_flags,
     add_state_flag,
     open_state,
+    parse_at,
 )
 from nba.settings import CliSettings
 
@@ -33,17 +35,16 @@ def add_parser(add: AddCommand, settings: CliSettings) -> None:
     p.add_argument("--store-id", default=None, help="store for channel=store")
     p.add_argument("--alias", default="champion", help="model alias to use (default champion)")
     add_state_flag(p, settings)
-    p.set_defaults(handler=run)
+    add_at_flag(p)
+    p.set_defaults(handler=run, decision_settings=settings.decision_settings())
 
 
 def run(args: argparse.Namespace) -> int:
     """Load the model behind the alias, decide for the customer, print the response JSON."""
-    from datetime import UTC, datetime
-
     from pydantic import ValidationError
 
+    from decisioning.decision import DecisionContext
     from service.api import decision_json
-    from service.decide import DecisionContext
     from service.live import LiveState
     from service.model_store import ModelNotReady, load_from_registry
     from service.schemas import DecisionRequest
@@ -67,11 +68,11 @@ def run(args: argparse.Namespace) -> int:
     if row is None:
         raise CliError(f"unknown customer_id '{req.customer_id}' in "
                        f"{args.data_dir / 'customers.parquet'}")
-    context = DecisionContext(req.channel, datetime.now(UTC), req.limit, req.context.store_id)
+    context = DecisionContext(req.channel, parse_at(args.at), req.limit, req.context.store_id)
     with open_state(args.state_url) as store:
-        view = LiveState(store).read(model.policy.catalog, model.launch_values,
-                                     customer_id, req.channel, context.now)
-        decision = model.policy.decide_row(model.customers, row, context, view.stock,
-                                           launches=view.launches, contacts=view.contacts)
+        snapshot = LiveState(store).read(model.policy.catalog, model.launch_values,
+                                         customer_id, req.channel, context.now)
+        decision = model.policy.decide_row(model.customers, row, context, snapshot,
+                                           args.decision_settings)
     print(json.dumps(decision_json("preview", customer_id, model, decision), indent=2))
     return 0

@@ -11,15 +11,37 @@ from nba.settings import CliSettings
 
 EXAMPLES = ("examples:\n  nba train                          # train on ./data, register a new "
             "version\n  nba train --promote                # ... and make it the champion\n"
-            "  nba train --trees 300 --seed 7\n\nThe first model ever registered becomes "
-            "champion automatically; later ones wait\nfor `nba promote`. Open `make mlflow-ui` "
-            "to see runs, metrics and plots.")
+            "  nba train --trees 300 --seed 7\n"
+            "  nba train --learner s --capacity base --rule full   # a one-candidate menu\n\n"
+            "The menu: every learner x capacity x rule is scored by the doubly robust (DR)\n"
+            "incremental profit of the policy it induces, on out-of-fold predictions (K folds\n"
+            "by customer), with a 95% interval clustered by customer; the simplest candidate\n"
+            "within one standard error of the best is refit on all rows and registered. The\n"
+            "table is printed and logged to MLflow (selection.txt).\n"
+            "  learners:   s = S-learner, t = T-learner (causalml classifiers on LightGBM),\n"
+            "              x = X-learner (causalml, given the logged propensities)\n"
+            "  capacities: low (7 leaves, 200 min. leaf rows, half the trees), base (--trees,\n"
+            "              15 leaves, 100 min. leaf rows), high (31 leaves, 40 min. leaf rows)\n"
+            "  rules:      best_single (everyone gets the best average offer), confident\n"
+            "              (deviate only where the lower bound of the gain is positive),\n"
+            "              shrink_<s> (uplift pulled towards the offer's average by 1 - s),\n"
+            "              full (per-customer uplift as estimated)\n\n"
+            "The first model ever registered becomes champion automatically; later ones wait\n"
+            "for `nba promote`. Open `make mlflow-ui` to see runs, metrics and plots.")
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
 def add_parser(add: AddCommand, settings: CliSettings) -> None:
     """Define `nba train`."""
-    p = add("train", "Fit uplift (causalml's S-learner on LightGBM by default), response and "
-                     "value models; evaluate on a holdout split; log and register the policy.",
+    from training.settings import TrainSettings
+
+    defaults = TrainSettings()
+    p = add("train", "Choose an uplift policy from a menu by cross-fitted doubly robust value "
+                     "(S-, T- and X-learners on LightGBM by causalml), refit it on all rows "
+                     "with its response and value models; log and register the policy.",
             EXAMPLES)
     add_data_flag(p, settings)
     add_registry_flags(p, settings)
@@ -29,14 +51,31 @@ def add_parser(add: AddCommand, settings: CliSettings) -> None:
                    help="where new experiments keep artifacts (env NBA_ARTIFACT_ROOT; default "
                         "%(default)s)")
     p.add_argument("--test-size", type=float, default=0.3,
-                   help="holdout share of customers for evaluation (default %(default)s)")
+                   help="share of customers `nba compare`/`nba promote` evaluate on "
+                        "(default %(default)s)")
     p.add_argument("--seed", type=int, default=42,
-                   help="split and model seed (default %(default)s)")
+                   help="fold and model seed (default %(default)s)")
     p.add_argument("--trees", type=int, default=150,
-                   help="LightGBM trees per base learner (default %(default)s)")
-    p.add_argument("--learner", choices=("t", "s"), default=settings.learner,
-                   help="causalml meta-learner: s (S-learner) or t (T-learner) "
-                        "(env NBA_LEARNER; default %(default)s; see docs/measurement.md)")
+                   help="LightGBM trees per base learner at capacity base (default %(default)s)")
+    p.add_argument("--learner", default=settings.learner,
+                   help="meta-learners of the menu, comma-separated: s, t, x "
+                        "(S-learner, T-learner, X-learner: about twice the training time; "
+                        "env NBA_LEARNER; default %(default)s)")
+    p.add_argument("--capacity", default=",".join(defaults.capacities),
+                   help="LightGBM capacities of the menu: low, base, high (default "
+                        "%(default)s)")
+    p.add_argument("--rule", default=",".join(defaults.rules),
+                   help="rules of the menu: best_single, confident, shrink_<0..1>, full "
+                        "(default %(default)s)")
+    p.add_argument("--folds", type=int, default=defaults.folds,
+                   help="K of the cross-fitting, folds grouped by customer (default "
+                        "%(default)s)")
+    p.add_argument("--tolerance", type=float, default=defaults.tolerance,
+                   help="choose the simplest candidate within this many standard errors of "
+                        "the best DR value (default %(default)s: the one-SE rule; 0: the best)")
+    p.add_argument("--select-rows", type=int, default=defaults.select_rows,
+                   help="score the menu on at most this many rows, whole customers "
+                        "(default %(default)s); the chosen candidate is refit on all rows")
     p.add_argument("--promote", action="store_true",
                    help="make the new version champion even if one exists")
     p.set_defaults(handler=run)
@@ -45,20 +84,38 @@ def add_parser(add: AddCommand, settings: CliSettings) -> None:
 def run(args: argparse.Namespace) -> int:
     """Train, register (and maybe promote); print the holdout policy values."""
     from training.pipeline import train
+    from training.select import menu
     from training.settings import BoosterParams, TrainSettings
 
     if not 0 < args.test_size < 1:
         raise CliError("--test-size must lie strictly between 0 and 1")
+    if args.folds < 2 or args.select_rows < 100 or args.trees < 1 or args.tolerance < 0:
+        raise CliError("--folds must be at least 2, --select-rows at least 100, --trees at "
+                       "least 1, --tolerance at least 0")
+    learners, capacities, rules = _names(args.learner), _names(args.capacity), _names(args.rule)
+    try:
+        menu(learners, capacities, rules)
+    except ValueError as e:
+        raise CliError(str(e)) from None
     settings = TrainSettings(data_dir=args.data_dir, tracking_uri=args.tracking_uri,
                              artifact_root=args.artifact_root, model_name=args.model_name,
                              experiment=args.experiment, test_size=args.test_size,
-                             seed=args.seed, promote=args.promote, learner=args.learner,
+                             seed=args.seed, promote=args.promote, learners=learners,
+                             capacities=capacities, rules=rules, folds=args.folds,
+                             select_rows=args.select_rows, tolerance=args.tolerance,
                              params=replace(BoosterParams(), n_estimators=args.trees))
     result = train(settings)
     m = result.metrics
+    print("\nmenu: cross-fitted DR incremental profit per row (95% CI clustered by customer)")
+    print(result.menu)
     print(f"\nregistered {args.model_name} version {result.version} (run {result.run_id})"
           + ("; champion" if result.promoted else ""))
-    print("holdout policy value, revenue per customer (IPW):")
+    key = "dr_incremental_profit_learned_uplift_policy"
+    print(f"DR incremental profit per row {m[key]:.4f} [{m[key + '_ci_low']:.4f}, "
+          f"{m[key + '_ci_high']:.4f}]; vs best single offer "
+          f"{m['profit_gain_vs_best_single']:+.4f} [{m['profit_gain_vs_best_single_ci_low']:+.4f}"
+          f", {m['profit_gain_vs_best_single_ci_high']:+.4f}] (out of fold)")
+    print("out-of-fold policy value, revenue per customer (IPW):")
     for key in ("learned_uplift_policy", "best_single_offer", "treat_nobody", "random_offer",
                 "propensity_ranking"):
         print(f"  {key:<24} {m.get('policy_value_' + key, float('nan')):8.3f}")

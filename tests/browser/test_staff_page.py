@@ -20,9 +20,11 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, ViewportSize, expect, sync_playwright
 
+from decisioning.decision import DecisionContext
+from decisioning.experiment import holdout_of
+from decisioning.reasons import OFFER
+from decisioning.snapshot import StateSnapshot
 from features import io
-from service.decide import OFFER, DecisionContext
-from service.experiment import holdout_mask
 from service.live import LiveState
 from service.settings import ServiceSettings
 from state import open_store
@@ -125,8 +127,7 @@ def people(loaded, data_dir, tmp_path_factory) -> People:
     """Pick customers by deciding offline exactly as the fresh server will (same floors, stock)."""
     table, policy = loaded.customers, loaded.policy
     settings = ServiceSettings()  # the server runs with the default holdout
-    held = holdout_mask(table.ids, table.value, settings.holdout_share,
-                        settings.experiment_salt)
+    held = holdout_of(table.ids, settings.holdout_share, settings.experiment_salt)
     stock = snapshot_of(io.read_inventory(data_dir / io.INVENTORY))
     now = datetime.now(UTC)
     scratch = open_store(f"sqlite:///{tmp_path_factory.mktemp('scratch') / 'state.db'}")
@@ -142,7 +143,8 @@ def people(loaded, data_dir, tmp_path_factory) -> People:
     for row in range(len(table)):
         if held[row] or not table.contactable[row]:
             continue
-        offers = policy.decide_row(table, row, context, stock, launches=launches).offers
+        offers = policy.decide_row(table, row, context, StateSnapshot(stock, launches),
+                                   settings.decision_settings()).offers
         if len(offers) >= 2:
             fallback = any(o.action != OFFER for o in offers)
             (rich if fallback else plain).append(table.ids[row])

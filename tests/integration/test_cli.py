@@ -98,6 +98,24 @@ def test_missing_alias_exits_3(tmp_path):
     assert result.returncode == 3 and "no version" in result.stderr
 
 
+def test_train_prints_the_menu_and_the_chosen_policy_dr_value(tmp_path):
+    data = tmp_path / "data"
+    assert run("demo-data", "--customers", "1500", "--exposures", "6000", "--out",
+               str(data)).returncode == 0
+    result = run("train", "--data-dir", str(data), "--tracking-uri",
+                 f"sqlite:///{tmp_path / 'm.db'}", "--artifact-root", str(tmp_path / "mlruns"),
+                 "--learner", "s", "--capacity", "low", "--rule", "best_single,full",
+                 "--trees", "20", cwd=tmp_path, env={"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR":
+                                                     "false"})
+    assert result.returncode == 0, result.stderr
+    assert "menu: cross-fitted DR incremental profit" in result.stdout
+    assert "s/low/best_single" in result.stdout and "s/low/full" in result.stdout
+    assert "DR incremental profit per row" in result.stdout and "<-" in result.stdout
+    bad = run("train", "--data-dir", str(data), "--rule", "bold", cwd=tmp_path)
+    assert bad.returncode == 2 and "unknown rule 'bold'" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
 def test_train_names_the_bad_file_and_column(tmp_path, demo_dir):
     import pandas as pd
 

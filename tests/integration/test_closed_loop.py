@@ -89,7 +89,6 @@ def retrain(data_dir: Path, exposures: pd.DataFrame, root: Path, like) -> object
     from service.settings import ServiceSettings
     from training.pipeline import train
     from training.settings import BoosterParams, TrainSettings
-    from training.uplift import LEARNER_NAMES
 
     out = root / "data"
     out.mkdir(parents=True)
@@ -97,11 +96,12 @@ def retrain(data_dir: Path, exposures: pd.DataFrame, root: Path, like) -> object
         shutil.copy(data_dir / name, out / name)
     io.write_parquet(exposures, out / io.EXPOSURES)
     meta = like.policy.meta
-    learner = next(k for k, name in LEARNER_NAMES.items() if name == meta["learner"])
+    learner, _, rule = meta["candidate"].split("/")  # meta["params"] has its capacity applied
     uri = f"sqlite:///{root / 'mlflow.db'}"
     train(TrainSettings(data_dir=out, tracking_uri=uri, artifact_root=root / "mlruns",
                         params=BoosterParams(**(meta["params"] | {"n_jobs": 1})),
-                        seed=meta["seed"], learner=learner))
+                        seed=meta["seed"], learners=(learner,), capacities=("base",),
+                        rules=(rule,)))
     return load_from_registry(ServiceSettings(tracking_uri=uri, data_dir=out,
                                               holdout_share=0.0))
 

@@ -20,6 +20,7 @@ from features import io
 from features.catalog import Launch
 from state import open_store
 from state.store import StockRow
+from tests.conftest import ONE_CANDIDATE
 from tests.integration.servers import call, gunicorn
 
 pytestmark = pytest.mark.slow
@@ -51,7 +52,8 @@ def small_registry(tmp_path_factory: pytest.TempPathFactory):
     demo.write(replace(data, catalog=catalog), root / "data")
     uri = f"sqlite:///{root / 'mlflow.db'}"
     train(TrainSettings(data_dir=root / "data", tracking_uri=uri, artifact_root=root / "mlruns",
-                        params=replace(BoosterParams(), n_estimators=40, n_jobs=1)))
+                        params=replace(BoosterParams(), n_estimators=40, n_jobs=1),
+                        **ONE_CANDIDATE))
     return root, uri
 
 

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 from features import io
+from tests.conftest import ONE_CANDIDATE
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]
@@ -34,7 +35,8 @@ def test_make_retrain_exports_trains_and_promotes_through_the_gate(tmp_path: Pat
     demo.write(demo.generate(3_000, 12_000, 3), data)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     first = train(TrainSettings(data_dir=data, tracking_uri=uri, artifact_root=tmp_path / "mlruns",
-                                params=BoosterParams(n_estimators=40, n_jobs=1)))
+                                params=BoosterParams(n_estimators=40, n_jobs=1),
+                                **ONE_CANDIDATE))
     state_url = f"sqlite:///{tmp_path / 'state.db'}"
     with open_store(state_url) as store:
         store.replace_inventory(stock_rows(io.read_inventory(data / io.INVENTORY)),

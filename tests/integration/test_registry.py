@@ -8,9 +8,10 @@ from datetime import UTC, datetime
 import mlflow
 import pytest
 
+from decisioning.decision import DecisionContext
 from features import io
-from service.decide import DecisionContext
 from training import registry
+from training.package import DECISION_COLUMNS
 
 pytestmark = pytest.mark.slow  # the real trained registry
 
@@ -37,12 +38,12 @@ def test_generic_pyfunc_predict_runs_the_same_decision_code(trained, loaded):
     assert model.metadata.signature is not None
     customers = io.read_customers(trained.data_dir / io.CUSTOMERS).head(20)
     rows = model.predict(customers, params={"channel": "web", "limit": 2})
-    assert set(rows.columns) == {"customer_id", "rank", "offer_id", "expected_incremental_value",
-                                 "uplift", "reason"}
+    assert list(rows.columns) == DECISION_COLUMNS
+    assert not rows["stock_checked"].any()  # no inventory given: it says so on every row
     context = DecisionContext("web", datetime.now(UTC), limit=2)
     for customer_id, group in rows.groupby("customer_id"):
         decision = loaded.policy.decide_row(loaded.customers, loaded.customers.row(customer_id),
-                                            context, None)
+                                            context)
         expected = [o.offer_id for o in decision.offers]
         got = group.sort_values("rank")["offer_id"].dropna().tolist()  # null = nothing to send
         assert got == expected

@@ -8,9 +8,9 @@ import pytest
 from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
 
+from decisioning.eligibility import tier_eligibility
 from features import io
 from nba.demo import TRUE_UPLIFT
-from service.decide import tier_eligibility
 from training.evaluate import greedy_arm
 
 pytestmark = pytest.mark.slow  # the real trained champion against the true uplift

@@ -96,7 +96,8 @@ def test_train_help_names_the_default_learner(capsys):
     with pytest.raises(SystemExit):
         build_parser(CliSettings()).parse_args(["train", "--help"])
     shown = " ".join(capsys.readouterr().out.split())
-    assert "S-learner" in shown and "T-learner" in shown and "default s" in shown
+    assert "S-learner" in shown and "T-learner" in shown and "X-learner" in shown
+    assert "default s,t" in shown and "best_single" in shown and "confident" in shown
 
 
 def test_every_subcommand_module_defines_its_parser_and_handler():
@@ -119,11 +120,14 @@ def imports_of(path: Path) -> set[str]:
 
 
 @pytest.mark.parametrize(("package", "above"), [
-    ("state", {"nba", "service", "training", "reports", "features"}),
-    ("features", {"nba", "service", "training", "reports", "state"}),
+    ("state", {"nba", "service", "training", "reports", "features", "decisioning"}),
+    ("features", {"nba", "service", "training", "reports", "state", "decisioning"}),
+    ("stats", {"nba", "service", "training", "reports", "state", "features", "decisioning"}),
+    # the decision core is pure: no Flask, no database, no MLflow, nothing above it
+    ("decisioning", {"nba", "service", "training", "reports", "state", "flask", "sqlalchemy",
+                     "mlflow", "psycopg", "lightgbm"}),
     ("reports", {"nba", "service", "training"}),
-    # training still calls the decision core in service.decide (future: decisioning/)
-    ("training", {"nba", "reports"}),
+    ("training", {"nba", "reports", "service"}),
     ("service", {"nba"}),
 ])
 def test_dependencies_point_one_way(package, above):

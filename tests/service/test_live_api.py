@@ -216,29 +216,30 @@ def test_the_derived_floor_rises_as_units_run_down(client, sneaker_fans, state, 
 
 @pytest.fixture
 def experiment_client(trained, loaded, state):
-    """An app with a 5% holdout (the first contactable customers forced into it)."""
-    from dataclasses import replace
-
-    import numpy as np
-
+    """An app with the default 5% holdout (its customers: `held_out`) and no exploration."""
     from service import create_app
     from service.model_store import ModelStore
     from service.settings import ServiceSettings
 
-    holdout = np.zeros(len(loaded.customers), dtype=bool)
-    holdout[:50] = True
-    model = replace(loaded, holdout=holdout)
-    store = ModelStore(lambda: model)
+    store = ModelStore(lambda: loaded)
     store.try_load()
     settings = ServiceSettings(tracking_uri=trained.tracking_uri, data_dir=trained.data_dir,
                                holdout_share=0.05, exploration=0.0, dev_mode=True)
     return create_app(settings, store=store, state=state).test_client()
 
 
+def held_out(customers, held: bool) -> list[str]:
+    """Contactable customers in (or out of) the default holdout: the salted hash decides."""
+    from decisioning.decision import DEFAULT_SALT
+    from decisioning.experiment import in_holdout
+
+    return [c for c in customers.loc[customers["contactable"], "customer_id"]
+            if in_holdout(c, 0.05, DEFAULT_SALT) == held]
+
+
 def test_holdout_customers_get_nothing_and_the_log_keeps_what_they_would_have_got(
         experiment_client, state, customers):
-    held = [c for c in customers["customer_id"].iloc[:50]
-            if customers.set_index("customer_id").loc[c, "contactable"]]
+    held = held_out(customers, True)
     body = decide(experiment_client, held[0])
     assert body["holdout"] is True and body["offers"] == []
     assert {s["reason"] for s in body["suppressed"]} == {"holdout"}
@@ -256,7 +257,7 @@ def test_holdout_customers_get_nothing_and_the_log_keeps_what_they_would_have_go
 
 def test_every_served_decision_is_logged_with_propensity_candidates_and_features(
         experiment_client, state, customers):
-    customer_id = customers.loc[customers["contactable"], "customer_id"].iloc[60]
+    customer_id = held_out(customers, False)[60]
     body = decide(experiment_client, customer_id, limit=3)
     assert body["holdout"] is False
     record = state.log.get(body["decision_id"])

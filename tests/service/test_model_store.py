@@ -10,7 +10,8 @@ from typing import Any, cast
 
 import pytest
 
-from service.decide import Decision, Suppression
+from decisioning.decision import Decision
+from decisioning.reasons import Suppression
 from service.model_store import (
     BUSY,
     REJECTED,
@@ -39,7 +40,7 @@ class FakePolicy:
     broken: bool = False
     catalog: FakeCatalog = field(default_factory=FakeCatalog)
 
-    def decide_row(self, table, row, context, stock) -> Decision:
+    def decide_row(self, table, row, context, snapshot=None, settings=None) -> Decision:
         if self.broken:
             raise RuntimeError("booster exploded")
         return Decision((), tuple(Suppression(o, "outranked", "-") for o in self.catalog.offers))
@@ -185,7 +186,7 @@ def test_smoke_decision_needs_every_catalog_offer_accounted_for():
     model.policy.catalog.offers = ("a", "b")
     smoke_decision(model)
     lying = bundle("2")
-    lying.policy.decide_row = lambda *args: Decision((), ())
+    lying.policy.decide_row = lambda *args, **kwargs: Decision((), ())
     with pytest.raises(ValueError, match="accounts for 0 of 2"):
         smoke_decision(lying)
     empty = fake_model(FakePolicy(), "3", [])

@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 import pandas as pd
 import pytest
 
+from decisioning.decision import DecisionContext
 from features import io
 from features.catalog import Catalog
 from nba.demo import demo_catalog
-from service.decide import DecisionContext
 from service.newcomers import NO_NEW_OFFERS, new_customer_decision
 
 NOW = datetime.now(UTC)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,8 @@ import pandas as pd
 import pytest
 from flask import Flask
 
+from decisioning.decision import DEFAULT_SALT
+from decisioning.experiment import in_holdout
 from features import io
 from features.catalog import Offer
 from service import create_app
@@ -57,7 +58,7 @@ def make_app(trained, loaded, state) -> Callable[..., Flask]:
     """An app like conftest's `app`, with another data folder, model or dev mode."""
 
     def make(*, data_dir: Path | None = None, model: LoadedModel | None = loaded,
-             dev_mode: bool = False) -> Flask:
+             dev_mode: bool = False, holdout_share: float = 0.0) -> Flask:
         def load() -> LoadedModel:
             if model is None:
                 raise ModelNotReady("no version of 'nba-policy' has alias 'champion'")
@@ -68,7 +69,7 @@ def make_app(trained, loaded, state) -> Callable[..., Flask]:
         settings = ServiceSettings(
             tracking_uri=trained.tracking_uri, data_dir=data_dir or trained.data_dir,
             admin_token=ADMIN_TOKEN, api_keys=f"staff:{STAFF_KEY},storefront:{STOREFRONT_KEY}",
-            holdout_share=0.0, exploration=0.0, dev_mode=dev_mode)
+            holdout_share=holdout_share, exploration=0.0, dev_mode=dev_mode)
         return create_app(settings, store=store, state=state)
 
     return make
@@ -216,11 +217,12 @@ def test_without_a_card_column_a_card_number_is_unknown(app):
 
 
 def test_lookup_says_holdout(make_app, loaded):
-    holdout = np.zeros(len(loaded.customers), dtype=bool)
-    holdout[loaded.customers.row("C0000009")] = True
-    client = make_app(model=replace(loaded, holdout=holdout)).test_client()
-    assert client.get("/v1/customers/C0000009", headers=STAFF).get_json()["holdout"] is True
-    assert client.get("/v1/customers/C0000008", headers=STAFF).get_json()["holdout"] is False
+    ids = loaded.customers.ids[:200]
+    held = [c for c in ids if in_holdout(c, 0.05, DEFAULT_SALT)]
+    kept = [c for c in ids if not in_holdout(c, 0.05, DEFAULT_SALT)]
+    client = make_app(holdout_share=0.05).test_client()
+    assert client.get(f"/v1/customers/{held[0]}", headers=STAFF).get_json()["holdout"] is True
+    assert client.get(f"/v1/customers/{kept[0]}", headers=STAFF).get_json()["holdout"] is False
 
 
 # ---------------------------------------------------------------- stock
@@ -320,58 +322,71 @@ VALUE = {"code": "incremental_value",
          "message": "expected +0.82 profit: conversion 9.9% -> 11.7% (+1.8 pts) x margin 48.00"}
 
 
-def offer_doc(action: str, *reasons: tuple[str, str], uplift: float = 0.018) -> dict:
+def offer_doc(action: str, *reasons: tuple[str, dict], uplift: float = 0.018) -> dict:
+    """An offer document as the API returns it; each reason (code, details) with a message
+    the renderer must not need (it reads the details)."""
     return {"offer_id": "x", "action": action, "uplift": uplift,
-            "reasons": [VALUE] + [{"code": c, "message": m} for c, m in reasons]}
+            "reasons": [VALUE] + [{"code": c, "message": "(not read)", "details": d}
+                                  for c, d in reasons]}
+
+
+def sold_out(size: str | None, location: str | None, online: int | None = None) -> dict:
+    return {"sku": "SKU", "size": size, "color": None, "location": location, "units": 0,
+            **({} if online is None else {"online_units": online})}
+
+
+def in_stock(units: int, location: str | None, size: str | None, color: str | None = None
+             ) -> dict:
+    return {"sku": "SKU", "size": size, "color": color, "location": location, "units": units}
 
 
 @pytest.mark.parametrize(("offer_json", "customer", "offer", "expected"), [
     pytest.param(
-        offer_doc("preorder", ("tier_eligible", "gold member"),
-                  ("preorder", "size 42 sold out in store_001; 3 online: offer a pre-order")),
+        offer_doc("preorder", ("tier_eligible", {"tier": "gold"}),
+                  ("preorder", sold_out("42", "store_001", 3))),
         {"loyalty_tier": "gold"}, SNEAKER,
         "Gold member; size 42 sold out in this store, 3 pairs online — offer pre-order",
         id="the-issue-example"),
     pytest.param(
-        offer_doc("waitlist", ("waitlist", "size 44 sold out in store_001; none online "
-                                           "either: join the re-stock waiting list")),
+        offer_doc("waitlist", ("waitlist", sold_out("44", "store_001", 0))),
         {"loyalty_tier": "silver"}, SNEAKER,
         "Silver member; size 44 sold out in this store and online — offer the re-stock "
         "waiting list", id="waitlist-none-online"),
     pytest.param(
-        offer_doc("preorder", ("preorder", "JKT-PUFF-01 sold out in store_001; none online "
-                                           "either: offer a pre-order")),
+        offer_doc("preorder", ("preorder", sold_out(None, "store_001", 0))),
         {"loyalty_tier": None}, JACKET,
         "Sold out in this store and online — offer pre-order", id="sku-only-no-tier"),
     pytest.param(
-        offer_doc("waitlist", ("waitlist", "size 40 sold out online: join the re-stock "
-                                           "waiting list")),
+        offer_doc("waitlist", ("waitlist", sold_out("40", None))),
         {"loyalty_tier": "bronze"}, SNEAKER,
         "Bronze member; size 40 sold out online — offer the re-stock waiting list",
         id="online-channel"),
     pytest.param(
-        offer_doc("offer", ("tier_eligible", "platinum member"),
-                  ("launch", "limited launch: 120 of 500 units left; customer value 300.00 "
-                             "meets the floor 250.00; platinum early access"),
-                  ("in_stock", "3 left in store_001 for size 42 red"), uplift=0.062),
+        offer_doc("offer", ("tier_eligible", {"tier": "platinum"}),
+                  ("launch", {"supply": 500, "remaining": 120, "floor": 250.0,
+                              "customer_value": 300.0, "early_access": "platinum"}),
+                  ("in_stock", in_stock(3, "store_001", "42", "red")), uplift=0.062),
         {"loyalty_tier": "platinum"}, SNEAKER,
         "Platinum member; limited launch, 120 of 500 left, qualifies for a launch unit, "
         "Platinum early access; 3 pairs in this store in size 42 red — makes buying about 6 "
         "points more likely", id="launch-in-store"),
     pytest.param(
-        offer_doc("offer", ("in_stock", "7 left online for size 39"), uplift=0.004),
+        offer_doc("offer", ("in_stock", in_stock(7, None, "39")), uplift=0.004),
         {"loyalty_tier": "gold"}, SNEAKER,
         "Gold member; 7 pairs online in size 39 — makes buying about 0.4 points more likely",
         id="online-stock-small-uplift"),
     pytest.param(
-        offer_doc("offer", ("launch", "limited launch: 500 units"),
-                  ("in_stock", "2 left in store_002 for SNK-COLLAB-01"), uplift=0.01),
+        offer_doc("offer", ("launch", {"supply": 500, "remaining": None, "floor": None,
+                                       "customer_value": None, "early_access": None}),
+                  ("in_stock", in_stock(2, "store_002", None)), uplift=0.01),
         {"loyalty_tier": "gold"}, SNEAKER,
         "Gold member; limited launch of 500; 2 pairs in store_002 — makes buying about 1 "
         "point more likely", id="other-store-no-variant"),
     pytest.param(
-        offer_doc("offer", ("tier_eligible", "silver member"), ("new_rule", "Because reasons"),
-                  uplift=0.0),
+        offer_doc("offer", ("tier_eligible", {"tier": "silver"}), uplift=0.0)
+        | {"reasons": [VALUE, {"code": "tier_eligible", "message": "silver member",
+                               "details": {"tier": "silver"}},
+                       {"code": "new_rule", "message": "Because reasons"}]},
         {}, None, "Silver member; Because reasons", id="unknown-code-passes-through"),
     pytest.param(
         offer_doc("offer", uplift=0.0), {}, None, "Recommended for this customer",
@@ -381,10 +396,34 @@ def test_plain_reasons(offer_json, customer, offer, expected):
     assert plain_reasons(offer_json, customer, store_id="store_001", offer=offer) == expected
 
 
-def test_plain_reasons_keeps_an_unparsed_sold_out_message():
-    doc = offer_doc("preorder", ("preorder", "something new happened: offer a pre-order"))
+def test_plain_reasons_passes_a_reason_without_details_through_as_its_message():
+    doc = {"offer_id": "x", "action": "preorder", "uplift": 0.01,
+           "reasons": [{"code": "preorder", "message": "something new happened"}]}
     assert plain_reasons(doc, {"loyalty_tier": "gold"}, offer=JACKET) == (
         "Gold member; something new happened — offer pre-order")
+
+
+def test_plain_reasons_renders_what_the_decision_core_writes():
+    """The details the core writes are the details the renderer reads (no drift)."""
+    from datetime import UTC, datetime
+
+    from decisioning.decision import CustomerFacts, DecisionContext
+    from decisioning.stock import fallback_reason, stock_check
+    from state import StockRow, StockSnapshot
+
+    stock = StockSnapshot.from_rows([StockRow("SNK-COLLAB-01", "42", None, None, 3),
+                                     StockRow("SNK-COLLAB-01", "43", None, "store_001", 1)])
+    facts = CustomerFacts("c", preferred_size="42")
+    context = DecisionContext("store", datetime.now(UTC), 3, "store_001")
+    gone, _ = stock_check(SNEAKER, facts, context, stock)
+    assert gone is not None
+    reason = fallback_reason(SNEAKER.model_copy(update={"fallback": "preorder"}), gone)
+    doc = {"offer_id": "collab", "action": "preorder", "uplift": 0.02,
+           "reasons": [{"code": reason.code, "message": reason.message,
+                        "details": dict(reason.details)}]}
+    assert plain_reasons(doc, {"loyalty_tier": "gold"}, store_id="store_001",
+                         offer=SNEAKER) == (
+        "Gold member; size 42 sold out in this store, 3 pairs online — offer pre-order")
 
 
 @pytest.mark.parametrize(("percentile", "band"), [

@@ -9,11 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from decisioning.decision import DecisionContext
+from decisioning.snapshot import StateSnapshot
 from features import io
 from features.errors import ContractError
-from service.decide import DecisionContext
 from state.rows import snapshot_of
 from training.batch import batch_score
+from training.package import DECISION_COLUMNS
 
 pytestmark = pytest.mark.slow  # scores with the real trained champion
 
@@ -26,13 +28,12 @@ def test_batch_score_streams_every_customer_through_the_decision_code(tmp_path, 
     out = tmp_path / "decisions.parquet"
     context = DecisionContext("web", datetime.now(UTC), limit=2)
     seen: list[int] = []
-    stock = snapshot_of(io.read_inventory(trained.data_dir / io.INVENTORY))
+    stock = StateSnapshot(snapshot_of(io.read_inventory(trained.data_dir / io.INVENTORY)))
     result = batch_score(loaded.policy, source, out, context, stock, chunk_size=1_000,
                          progress=lambda done, total, _: seen.append(done))
     assert seen == [1_000, 2_000, 2_500] and result.customers == 2_500
     rows = pd.read_parquet(out)
-    assert list(rows.columns) == ["customer_id", "rank", "offer_id",
-                                  "expected_incremental_value", "uplift", "reason"]
+    assert list(rows.columns) == DECISION_COLUMNS
     assert set(rows["customer_id"]) == set(customers["customer_id"])
     assert rows.groupby("customer_id")["rank"].max().le(2).all()
     for customer_id in customers["customer_id"].iloc[:25]:
@@ -42,6 +43,10 @@ def test_batch_score_streams_every_customer_through_the_decision_code(tmp_path, 
         assert mine["offer_id"].dropna().tolist() == [o.offer_id for o in decision.offers]
     nothing = rows[rows["offer_id"].isna()]
     assert (nothing["rank"] == 0).all() and nothing["reason"].str.len().gt(0).all()
+    # the service's holdout: its customers get one row, no offer, the holdout flag and reason
+    held = rows[rows["holdout"]]
+    assert len(held) > 0 and held["offer_id"].isna().all() and (held["reason"] == "holdout").all()
+    assert rows["stock_checked"].all()
 
 
 def test_worker_processes_write_what_one_process_writes(tmp_path, trained, loaded) -> None:
@@ -49,7 +54,7 @@ def test_worker_processes_write_what_one_process_writes(tmp_path, trained, loade
     source = tmp_path / "customers.parquet"
     customers.to_parquet(source)
     context = DecisionContext("email", datetime.now(UTC), limit=3)
-    stock = snapshot_of(io.read_inventory(trained.data_dir / io.INVENTORY))
+    stock = StateSnapshot(snapshot_of(io.read_inventory(trained.data_dir / io.INVENTORY)))
     seen: list[int] = []
     one = batch_score(loaded.policy, source, tmp_path / "one.parquet", context, stock,
                       chunk_size=400, workers=1)

@@ -150,3 +150,19 @@ def test_champion_history_appends_and_rolls_back():
     assert rollback_target(["1", "2", "2"], "2") == ("1", ["1"])
     assert rollback_target(["1", "2"], "5") == ("2", ["1", "2"])  # alias moved by hand
     assert rollback_target(["1"], "1") is None and rollback_target([], None) is None
+
+
+def test_dr_with_an_outcome_model_is_tighter_than_ipw_and_covers_the_truth():
+    segment, logged, revenue, propensity = logged_experiment()
+    arms = list(ARMS)
+    mu = np.array([[10.0 * RATES[arm][s] for arm in arms] for s in segment])  # a good model
+    customers = np.arange(len(segment)) // 2  # two rows per customer
+    result = compare.paired_comparison(best(segment), worst(segment), logged, revenue,
+                                       propensity, arms=arms, mu=mu, clusters=customers)
+    assert result.method == "DR" and result.ipw_difference is not None
+    assert result.difference.low < 2.5 < result.difference.high
+    assert result.difference.width < result.ipw_difference.width  # outcome noise dominates
+    assert "DR policy value" in compare.evidence_line(result)
+    with pytest.raises(compare.CompareError, match="not one of"):
+        compare.paired_comparison(best(segment), worst(segment), logged, revenue, propensity,
+                                  arms=["control", "a"])

@@ -77,3 +77,41 @@ def test_s_learner_fast_path_equals_causalml_predict():
                                atol=1e-12)
     assert model.control is None and model.kind == "s"
     assert uplift[X[:300, 0] > 0.5, 0].mean() > uplift[X[:300, 0] <= 0.5, 0].mean()
+
+
+def test_x_learner_serving_path_equals_causalml_predict_and_survives_save_load(fitted, tmp_path):
+    from features.catalog import Catalog, Offer
+    from features.schema import Feature, FeatureSpec
+    from training.learners import fit_x
+    from training.package import Policy
+
+    X, _, _ = fitted
+    rng = np.random.default_rng(6)
+    treatment = rng.choice(np.array(["control", "a", "b"], dtype=object), len(X),
+                           p=[0.5, 0.3, 0.2])
+    propensity = np.select([treatment == "control", treatment == "a"], [0.5, 0.3], 0.2)
+    converted = (rng.random(len(X)) < 0.1 + 0.2 * (treatment == "a") * (X[:, 1] > 0.5)
+                 ).astype(int)
+    model, learner = fit_x(X, treatment, converted, propensity, control_label="control",
+                           params=PARAMS, seed=1)
+    assert model.kind == "x" and model.weights == pytest.approx((0.3 / 0.8, 0.2 / 0.7))
+    p = {g: np.full(500, w) for g, w in zip(learner.t_groups, model.weights, strict=True)}
+    expected = learner.predict(X[:500], p=p)
+    uplift, _ = model.predict(X[:500])
+    np.testing.assert_allclose(uplift, expected, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(model.predict(X[:1])[0], expected[:1], rtol=1e-6, atol=1e-9)
+    assert uplift[X[:500, 1] > 0.5, 0].mean() > uplift[X[:500, 1] <= 0.5, 0].mean() + 0.1
+
+    spec = FeatureSpec(tuple(Feature(f"f{j}", "numeric", ()) for j in range(4)))
+    catalog = Catalog(offers=(Offer(offer_id="a", name="A", category="t", margin=10.0),
+                              Offer(offer_id="b", name="B", category="t", margin=10.0)))
+    booster = model.control
+    assert booster is not None
+    policy = Policy(spec, catalog, model, booster, booster, shrinkage=0.5,
+                    population_uplift=np.array([0.1, 0.0]), penalty=np.array([0.0, 0.02]))
+    policy.save(tmp_path / "policy")
+    again = Policy.load(tmp_path / "policy")
+    np.testing.assert_allclose(again.score(X[:50].astype(np.float64))[0],
+                               policy.score(X[:50].astype(np.float64))[0])
+    assert again.uplift.kind == "x" and again.penalty is not None
+    assert again.shrink(np.zeros((1, 2)))[0] == pytest.approx([0.05, -0.02])

@@ -1,4 +1,4 @@
-"""Who gets a scarce launch unit: a value floor derived from remaining supply. Pure, NumPy only.
+"""Who gets a scarce launch unit: the launch floor (fixed, or derived from remaining supply).
 
 A launch without a fixed `min_customer_value` gets a floor that moves: built once per model load
 from the values of the customers eligible for the launch (`ValueDistribution`), then recomputed
@@ -14,6 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
+
+from decisioning.decision import CustomerFacts, DecisionContext
+from decisioning.reasons import BELOW_VALUE_THRESHOLD, LAUNCH, OUT_OF_STOCK, Reason, Suppression
+from decisioning.snapshot import LaunchStatus
+from features.catalog import Catalog, Offer
+from features.customers import CustomerTable
 
 # 7 units over a 0.4 * (1 - 0.3) share is 25.000000000000004 customers in floating point;
 # without the slack `ceil` would look one customer too deep.
@@ -126,3 +132,107 @@ def window_elapsed(now: datetime, starts_at: datetime | None,
         return None
     share = (now - starts_at) / (ends_at - starts_at)
     return min(1.0, max(0.0, share))
+
+
+def launch_distributions(catalog: Catalog, customers: CustomerTable, population: int = 0
+                         ) -> dict[str, ValueDistribution]:
+    """Per launch offer, the values of the customers who may get it (contactable, right tier).
+
+    Built once per model load: the derived value floor reads it on every decision. `customers`
+    may be a sample of `population` customers (customers kept in the state store; 0: it is all
+    of them), each value then standing for population / len(customers) customers.
+    """
+    weight = population / len(customers) if population and len(customers) else 1.0
+    result: dict[str, ValueDistribution] = {}
+    for offer in catalog.offers:
+        if offer.launch is None or offer.launch.min_customer_value is not None:
+            continue
+        eligible = customers.contactable.astype(bool)
+        if offer.loyalty_tiers is not None:
+            eligible &= np.isin(customers.loyalty_tier.astype(str), offer.loyalty_tiers)
+        result[offer.offer_id] = ValueDistribution.from_values(customers.value[eligible],
+                                                               weight)
+    return result
+
+
+def open_launches(catalog: Catalog, now: datetime) -> list[Offer]:
+    """The catalog's launch offers whose window has not ended at `now`."""
+    return [o for o in catalog.offers if o.launch is not None
+            and not (o.launch.ends_at and now > o.launch.ends_at)]
+
+
+def launch_statuses(catalog: Catalog, held: dict[str, int],
+                    distributions: dict[str, ValueDistribution], now: datetime
+                    ) -> dict[str, LaunchStatus]:
+    """Units left and the floor right now of every open launch, from the units held or sold
+    per launch (`held`; a launch missing from it has sold nothing)."""
+    statuses: dict[str, LaunchStatus] = {}
+    for offer in open_launches(catalog, now):
+        launch = offer.launch
+        assert launch is not None
+        remaining = max(0, launch.supply - held.get(offer.offer_id, 0))
+        floor = launch.min_customer_value
+        if floor is None:
+            distribution = distributions.get(offer.offer_id)
+            floor = 0.0 if distribution is None else value_floor(
+                remaining=remaining, supply=launch.supply, distribution=distribution,
+                reach=launch.expected_reach,
+                elapsed=demand_arrived(window_elapsed(now, launch.starts_at, launch.ends_at),
+                                       launch.arrival_shape))
+        statuses[offer.offer_id] = LaunchStatus(remaining, floor)
+    return statuses
+
+
+def launch_check(offer: Offer, customer: CustomerFacts, status: LaunchStatus | None
+                 ) -> Suppression | None:
+    """The launch's value floor (fixed, or derived from what is left) and its sell-out."""
+    launch = offer.launch
+    if launch is None:
+        return None
+    fixed = launch.min_customer_value
+    floor = fixed if fixed is not None else (status.floor if status is not None else 0.0)
+    left = (f" ({status.remaining} of {launch.supply} units left)"
+            if status is not None else "")
+    remaining = None if status is None else status.remaining
+    if status is not None and status.remaining <= 0:
+        return Suppression(offer.offer_id, OUT_OF_STOCK,
+                           f"launch sold out: all {launch.supply} units are held or sold",
+                           {"launch": True, "remaining": 0, "supply": launch.supply})
+    if customer.value < floor:
+        kind = "launch floor" if fixed is not None else "current launch floor"
+        return Suppression(offer.offer_id, BELOW_VALUE_THRESHOLD,
+                           f"customer value {customer.value:.2f} is below the {kind} "
+                           f"{floor:.2f}{left}",
+                           {"customer_value": round(customer.value, 2),
+                            "floor": round(floor, 2) if math.isfinite(floor) else None,
+                            "floor_kind": "fixed" if fixed is not None else "derived",
+                            "remaining": remaining, "supply": launch.supply})
+    return None
+
+
+def launch_reason(offer: Offer, customer: CustomerFacts, context: DecisionContext,
+                  status: LaunchStatus | None) -> Reason:
+    """Why a launch unit goes to this customer: units left, floor met, early access.
+
+    Details: supply, remaining (None without live status), floor and customer_value (when a
+    floor applies), early_access (the tier, when it opens early for them).
+    """
+    launch = offer.launch
+    assert launch is not None
+    details: dict = {"supply": launch.supply, "remaining": None, "floor": None,
+                     "customer_value": None, "early_access": None}
+    parts = [f"limited launch: {launch.supply} units"]
+    if status is not None:
+        details["remaining"] = status.remaining
+        parts = [f"limited launch: {status.remaining} of {launch.supply} units left"]
+        floor = launch.min_customer_value if launch.min_customer_value is not None \
+            else status.floor
+        if floor > 0:
+            details.update(floor=round(floor, 2), customer_value=round(customer.value, 2))
+            parts.append(f"customer value {customer.value:.2f} meets the floor {floor:.2f}")
+    early = launch.early_access
+    if (early is not None and customer.loyalty_tier in early.tiers and launch.starts_at
+            and context.now < launch.starts_at):
+        details["early_access"] = customer.loyalty_tier
+        parts.append(f"{customer.loyalty_tier} early access")
+    return Reason(LAUNCH, "; ".join(parts), details)

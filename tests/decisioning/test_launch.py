@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from service.allocation import (
+from decisioning.launch import (
     ValueDistribution,
     demand_arrived,
     qualifies,

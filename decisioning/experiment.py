@@ -1,11 +1,13 @@
-"""Holdouts and exploration: the randomization that makes the log causal. Pure functions.
+"""Holdouts and exploration: the randomization that makes the log causal.
 
-The global holdout is a deterministic hash of (salt, customer id), stratified by customer value:
-within each value stratum the customers with the lowest hash values are held out, so holdout and
-treated groups are the same population and a customer stays in their group across requests,
-workers, hosts and model versions (for one customer table and salt). Exploration serves a random
-eligible offer instead of the best one with a small probability; the probability with which the
-served offer was chosen (the logging propensity) is recorded with every decision.
+The global holdout is a salted hash of the customer id: a customer is held out when
+hash_unit(salt, id) < share. It needs nothing but the id, so every path that decides for one
+customer (the service, a batch chunk, `nba decide`, the pyfunc on any frame) puts them in the
+same group, across workers, hosts and model versions. The hash is independent of everything
+about the customer, so within every customer-value stratum the expected held-out share is
+`share` (the reports' balance check measures it). Exploration serves a random eligible offer
+instead of the best one with a small probability; the probability with which the served offer
+was chosen (the logging propensity) is recorded with every decision.
 """
 
 from __future__ import annotations
@@ -16,21 +18,17 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from features.catalog import Catalog
-from service.decide import (
+from decisioning.decision import Decision, OfferScores, RankedOffer
+from decisioning.reasons import (
+    EXPLORATION,
+    HOLDOUT,
     NO_INCREMENTAL_VALUE,
     OFFER,
     OUTRANKED,
-    Decision,
-    OfferScores,
-    RankedOffer,
     Reason,
     Suppression,
 )
-
-HOLDOUT = "holdout"
-EXPLORATION = "exploration"
-VALUE_STRATA = 10
+from features.catalog import Catalog
 
 
 def hash_unit(salt: str, customer_id: str) -> float:
@@ -39,20 +37,14 @@ def hash_unit(salt: str, customer_id: str) -> float:
     return int.from_bytes(digest, "big") / 2.0**64
 
 
-def holdout_mask(ids: list[str], values: np.ndarray, share: float, salt: str,
-                 strata: int = VALUE_STRATA) -> np.ndarray:
-    """Which customers are in the global holdout: `share` of each customer-value stratum."""
-    n = len(ids)
-    mask = np.zeros(n, dtype=bool)
-    if n == 0 or share <= 0:
-        return mask
-    units = np.fromiter((hash_unit(salt, cid) for cid in ids), float, n)
-    order = np.argsort(values, kind="stable")
-    for stratum in np.array_split(order, min(strata, n)):
-        take = int(round(share * len(stratum)))
-        if take:
-            mask[stratum[np.argsort(units[stratum], kind="stable")[:take]]] = True
-    return mask
+def in_holdout(customer_id: str, share: float, salt: str) -> bool:
+    """Whether the customer is in the global holdout of `share` under `salt`."""
+    return share > 0 and hash_unit(salt, customer_id) < share
+
+
+def holdout_of(ids: list[str], share: float, salt: str) -> np.ndarray:
+    """`in_holdout` for many customers (a boolean array in the order of `ids`)."""
+    return np.fromiter((in_holdout(cid, share, salt) for cid in ids), bool, len(ids))
 
 
 @dataclass(frozen=True)
@@ -72,16 +64,19 @@ def eligible_offers(decision: Decision) -> list[str]:
 
 
 def explore(decision: Decision, catalog: Catalog, scores: OfferScores, share: float,
-            rng: random.Random) -> Served:
+            rng: random.Random | None) -> Served:
     """With probability `share`, put a uniformly random eligible offer first.
 
     The propensity of the top served offer is (1 - share) * [it is the best] + share / n for n
     eligible offers; when nothing is served it is the probability of serving nothing.
     """
+    if share <= 0:
+        return Served(decision, False, 1.0)
     eligible = eligible_offers(decision)
     best = decision.offers[0].offer_id if decision.offers else None
-    if not eligible or share <= 0:
+    if not eligible:
         return Served(decision, False, 1.0)
+    rng = rng or random.Random()
     drawn = eligible[rng.randrange(len(eligible))] if rng.random() < share else None
     explored = drawn is not None and drawn != best
     top = drawn if drawn is not None else best
@@ -111,14 +106,17 @@ def _promote(decision: Decision, catalog: Catalog, scores: OfferScores,
     dropped = rest[limit - 1:]
     offers = (first, *(replace(o, rank=i) for i, o in enumerate(kept, start=2)))
     suppressed = [s for s in decision.suppressed if s.offer_id != offer_id]
-    suppressed += [Suppression(o.offer_id, OUTRANKED, "moved out by an exploration offer")
+    suppressed += [Suppression(o.offer_id, OUTRANKED, "moved out by an exploration offer",
+                               {"explored_offer": offer_id})
                    for o in dropped]
-    return Decision(offers, tuple(suppressed))
+    return replace(decision, offers=offers, suppressed=tuple(suppressed))
 
 
 def held_out(decision: Decision, share: float) -> Decision:
     """The holdout's decision: nothing served, every offer suppressed with the reason."""
     message = (f"customer is in the {share:.0%} global holdout, which gets no offer so that "
                "what offers add can be measured")
+    details = {"share": share}
     every = [o.offer_id for o in decision.offers] + [s.offer_id for s in decision.suppressed]
-    return Decision((), tuple(Suppression(offer_id, HOLDOUT, message) for offer_id in every))
+    return replace(decision, offers=(), suppressed=tuple(
+        Suppression(offer_id, HOLDOUT, message, details) for offer_id in every))

@@ -1,4 +1,4 @@
-"""Holdout assignment and exploration: deterministic, stratified, with honest propensities."""
+"""Holdout assignment and exploration: deterministic per customer, with honest propensities."""
 
 from __future__ import annotations
 
@@ -9,9 +9,12 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
+from decisioning import core
+from decisioning import decision as d
+from decisioning import experiment as x
+from decisioning import reasons as r
+from decisioning.snapshot import EMPTY
 from features.catalog import Catalog, Offer
-from service import decide as d
-from service import experiment as x
 
 
 def offer(offer_id: str) -> Offer:
@@ -25,30 +28,41 @@ NOW = datetime(2026, 12, 3, tzinfo=UTC)
 def decision(uplift: list[float], limit: int = 2) -> tuple[d.Decision, d.OfferScores]:
     scores = d.OfferScores(np.asarray(uplift), 0.05 + np.asarray(uplift), 0.05)
     facts = d.CustomerFacts("c1")
-    return d.decide(facts, scores, CATALOG, d.DecisionContext("web", NOW, limit)), scores
+    return core.rank(facts, scores, CATALOG, EMPTY, d.DecisionContext("web", NOW, limit)), scores
 
 
-def test_holdout_is_deterministic_and_takes_the_share_of_every_value_stratum():
+def test_holdout_is_deterministic_per_customer_and_takes_the_share_of_every_value_stratum():
     rng = np.random.default_rng(0)
     ids = [f"C{i:07d}" for i in range(20_000)]
     values = rng.lognormal(4, 1, len(ids))
-    mask = x.holdout_mask(ids, values, 0.05, "salt")
-    assert mask.sum() == 1_000
-    assert np.array_equal(mask, x.holdout_mask(ids, values, 0.05, "salt"))
+    mask = x.holdout_of(ids, 0.05, "salt")
+    assert abs(mask.mean() - 0.05) < 4 * np.sqrt(0.05 * 0.95 / len(ids))
+    assert np.array_equal(mask, x.holdout_of(ids, 0.05, "salt"))
+    # one customer alone is in the same group as in the whole table: what lets every path agree
+    assert [x.in_holdout(cid, 0.05, "salt") for cid in ids[:500]] == mask[:500].tolist()
     deciles = np.quantile(values, np.linspace(0, 1, 11))
     for low, high in zip(deciles[:-1], deciles[1:], strict=True):
         inside = (values >= low) & (values <= high)
-        assert abs(mask[inside].mean() - 0.05) < 0.005
-    assert (mask != x.holdout_mask(ids, values, 0.05, "other salt")).any()
-    assert not x.holdout_mask(ids, values, 0.0, "salt").any()
+        assert abs(mask[inside].mean() - 0.05) < 4 * np.sqrt(0.05 * 0.95 / inside.sum())
+    assert (mask != x.holdout_of(ids, 0.05, "other salt")).any()
+    assert not x.holdout_of(ids, 0.0, "salt").any()
 
 
-def test_a_customer_keeps_their_group_when_others_join_the_table():
-    ids = [f"C{i:07d}" for i in range(5_000)]
-    values = np.zeros(len(ids))  # one stratum: the group depends only on the hash ranks
-    before = x.holdout_mask(ids, values, 0.1, "s")
-    after = x.holdout_mask([*ids, "C9999999"], np.zeros(len(ids) + 1), 0.1, "s")
-    assert (before == after[:-1]).mean() > 0.999
+def test_the_core_holds_out_the_group_and_logs_what_they_would_have_had():
+    settings = d.DecisionSettings(holdout_share=0.3, salt="s", exploration=0.1)
+    scores = d.OfferScores(np.array([0.05, 0.03, 0.0, 0.01]), np.array([0.1, 0.08, 0.05, 0.06]),
+                           0.05)
+    context = d.DecisionContext("web", NOW, 2)
+    held = [cid for cid in (f"C{i}" for i in range(200)) if x.in_holdout(cid, 0.3, "s")]
+    assert held
+    for cid in held:
+        decision = core.decide(d.CustomerFacts(cid), scores, CATALOG, EMPTY, context, settings,
+                               random.Random(0))
+        assert decision.holdout and decision.offers == () and not decision.explored
+        assert decision.chosen_offer == "a"
+        assert {s.reason for s in decision.suppressed} == {r.HOLDOUT}
+        assert decision.suppressed[0].details["share"] == 0.3
+        assert decision.propensity == pytest.approx(0.3)  # P(nothing served) = the holdout's
 
 
 def test_holdout_decision_serves_nothing_and_explains_every_offer():

@@ -1,4 +1,4 @@
-"""Arbitration and suppression rules, pure: no server, no model."""
+"""The decision core's rules, ranking and reasons as data: pure, no server, no model."""
 
 from __future__ import annotations
 
@@ -11,8 +11,22 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from decisioning import core
+from decisioning.decision import CustomerFacts, Decision, DecisionContext, OfferScores
+from decisioning.reasons import (
+    BELOW_VALUE_THRESHOLD,
+    CONTACT_CAP,
+    NO_INCREMENTAL_VALUE,
+    NOT_CONTACTABLE,
+    NOT_ELIGIBLE,
+    OFFER,
+    OUT_OF_STOCK,
+    OUTRANKED,
+    PREORDER,
+    WAITLIST,
+)
+from decisioning.snapshot import ContactHistory, LaunchStatus, StateSnapshot, StockLookup
 from features.catalog import Catalog, Launch, Offer
-from service import decide as d
 from state.rows import snapshot_of
 
 NOW = datetime(2026, 12, 3, 12, tzinfo=UTC)
@@ -42,76 +56,85 @@ STOCK = snapshot_of(pd.DataFrame([
 ]))
 
 
-def customer(**kwargs) -> d.CustomerFacts:
+def decide(facts: CustomerFacts, offer_scores: OfferScores, catalog: Catalog,
+           ctx: DecisionContext, stock: StockLookup | None = None,
+           launches: dict[str, LaunchStatus] | None = None,
+           contacts: ContactHistory | None = None) -> Decision:
+    """The core's rules and ranking (no holdout: that has tests of its own)."""
+    return core.decide(facts, offer_scores, catalog, StateSnapshot(stock, launches or {}, contacts),
+                       ctx, core.OFFLINE)
+
+
+def customer(**kwargs) -> CustomerFacts:
     base: dict[str, Any] = {"customer_id": "c1", "loyalty_tier": "gold", "preferred_size": "42",
                             "value": 500.0}
-    return d.CustomerFacts(**(base | kwargs))
+    return CustomerFacts(**(base | kwargs))
 
 
-def scores(uplift: list[float]) -> d.OfferScores:
+def scores(uplift: list[float]) -> OfferScores:
     u = np.asarray(uplift, dtype=float)
-    return d.OfferScores(u, 0.05 + u, 0.05)
+    return OfferScores(u, 0.05 + u, 0.05)
 
 
-def context(**kwargs) -> d.DecisionContext:
+def context(**kwargs) -> DecisionContext:
     base: dict[str, Any] = {"channel": "web", "now": NOW, "limit": 3}
-    return d.DecisionContext(**(base | kwargs))
+    return DecisionContext(**(base | kwargs))
 
 
-def reasons(decision: d.Decision) -> dict[str, str]:
+def reasons(decision: Decision) -> dict[str, str]:
     return {s.offer_id: s.reason for s in decision.suppressed}
 
 
 def test_ranks_by_expected_incremental_profit_and_explains_each_offer():
-    decision = d.decide(customer(), scores([0.02, 0.05, 0.0, 0.03, 0.015]), CATALOG,
+    decision = decide(customer(), scores([0.02, 0.05, 0.0, 0.03, 0.015]), CATALOG,
                         context(), STOCK)
     assert [o.offer_id for o in decision.offers] == ["gold_only", "launch", "plain"]
     assert [o.rank for o in decision.offers] == [1, 2, 3]
     assert decision.offers[0].expected_incremental_value == pytest.approx(0.05 * 10 - 0.1)
     assert all(o.reasons and o.reasons[0].code == "incremental_value" for o in decision.offers)
-    assert reasons(decision) == {"app_only": d.NOT_ELIGIBLE, "sized": d.OUTRANKED}
+    assert reasons(decision) == {"app_only": NOT_ELIGIBLE, "sized": OUTRANKED}
 
 
 def test_offer_with_non_positive_value_is_never_recommended():
-    decision = d.decide(customer(), scores([0.01, -0.2, 0.0, 0.0, 0.0]), CATALOG, context(),
+    decision = decide(customer(), scores([0.01, -0.2, 0.0, 0.0, 0.0]), CATALOG, context(),
                         STOCK)
     assert decision.offers == ()
-    assert reasons(decision)["plain"] == d.NO_INCREMENTAL_VALUE  # 0.01 * 10 - 0.1 = 0
+    assert reasons(decision)["plain"] == NO_INCREMENTAL_VALUE  # 0.01 * 10 - 0.1 = 0
 
 
 def test_not_contactable_customer_gets_nothing():
-    decision = d.decide(customer(contactable=False), scores([0.5] * 5), CATALOG, context(),
+    decision = decide(customer(contactable=False), scores([0.5] * 5), CATALOG, context(),
                         STOCK)
     assert decision.offers == ()
-    assert set(reasons(decision).values()) == {d.NOT_CONTACTABLE}
+    assert set(reasons(decision).values()) == {NOT_CONTACTABLE}
     assert len(decision.suppressed) == len(CATALOG.offers)
 
 
 def test_tier_and_channel_rules():
-    decision = d.decide(customer(loyalty_tier="bronze"), scores([0.5] * 5), CATALOG,
+    decision = decide(customer(loyalty_tier="bronze"), scores([0.5] * 5), CATALOG,
                         context(limit=5), STOCK)
-    assert reasons(decision)["gold_only"] == d.NOT_ELIGIBLE
-    assert reasons(decision)["app_only"] == d.NOT_ELIGIBLE
-    on_app = d.decide(customer(), scores([0.5] * 5), CATALOG, context(channel="app", limit=5),
+    assert reasons(decision)["gold_only"] == NOT_ELIGIBLE
+    assert reasons(decision)["app_only"] == NOT_ELIGIBLE
+    on_app = decide(customer(), scores([0.5] * 5), CATALOG, context(channel="app", limit=5),
                       STOCK)
     assert "app_only" in [o.offer_id for o in on_app.offers]
 
 
 def test_launch_floor_and_window():
-    low = d.decide(customer(value=99.0), scores([0.5] * 5), CATALOG, context(limit=5), STOCK)
-    assert reasons(low)["launch"] == d.BELOW_VALUE_THRESHOLD
+    low = decide(customer(value=99.0), scores([0.5] * 5), CATALOG, context(limit=5), STOCK)
+    assert reasons(low)["launch"] == BELOW_VALUE_THRESHOLD
     assert "100.00" in next(s.message for s in low.suppressed if s.offer_id == "launch")
-    later = d.decide(customer(), scores([0.5] * 5), CATALOG,
+    later = decide(customer(), scores([0.5] * 5), CATALOG,
                      context(limit=5, now=NOW + timedelta(days=3)), STOCK)
-    assert reasons(later)["launch"] == d.NOT_ELIGIBLE
+    assert reasons(later)["launch"] == NOT_ELIGIBLE
 
 
 def test_out_of_stock_size_is_suppressed_and_store_stock_is_explained():
-    sold_out = d.decide(customer(preferred_size="44"), scores([0.5] * 5), CATALOG,
+    sold_out = decide(customer(preferred_size="44"), scores([0.5] * 5), CATALOG,
                         context(limit=5), STOCK)
-    assert reasons(sold_out)["launch"] == d.OUT_OF_STOCK
-    assert reasons(sold_out)["sized"] == d.OUT_OF_STOCK  # RUN has no size 44 online
-    in_store = d.decide(customer(), scores([0.5] * 5), CATALOG,
+    assert reasons(sold_out)["launch"] == OUT_OF_STOCK
+    assert reasons(sold_out)["sized"] == OUT_OF_STOCK  # RUN has no size 44 online
+    in_store = decide(customer(), scores([0.5] * 5), CATALOG,
                         context(channel="store", store_id="store_1", limit=5), STOCK)
     message = next(s.message for s in in_store.suppressed if s.offer_id == "sized")
     assert "sold out in store_1" in message and "3 online" in message
@@ -136,7 +159,7 @@ def test_inventory_matching_rules():
 )
 def test_every_offer_is_shown_or_suppressed_exactly_once(uplift, limit, tier, size, value,
                                                          contactable, channel):
-    decision = d.decide(customer(loyalty_tier=tier, preferred_size=size, value=value,
+    decision = decide(customer(loyalty_tier=tier, preferred_size=size, value=value,
                                  contactable=contactable),
                         scores(uplift), CATALOG, context(limit=limit, channel=channel), STOCK)
     shown = [o.offer_id for o in decision.offers]
@@ -170,60 +193,60 @@ JACKETS = snapshot_of(pd.DataFrame([
 ]))
 
 
-def live_decide(launches=None, contacts=None, **kw) -> d.Decision:
+def live_decide(launches=None, contacts=None, **kw) -> Decision:
     facts = customer(**({"preferred_color": "red"} | kw.pop("facts", {})))
-    return d.decide(facts, scores([0.02, 0.05, 0.03]), DERIVED, context(**kw), JACKETS,
+    return decide(facts, scores([0.02, 0.05, 0.03]), DERIVED, context(**kw), JACKETS,
                     launches, contacts)
 
 
 def test_derived_launch_floor_names_the_current_floor_and_units_left():
-    decision = live_decide({"drop": d.LaunchStatus(remaining=3, floor=800.0)})
+    decision = live_decide({"drop": LaunchStatus(remaining=3, floor=800.0)})
     message = next(s.message for s in decision.suppressed if s.offer_id == "drop")
-    assert reasons(decision)["drop"] == d.BELOW_VALUE_THRESHOLD
+    assert reasons(decision)["drop"] == BELOW_VALUE_THRESHOLD
     assert "current launch floor 800.00" in message and "3 of 10 units left" in message
-    allowed = live_decide({"drop": d.LaunchStatus(remaining=3, floor=400.0)})
+    allowed = live_decide({"drop": LaunchStatus(remaining=3, floor=400.0)})
     launch_offer = next(o for o in allowed.offers if o.offer_id == "drop")
-    assert launch_offer.action == d.OFFER
+    assert launch_offer.action == OFFER
     assert any("3 of 10 units left" in r.message for r in launch_offer.reasons)
 
 
 def test_sold_out_launch_and_out_of_stock_colour_fall_back_to_waitlist_and_preorder():
-    decision = live_decide({"drop": d.LaunchStatus(remaining=0, floor=0.0)}, limit=2)
+    decision = live_decide({"drop": LaunchStatus(remaining=0, floor=0.0)}, limit=2)
     actions = {o.offer_id: o.action for o in decision.offers}
-    assert actions == {"drop": d.WAITLIST, "jacket": d.PREORDER}
-    assert reasons(decision)["plain"] == d.OUTRANKED  # no contact history given: no cap
+    assert actions == {"drop": WAITLIST, "jacket": PREORDER}
+    assert reasons(decision)["plain"] == OUTRANKED  # no contact history given: no cap
     drop = next(o for o in decision.offers if o.offer_id == "drop")
     assert "sold out" in drop.reasons[-1].message
     assert "re-stock waiting list" in drop.reasons[-1].message
     jacket = next(o for o in decision.offers if o.offer_id == "jacket")
     assert "red sold out online" in jacket.reasons[-1].message
-    black = live_decide({"drop": d.LaunchStatus(5, 0.0)}, facts={"preferred_color": "black"})
-    assert {o.offer_id: o.action for o in black.offers}["jacket"] == d.OFFER
+    black = live_decide({"drop": LaunchStatus(5, 0.0)}, facts={"preferred_color": "black"})
+    assert {o.offer_id: o.action for o in black.offers}["jacket"] == OFFER
 
 
 def test_early_access_window_opens_first_for_loyal_tiers():
     before = {"now": NOW - timedelta(hours=36)}  # after early access, before the launch
-    gold = live_decide({"drop": d.LaunchStatus(5, 0.0)}, **before)
+    gold = live_decide({"drop": LaunchStatus(5, 0.0)}, **before)
     assert "drop" in [o.offer_id for o in gold.offers]
     assert any("gold early access" in r.message
                for o in gold.offers if o.offer_id == "drop" for r in o.reasons)
-    silver = live_decide({"drop": d.LaunchStatus(5, 0.0)}, facts={"loyalty_tier": "silver"},
+    silver = live_decide({"drop": LaunchStatus(5, 0.0)}, facts={"loyalty_tier": "silver"},
                          **before)
-    assert reasons(silver)["drop"] == d.NOT_ELIGIBLE
+    assert reasons(silver)["drop"] == NOT_ELIGIBLE
 
 
 def test_contact_caps_limit_offers_per_window_and_suppress_declined_offers():
-    fresh = live_decide({"drop": d.LaunchStatus(5, 0.0)}, d.ContactHistory(0, {}))
+    fresh = live_decide({"drop": LaunchStatus(5, 0.0)}, ContactHistory(0, {}))
     assert len(fresh.offers) == 2  # cap of 2 per window, below the request's limit of 3
-    assert reasons(fresh)["plain"] == d.CONTACT_CAP
-    one_left = live_decide({"drop": d.LaunchStatus(5, 0.0)}, d.ContactHistory(1, {}))
+    assert reasons(fresh)["plain"] == CONTACT_CAP
+    one_left = live_decide({"drop": LaunchStatus(5, 0.0)}, ContactHistory(1, {}))
     assert len(one_left.offers) == 1
-    spent = live_decide({"drop": d.LaunchStatus(5, 0.0)}, d.ContactHistory(2, {}))
+    spent = live_decide({"drop": LaunchStatus(5, 0.0)}, ContactHistory(2, {}))
     assert spent.offers == ()
-    assert set(reasons(spent).values()) == {d.CONTACT_CAP}
+    assert set(reasons(spent).values()) == {CONTACT_CAP}
     assert "2 offers already made on web in the last 24 h (cap 2)" in spent.suppressed[0].message
-    declined = live_decide({"drop": d.LaunchStatus(5, 0.0)}, d.ContactHistory(0, {"drop": 2}))
-    assert reasons(declined)["drop"] == d.CONTACT_CAP
+    declined = live_decide({"drop": LaunchStatus(5, 0.0)}, ContactHistory(0, {"drop": 2}))
+    assert reasons(declined)["drop"] == CONTACT_CAP
     assert "declined 2 times" in next(s.message for s in declined.suppressed
                                       if s.offer_id == "drop")
 
@@ -240,13 +263,44 @@ def test_contact_caps_limit_offers_per_window_and_suppress_declined_offers():
 )
 def test_live_rules_account_for_every_offer_and_respect_the_caps(uplift, limit, remaining, floor,
                                                                  made, declines, color):
-    contacts = d.ContactHistory(made, {"drop": declines})
-    decision = d.decide(customer(preferred_color=color, value=500.0), scores(uplift), DERIVED,
+    contacts = ContactHistory(made, {"drop": declines})
+    decision = decide(customer(preferred_color=color, value=500.0), scores(uplift), DERIVED,
                         context(limit=limit), JACKETS,
-                        {"drop": d.LaunchStatus(remaining, floor)}, contacts)
+                        {"drop": LaunchStatus(remaining, floor)}, contacts)
     shown = [o.offer_id for o in decision.offers]
     assert sorted(shown + [s.offer_id for s in decision.suppressed]) == sorted(DERIVED.offer_ids)
     assert len(shown) <= min(limit, max(0, 2 - made))
     drop = next((o for o in decision.offers if o.offer_id == "drop"), None)
-    if drop is not None and drop.action == d.OFFER:  # a launch unit only when one is left
+    if drop is not None and drop.action == OFFER:  # a launch unit only when one is left
         assert remaining > 0 and floor <= 500.0 and declines < 2
+
+
+def test_a_cap_counted_at_write_time_cuts_the_tail_with_its_reason():
+    from decisioning.caps import enforce_cap
+
+    assert DERIVED.contact_policy is not None
+    decision = live_decide({"drop": LaunchStatus(5, 0.0)}, ContactHistory(0, {}))
+    assert len(decision.offers) == 2
+    assert enforce_cap(decision, 0, DERIVED.contact_policy, context()) is decision
+    cut = enforce_cap(decision, 1, DERIVED.contact_policy, context())
+    assert [o.offer_id for o in cut.offers] == [decision.offers[0].offer_id]
+    assert cut.chosen_offer == decision.offers[0].offer_id
+    late = next(s for s in cut.suppressed if s.offer_id == decision.offers[1].offer_id)
+    assert late.reason == CONTACT_CAP
+    assert late.details == {"cap": "offers", "offers_in_window": 1, "channel": "web",
+                            "window_hours": 24, "limit": 2}
+    none_left = enforce_cap(decision, 5, DERIVED.contact_policy, context())
+    assert none_left.offers == () and none_left.chosen_offer is None
+
+
+def test_reasons_carry_their_facts_as_details():
+    decision = live_decide({"drop": LaunchStatus(remaining=3, floor=800.0)})
+    floor = next(s for s in decision.suppressed if s.offer_id == "drop")
+    assert floor.details == {"customer_value": 500.0, "floor": 800.0, "floor_kind": "derived",
+                             "remaining": 3, "supply": 10}
+    jacket = next(o for o in decision.offers if o.offer_id == "jacket")
+    assert jacket.reasons[-1].code == PREORDER
+    assert jacket.reasons[-1].details == {"sku": "JKT", "size": "42", "color": "red",
+                                          "location": None, "units": 0}
+    value = jacket.reasons[0]
+    assert value.details["value"] == pytest.approx(0.03 * 10 - 0.1)

@@ -1,0 +1,21 @@
+"""Statistics shared by training, compare and reports: pure NumPy/SciPy, no I/O.
+
+- `estimate`: means with 95% normal intervals, clustered by customer.
+- `policy_value`: per-row IPW and doubly robust (AIPW) terms of a policy on logged data.
+- `srm`: the sample-ratio-mismatch chi-square test.
+"""
+
+from stats.estimate import (
+    Z95,
+    Estimate,
+    clustered_se,
+    mean_estimate,
+    mean_variance,
+    paired_difference,
+)
+from stats.policy_value import aipw_scores, ipw_scores, policy_terms, profit_terms
+from stats.srm import srm_chi_square
+
+__all__ = ["Z95", "Estimate", "aipw_scores", "clustered_se", "ipw_scores", "mean_estimate",
+           "mean_variance", "paired_difference", "policy_terms", "profit_terms",
+           "srm_chi_square"]

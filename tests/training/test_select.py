@@ -1,0 +1,103 @@
+"""The menu, the rules and the one-SE choice: pure functions on arrays of known answer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from stats import aipw_scores, ipw_scores
+from training import rules, select
+from training.crossfit import folds
+from training.select import Candidate
+
+
+def test_jackknife_se_is_the_delete_a_fold_formula():
+    per_fold = np.array([[1.0], [2.0], [4.0]])  # three fold models' predictions of one row
+    mean = 7.0 / 3.0
+    expected = np.sqrt(2.0 / 3.0 * ((1 - mean) ** 2 + (2 - mean) ** 2 + (4 - mean) ** 2))
+    assert rules.jackknife_se(per_fold)[0] == pytest.approx(expected)
+
+
+def test_penalty_spares_the_default_offer_and_grows_with_fold_disagreement():
+    rng = np.random.default_rng(0)
+    steady = np.tile(rng.normal(0.02, 0.01, (1, 500, 3)), (3, 1, 1))
+    noisy = steady + rng.normal(0, 0.02, steady.shape) * np.array([0.0, 1.0, 0.2])
+    margins = np.array([0.0, 10.0, 10.0, 10.0])
+    penalty = rules.deviation_penalty(noisy, 0, margins)
+    assert penalty[0] == 0.0
+    assert penalty[1] > 3 * penalty[2] > 0
+    assert rules.deviation_penalty(steady, 0, margins) == pytest.approx(np.zeros(3), abs=1e-12)
+    # with no paying default, every offer is a deviation from sending nothing
+    assert (rules.deviation_penalty(noisy, None, margins)[1:] > 0).all()
+
+
+def test_rules_resolve_and_apply():
+    raw, population = np.array([[0.1, -0.1]]), np.array([0.0, 0.02])
+    assert rules.apply(raw, population, 0.0)[0] == pytest.approx([0.0, 0.02])
+    assert rules.apply(raw, population, 0.5, np.array([0.0, 0.01]))[0] == pytest.approx(
+        [0.05, -0.05])
+    assert rules.resolve("shrink_0.25").shrinkage == 0.25
+    for bad in ("shrink_2", "shrink_x", "bold"):
+        with pytest.raises(ValueError, match="unknown rule"):
+            rules.resolve(bad)
+    assert rules.default_offer(np.array([0.001, 0.01]), np.array([0, 10.0, 10.0]),
+                               np.array([0, 0.05, 0.5])) is None  # neither pays its cost
+    assert rules.default_offer(np.array([0.02, 0.01]), np.array([0, 10.0, 10.0]),
+                               np.zeros(3)) == 0
+
+
+def test_menu_lists_best_single_once_and_names_unknown_choices():
+    menu = select.menu(("s", "x"), ("base",), ("best_single", "full"))
+    assert [c.name for c in menu] == ["s/base/best_single", "s/base/full", "x/base/full"]
+    with pytest.raises(ValueError, match="learner"):
+        select.menu(("q",), ("base",), ("full",))
+    with pytest.raises(ValueError, match="capacity"):
+        select.menu(("s",), ("huge",), ("full",))
+
+
+def test_folds_keep_a_customer_in_one_fold_and_are_balanced():
+    customers = np.repeat([f"c{i}" for i in range(300)], 3)
+    fold = folds(customers, 3, seed=1)
+    assert pd.Series(fold).groupby(customers).nunique().max() == 1
+    assert np.bincount(fold).min() > 250
+    with pytest.raises(ValueError, match="at least 2 folds"):
+        folds(customers, 1, seed=1)
+
+
+def _segment_log(n: int, seed: int):
+    """control/a/b uniform; `a` pays (+0.3) in segment 1 only, `b` (+0.05) everywhere."""
+    rng = np.random.default_rng(seed)
+    segment = rng.integers(0, 2, n)
+    logged = rng.integers(0, 3, n)
+    truth = np.column_stack([np.full(n, 0.1), 0.1 + 0.3 * segment, np.full(n, 0.15)])
+    y = (rng.random(n) < truth[np.arange(n), logged]).astype(float)
+    return segment, logged, y, truth
+
+
+def test_choice_takes_the_simplest_candidate_within_one_standard_error():
+    segment, logged, y, truth = _segment_log(6000, 0)
+    n = len(y)
+    margins, costs = np.array([0.0, 10.0, 10.0]), np.zeros(3)
+    targeted = np.where(segment == 1, 1, 2)
+    arms = {"s/base/best_single": np.full(n, 2), "s/base/full": targeted,
+            "x/base/full": targeted.copy()}
+    candidates = [Candidate("s", "base", "best_single"), Candidate("s", "base", "full"),
+                  Candidate("x", "base", "full")]
+    table, _ = select.score_menu(candidates, lambda c: arms[c.name],
+                                 dr=aipw_scores(logged, np.full(n, 1 / 3), y, truth),
+                                 ipw=ipw_scores(logged, np.full(n, 1 / 3), y, 3),
+                                 margins=margins, costs=costs, clusters=np.arange(n) // 2)
+    # targeting truly earns 0.5 * 3 + 0.5 * 0.5 = 1.75 vs 0.5 for the best single offer
+    assert select.choose(table, candidates).name == "s/base/full"  # simpler than x, same arms
+    assert table.set_index("candidate").loc["s/base/full", "dr_low"] > 1.5
+    # with no real difference, the simplest (the best single offer) is chosen
+    arms["s/base/full"] = arms["x/base/full"] = np.full(n, 2)
+    table, _ = select.score_menu(candidates, lambda c: arms[c.name],
+                                 dr=aipw_scores(logged, np.full(n, 1 / 3), y, truth),
+                                 ipw=ipw_scores(logged, np.full(n, 1 / 3), y, 3),
+                                 margins=margins, costs=costs, clusters=np.arange(n) // 2)
+    assert select.choose(table, candidates).name == "s/base/best_single"
+    assert select.choose(table, candidates, tolerance=0.0).name == str(
+        table.loc[table["dr"].idxmax(), "candidate"])
+    assert "<-" in select.format_menu(table, candidates[0])

@@ -1,0 +1,94 @@
+"""The menu's meta-learners and LightGBM capacities, each fitted to a servable `UpliftModel`.
+
+S and T are causalml's classifiers (`training.uplift.fit_uplift`); X is causalml's
+`BaseXRegressor` on LightGBM, given the logged propensities instead of a fitted propensity
+model (the data are randomized: the logging policy's probabilities are known). Its effect
+models are mixed by each offer's share P(offer | offer or control), a constant per offer, so
+the served model needs no propensity at request time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+
+from training.settings import BoosterParams
+from training.uplift import Learner, UpliftModel, fit_uplift
+
+#: simplest first: the order `training.select` prefers when candidates tie within noise
+LEARNERS: tuple[Learner, ...] = ("s", "t", "x")
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """How much a LightGBM base learner may fit: leaves, minimum leaf size, trees."""
+
+    name: str
+    num_leaves: int | None  # None: keep the base settings'
+    min_child_samples: int | None
+    tree_factor: float
+
+    def apply(self, params: BoosterParams) -> BoosterParams:
+        """The base settings with this capacity's leaves, leaf size and tree count."""
+        return replace(params,
+                       num_leaves=self.num_leaves or params.num_leaves,
+                       min_child_samples=self.min_child_samples or params.min_child_samples,
+                       n_estimators=max(10, round(params.n_estimators * self.tree_factor)))
+
+
+#: simplest first. "base" is the configured settings (`nba train --trees`), unchanged.
+CAPACITIES = {c.name: c for c in (
+    Capacity("low", 7, 200, 0.5),
+    Capacity("base", None, None, 1.0),
+    Capacity("high", 31, 40, 1.0),
+)}
+
+
+def arm_shares(logged: np.ndarray, propensity: np.ndarray, n_arms: int) -> np.ndarray:
+    """Each arm's average logged propensity (the logging policy's probability of the arm)."""
+    shares = np.zeros(n_arms)
+    for arm in range(n_arms):
+        rows = logged == arm
+        shares[arm] = propensity[rows].mean() if rows.any() else 0.0
+    return shares
+
+
+def fit_x(X: np.ndarray, treatment: np.ndarray, converted: np.ndarray, propensity: np.ndarray,
+          *, control_label: str, params: BoosterParams, seed: int) -> tuple[UpliftModel, Any]:
+    """causalml's X-learner with the logged propensities; returns the serving model too."""
+    from causalml.inference.meta import BaseXRegressor
+
+    labels = np.asarray(treatment, dtype=object)
+    groups = sorted(set(labels) - {control_label})
+    e_control = float(propensity[labels == control_label].mean())
+    # P(offer | offer or control) per offer: constant under randomization, so servable
+    share = {g: float(propensity[labels == g].mean()) for g in groups}
+    p = {g: np.full(len(labels), share[g] / (share[g] + e_control)) for g in groups}
+    fitted = BaseXRegressor(learner=lgb.LGBMRegressor(**params.as_lightgbm(seed)),
+                            control_name=control_label)
+    fitted.fit(X, treatment=labels, y=np.asarray(converted, dtype=np.float64), p=p)
+    boosters: list[lgb.Booster] = []
+    for g in fitted.t_groups:
+        boosters += [fitted.models_tau_c[g].booster_, fitted.models_tau_t[g].booster_]
+    # causalml fits one control outcome model per offer, on the same control rows
+    control = fitted.models_mu_c[fitted.t_groups[0]].booster_
+    weights = tuple(float(p[g][0]) for g in fitted.t_groups)
+    model = UpliftModel(tuple(str(g) for g in fitted.t_groups), control, tuple(boosters), "x",
+                        weights)
+    return model, fitted
+
+
+def fit_learner(kind: Learner, X: np.ndarray, treatment: np.ndarray, converted: np.ndarray,
+                propensity: np.ndarray, *, control_label: str, params: BoosterParams,
+                seed: int) -> UpliftModel:
+    """Fit one meta-learner of the menu into a servable uplift model."""
+    if kind == "x":
+        return fit_x(X, treatment, converted, propensity, control_label=control_label,
+                     params=params, seed=seed)[0]
+    if kind in ("s", "t"):
+        return fit_uplift(X, treatment, converted, control_label=control_label, params=params,
+                          seed=seed, learner=kind)[0]
+    raise ValueError(f"unknown learner {kind!r}; use one of {', '.join(LEARNERS)}")

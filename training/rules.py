@@ -1,0 +1,88 @@
+"""How far the policy trusts per-customer uplift: shrinkage, or a confidence rule.
+
+Pure functions of uplift arrays. `Rule.shrinkage` pulls each customer's uplift towards the
+offer's average effect (0: everyone gets the best single offer; 1: full targeting). The
+confidence rule keeps full targeting but deviates from the best single offer only where the
+gain is likely: the offer's uplift is lowered by a one-sided 95% bound on how much the
+per-customer difference to the best single offer varies between fold models (the delete-a-fold
+jackknife), so a customer moves only where the lower bound of the difference is positive.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+#: one-sided 95%: "the lower bound of the gain is positive"
+Z_ONE_SIDED = 1.645
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Shrinkage towards the average effect, optionally with the confidence penalty."""
+
+    name: str
+    shrinkage: float
+    confident: bool = False
+
+
+#: simplest first (the order `training.select` prefers when candidates tie within noise)
+RULES = {r.name: r for r in (
+    Rule("best_single", 0.0),
+    Rule("confident", 1.0, confident=True),
+    Rule("shrink_0.5", 0.5),
+    Rule("full", 1.0),
+)}
+
+
+def resolve(name: str) -> Rule:
+    """A rule by name: one of RULES, or `shrink_<s>` for any shrinkage s in [0, 1]."""
+    if name in RULES:
+        return RULES[name]
+    if name.startswith("shrink_"):
+        try:
+            shrinkage = float(name.removeprefix("shrink_"))
+        except ValueError:
+            shrinkage = -1.0
+        if 0.0 <= shrinkage <= 1.0:
+            return Rule(name, shrinkage)
+    raise ValueError(f"unknown rule {name!r}; use one of {', '.join(RULES)} or shrink_<0..1>")
+
+
+def default_offer(population: np.ndarray, margins: np.ndarray, costs: np.ndarray) -> int | None:
+    """Catalog index of the offer with the best average net value, None when none pays."""
+    net = np.nan_to_num(population * margins[1:] - costs[1:], nan=-np.inf)
+    best = int(np.argmax(net))
+    return best if net[best] > 0 else None
+
+
+def jackknife_se(per_fold: np.ndarray) -> np.ndarray:
+    """Delete-a-fold jackknife standard error over axis 0 (K fold models' predictions)."""
+    k = per_fold.shape[0]
+    return np.sqrt((k - 1) / k * np.sum((per_fold - per_fold.mean(axis=0)) ** 2, axis=0))
+
+
+def deviation_penalty(per_fold: np.ndarray, default: int | None, margins: np.ndarray,
+                      z: float = Z_ONE_SIDED) -> np.ndarray:
+    """Per offer, in uplift units: z x the median jackknife SE of its net gain over the default.
+
+    `per_fold` (k, rows, n_offers) are fold models' uplift on the same rows; `margins` indexed
+    by arm. The default offer itself (or, with none, nothing) is never penalised.
+    """
+    offer_margins = margins[1:]
+    net = per_fold * offer_margins  # costs are known constants: they do not vary by fold
+    gain = net - (net[:, :, [default]] if default is not None else 0.0)
+    se = np.nanmedian(jackknife_se(gain), axis=0)
+    penalty = np.divide(z * np.nan_to_num(se), offer_margins,
+                        out=np.zeros_like(offer_margins), where=offer_margins > 0)
+    if default is not None:
+        penalty[default] = 0.0
+    return penalty
+
+
+def apply(raw: np.ndarray, population: np.ndarray, shrinkage: float,
+          penalty: np.ndarray | None = None) -> np.ndarray:
+    """The uplift the policy ranks by: shrunk towards `population`, minus any penalty."""
+    uplift = raw if shrinkage == 1.0 else shrinkage * raw + (1.0 - shrinkage) * population
+    return uplift if penalty is None else uplift - penalty
