@@ -39,8 +39,11 @@ champion: data ## train and promote a champion if there is none (RETRAIN=1: alwa
 stock: data ## load the demo stock into the state store if it holds none yet
 	@$(NBA) inventory load $(DATA_DIR)/inventory.parquet --if-empty
 
-run: nginx champion stock ## set up, build demo data, train, promote, serve on 127.0.0.1:$(PORT) (dev mode: no API key needed)
-	NBA_DEV_MODE=$${NBA_DEV_MODE:-1} $(NBA) serve --host 127.0.0.1 --port $(PORT) --workers $(WORKERS) --data-dir $(DATA_DIR)
+customers: data ## load the demo customers into the state store if it holds none yet
+	@$(NBA) customers load $(DATA_DIR)/customers.parquet --if-empty
+
+run: nginx champion stock customers ## set up, build demo data, train, promote, serve on 127.0.0.1:$(PORT) (dev mode: no API key needed)
+	NBA_DEV_MODE=$${NBA_DEV_MODE:-1} $(NBA) serve --host 127.0.0.1 --port $(PORT) --workers $(WORKERS) --data-dir $(DATA_DIR) --customers-from store
 
 browser: ## install Debian's chromium for the browser tests (no Playwright browser download)
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
@@ -72,7 +75,7 @@ java: ## install Debian's Java 17 runtime, which Spark (the `spark` scoring engi
 wrk: ## install Debian's wrk, the load generator of bench/bench_online.py
 	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends wrk; }
 
-bench: venv wrk nginx java ## benchmarks: decision latency, training, allocation, online vs mlflow models serve, batch, cold start, Spark and Dask (~21 min)
+bench: venv wrk nginx java ## benchmarks: decision latency, training, allocation, online vs mlflow models serve, batch, cold start, customers in the store, Spark and Dask (~25 min)
 	$(BIN)/python bench/run_all.py
 
 bench-quality: venv ## many synthetic worlds with known truth (targets met / not met); Hillstrom vs blanket policies; learners

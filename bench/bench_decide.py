@@ -94,12 +94,11 @@ def whole_decision(model: LoadedModel, stock: StockSnapshot, customer_id: str) -
 
 def live_decision(model: LoadedModel, live: LiveState, customer_id: str) -> str:
     """What POST /v1/decisions does, minus Flask: live stock, launch holds, the decision log."""
-    row = model.customer_row(customer_id)
     context = DecisionContext(channel="web", now=datetime.now(UTC), limit=3)
     decision_id = uuid.uuid4().hex
-    result = decide_live(live, model, row, context, decision_id, SERVED)
+    result = decide_live(live, model, customer_id, context, decision_id, SERVED)
     # as the route logs it: the contact cap counted again in the write's transaction
-    [sent] = log_decisions(live, model, [Served(result, row, context, decision_id)])
+    [sent] = log_decisions(live, model, [Served(result, context, decision_id)])
     return json.dumps(decision_json(decision_id, customer_id, model, sent.decision,
                                     sent.holds))
 
@@ -143,8 +142,8 @@ def stage_times_us(model: LoadedModel, live: LiveState, ids: list[str]) -> np.nd
         decision_id = uuid.uuid4().hex
         json.dumps(decision_json(decision_id, customer_id, model, decision))
         t5 = clock()
-        result = LiveDecision(decision, [], scores.uplift.tolist())
-        log_decisions(live, model, [Served(result, row, context, decision_id)])
+        result = LiveDecision(decision, [], scores.uplift.tolist(), table, row)
+        log_decisions(live, model, [Served(result, context, decision_id)])
         t6 = clock()
         out[i] = (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4, t6 - t5)
     return out / 1_000

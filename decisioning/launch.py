@@ -31,9 +31,12 @@ class ValueDistribution:
     """The values of the customers eligible for one launch, sorted descending (read-only)."""
 
     values: np.ndarray
+    #: customers each value stands for: 1 for the whole population, N/n for a sample of n of
+    #: N (customers kept in the state store: a worker summarizes a bounded sample)
+    weight: float = 1.0
 
     @classmethod
-    def from_values(cls, values: np.ndarray) -> ValueDistribution:
+    def from_values(cls, values: np.ndarray, weight: float = 1.0) -> ValueDistribution:
         """Sort `values` descending; a negative value counts as zero, so floors are never negative.
 
         Raises ValueError when a value is NaN or infinite (fill missing values before).
@@ -43,10 +46,10 @@ class ValueDistribution:
             raise ValueError("customer values must be finite")
         ordered = np.sort(np.maximum(array, 0.0))[::-1].copy()
         ordered.flags.writeable = False
-        return cls(ordered)
+        return cls(ordered, max(1.0, float(weight)))
 
     def __len__(self) -> int:
-        return len(self.values)
+        return int(round(len(self.values) * self.weight))
 
     def top_k_value(self, k: int) -> float:
         """Value of the k-th highest customer (k=1: the highest); 0.0 when k >= len or empty.
@@ -55,13 +58,13 @@ class ValueDistribution:
         """
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
-        if k >= len(self.values):
+        if k >= len(self):
             return 0.0
-        return float(self.values[k - 1])
+        return float(self.values[min(len(self.values), math.ceil(k / self.weight)) - 1])
 
     def count_at_least(self, floor: float) -> int:
         """How many eligible customers have a value of at least `floor`."""
-        return int(np.searchsorted(-self.values, -floor, side="right"))
+        return int(round(np.searchsorted(-self.values, -floor, side="right") * self.weight))
 
 
 def value_floor(*, remaining: int, supply: int, distribution: ValueDistribution, reach: float,
@@ -131,12 +134,15 @@ def window_elapsed(now: datetime, starts_at: datetime | None,
     return min(1.0, max(0.0, share))
 
 
-def launch_distributions(catalog: Catalog, customers: CustomerTable
+def launch_distributions(catalog: Catalog, customers: CustomerTable, population: int = 0
                          ) -> dict[str, ValueDistribution]:
     """Per launch offer, the values of the customers who may get it (contactable, right tier).
 
-    Built once per model load: the derived value floor reads it on every decision.
+    Built once per model load: the derived value floor reads it on every decision. `customers`
+    may be a sample of `population` customers (customers kept in the state store; 0: it is all
+    of them), each value then standing for population / len(customers) customers.
     """
+    weight = population / len(customers) if population and len(customers) else 1.0
     result: dict[str, ValueDistribution] = {}
     for offer in catalog.offers:
         if offer.launch is None or offer.launch.min_customer_value is not None:
@@ -144,7 +150,8 @@ def launch_distributions(catalog: Catalog, customers: CustomerTable
         eligible = customers.contactable.astype(bool)
         if offer.loyalty_tiers is not None:
             eligible &= np.isin(customers.loyalty_tier.astype(str), offer.loyalty_tiers)
-        result[offer.offer_id] = ValueDistribution.from_values(customers.value[eligible])
+        result[offer.offer_id] = ValueDistribution.from_values(customers.value[eligible],
+                                                               weight)
     return result
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 
@@ -27,17 +30,51 @@ def build_matrix(frame: pd.DataFrame, spec: FeatureSpec) -> np.ndarray:
     Numeric and bool columns pass through (nulls stay NaN, which LightGBM treats as missing);
     categoricals are one-hot over the training levels, an unseen level being all zeros.
     """
-    n = len(frame)
-    out = np.zeros((n, spec.width), dtype=np.float32)
+    out = np.zeros((len(frame), spec.width), dtype=np.float32)
     col = 0
     for feature in spec.features:
         values = frame[feature.name]
         if feature.kind == "categorical":
-            # position among the training levels; -1 for an unseen level or a null
-            codes = pd.Index(feature.levels, dtype=object).get_indexer(values.astype(object))
-            rows = np.flatnonzero(codes >= 0)
-            out[rows, col + codes[rows]] = 1.0
+            _one_hot(out, col, feature, values.astype(object))
         else:
             out[:, col] = values.to_numpy(dtype=np.float32, na_value=np.nan)
         col += feature.width
     return out
+
+
+def build_row(values: Mapping[str, object], spec: FeatureSpec) -> np.ndarray:
+    """The (1, width) model matrix of one customer's {column: value} (a stored profile).
+
+    The same encoding as `build_matrix` (one-hot by the same lookup), without building a frame:
+    this runs per request. A missing column or None is a null.
+    """
+    out = np.zeros((1, spec.width), dtype=np.float32)
+    col = 0
+    for feature in spec.features:
+        value = values.get(feature.name)
+        if feature.kind == "categorical":
+            # get_indexer's lookup as a dict: ~1 µs instead of ~300 µs for one value
+            code = _positions(feature.levels).get(value, -1)  # type: ignore[call-overload]
+            if code >= 0:
+                out[0, col + code] = 1.0
+        else:
+            out[0, col] = np.nan if value is None else float(value)  # type: ignore[arg-type]
+        col += feature.width
+    return out
+
+
+@functools.lru_cache(maxsize=256)
+def _positions(levels: tuple[str, ...]) -> dict[str, int]:
+    return {level: i for i, level in enumerate(levels)}
+
+
+@functools.lru_cache(maxsize=256)
+def _levels(levels: tuple[str, ...]) -> pd.Index:
+    return pd.Index(levels, dtype=object)
+
+
+def _one_hot(out: np.ndarray, col: int, feature: Feature, values: object) -> None:
+    """Set each row's column of its level among the training levels (none if unseen or null)."""
+    codes = _levels(feature.levels).get_indexer(values)
+    rows = np.flatnonzero(codes >= 0)
+    out[rows, col + codes[rows]] = 1.0

@@ -26,7 +26,7 @@ class Launch(_Frozen):
     """A limited-supply launch: a fixed number of units and a value floor (fixed or derived).
 
     Without `min_customer_value` the floor is derived from the remaining supply and the value
-    distribution of eligible customers (service.allocation.value_floor); `expected_reach` is the
+    distribution of eligible customers (decisioning.launch.value_floor); `expected_reach` is the
     share of eligible customers expected to ask during the window, and `arrival_shape` when they
     ask: by the share t of the window, t ** arrival_shape of them have asked (1: steadily;
     0.25: front-loaded, half in the first 6%; above 1: late). A recommended unit is held for
@@ -95,6 +95,22 @@ class Offer(_Frozen):
     launch: Launch | None = None
     #: most sends of this offer in one budgeted campaign (`nba batch-score --budget`)
     quota: int | None = Field(default=None, ge=0)
+    #: "new": only for customers without a profile (unknown ids, anonymous sessions), decided
+    #: by `prior_uplift` since no model has seen them; "all": the modelled catalog
+    audience: Literal["all", "new"] = "all"
+    #: the conversion uplift assumed for an `audience: new` offer (its expected profit is
+    #: prior_uplift x margin - cost)
+    prior_uplift: float | None = Field(default=None, ge=-1, le=1)
+
+    @model_validator(mode="after")
+    def _new_customer_offers_have_a_prior(self) -> Offer:
+        if self.audience == "new" and self.prior_uplift is None:
+            raise ValueError(f"offer '{self.offer_id}' is for new customers: it needs "
+                             "prior_uplift (no model has seen it)")
+        if self.audience == "new" and self.launch is not None:
+            raise ValueError(f"offer '{self.offer_id}': a launch cannot be for new customers "
+                             "only (its value floor needs a customer value)")
+        return self
 
     @field_validator("channels")
     @classmethod
@@ -119,11 +135,32 @@ class Catalog(_Frozen):
     control_label: str = Field(default="control", min_length=1)
     offers: tuple[Offer, ...] = Field(min_length=1)
     contact_policy: ContactPolicy | None = None
+    #: the `audience: new` offers of offers.yaml, kept apart: the models and the decisions
+    #: of known customers never see them (see `for_new_customers`)
+    new_customer_offers: tuple[Offer, ...] = ()
+    #: the conversion assumed for a customer without a profile, before any offer
+    new_customer_conversion: float = Field(default=0.02, ge=0, le=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_audiences(cls, data: object) -> object:
+        """`audience: new` offers written among `offers` move to `new_customer_offers`."""
+        if isinstance(data, dict) and isinstance(data.get("offers"), list | tuple):
+            def is_new(offer: object) -> bool:
+                audience = (offer.get("audience") if isinstance(offer, dict)
+                            else getattr(offer, "audience", None))
+                return audience == "new"
+
+            offers = list(data["offers"])
+            data = {**data, "offers": [o for o in offers if not is_new(o)],
+                    "new_customer_offers": [*data.get("new_customer_offers", ()),
+                                            *(o for o in offers if is_new(o))]}
+        return data
 
     @model_validator(mode="after")
     def _unique_ids(self) -> Catalog:
         seen: set[str] = set()
-        for offer in self.offers:
+        for offer in (*self.offers, *self.new_customer_offers):
             if offer.offer_id in seen:
                 raise ValueError(f"duplicate offer_id '{offer.offer_id}'")
             if offer.offer_id == self.control_label:
@@ -137,5 +174,14 @@ class Catalog(_Frozen):
         return tuple(o.offer_id for o in self.offers)
 
     def get(self, offer_id: str) -> Offer | None:
-        """The offer with this id, or None."""
-        return next((o for o in self.offers if o.offer_id == offer_id), None)
+        """The offer with this id (of either audience), or None."""
+        return next((o for o in (*self.offers, *self.new_customer_offers)
+                     if o.offer_id == offer_id), None)
+
+    def for_new_customers(self) -> Catalog | None:
+        """The catalog a customer without a profile is decided from (None: it has no offers)."""
+        if not self.new_customer_offers:
+            return None
+        # a copy, not a validation: validating would move these offers out of `offers` again
+        return self.model_copy(update={"offers": self.new_customer_offers,
+                                       "new_customer_offers": ()})

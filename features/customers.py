@@ -6,13 +6,13 @@ request only looks up a row index: no pandas on the hot path.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
-from features.build import build_matrix
+from features.build import build_matrix, build_row
 from features.schema import FeatureSpec
 
 
@@ -70,6 +70,32 @@ class CustomerTable:
             features={f.name: frame[f.name].astype(object).to_numpy() for f in spec.features},
         )
 
+    @classmethod
+    def from_profile(cls, customer_id: str, profile: Mapping[str, object], spec: FeatureSpec,
+                     predict_value: Callable[[np.ndarray], np.ndarray]) -> CustomerTable:
+        """A one-row table from a stored profile ({column: value}): the per-request form.
+
+        Encoded by `build_row` (build_matrix's encoding, no pandas); the special columns read
+        as `from_frame` reads them (contactable missing or null = True).
+        """
+        matrix = build_row(profile, spec)
+        given = profile.get("customer_value")
+        missing = given is None
+        value = (predict_value(matrix) if missing
+                 else np.array([float(given)]))  # type: ignore[arg-type]
+        contactable = profile.get("contactable")
+
+        def one(column: str) -> np.ndarray:
+            return np.array([profile.get(column)], dtype=object)
+
+        return cls(
+            ids=[customer_id], index={customer_id: 0}, matrix=matrix,
+            contactable=np.array([contactable is None or bool(contactable)]),
+            loyalty_tier=one("loyalty_tier"), preferred_size=one("preferred_size"),
+            preferred_color=one("preferred_color"), value=np.asarray(value, dtype=np.float64),
+            value_is_predicted=np.array([missing]),
+            features={f.name: one(f.name) for f in spec.features})
+
     def __len__(self) -> int:
         return len(self.index)
 
@@ -85,3 +111,20 @@ class CustomerTable:
             out[name] = None if value is None or pd.isna(value) else (
                 value.item() if hasattr(value, "item") else value)
         return out
+
+
+def profile_documents(frame: pd.DataFrame, batch_rows: int = 50_000
+                      ) -> Iterator[list[tuple[str, str]]]:
+    """A validated customers frame as batches of (customer_id, JSON profile document).
+
+    The document holds every other column of the row (nulls as null): what the state store's
+    profiles keep, and what `CustomerTable.from_profile` reads back.
+    """
+    ids = frame["customer_id"].astype(str)
+    rest = frame.drop(columns=["customer_id"])
+    for start in range(0, len(frame), batch_rows):
+        chunk = rest.iloc[start:start + batch_rows]
+        # pandas' C JSON writer: fast in bulk; 15 digits keep float64 values as they were
+        lines = chunk.to_json(orient="records", lines=True, double_precision=15)
+        documents = lines.splitlines() if len(chunk.columns) else ["{}"] * len(chunk)
+        yield list(zip(ids.iloc[start:start + batch_rows], documents, strict=True))

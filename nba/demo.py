@@ -76,6 +76,14 @@ def demo_catalog(now: datetime) -> Catalog:
         Offer(offer_id="kids_back_to_school", name="Kids back to school", category="kids",
               margin=14.0, cost=0.05),
     ]
+    # for visitors without a profile: no model has seen them, a prior uplift ranks them
+    offers += [
+        Offer(offer_id="first_purchase_gift", name="A gift with your first order",
+              category="welcome", margin=25.0, cost=3.0, audience="new", prior_uplift=0.25,
+              channels=("web", "app", "store")),
+        Offer(offer_id="consent_prompt", name="Join us: 10% off your first order",
+              category="welcome", margin=12.0, cost=0.5, audience="new", prior_uplift=0.2),
+    ]
     return Catalog(control_label="control", offers=tuple(offers),
                    contact_policy=ContactPolicy(max_offers=9, window_hours=24, max_declines=2,
                                                 decline_days=30))

@@ -7,6 +7,7 @@ value in force and no parser reads the environment itself. Empty variables count
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -38,6 +39,8 @@ class CliSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 2
+    #: where the service reads a customer's row: the state store's profiles or customers.parquet
+    customers_from: Literal["file", "store"] = "file"
     #: the key `nba simulate` sends (a staff key: it posts decisions and outcomes)
     api_key: str | None = Field(None, repr=False)
     #: the holdout share (decisions hold it out; the reports' sample-ratio check expects it)

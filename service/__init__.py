@@ -29,7 +29,7 @@ def create_app(settings: ServiceSettings | None = None, store: ModelStore | None
     """
     from flask import Flask
 
-    from service import api, cors, limits, observability, openapi, reports_api, staff
+    from service import api, cors, events, limits, observability, openapi, reports_api, staff
     from service.auth import KeyRing
     from service.breaker import CircuitBreaker
     from service.errors import register_error_handlers
@@ -68,6 +68,7 @@ def create_app(settings: ServiceSettings | None = None, store: ModelStore | None
     limits.init_app(app, settings)
     app.register_blueprint(api.bp)
     app.register_blueprint(reports_api.bp)
+    app.register_blueprint(events.bp)
     app.register_blueprint(staff.bp)
     app.register_blueprint(openapi.bp)
     observability.init_app(app)

@@ -83,7 +83,9 @@ def _live() -> LiveState:
 
 
 def decision_json(decision_id: str, customer_id: str, model: LoadedModel,
-                  decision: Decision, holds: list[Hold] | None = None) -> dict:
+                  decision: Decision, holds: list[Hold] | None = None, *,
+                  customer_known: bool = True, customer_known_reason: str | None = None
+                  ) -> dict:
     """The response document of one decision."""
     held = {hold.offer_id: hold.reservation for hold in holds or ()}
 
@@ -95,6 +97,8 @@ def decision_json(decision_id: str, customer_id: str, model: LoadedModel,
     return {
         "decision_id": decision_id,
         "customer_id": customer_id,
+        "customer_known": customer_known,
+        **({"customer_known_reason": customer_known_reason} if not customer_known else {}),
         "model": {"name": model.name, "version": model.version},
         "holdout": decision.holdout,
         "explored": decision.explored,
@@ -115,22 +119,27 @@ def decision_json(decision_id: str, customer_id: str, model: LoadedModel,
 
 
 def _decide(model: LoadedModel, live: LiveState, customer_id: str, channel: str, limit: int,
-            store_id: str | None) -> Served:
-    """One customer's decision against live state, not logged yet (`log_decisions` does)."""
-    row = model.customer_row(customer_id)
+            store_id: str | None, *, anonymous: bool = False) -> Served:
+    """One customer's decision against live state, not logged yet (`log_decisions` does).
+
+    `anonymous`: `customer_id` is a session id (decided and logged as "session:<id>").
+    """
     settings = _settings()
     context = DecisionContext(channel=channel, now=current_app.extensions["nba.clock"](),
                               limit=limit, store_id=store_id)
     decision_id = uuid.uuid4().hex
-    result = decide_live(live, model, row, context, decision_id, settings.decision_settings(),
-                         rng=current_app.extensions["nba.rng"])
-    return Served(result, row, context, decision_id)
+    if anonymous:
+        customer_id = f"session:{customer_id}"
+    result = decide_live(live, model, customer_id, context, decision_id,
+                         settings.decision_settings(), rng=current_app.extensions["nba.rng"],
+                         anonymous=anonymous)
+    return Served(result, context, decision_id)
 
 
 def _answer(model: LoadedModel, served: Served, sent: LiveDecision) -> dict:
     """The response document of a logged decision (as the contact cap let it be sent);
     counted in the metrics and logged as sent."""
-    decision, customer_id = sent.decision, model.customers.ids[served.row]
+    decision, customer_id = sent.decision, sent.table.ids[sent.row]
     offers = [o.offer_id for o in decision.offers]
     observability.record_decision(offers, [s.reason for s in decision.suppressed])
     log.info("decision %s customer=%s model=%s@%s offers=%s holdout=%s explored=%s holds=%s",
@@ -138,8 +147,9 @@ def _answer(model: LoadedModel, served: Served, sent: LiveDecision) -> dict:
              decision.holdout, decision.explored, [h.offer_id for h in sent.holds],
              extra={"model_version": model.version, "decision_id": served.decision_id,
                     "customer_id": customer_id})
-    return decision_json(served.decision_id, model.customers.ids[served.row], model,
-                         sent.decision, sent.holds)
+    return decision_json(served.decision_id, customer_id, model, sent.decision, sent.holds,
+                         customer_known=sent.customer_known,
+                         customer_known_reason=sent.customer_known_reason)
 
 
 @bp.post("/v1/decisions")
@@ -153,8 +163,11 @@ def create_decision() -> ResponseReturnValue:
     """
     req = parse_json(DecisionRequest, "decision request")
     model, live = _store().current(), _live()
-    served = _decide(model, live, req.customer_id, req.channel, req.limit,
-                     req.context.store_id)
+    anonymous = req.customer_id is None
+    who = req.session_id if anonymous else req.customer_id
+    assert who is not None  # the schema requires one of them
+    served = _decide(model, live, who, req.channel, req.limit, req.context.store_id,
+                     anonymous=anonymous)
     [sent] = log_decisions(live, model, [served])
     return jsonify(_answer(model, served, sent))
 
@@ -217,6 +230,8 @@ def model_info() -> ResponseReturnValue:
     return jsonify({"name": model.name, "version": model.version, "alias": model.alias,
                     "run_id": model.run_id, "metrics": model.metrics,
                     "customers": len(model.customers), "loaded_at": model.loaded_at,
+                    # store: `customers` counts the sample a load summarized, not the base
+                    "customers_from": "store" if model.from_store else "file",
                     "worker_pid": os.getpid(),
                     "last_reload_error": current_app.extensions["nba.redactor"].public_value(
                         store.last_reload_error)})

@@ -4,7 +4,9 @@ Everything that must hold across gunicorn workers and hosts (stock, launch reser
 contacts and declines) lives in the state store; this module reads it into the plain
 `StateSnapshot` of the decision core (`decisioning.core.decide`) and takes the launch units a
 decision shows. Stock is cached per worker and re-read whenever the store's
-inventory version moves, so the next decision after `PUT /v1/inventory` sees the change.
+inventory version moves, so the next decision after `PUT /v1/inventory` sees the change. With
+customers kept in the store (NBA_CUSTOMERS_FROM=store), the customer's profile is read in the
+same statement; a customer without one is decided from the offers for new customers.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from flask import g, has_request_context
 
@@ -26,10 +28,18 @@ from decisioning.launch import ValueDistribution, launch_statuses, open_launches
 from decisioning.reasons import OFFER
 from decisioning.snapshot import ContactHistory, LaunchStatus, StateSnapshot
 from features.catalog import Catalog
+from features.customers import CustomerTable
 from service.breaker import CircuitBreaker
+from service.newcomers import (
+    ANONYMOUS,
+    NO_NEW_OFFERS,
+    UNKNOWN_ID,
+    new_customer_decision,
+    new_customer_uplifts,
+)
 from state import Reservation, StateStore, StateStoreError, StockSnapshot, mask_url, open_store
 from state.budget import Timeouts
-from state.log import CapWrite, DecisionRecord
+from state.log import NEW_CUSTOMER_SEGMENT, CapWrite, DecisionRecord
 from training.decision_log import decision_record
 
 if TYPE_CHECKING:
@@ -66,17 +76,28 @@ class LiveState:
     def read(self, catalog: Catalog, distributions: dict[str, ValueDistribution],
              customer_id: str, channel: str, now: datetime) -> StateSnapshot:
         """Stock, launch status and contact history for one decision: one store transaction."""
+        return self.read_with_profile(catalog, distributions, customer_id, channel, now,
+                                      with_profile=False)[0]
+
+    def read_with_profile(self, catalog: Catalog, distributions: dict[str, ValueDistribution],
+                          customer_id: str, channel: str, now: datetime, *,
+                          with_profile: bool = True
+                          ) -> tuple[StateSnapshot, dict[str, Any] | None]:
+        """`read`, and with `with_profile` the customer's stored profile (None: no such
+        customer, or not asked) in the same statement."""
         caps = catalog.contact_policy
         state = self.store.decision_state(
             launch_ids=[o.offer_id for o in open_launches(catalog, now)],
             customer_id=customer_id, channel=channel, now=now,
             contacts_since=now - timedelta(hours=caps.window_hours) if caps else None,
-            declines_since=now - timedelta(days=caps.decline_days) if caps else None)
+            declines_since=now - timedelta(days=caps.decline_days) if caps else None,
+            with_profile=with_profile)
         held = {offer_id: counts.reserved + counts.confirmed
                 for offer_id, counts in state.launches.items()}
         contacts = ContactHistory(state.contacts, state.declines) if caps else None
         return StateSnapshot(self.stock(state.inventory_version),
-                             launch_statuses(catalog, held, distributions, now), contacts)
+                             launch_statuses(catalog, held, distributions, now),
+                             contacts), state.profile
 
     def hold_launch_units(self, catalog: Catalog, decision: Decision, customer_id: str,
                           decision_id: str, now: datetime) -> tuple[list[Hold], list[str]]:
@@ -113,25 +134,42 @@ class LiveDecision:
 
     decision: Decision
     holds: list[Hold]
+    #: the uplifts the decision ranked by (aligned with the catalog it was decided from)
     uplifts: list[float]
+    #: the customer's feature row the decision saw (row `row` of `table`)
+    table: CustomerTable
+    row: int
+    #: False: no profile (unknown id or anonymous session), decided for a new customer
+    customer_known: bool = True
+    customer_known_reason: str | None = None
 
 
-def decide_live(live: LiveState, model: LoadedModel, row: int, context: DecisionContext,
-                decision_id: str, settings: DecisionSettings,
-                rng: random.Random | None = None) -> LiveDecision:
+def decide_live(live: LiveState, model: LoadedModel, customer_id: str,
+                context: DecisionContext, decision_id: str, settings: DecisionSettings,
+                rng: random.Random | None = None, *, anonymous: bool = False) -> LiveDecision:
     """One customer's decision against live state; holds a unit of every launch it shows.
 
-    Scores once, reads the live state, then calls the decision core (holdout and exploration
-    included). When a launch sold out between reading its status and reserving (another worker
-    took the last unit), decides again with that launch marked sold out, so a decision never
-    shows a launch unit it does not hold. The caller logs the decision (`log_record`), which
-    also counts its offers for the contact caps.
+    Reads the live state (and, when customers are kept in the store, the customer's profile in
+    the same statement), scores once, then calls the decision core (holdout and exploration
+    included). A customer without a profile (an unknown id, or `anonymous`: a session id) is
+    decided from the catalog's offers for new customers (service.newcomers). When a launch
+    sold out between reading its status and reserving (another worker took the last unit),
+    decides again with that launch marked sold out, so a decision never shows a launch unit it
+    does not hold. The caller logs the decision (`log_record`), which also counts its offers
+    for the contact caps.
     """
-    policy, table = model.policy, model.customers
+    policy = model.policy
     catalog, now = policy.catalog, context.now
-    customer_id = table.ids[row]
+    in_memory = (not (anonymous or model.from_store)
+                 and model.customers.row(customer_id) is not None)
+    snapshot, profile = live.read_with_profile(
+        catalog, model.launch_values, customer_id, context.channel, now,
+        with_profile=model.from_store and not anonymous)
+    if anonymous or not (in_memory or profile is not None):
+        return _new_customer(model, customer_id, context, snapshot,
+                             ANONYMOUS if anonymous else UNKNOWN_ID)
+    table, row = model.customer(customer_id, profile, now)
     scores = policy.score_row(table, row)
-    snapshot = live.read(catalog, model.launch_values, customer_id, context.channel, now)
     holds: dict[str, Hold] = {}
     for _ in range(len(snapshot.launches) + 1):
         decision = policy.decide_scored(table, row, scores, context, snapshot, settings, rng)
@@ -147,14 +185,34 @@ def decide_live(live: LiveState, model: LoadedModel, row: int, context: Decision
     shown = {o.offer_id for o in decision.offers if o.action == OFFER}
     live.release_holds([h for h in holds.values() if h.offer_id not in shown], decision_id, now)
     return LiveDecision(decision, [h for h in holds.values() if h.offer_id in shown],
-                        scores.uplift.tolist())
+                        scores.uplift.tolist(), table, row)
 
 
-def log_record(result: LiveDecision, model: LoadedModel, row: int, context: DecisionContext,
+def _new_customer(model: LoadedModel, customer_ref: str, context: DecisionContext,
+                  snapshot: StateSnapshot, why: str) -> LiveDecision:
+    """The decision of a customer without a profile: no model, no holdout, no exploration
+    (the log records propensity 1: it is the only decision such a customer can get)."""
+    catalog = model.policy.catalog
+    decision = new_customer_decision(catalog, customer_ref, context, snapshot)
+    if catalog.for_new_customers() is None:
+        why += NO_NEW_OFFERS
+    table = model.policy.customer_from_profile(customer_ref, {})
+    return LiveDecision(decision, [], new_customer_uplifts(catalog), table, 0,
+                        customer_known=False, customer_known_reason=why)
+
+
+def log_record(result: LiveDecision, model: LoadedModel, context: DecisionContext,
                decision_id: str) -> DecisionRecord:
-    """The decision-log entry of a served decision."""
-    return decision_record(result.decision, result.uplifts, model.policy.catalog,
-                           model.customers, row, context, decision_id, model.version)
+    """The decision-log entry of a served decision (a new customer's: decided from the offers
+    for new customers, in the new-customer segment)."""
+    catalog = model.policy.catalog
+    if result.customer_known:
+        return decision_record(result.decision, result.uplifts, catalog, result.table,
+                               result.row, context, decision_id, model.version)
+    decided_from = catalog.for_new_customers() or catalog.model_copy(update={"offers": ()})
+    record = decision_record(result.decision, result.uplifts, decided_from, result.table,
+                             result.row, context, decision_id, model.version)
+    return replace(record, segment=NEW_CUSTOMER_SEGMENT)
 
 
 @dataclass(frozen=True)
@@ -162,7 +220,6 @@ class Served:
     """A live decision not logged yet, with what its log record needs."""
 
     result: LiveDecision
-    row: int
     context: DecisionContext
     decision_id: str
 
@@ -178,7 +235,7 @@ def log_decisions(live: LiveState, model: LoadedModel, served: list[Served]
     """
     caps = model.policy.catalog.contact_policy
     if caps is None:
-        live.store.log.record_many([log_record(s.result, model, s.row, s.context, s.decision_id)
+        live.store.log.record_many([log_record(s.result, model, s.context, s.decision_id)
                                     for s in served])
         return [s.result for s in served]
     finals: list[LiveDecision] = [s.result for s in served]
@@ -187,12 +244,12 @@ def log_decisions(live: LiveState, model: LoadedModel, served: list[Served]
         def build(counted: int) -> DecisionRecord:
             finals[i] = replace(s.result, decision=enforce_cap(s.result.decision, counted, caps,
                                                                s.context))
-            return log_record(finals[i], model, s.row, s.context, s.decision_id)
+            return log_record(finals[i], model, s.context, s.decision_id)
         return build
 
     window = timedelta(hours=caps.window_hours)
     live.store.log.record_capped([
-        CapWrite(model.customers.ids[s.row], s.context.channel, s.context.now - window,
+        CapWrite(s.result.table.ids[s.result.row], s.context.channel, s.context.now - window,
                  builder(i, s)) for i, s in enumerate(served)])
     sent: list[LiveDecision] = []
     for s, final in zip(served, finals, strict=True):

@@ -13,10 +13,12 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
+import pandas as pd
 from mlflow import MlflowClient
 
 from decisioning.core import OFFLINE
@@ -24,14 +26,20 @@ from decisioning.decision import DecisionContext
 from decisioning.launch import ValueDistribution, launch_distributions
 from features import io
 from features.customers import CustomerTable
+from features.events import as_of
 from service import observability
 from service.domain import DomainError
 from service.registry_access import RegistryAccess, RegistryUnavailable
 from service.settings import ServiceSettings
+from state import open_store
 from training import registry
 from training.package import Policy
 
 log = logging.getLogger(__name__)
+
+#: stored profiles a model load reads to summarize the customer base (launch value floors):
+#: bounded, so a worker's memory does not grow with the customer base
+PROFILE_SAMPLE = 20_000
 
 # ReloadResult.status values
 RELOADED = "reloaded"        # a new version now serves
@@ -68,14 +76,36 @@ class LoadedModel:
     #: per launch with a derived floor: the values of its eligible customers
     launch_values: dict[str, ValueDistribution] = field(default_factory=dict)
     loaded_at: float = field(default_factory=time.time)
+    #: customers come from the state store's profiles, read with each decision; `customers`
+    #: then holds only a sample (the smoke decision, launch value distributions)
+    from_store: bool = False
 
     def customer_row(self, customer_id: str) -> int:
-        """The customer's row in the online table; UnknownCustomer when there is none."""
-        row = self.customers.row(customer_id)
+        """The customer's row in the in-memory table; UnknownCustomer when there is none."""
+        row = None if self.from_store else self.customers.row(customer_id)
         if row is None:
-            raise UnknownCustomer(f"unknown customer_id '{customer_id}'",
-                                  {"customer_id": customer_id})
+            raise _unknown(customer_id)
         return row
+
+    def customer(self, customer_id: str, profile: Mapping[str, Any] | None,
+                 now: datetime | None = None) -> tuple[CustomerTable, int]:
+        """The customer's feature row: from the stored `profile` (store mode, built with the
+        model's spec by the feature code training uses; days-since features as of `now`) or
+        the in-memory table.
+
+        UnknownCustomer when the customer has no profile / row.
+        """
+        if not self.from_store:
+            return self.customers, self.customer_row(customer_id)
+        if profile is None:
+            raise _unknown(customer_id)
+        if now is not None:
+            profile = as_of(profile, now)
+        return self.policy.customer_from_profile(customer_id, profile), 0
+
+
+def _unknown(customer_id: str) -> UnknownCustomer:
+    return UnknownCustomer(f"unknown customer_id '{customer_id}'", {"customer_id": customer_id})
 
 
 @dataclass(frozen=True)
@@ -121,12 +151,37 @@ def _load(settings: ServiceSettings, client: MlflowClient) -> LoadedModel:
     started = time.perf_counter()
     # by version, not by alias: the alias may move meanwhile, and the bundle must say what it is
     policy = registry.load_policy(f"models:/{ref.name}/{ref.version}")
-    customers = policy.customers(io.read_customers(settings.data_dir / io.CUSTOMERS, policy.spec))
     metrics = client.get_run(ref.run_id).data.metrics if ref.run_id else {}
+    if settings.customers_from == "store":
+        sample, population = _profile_sample(settings.state_url)
+        customers = policy.customers(sample)
+        log.info("loaded %s version %s (%s), customers from the state store (a sample of %d "
+                 "of %d summarized) in %.2fs", ref.name, ref.version, ref.alias,
+                 len(customers), population, time.perf_counter() - started)
+        return LoadedModel(policy, ref.name, ref.version, ref.alias, ref.run_id, dict(metrics),
+                           customers,
+                           launch_distributions(policy.catalog, customers, population),
+                           from_store=True)
+    customers = policy.customers(io.read_customers(settings.data_dir / io.CUSTOMERS, policy.spec))
     log.info("loaded %s version %s (%s) with %d customers in %.2fs", ref.name, ref.version,
              ref.alias, len(customers), time.perf_counter() - started)
     return LoadedModel(policy, ref.name, ref.version, ref.alias, ref.run_id, dict(metrics),
                        customers, launch_distributions(policy.catalog, customers))
+
+
+def _profile_sample(state_url: str) -> tuple[pd.DataFrame, int]:
+    """Up to PROFILE_SAMPLE stored profiles as a customers frame, and how many are stored.
+
+    ModelNotReady when the store holds none.
+    """
+    with open_store(state_url) as store:
+        sample = store.profiles.sample(PROFILE_SAMPLE)
+        population = store.profiles.estimated_count()
+    if not sample:
+        raise ModelNotReady("the state store holds no customer profiles; load them with "
+                            "`nba customers load data/customers.parquet`")
+    return pd.DataFrame.from_records([{"customer_id": cid, **profile}
+                                      for cid, profile in sample]), population
 
 
 class AliasProbe:

@@ -69,6 +69,11 @@ OPERATIONS: tuple[Operation, ...] = (
               "Record what a customer did after a decision (idempotent)", s.OutcomeRequest,
               {200: s.OutcomeResponse, **_ERRORS_4XX, 404: s.ErrorResponse, **_AUTH,
                **_NOT_READY}, tag="outcomes"),
+    Operation("post", "/v1/events", "events.post_events",
+              "Purchases, returns, consent changes and sign-ups: applied once per event id to "
+              "the customer's stored profile; the next decision sees them", s.EventBatch,
+              {200: s.EventBatchResponse, **_ERRORS_4XX, **_AUTH, 409: s.ErrorResponse,
+               **_NOT_READY}, tag="customers"),
     Operation("put", "/v1/inventory", "api.put_inventory",
               "Set on_hand for a batch of stock rows; the next decision sees it",
               s.InventoryUpdate,

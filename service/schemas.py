@@ -5,7 +5,14 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from features.catalog import CHANNELS
 from service.domain import DomainError
@@ -25,11 +32,22 @@ def known_channel(value: str) -> str:
 
 
 class DecisionContextIn(BaseModel):
-    """Optional situation of the decision."""
+    """Optional situation of the decision: what a first visit already tells."""
 
     model_config = ConfigDict(extra="allow")
 
     store_id: str | None = Field(default=None, min_length=1, max_length=64)
+    device: Literal["mobile", "tablet", "desktop", "kiosk", "other"] | None = None
+    page: str | None = Field(default=None, min_length=1, max_length=128,
+                             description="page or category being viewed")
+    cart_value: float | None = Field(default=None, ge=0, le=1e7)
+
+    @field_validator("cart_value")
+    @classmethod
+    def _finite_cart(cls, value: float | None) -> float | None:
+        if value is not None and not math.isfinite(value):
+            raise ValueError("must be a finite number")
+        return value
 
 
 class _DecisionOptions(BaseModel):
@@ -48,9 +66,19 @@ class _DecisionOptions(BaseModel):
 
 
 class DecisionRequest(_DecisionOptions):
-    """POST /v1/decisions body."""
+    """POST /v1/decisions body: a customer_id, or a session_id for an anonymous visitor."""
 
-    customer_id: str = Field(min_length=1, max_length=128, examples=["C0000001"])
+    customer_id: str | None = Field(default=None, min_length=1, max_length=128,
+                                    examples=["C0000001"])
+    session_id: str | None = Field(default=None, min_length=1, max_length=128,
+                                   description="an anonymous visitor's session (no customer_id)")
+
+    @model_validator(mode="after")
+    def _who(self) -> DecisionRequest:
+        if (self.customer_id is None) == (self.session_id is None):
+            raise ValueError("give exactly one of customer_id (a customer) or session_id "
+                             "(an anonymous visitor)")
+        return self
 
 
 MAX_INVENTORY_ROWS = 10_000
@@ -165,7 +193,11 @@ class DecisionResponse(BaseModel):
     """POST /v1/decisions response."""
 
     decision_id: str
-    customer_id: str
+    customer_id: str = Field(description='the customer id, or "session:<session_id>"')
+    customer_known: bool = Field(description="false: no profile (an unknown id or an "
+                                             "anonymous session), decided from the offers "
+                                             "for new customers")
+    customer_known_reason: str | None = None
     model: ModelRef
     holdout: bool
     explored: bool
@@ -262,3 +294,63 @@ class ReloadResponse(BaseModel):
     version: str | None
     previous_version: str | None
     worker_pid: int
+
+
+MAX_EVENTS = 1_000
+
+
+class CustomerEventIn(BaseModel):
+    """One customer event: a purchase or return (amount), a consent change, a sign-up."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event_id: str = Field(min_length=1, max_length=128, examples=["ev-000123"])
+    customer_id: str = Field(min_length=1, max_length=128, examples=["C0000001"])
+    type: Literal["purchase", "return", "consent", "sign_up"]
+    occurred_at: AwareDatetime = Field(description="when it happened (with a time zone); "
+                                                   "events may arrive late and out of order")
+    amount: float | None = Field(default=None, ge=0, le=1e9,
+                                 description="order value (purchase, return)")
+    contactable: bool | None = Field(default=None, description="the new consent (consent)")
+    channel: str | None = Field(default=None, min_length=1, max_length=32)
+    loyalty_tier: str | None = Field(default=None, min_length=1, max_length=32)
+    preferred_size: str | None = Field(default=None, min_length=1, max_length=32)
+    preferred_color: str | None = Field(default=None, min_length=1, max_length=64)
+
+    @field_validator("amount")
+    @classmethod
+    def _finite(cls, value: float | None) -> float | None:
+        if value is not None and not math.isfinite(value):
+            raise ValueError("must be a finite number")
+        return value
+
+    @model_validator(mode="after")
+    def _fields_of_its_type(self) -> CustomerEventIn:
+        if self.type in ("purchase", "return") and self.amount is None:
+            raise ValueError(f"a {self.type} event needs `amount`")
+        if self.type == "consent" and self.contactable is None:
+            raise ValueError("a consent event needs `contactable` (true or false)")
+        return self
+
+
+class EventBatch(BaseModel):
+    """POST /v1/events body: up to 1,000 events, applied in order in one transaction."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    events: list[CustomerEventIn] = Field(min_length=1, max_length=MAX_EVENTS)
+
+
+class EventResultOut(BaseModel):
+    """What happened to one event: applied now, or a duplicate of one already applied."""
+
+    event_id: str
+    status: Literal["applied", "duplicate"]
+
+
+class EventBatchResponse(BaseModel):
+    """POST /v1/events answer."""
+
+    applied: int
+    duplicates: int
+    results: list[EventResultOut]

@@ -11,6 +11,9 @@ from pathlib import Path
 from decisioning.decision import DEFAULT_HOLDOUT_SHARE, DEFAULT_SALT, DecisionSettings
 from state.urls import DEFAULT_URL
 
+#: NBA_CUSTOMERS_FROM values
+CUSTOMER_SOURCES = ("file", "store")
+
 
 @dataclass(frozen=True)
 class ServiceSettings:
@@ -24,6 +27,10 @@ class ServiceSettings:
     #: the shared state store (stock, launch holds, contact caps, decision log); password-free
     #: URLs only in logs: see state.StateStore.url
     state_url: str = field(default=DEFAULT_URL, repr=False)
+    #: where a decision's customer row comes from: "store" (the state store's profiles, read
+    #: in the decision's one round trip; memory does not grow with customers) or "file"
+    #: (data_dir/customers.parquet, held whole in every worker)
+    customers_from: str = "file"
     load_on_start: bool = True
     retry_seconds: float = 5.0
     #: seconds between checks of the alias in each gunicorn worker; 0 disables polling
@@ -86,6 +93,8 @@ class ServiceSettings:
             model_alias=env.get("NBA_MODEL_ALIAS", cls.model_alias),
             data_dir=Path(env.get("NBA_DATA_DIR", str(cls.data_dir))),
             state_url=env.get("NBA_STATE_URL", "").strip() or DEFAULT_URL,
+            customers_from=_choice("NBA_CUSTOMERS_FROM", env.get("NBA_CUSTOMERS_FROM"),
+                                   cls.customers_from, CUSTOMER_SOURCES),
             retry_seconds=float(env.get("NBA_RETRY_SECONDS", cls.retry_seconds)),
             poll_seconds=_seconds("NBA_POLL_SECONDS", env.get("NBA_POLL_SECONDS"),
                                   cls.poll_seconds),
@@ -121,6 +130,15 @@ class ServiceSettings:
                                     cls.breaker_seconds, lambda v: 0.1 <= v <= 3600,
                                     "a number of seconds between 0.1 and 3600"),
         )
+
+
+def _choice(name: str, raw: str | None, default: str, choices: tuple[str, ...]) -> str:
+    """One of `choices` (case-insensitive), the default when unset; ValueError otherwise."""
+    if raw is None or not raw.strip():
+        return default
+    if raw.strip().lower() not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return raw.strip().lower()
 
 
 def _whole(name: str, env: dict[str, str], default: int, least: int) -> int:

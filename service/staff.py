@@ -40,6 +40,7 @@ from decisioning.reasons import (
 )
 from features import io
 from features.catalog import Offer
+from features.customers import CustomerTable
 from features.errors import ContractError
 from service.api import parse_json
 from service.auth import require
@@ -233,6 +234,8 @@ def build_index(model: LoadedModel, data_dir: Path) -> CustomerIndex:
     cards: dict[str, int] = {}
     card_of: dict[int, str] = {}
     has_cards = False
+    if model.from_store:  # `table` is a sample: percentiles from it, no card index (yet)
+        return CustomerIndex(np.sort(table.value), cards, card_of, has_cards)
     try:
         frame = io.read_customers(data_dir / io.CUSTOMERS)
     except ContractError as exc:
@@ -290,15 +293,14 @@ def _index(model: LoadedModel) -> CustomerIndex:
     return cache.get(model, current_app.extensions["nba.settings"].data_dir)
 
 
-def customer_json(model: LoadedModel, index: CustomerIndex, row: int,
-                  settings: DecisionSettings) -> dict:
-    """The lookup document of one customer: who they are to a store assistant."""
-    table = model.customers
+def customer_json(model: LoadedModel, index: CustomerIndex, table: CustomerTable,
+                  row: int, settings: DecisionSettings) -> dict:
+    """The lookup document of the customer of `table`'s `row`: who they are to an assistant."""
     value = float(table.value[row])
     percentile = index.percentile(value)
     return {
         "customer_id": table.ids[row],
-        "loyalty_card": index.card_of.get(row),
+        "loyalty_card": None if model.from_store else index.card_of.get(row),
         "loyalty_tier": table.loyalty_tier[row],
         "value": round(value, 2),
         "value_band": value_band(percentile),
@@ -310,17 +312,32 @@ def customer_json(model: LoadedModel, index: CustomerIndex, row: int,
     }
 
 
-def find_customer(model: LoadedModel, index: CustomerIndex, ref: str) -> tuple[int, str]:
-    """Row and how it matched (customer_id or loyalty_card); UnknownCustomer otherwise."""
+def find_customer(model: LoadedModel, index: CustomerIndex, ref: str,
+                  profile: Callable[[str], Mapping[str, Any] | None] | None = None
+                  ) -> tuple[CustomerTable, int, str]:
+    """The customer's table and row, and how it matched (customer_id or loyalty_card).
+
+    `profile` reads a stored profile by customer id (customers kept in the state store).
+    UnknownCustomer when nothing matches.
+    """
     ref = ref.strip()
-    row = model.customers.row(ref)
+    if model.from_store and profile is not None and ref:
+        found = profile(ref)
+        if found is not None:
+            return model.customer(ref, found) + ("customer_id",)
+    row = None if model.from_store else model.customers.row(ref)
     if row is not None:
-        return row, "customer_id"
+        return model.customers, row, "customer_id"
     row = index.cards.get(normalize_card(ref)) if ref else None
     if row is not None:
-        return row, LOYALTY_CARD
+        return model.customers, row, LOYALTY_CARD
     what = "customer id or loyalty card" if index.has_cards else "customer id"
     raise UnknownCustomer(f"no customer with {what} '{ref}'", {"customer_ref": ref})
+
+
+def _stored_profile(customer_id: str) -> Mapping[str, Any] | None:
+    """A profile from this worker's state store (the staff page's one-customer lookups)."""
+    return current_app.extensions["nba.state"].get().store.profiles.get(customer_id)
 
 
 # ---------------------------------------------------------------- routes
@@ -372,8 +389,9 @@ def get_customer(customer_ref: str) -> ResponseReturnValue:
     """One customer by customer_id or loyalty card: tier, value band, preferences, holdout."""
     model = _model()
     index = _index(model)
-    row, matched = find_customer(model, index, customer_ref)
-    return jsonify(customer_json(model, index, row, _decision_settings()) | {"matched_by": matched})
+    table, row, matched = find_customer(model, index, customer_ref, _stored_profile)
+    return jsonify(customer_json(model, index, table, row, _decision_settings())
+                   | {"matched_by": matched})
 
 
 @bp.get("/v1/stock")
@@ -406,8 +424,11 @@ def explain() -> ResponseReturnValue:
     req = parse_json(ExplainRequest, "explain request")
     model = _model()
     index = _index(model)
-    row, _ = find_customer(model, index, req.customer_id)
-    customer = customer_json(model, index, row, _decision_settings())
+    try:
+        table, row, _ = find_customer(model, index, req.customer_id, _stored_profile)
+        customer = customer_json(model, index, table, row, _decision_settings())
+    except UnknownCustomer:  # a walk-in or new customer: decided without a profile
+        customer = {"customer_id": req.customer_id, "loyalty_tier": None}
     catalog = model.policy.catalog
     explained = []
     for offer_out in req.offers:

@@ -16,6 +16,7 @@ serialized where correctness needs it, by the database rather than by us:
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -141,13 +142,14 @@ class Database:
     def decision_state(self, *, launch_ids: Sequence[str] = (), customer_id: str = "",
                        channel: str = "", contacts_since: datetime | None = None,
                        declines_since: datetime | None = None,
-                       now: datetime | None = None) -> DecisionState:
+                       now: datetime | None = None, with_profile: bool = False) -> DecisionState:
         """Everything one decision reads, in ONE statement (the per-request hot path).
 
         The inventory version, the counts of the given launches (holds overdue at `now`, which
         they need, no longer count), and when a `since` is given the customer's contacts on the
         channel and declines per offer, all at one snapshot. Every read of those counts goes
-        through here, so there is one query for each.
+        through here, so there is one query for each. `with_profile`: the customer's stored
+        profile too (state.profiles), so keeping customers in the store costs no extra trip.
         """
         if launch_ids and now is None:
             raise ValueError("launch counts need `now` (overdue holds no longer count)")
@@ -155,11 +157,12 @@ class Database:
             launch_ids=list(launch_ids), customer_id=customer_id, channel=channel,
             contacts_since=None if contacts_since is None else utc(contacts_since),
             declines_since=None if declines_since is None else utc(declines_since),
-            now=None if now is None else utc(now))
+            now=None if now is None else utc(now), with_profile=with_profile)
         counts = {o: LaunchCounts(o, n, raw.held.get((o, RESERVED), 0),
                                   raw.held.get((o, CONFIRMED), 0))
                   for o, n in raw.supply.items()}
-        return DecisionState(raw.inventory_version, counts, raw.contacts, raw.declines)
+        profile = None if raw.profile is None else json.loads(raw.profile)
+        return DecisionState(raw.inventory_version, counts, raw.contacts, raw.declines, profile)
 
     def record_capped(self, items: Sequence[CappedWrite]) -> list[Any]:
         """Count contacts and write decisions atomically per customer (HotPath.record_capped)."""

@@ -89,6 +89,7 @@ class RawDecisionState:
     held: dict[tuple[str, str], int]  # (offer_id, status) -> live holds or sales
     contacts: int
     declines: dict[str, int]
+    profile: str | None = None  # the customer's profile document, when asked for and stored
 
 
 class HotPath:
@@ -109,10 +110,10 @@ class HotPath:
 
     def decision_state(self, *, launch_ids: Sequence[str], customer_id: str, channel: str,
                        contacts_since: datetime | None, declines_since: datetime | None,
-                       now: datetime | None) -> RawDecisionState:
-        """Inventory version, launch counts, contacts and declines: one statement."""
+                       now: datetime | None, with_profile: bool = False) -> RawDecisionState:
+        """Inventory version, launch counts, contacts, declines (and the profile): one statement."""
         sql = _decision_state_sql(len(launch_ids), contacts_since is not None,
-                                  declines_since is not None, self._placeholder)
+                                  declines_since is not None, self._placeholder, with_profile)
         params: list[Any] = []
         if launch_ids:
             params += [*launch_ids, *launch_ids, self._bind_time(now)]
@@ -120,11 +121,16 @@ class HotPath:
             params += [customer_id, channel, self._bind_time(contacts_since)]
         if declines_since is not None:
             params += [customer_id, self._bind_time(declines_since)]
+        if with_profile:
+            params.append(customer_id)
         rows = self._run("read decision state",
                          lambda cursor: _fetch_all(cursor, sql, params), transaction=False)
         version, supply, held, declined, contacted = 0, {}, {}, {}, 0
+        profile: str | None = None
         for kind, key, status, n in rows:
-            if kind == "v":
+            if kind == "p":
+                profile = status
+            elif kind == "v":
                 version = int(n or 0)
             elif kind == "s":
                 supply[key] = int(n)
@@ -134,7 +140,7 @@ class HotPath:
                 contacted = int(n)
             else:
                 declined[key] = int(n)
-        return RawDecisionState(version, supply, held, contacted, declined)
+        return RawDecisionState(version, supply, held, contacted, declined, profile)
 
     def record_decisions(self, rows: Sequence[dict[str, Any]],
                          contact_rows: Sequence[dict[str, Any]]) -> None:
@@ -309,11 +315,12 @@ def _identity(value: Any) -> Any:
 
 @functools.lru_cache(maxsize=64)
 def _decision_state_sql(n_launches: int, with_contacts: bool, with_declines: bool,
-                        placeholder: str) -> str:
+                        placeholder: str, with_profile: bool = False) -> str:
     """The hot read as one UNION ALL of (kind, key, status, n) rows: one snapshot, one trip.
 
     v: inventory version; s: launch supply; h: live holds/sales per launch and status;
-    c: the customer's contacts on the channel since; d: declines per offer since.
+    c: the customer's contacts on the channel since; d: declines per offer since;
+    p: the customer's profile document (in `status`; no row when there is no profile).
     """
     p = placeholder
     parts = ["SELECT 'v' AS kind, '' AS key, '' AS status, version AS n "
@@ -332,6 +339,8 @@ def _decision_state_sql(n_launches: int, with_contacts: bool, with_declines: boo
     if with_declines:
         parts.append(f"SELECT 'd', offer_id, '', count(*) FROM declines "
                      f"WHERE customer_id = {p} AND declined_at >= {p} GROUP BY offer_id")
+    if with_profile:
+        parts.append(f"SELECT 'p', customer_id, data, 0 FROM profiles WHERE customer_id = {p}")
     return "\nUNION ALL ".join(parts)
 
 

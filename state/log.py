@@ -27,6 +27,10 @@ EVENTS = ("shown", "accepted", "declined", "purchased")
 NO_OFFER = ""  # outcomes.offer_id of an event not tied to an offer (e.g. an organic purchase)
 
 
+#: the `segment` of a decision made for a customer without a profile (service.newcomers): not
+#: an exposure of the modelled catalog, so `nba export-training` leaves it out
+NEW_CUSTOMER_SEGMENT = "new_customer"
+
 @dataclass(frozen=True)
 class Candidate:
     """An offer the customer was eligible for, with the model's estimate."""

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
+from typing import Any
 
 _MAX_STOCK_ANSWERS = 100_000  # per snapshot: sizes x colours x locations stay far below
 
@@ -110,6 +111,8 @@ class DecisionState:
     launches: dict[str, LaunchCounts]  # launches that have had a reservation
     contacts: int  # offers made to the customer on the channel since the cap window began
     declines: dict[str, int]  # declines per offer within the decline window
+    #: the customer's stored profile ({column: value}); None when not asked for or not stored
+    profile: dict[str, Any] | None = None
 
 
 def utc(moment: datetime) -> datetime:

@@ -182,3 +182,31 @@ outcomes = Table(
     Column("occurred_at", UtcDateTime, nullable=False),
 )
 Index("ix_outcomes_occurred_at", outcomes.c.occurred_at)
+
+# Customer profiles: one row per customer, the customers.parquet columns as one JSON document
+# (the contract lets a retailer add feature columns; the row follows it without a migration).
+# Read on the hot path in the same statement as the decision's live state (state.hotpath).
+profiles = Table(
+    "profiles",
+    metadata,
+    Column("customer_id", String, primary_key=True),
+    Column("data", Text, nullable=False),  # JSON {column: value} of the customer's row
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+#: The table a bulk load fills before it replaces `profiles` in one transaction.
+PROFILES_STAGING = "profiles_staging"
+
+# Every customer event applied to a profile, once: the primary key makes a repeated event a
+# no-op (idempotent per event id), and the log says what each profile has seen.
+profile_events = Table(
+    "profile_events",
+    metadata,
+    Column("event_id", String, primary_key=True),
+    Column("customer_id", String, nullable=False),
+    Column("type", String, nullable=False),
+    Column("occurred_at", UtcDateTime, nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
+    Column("payload", Text, nullable=False),  # JSON of the event as received
+)
+Index("ix_profile_events_customer", profile_events.c.customer_id, profile_events.c.occurred_at)

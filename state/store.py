@@ -1,8 +1,9 @@
 """`StateStore`: one object for a worker's shared state, over one database and its repositories.
 
 A thin facade: each method hands over to the repository that owns it (`state.inventory`,
-`state.launches`, `state.contacts`, `state.log`), all on one `state.database.Database`. Every
-public method is one transaction, so gunicorn workers (and hosts) never see half a change.
+`state.launches`, `state.contacts`, `state.log`, `state.profiles`), all on one
+`state.database.Database`. Every public method is one transaction, so gunicorn workers (and
+hosts) never see half a change.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from state.database import Database
 from state.inventory import Inventory
 from state.launches import Launches
 from state.log import DecisionLog, DecisionRecord
+from state.profiles import Profiles
 from state.records import DecisionState, LaunchCounts, Reservation, StockRow, StockSnapshot
 from state.urls import DEFAULT_URL
 
@@ -35,6 +37,8 @@ class StateStore:
         self.contacts = Contacts(db)
         #: the decision and outcome log kept in this store
         self.log = DecisionLog(db)
+        #: customer profiles (what decisions read about a customer)
+        self.profiles = Profiles(db)
 
     @property
     def url(self) -> str:
@@ -151,11 +155,13 @@ class StateStore:
     def decision_state(self, *, launch_ids: Sequence[str] = (), customer_id: str = "",
                        channel: str = "", contacts_since: datetime | None = None,
                        declines_since: datetime | None = None,
-                       now: datetime | None = None) -> DecisionState:
+                       now: datetime | None = None, with_profile: bool = False
+                       ) -> DecisionState:
         """Everything one decision reads, in one statement (Database.decision_state)."""
         return self.db.decision_state(launch_ids=launch_ids, customer_id=customer_id,
                                       channel=channel, contacts_since=contacts_since,
-                                      declines_since=declines_since, now=now)
+                                      declines_since=declines_since, now=now,
+                                      with_profile=with_profile)
 
 
 def open_store(url: str = DEFAULT_URL, *, timeouts: Timeouts | None = None) -> StateStore:

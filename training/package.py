@@ -12,11 +12,12 @@ import json
 import logging
 import random
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 import lightgbm as lgb
 import numpy as np
@@ -111,6 +112,11 @@ class Policy:
     def customers(self, frame: pd.DataFrame) -> CustomerTable:
         """The online feature table for a validated customers frame, built with this spec."""
         return CustomerTable.from_frame(frame, self.spec, self.predict_value)
+
+    def customer_from_profile(self, customer_id: str, profile: Mapping[str, Any]
+                              ) -> CustomerTable:
+        """One customer's table from a stored profile, built with this spec (per request)."""
+        return CustomerTable.from_profile(customer_id, profile, self.spec, self.predict_value)
 
     def score_row(self, table: CustomerTable, row: int) -> OfferScores:
         """One customer's model outputs: the per-request hot path (NumPy only)."""

@@ -11,8 +11,10 @@ from types import ModuleType
 from nba.commands import (
     batch_score,
     compare,
+    customers,
     decide,
     demo_data,
+    events,
     export_training,
     inventory,
     model,
@@ -27,5 +29,5 @@ from nba.commands import (
 
 #: in `nba --help` order
 COMMANDS: tuple[ModuleType, ...] = (demo_data, train, promote, compare, model, serve,
-                                    batch_score, decide, inventory, state, report, simulate,
-                                    export_training, outcomes)
+                                    batch_score, decide, inventory, customers, events, state,
+                                    report, simulate, export_training, outcomes)

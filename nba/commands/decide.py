@@ -63,15 +63,16 @@ def run(args: argparse.Namespace) -> int:
         model = load_from_registry(settings)
     except ModelNotReady as exc:
         raise CliError(exc.message) from None
-    row = model.customers.row(req.customer_id)
+    customer_id = args.customer_id
+    row = model.customers.row(customer_id)
     if row is None:
         raise CliError(f"unknown customer_id '{req.customer_id}' in "
                        f"{args.data_dir / 'customers.parquet'}")
     context = DecisionContext(req.channel, parse_at(args.at), req.limit, req.context.store_id)
     with open_state(args.state_url) as store:
         snapshot = LiveState(store).read(model.policy.catalog, model.launch_values,
-                                         req.customer_id, req.channel, context.now)
+                                         customer_id, req.channel, context.now)
         decision = model.policy.decide_row(model.customers, row, context, snapshot,
                                            args.decision_settings)
-    print(json.dumps(decision_json("preview", req.customer_id, model, decision), indent=2))
+    print(json.dumps(decision_json("preview", customer_id, model, decision), indent=2))
     return 0

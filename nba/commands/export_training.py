@@ -51,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
 
     from features import io
     from features.errors import ContractError
+    from state.log import NEW_CUSTOMER_SEGMENT
     from training.export import export_training
 
     since = parse_since(args.since)
@@ -62,6 +63,15 @@ def run(args: argparse.Namespace) -> int:
     if decisions.empty:
         raise CliError(f"no decisions logged in {url}"
                        + (f" since {since.isoformat()}" if since else "") + "; nothing to export")
+    # decisions for customers without a profile served offers no model has seen, from no
+    # features: not exposures of the modelled catalog
+    newcomers = decisions["segment"].eq(NEW_CUSTOMER_SEGMENT).to_numpy()
+    if newcomers.any():
+        print(f"left out {int(newcomers.sum()):,} decisions for customers without a profile")
+        decisions = decisions[~newcomers].reset_index(drop=True)
+        if decisions.empty:
+            raise CliError(f"only decisions for customers without a profile in {url}; "
+                           "nothing to export")
     try:
         frame = export_training(decisions, outcomes, catalog.control_label)
     except ValueError as exc:

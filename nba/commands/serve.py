@@ -9,6 +9,7 @@ from pathlib import Path
 
 from nba.commands.common import (
     AddCommand,
+    CliError,
     add_data_flag,
     add_registry_flags,
     add_state_flag,
@@ -33,6 +34,11 @@ def add_parser(add: AddCommand, settings: CliSettings) -> None:
                    help="port (env NBA_PORT; default %(default)s)")
     p.add_argument("--workers", type=int, default=settings.workers,
                    help="gunicorn worker processes (env NBA_WORKERS; default %(default)s)")
+    p.add_argument("--customers-from", choices=("file", "store"), default=settings.customers_from,
+                   help="where a decision reads the customer: 'store' (profiles loaded by `nba "
+                        "customers load`, read with each decision; memory does not grow with "
+                        "customers) or 'file' (DATA_DIR/customers.parquet held in every "
+                        "worker) (env NBA_CUSTOMERS_FROM; default %(default)s)")
     add_state_flag(p, settings)
     p.set_defaults(handler=run)
 
@@ -43,12 +49,17 @@ def run(args: argparse.Namespace) -> int:
 
     with open_state(args.state_url) as store:  # a bad URL fails here, not in every worker
         print(f"state store: {store.url} (inventory version {store.inventory_version()})")
+        if args.customers_from == "store" and not store.profiles.count():
+            raise CliError(f"{store.url} holds no customer profiles; load them with `nba "
+                           "customers load DATA_DIR/customers.parquet` or serve with "
+                           "--customers-from file")
     # gunicorn and the workers read their settings from the environment (service.settings)
     env = dict(os.environ)
     env.update({"NBA_HOST": args.host, "NBA_PORT": str(args.port),
                 "NBA_WORKERS": str(args.workers), "NBA_DATA_DIR": str(args.data_dir),
                 "MLFLOW_TRACKING_URI": args.tracking_uri, "NBA_MODEL_NAME": args.model_name,
-                "NBA_STATE_URL": args.state_url, "OMP_NUM_THREADS": "1"})
+                "NBA_STATE_URL": args.state_url, "NBA_CUSTOMERS_FROM": args.customers_from,
+                "OMP_NUM_THREADS": "1"})
     config = Path(service.__file__).with_name("gunicorn.conf.py")
     print(f"serving {args.model_name}@champion on http://{args.host}:{args.port} "
           f"({args.workers} workers). Try:\n"

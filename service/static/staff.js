@@ -13,7 +13,7 @@
   const $ = (id) => document.getElementById(id);
   const app = $("app");
   // accepted: "customer_id offer_id" taken this visit (a new decision may rank them again)
-  const state = { customer: null, decision: null, ref: "", readyTimer: null,
+  const state = { customer: null, decision: null, ref: "", session: null, readyTimer: null,
                   accepted: new Set() };
 
   const ACTION_LABELS = { offer: "Offer now", waitlist: "Waiting list", preorder: "Pre-order" };
@@ -129,6 +129,7 @@
 
   function setBusy(busy) {
     $("lookup-button").disabled = busy;
+    $("walk-in").disabled = busy;
     $("lookup-button").textContent = busy ? "Looking up…" : "Look up";
   }
 
@@ -232,8 +233,37 @@
 
   // ------------------------------------------------------------ decisions and offers
 
+  function renderWalkIn() {
+    renderCustomer({ customer_id: "Walk-in, no account", loyalty_card: null,
+                     loyalty_tier: null, value_band: "new customer", preferred_size: null,
+                     preferred_color: null, contactable: true });
+    $("c-value").textContent = "New customer";
+  }
+
+  // A customer without an account: decided from the offers for new customers, under a
+  // session id of this visit (no profile is read or written).
+  async function walkIn() {
+    state.ref = "";
+    state.session = `walkin-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+    state.customer = { customer_id: null, walk_in: true, preferred_size: null,
+                       preferred_color: null, loyalty_tier: null };
+    state.decision = null;
+    clearResults();
+    setState("loading");
+    setBusy(true);
+    renderWalkIn();
+    try {
+      await decide();
+    } catch (error) {
+      handleError(error);
+    } finally {
+      setBusy(false);
+    }
+  }
+
   async function lookup(ref) {
     state.ref = ref;
+    state.session = null;
     state.customer = null;
     state.decision = null;
     clearResults();
@@ -254,9 +284,12 @@
   async function decide() {
     const customer = state.customer;
     const storeId = currentStore();
+    const who = customer.walk_in ? { session_id: state.session }
+      : { customer_id: customer.customer_id };
+    const context = storeId ? { store_id: storeId } : {};
+    if (customer.walk_in) context.device = "tablet";
     const decision = await api("POST", "/v1/decisions", {
-      customer_id: customer.customer_id, channel: "store", limit: config.limit,
-      context: storeId ? { store_id: storeId } : {},
+      ...who, channel: "store", limit: config.limit, context,
     });
     if (decision.holdout || decision.offers.length === 0) {
       state.decision = decision;
@@ -276,7 +309,7 @@
       return;
     }
     const explained = await api("POST", "/v1/staff/explain", {
-      customer_id: customer.customer_id, store_id: storeId, offers: decision.offers,
+      customer_id: decision.customer_id, store_id: storeId, offers: decision.offers,
     });
     const skus = [...new Set(explained.offers.map((o) => o.sku).filter(Boolean))];
     const stocks = await Promise.all(skus.map((sku) => {
@@ -468,6 +501,7 @@
       const ref = $("customer-ref").value.trim();
       if (ref) lookup(ref);
     });
+    $("walk-in").addEventListener("click", () => { walkIn(); });
     $("banner-retry").addEventListener("click", () => { checkReady(); });
 
     if (staffKey() || config.dev_mode) {

@@ -320,6 +320,28 @@ def test_unknown_customer(landscape):
     shoot(page, "unknown-customer")
 
 
+def test_a_walk_in_without_an_account_gets_the_offers_for_new_customers(landscape, server):
+    page = landscape
+    page.get_by_role("button", name="Walk-in, no account").click()
+    expect(page.locator("#app")).to_have_attribute("data-state", SETTLED)
+    assert page.locator("#app").get_attribute("data-state") == "offers"
+    expect(page.locator("#c-id")).to_have_text("Walk-in, no account")
+    expect(page.locator("#c-value")).to_have_text("New customer")
+    cards = page.locator("#offers .offer")
+    expect(cards).to_have_count(2)
+    expect(cards.first.locator(".name")).to_have_text("A gift with your first order")
+    expect(cards.first.locator(".sentence")).not_to_be_empty()
+    shoot(page, "walk-in")
+
+    decision_id = page.locator("#offers").get_attribute("data-decision-id")
+    cards.first.get_by_role("button", name="Accept").click()
+    expect(page.locator("#recorded-list li").first).to_contain_text("recorded")
+    status, body = call(f"{server}/v1/outcomes", {"decision_id": decision_id,
+                                                  "offer_id": "first_purchase_gift",
+                                                  "event": "accepted"})
+    assert status == 200 and body["recorded"] is False  # the page recorded it already
+
+
 def test_holdout_customer_gets_no_offers(landscape, people):
     page = landscape
     assert lookup(page, people.holdout) == "holdout"

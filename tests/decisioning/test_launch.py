@@ -226,3 +226,14 @@ def test_a_floor_told_the_arrival_shape_sells_a_front_loaded_launch() -> None:
     assert (shaped[:, 1] == 50).all()  # every unit sold in every stream
     assert (wall_clock[:, 1] < 50).sum() >= 7  # the wall clock mostly leaves units unsold
     assert shaped[:, 0].sum() > 1.05 * wall_clock[:, 0].sum()
+
+
+def test_a_weighted_sample_stands_for_the_whole_population() -> None:
+    values = np.arange(1.0, 100_001.0)
+    whole = ValueDistribution.from_values(values)
+    sample = ValueDistribution.from_values(values[::50], weight=50)  # every 50th customer
+
+    assert len(sample) == len(whole)
+    for k in (1, 10, 500, 20_000, 99_000):
+        assert abs(sample.top_k_value(k) - whole.top_k_value(k)) <= 50, k
+    assert abs(sample.count_at_least(70_000.0) - whole.count_at_least(70_000.0)) <= 50

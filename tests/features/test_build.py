@@ -6,13 +6,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from features import io
-from features.build import build_matrix, infer_spec
+from features.build import build_matrix, build_row, infer_spec
 from features.schema import MAX_LEVELS, Feature, FeatureSpec, feature_columns
 from nba import demo
 
@@ -183,3 +184,16 @@ def test_matrix_shape_and_one_hot_property(case: tuple[pd.DataFrame, pd.DataFram
                 np.testing.assert_array_equal(block[:, 0], expected)
             col += feature.width
         assert col == spec.width
+
+
+
+def test_build_row_encodes_each_row_as_build_matrix_does(demo_data: demo.DemoData) -> None:
+    frame = demo_data.customers.head(60).copy()
+    exposures = pa.Schema.from_pandas(demo_data.exposures, preserve_index=False)
+    columns = [c for c in feature_columns(exposures, io.EXPOSURES) if c[0] in frame]
+    spec = infer_spec(frame.iloc[:30], columns)  # later rows may hold unseen levels
+    frame = frame.astype(object)
+    frame.iloc[::7, 1:] = None  # nulls in every column of some rows
+    matrix = build_matrix(frame, spec)
+    for row, record in enumerate(frame.to_dict("records")):
+        np.testing.assert_array_equal(build_row(record, spec)[0], matrix[row])

@@ -114,3 +114,45 @@ def test_demo_customers(tmp_path: Path, demo_data, n_missing: int) -> None:
     assert sum(len(c) for c in predict.calls) == n_missing
     assert not np.isnan(table.value).any()
     np.testing.assert_array_equal(table.contactable, demo_data.customers["contactable"])
+
+
+# ---------------------------------------------------------------- stored profiles
+
+
+def _through_the_store(frame: pd.DataFrame) -> dict[str, dict]:
+    """Each row as the state store keeps it: the JSON document `profile_documents` writes."""
+    import json
+
+    from features.customers import profile_documents
+
+    return {cid: json.loads(doc) for batch in profile_documents(frame, batch_rows=3)
+            for cid, doc in batch}
+
+
+@pytest.mark.parametrize("extra", [
+    {},
+    {"customer_value": [5.0, np.nan, 0.0, np.nan], "contactable": [True, False, None, True],
+     "loyalty_tier": ["gold", None, "silver", "gold"]},
+])
+def test_a_stored_profile_decides_like_the_in_memory_row(extra: dict) -> None:
+    frame = customers(**extra)
+    frame.loc[1, "monetary"] = np.nan
+    whole = CustomerTable.from_frame(frame, SPEC, Predictor())
+    stored = _through_the_store(frame)
+
+    assert list(stored) == whole.ids
+    for row, cid in enumerate(whole.ids):
+        one = CustomerTable.from_profile(cid, stored[cid], SPEC, Predictor())
+        np.testing.assert_array_equal(one.matrix[0], whole.matrix[row])
+        for name in ("contactable", "loyalty_tier", "preferred_size", "preferred_color",
+                     "value", "value_is_predicted"):
+            np.testing.assert_array_equal(getattr(one, name), getattr(whole, name)[row:row + 1],
+                                          err_msg=f"{name} of {cid}")
+        assert one.feature_row(0) == whole.feature_row(row)
+
+
+def test_profile_documents_come_in_bounded_batches() -> None:
+    from features.customers import profile_documents
+
+    batches = list(profile_documents(customers(), batch_rows=3))
+    assert [len(b) for b in batches] == [3, 1]

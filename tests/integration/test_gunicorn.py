@@ -34,8 +34,10 @@ def test_real_gunicorn_serves_decisions_from_every_worker(server, trained):
 
 
 def test_real_gunicorn_answers_bad_input_with_json_4xx(server):
+    status, body = call(f"{server}/v1/decisions", {"channel": "web"})
+    assert status == 400 and body["error"]["code"] == "invalid_request"
     status, body = call(f"{server}/v1/decisions", {"customer_id": "nobody", "channel": "web"})
-    assert status == 404 and body["error"]["code"] == "unknown_customer"
+    assert status == 200 and body["customer_known"] is False  # a new customer is decided
     request = urllib.request.Request(f"{server}/v1/decisions", data=b"{oops",
                                      headers={"Content-Type": "application/json"})
     with pytest.raises(urllib.error.HTTPError) as caught:

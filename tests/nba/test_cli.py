@@ -103,7 +103,7 @@ def test_train_help_names_the_default_learner(capsys):
 def test_every_subcommand_module_defines_its_parser_and_handler():
     parser = build_parser(CliSettings())
     names = set(parser._subparsers._group_actions[0].choices)
-    assert len(names) == len(COMMANDS) == 14
+    assert len(names) == len(COMMANDS) == 16
     for module in COMMANDS:
         assert callable(module.add_parser) and module.__name__.startswith("nba.commands.")
 

@@ -75,7 +75,12 @@ def test_low_value_customer_is_below_the_derived_launch_floor(client, customers)
      "colour"),
     ({"customer_id": "C0000001", "channel": "web", "context": []}, 400, "invalid_request",
      "context"),
-    ({"customer_id": "nobody", "channel": "web"}, 404, "unknown_customer", "nobody"),
+    ({"customer_id": "C0000001", "session_id": "s1", "channel": "web"}, 400,
+     "invalid_request", "exactly one of customer_id"),
+    ({"session_id": "s1", "channel": "web", "context": {"cart_value": -1}}, 400,
+     "invalid_request", "context.cart_value"),
+    ({"session_id": "s1", "channel": "web", "context": {"device": "toaster"}}, 400,
+     "invalid_request", "context.device"),
     ([1, 2], 400, "invalid_request", "JSON object"),
 ])
 def test_bad_requests_get_a_4xx_json_error_naming_the_problem(client, body, status, code,
@@ -131,15 +136,14 @@ def test_service_without_a_champion_is_not_ready_and_says_why(tmp_path, trained)
     assert not (tmp_path / "empty.db").exists()  # the service never creates a registry
 
 
-def test_batch_decides_every_customer_in_order_and_reports_unknown_ones(client, customers,
-                                                                         state):
+def test_batch_decides_every_customer_in_order_and_new_ones_too(client, customers, state):
     ids = customers.loc[customers["contactable"], "customer_id"].head(5).tolist()
     response = client.post("/v1/decisions:batch", json={
         "customer_ids": [ids[0], "nobody", *ids[1:]], "channel": "app", "limit": 2})
     assert response.status_code == 200
     decisions = response.get_json()["decisions"]
     assert [d["customer_id"] for d in decisions] == [ids[0], "nobody", *ids[1:]]
-    assert decisions[1]["error"]["code"] == "unknown_customer"
+    assert [d["customer_known"] for d in decisions] == [True, False, True, True, True, True]
     assert all(len(d["offers"]) <= 2 for d in decisions if "offers" in d)
     logged = set(state.log.decisions_frame()["decision_id"])
     assert {d["decision_id"] for d in decisions if "decision_id" in d} == logged

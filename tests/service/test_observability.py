@@ -71,7 +71,8 @@ def test_requests_are_counted_by_url_rule_and_status(client, scrape):
     assert decide(client).status_code == 200
     assert client.post("/v1/decisions", data=b"{oops",
                        content_type="application/json").status_code == 400
-    assert decide(client, "nobody").status_code == 404
+    assert decide(client, "nobody").status_code == 200  # a new customer: decided too
+    assert client.get("/v1/customers/nobody").status_code == 404
     assert client.get("/no/such/path/123").status_code == 404
     after = scrape()
 
@@ -80,9 +81,9 @@ def test_requests_are_counted_by_url_rule_and_status(client, scrape):
         return (value(after, "nba_http_requests_total", **key)
                 - value(before, "nba_http_requests_total", **key))
 
-    assert delta("/v1/decisions", "200") == 2
+    assert delta("/v1/decisions", "200") == 3
     assert delta("/v1/decisions", "400") == 1
-    assert delta("/v1/decisions", "404") == 1
+    assert delta("/v1/customers/<customer_ref>", "404") == 1
     assert delta("unmatched", "404") == 1
     endpoints = {dict(labels).get("endpoint") for _, labels in after}
     assert not any(e and "/no/such" in e for e in endpoints)  # never the raw path

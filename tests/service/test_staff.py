@@ -299,16 +299,17 @@ def test_explain_names_the_offers_of_a_decision(app, loaded, customers):
         assert entry["sentence"] and "store_002" not in entry["sentence"]
 
 
-def test_explain_rejects_bad_bodies_and_unknown_customers(app):
+def test_explain_rejects_bad_bodies_and_explains_for_a_walk_in(app):
     client = app.test_client()
     assert client.post("/v1/staff/explain", headers=STAFF, data="[]",
                        content_type="application/json").status_code == 400
     bad = client.post("/v1/staff/explain", headers=STAFF,
                       json={"customer_id": "C0000001", "offers": [{"offer_id": "x"}]})
     assert bad.status_code == 400 and "offers.0" in bad.get_json()["error"]["message"]
-    unknown = client.post("/v1/staff/explain", headers=STAFF,
-                          json={"customer_id": "NOBODY", "offers": []})
-    assert unknown.status_code == 404
+    walk_in = client.post("/v1/staff/explain", headers=STAFF,
+                          json={"customer_id": "session:walkin-1", "offers": []})
+    assert walk_in.status_code == 200  # decided without a profile: explained without one
+    assert walk_in.get_json() == {"customer_id": "session:walkin-1", "offers": []}
 
 
 # ---------------------------------------------------------------- plain_reasons

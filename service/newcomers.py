@@ -1,0 +1,52 @@
+"""Decisions for customers without a profile: unknown ids and anonymous sessions. Pure.
+
+No model has seen these customers, so the decision is made from the catalog's offers for new
+customers (`audience: new` in offers.yaml, e.g. a first-purchase gift and a consent prompt),
+each scored by its `prior_uplift` over the catalog's `new_customer_conversion`, by the very
+same decision core as every other decision (`decisioning.core.decide`): eligibility by channel,
+stock in the request's store, contact caps, ranking by expected incremental profit, reasons.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from decisioning.core import decide
+from decisioning.decision import (
+    CustomerFacts,
+    Decision,
+    DecisionContext,
+    DecisionSettings,
+    OfferScores,
+)
+from decisioning.snapshot import StateSnapshot
+from features.catalog import Catalog
+
+#: why a decision was made without a profile (the answer's `customer_known_reason`)
+UNKNOWN_ID = "no profile for this customer_id: decided from the offers for new customers"
+ANONYMOUS = "anonymous session: decided from the offers for new customers"
+NO_NEW_OFFERS = "; the catalog has no offers for new customers (audience: new)"
+
+#: no holdout and no exploration: a customer without a profile has one possible decision (the
+#: log records propensity 1), and no id stable enough to hold out
+NEW_CUSTOMER_SETTINGS = DecisionSettings(holdout_share=0.0)
+
+
+def new_customer_uplifts(catalog: Catalog) -> list[float]:
+    """The priors a new customer's decision ranks by, aligned with for_new_customers().offers."""
+    offers = catalog.for_new_customers()
+    return [] if offers is None else [o.prior_uplift or 0.0 for o in offers.offers]
+
+
+def new_customer_decision(catalog: Catalog, customer_ref: str, context: DecisionContext,
+                          snapshot: StateSnapshot | None = None) -> Decision:
+    """The decision for a customer without a profile (empty when the catalog has no offers
+    for new customers)."""
+    offers = catalog.for_new_customers()
+    if offers is None:
+        return Decision((), ())
+    uplift = np.array(new_customer_uplifts(catalog), dtype=np.float64)
+    base = offers.new_customer_conversion
+    scores = OfferScores(uplift, np.clip(base + uplift, 0.0, 1.0), base)
+    return decide(CustomerFacts(customer_id=customer_ref), scores, offers,
+                  snapshot or StateSnapshot(), context, NEW_CUSTOMER_SETTINGS)
