@@ -23,7 +23,8 @@ from matplotlib.figure import Figure
 
 from reports.balance import BalanceReport
 from reports.funnel import FunnelReport
-from reports.incrementality import ALL, GroupLift, IncrementalityReport, Interval
+from reports.incrementality import ALL, GroupLift, IncrementalityReport
+from stats import Interval
 
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
 

@@ -17,13 +17,13 @@ from reports import ReportError
 from reports.incrementality import (
     ALL,
     NONE_GROUP,
-    Z95,
     group_lift,
     incrementality,
     per_decision,
     srm_check,
 )
 from state import StateStore, open_store
+from stats import Z95
 from tests.reports import CATALOG, T0, decision, event, simulate, write
 
 

@@ -14,10 +14,13 @@ from stats import (
     ipw_scores,
     mean_estimate,
     mean_variance,
+    normal_difference,
     paired_difference,
     policy_terms,
     profit_terms,
+    relative_lift,
     srm_chi_square,
+    welch_difference,
 )
 
 
@@ -142,3 +145,36 @@ def test_mean_variance_with_ddof_0_is_the_sandwich_without_small_sample_factor(c
     mean, variance, units = mean_variance(terms, clusters, ddof=0)
     assert units == len(np.unique(clusters)) and mean == pytest.approx(terms.mean())
     assert variance == pytest.approx(clustered_se(terms, clusters) ** 2 * (units - 1) / units)
+
+
+def test_welch_difference_is_scipys_welch_interval_without_clusters() -> None:
+    """One decision per customer: the report's Welch interval is scipy's, to the digit."""
+    rng = np.random.default_rng(5)
+    a, b = rng.gamma(2.0, 3.0, 300), rng.gamma(2.0, 2.5, 250)
+    ours = welch_difference(a, b)
+    theirs = sps.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    assert ours is not None
+    assert ours.value == pytest.approx(a.mean() - b.mean())
+    assert (ours.low, ours.high) == pytest.approx((theirs.low, theirs.high))
+
+
+def test_normal_difference_is_the_unpooled_wald_interval_of_two_proportions() -> None:
+    """0/1 outcomes: p_a - p_b +/- z sqrt(p_a(1-p_a)/n_a + p_b(1-p_b)/n_b), z from scipy."""
+    a = np.r_[np.ones(30), np.zeros(70)]
+    b = np.r_[np.ones(20), np.zeros(80)]
+    half = sps.norm.ppf(0.975) * np.sqrt(0.3 * 0.7 / 100 + 0.2 * 0.8 / 100)
+    ours = normal_difference(a, b)
+    assert ours is not None
+    assert (ours.value, ours.low, ours.high) == pytest.approx((0.1, 0.1 - half, 0.1 + half))
+
+
+def test_relative_lift_is_the_delta_method_on_the_log_ratio() -> None:
+    """The interval is exp(log(m_a/m_b) +/- z se) - 1, and None when a mean is not positive."""
+    a, b = np.array([2.0, 4.0, 6.0]), np.array([1.0, 2.0, 3.0])
+    se = np.sqrt(a.var(ddof=1) / 3 / 16 + b.var(ddof=1) / 3 / 4)
+    ours = relative_lift(a, b, ddof=1)
+    assert ours is not None
+    z = sps.norm.ppf(0.975)
+    assert (ours.value, ours.low, ours.high) == pytest.approx(
+        (1.0, 2 * np.exp(-z * se) - 1, 2 * np.exp(z * se) - 1))
+    assert relative_lift(a, np.zeros(3), ddof=1) is None
