@@ -113,6 +113,12 @@ def test_shrinkage_pulls_uplift_to_the_offers_average_effect(loaded):
 def test_training_reports_whether_deviating_from_the_best_offer_is_justified(trained):
     m = trained.metrics
     assert 0.0 <= m["shrinkage"] <= 1.0
-    assert m["profit_gain_vs_best_single_ci_low"] <= m["profit_gain_vs_best_single"]
-    # the demo's effects are strongly heterogeneous: the evidence must justify targeting
-    assert m["deviation_justified"] == 1.0 and m["shrinkage"] > 0.0
+    assert (m["profit_gain_vs_best_single_ci_low"] <= m["profit_gain_vs_best_single"]
+            <= m["profit_gain_vs_best_single_ci_high"])
+    # justified exactly when the out-of-fold DR gain's interval lies above zero. Whether the
+    # evidence justifies targeting is the menu's question, asked on worlds with known truth
+    # (tests/model/test_worlds.py); this fixture trains one fixed candidate (full targeting)
+    # on 2 folds, whose interval on the demo can straddle zero.
+    justified = m["profit_gain_vs_best_single_ci_low"] > 0
+    assert m["deviation_justified"] == float(justified)
+    assert m["shrinkage"] == 1.0
