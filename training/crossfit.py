@@ -8,6 +8,7 @@ top of it (shrinkage, confidence) reuses the same predictions.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import lightgbm as lgb
@@ -37,30 +38,36 @@ def folds(customer_ids: np.ndarray, k: int, seed: int) -> np.ndarray:
     return fold
 
 
+def _out_of_fold(fold: np.ndarray, n_rows: int, n_arms: int,
+                 fit_predict: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """Each fold's rows predicted by `fit_predict(test_mask)`, a model fitted without them."""
+    mu = np.empty((n_rows, n_arms))
+    for j in np.unique(fold):
+        test = fold == j
+        mu[test] = fit_predict(test)
+    return mu
+
+
 def outcome_predictions(X: np.ndarray, logged: np.ndarray, converted: np.ndarray,
                         fold: np.ndarray, *, n_arms: int, params: BoosterParams,
                         seed: int) -> np.ndarray:
     """Cross-fitted P(convert | x, arm) for every row and arm: the DR score's outcome model."""
-    mu = np.empty((len(X), n_arms))
-    for j in np.unique(fold):
-        test = fold == j
+    def fit_predict(test: np.ndarray) -> np.ndarray:
         booster = fit_response(X[~test], logged[~test], converted[~test], n_arms=n_arms,
                                params=params, seed=seed)
-        mu[test] = predict_response(booster, X[test], n_arms)
-    return mu
+        return predict_response(booster, X[test], n_arms)
+    return _out_of_fold(fold, len(X), n_arms, fit_predict)
 
 
 def reward_predictions(X: np.ndarray, logged: np.ndarray, reward: np.ndarray,
                        fold: np.ndarray, *, n_arms: int, params: BoosterParams,
                        seed: int) -> np.ndarray:
     """Cross-fitted E[reward | x, arm] (a regression, e.g. revenue) for every row and arm."""
-    mu = np.empty((len(X), n_arms))
-    for j in np.unique(fold):
-        test = fold == j
+    def fit_predict(test: np.ndarray) -> np.ndarray:
         model = lgb.LGBMRegressor(**params.as_lightgbm(seed))
         model.fit(with_arm(X[~test], logged[~test], n_arms), reward[~test])
-        mu[test] = np.asarray(model.predict(all_arms(X[test], n_arms))).reshape(-1, n_arms)
-    return mu
+        return np.asarray(model.predict(all_arms(X[test], n_arms))).reshape(-1, n_arms)
+    return _out_of_fold(fold, len(X), n_arms, fit_predict)
 
 
 @dataclass(frozen=True)
