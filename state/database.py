@@ -68,7 +68,7 @@ class Database:
         self.url = url  # password masked: safe to log
         self.backend = backend  # "sqlite" | "postgresql"
         #: the time-partitioned tables' months (PostgreSQL; no tables on SQLite)
-        self.partitions = Partitions(engine, partitioned)
+        self.partitions = Partitions(engine, partitioned, url=url)
         # the per-decision read and log write, off SQLAlchemy Core (see state.hotpath)
         self.hot = HotPath(engine, backend=backend, url=url)
 
@@ -92,7 +92,7 @@ class Database:
         except (NoSuchModuleError, ImportError) as exc:
             raise StateStoreError(masked, f"database driver not available ({exc})") from None
         try:
-            partitioned, months = _create_schema(engine, backend)
+            partitioned = _create_schema(engine, backend)
         except DBAPIError as exc:
             engine.dispose()
             raise StateStoreError(masked, f"cannot open: {describe(exc)}") from exc
@@ -103,7 +103,14 @@ class Database:
                            "partition` migrates them", masked,
                            " and ".join(sorted(set(PARTITIONED) - partitioned)))
         db = cls(engine, url=masked, backend=backend, partitioned=partitioned)
-        db.partitions.known(months)
+        try:
+            db.partitions.refresh(now=datetime.now(UTC))
+        except DBAPIError as exc:
+            engine.dispose()
+            raise StateStoreError(masked, f"cannot open: {describe(exc)}") from exc
+        except StateStoreError:
+            engine.dispose()
+            raise
         return db
 
     def __repr__(self) -> str:
@@ -213,6 +220,19 @@ class Database:
             self.partitions.missing("decisions", (r["decided_at"] for r in decision_rows))
             | self.partitions.missing("contacts", (r["contacted_at"] for r in contact_rows)))
 
+    def partition(self) -> list[str]:
+        """Partition by time the tables of a PostgreSQL store made before partitioning
+        (state.partitions.migrate, one transaction); what was done, [] when nothing was left.
+        """
+        if self.backend != "postgresql":
+            raise StateStoreError(self.url, "only PostgreSQL stores are partitioned "
+                                            "(SQLite keeps plain tables)")
+        with self.write("partition the decision log") as conn:
+            done = partitions.migrate(conn, now=datetime.now(UTC))
+            self.partitions.tables = partitions.partitioned_tables(conn)
+        self.partitions.refresh(now=datetime.now(UTC))
+        return done
+
     def _guard(self, build: Any) -> Any:
         """`build`, raising MissingPartitions when what it built has no partition yet."""
         if not self.partitions.tables:
@@ -304,10 +324,8 @@ def _insert(table: Table, backend: str) -> Any:
     return (postgresql.insert if backend == "postgresql" else sqlite.insert)(table)
 
 
-def _create_schema(engine: Engine, backend: str
-                   ) -> tuple[frozenset[str], set[tuple[str, datetime]]]:
-    """Create what is missing; the partitioned tables and the months made ahead for them."""
-    made: set[tuple[str, datetime]] = set()
+def _create_schema(engine: Engine, backend: str) -> frozenset[str]:
+    """Create the tables that are missing; which are partitioned by time (PostgreSQL)."""
     with engine.begin() as conn:
         if backend == "sqlite":
             metadata.create_all(conn)
@@ -317,13 +335,6 @@ def _create_schema(engine: Engine, backend: str
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK})
             partitioned_metadata.create_all(conn)  # a store made before keeps its plain tables
             partitioned = partitions.partitioned_tables(conn)
-            if partitioned:
-                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"),
-                             {"key": partitions.LOCK})
-                months = partitions.ahead(datetime.now(UTC))
-                for table in partitioned:
-                    partitions.create(conn, table, months)
-                    made.update((table, m) for m in months)
         conn.execute(_insert(inventory_meta, backend).values(id=1, version=0)
                      .on_conflict_do_nothing(index_elements=[inventory_meta.c.id]))
-    return partitioned, made
+    return partitioned

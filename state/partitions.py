@@ -23,7 +23,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import DBAPIError
 
+from state.errors import StateStoreError, describe
 from state.schema import PARTITIONED, partitioned_metadata
 
 logger = logging.getLogger(__name__)
@@ -126,51 +128,72 @@ def drop(conn: Connection, partition: Partition) -> None:
 class Partitions:
     """The months that have a partition, per table, as this process knows them."""
 
-    def __init__(self, engine: Engine, tables: frozenset[str]) -> None:
+    def __init__(self, engine: Engine, tables: frozenset[str], *, url: str) -> None:
         self.tables = tables
         self._engine = engine
+        self._url = url
         self._known: set[tuple[str, datetime]] = set()
+        #: per table, the end of a partition unbounded below (a migrated old table)
+        self._floor: dict[str, datetime] = {}
         self._lock = threading.Lock()
 
     def missing(self, table: str, times: Iterable[datetime]) -> set[tuple[str, datetime]]:
         """(table, month) pairs of `times` with no partition known to exist."""
         if table not in self.tables:
             return set()
-        return {(table, month_start(t)) for t in times} - self._known
+        floor = self._floor.get(table)
+        return {(table, m) for m in {month_start(t) for t in times}
+                if (table, m) not in self._known and (floor is None or m >= floor)}
 
     def ensure(self, months: set[tuple[str, datetime]]) -> None:
-        """Create the partitions of these (table, month) pairs, in their own transaction."""
-        if not months:
+        """Create the partitions of these (table, month) pairs, each in its own transaction.
+
+        Creating a partition locks its whole table until commit: one at a time, so a creator
+        never holds one table while waiting for a writer that holds the other (a deadlock).
+        """
+        for table, month in sorted(months):
+            try:
+                with self._engine.begin() as conn:
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK})
+                    create(conn, table, [month])
+            except DBAPIError as exc:
+                raise StateStoreError(self._url, f"creating partition "
+                                      f"{partition_name(table, month)} failed: "
+                                      f"{describe(exc)}") from exc
+            logger.info("partition %s ready", partition_name(table, month))
+            with self._lock:
+                self._known.add((table, month))
+
+    def refresh(self, *, now: datetime) -> None:
+        """Learn which months exist, then make the ones ahead that do not (at open)."""
+        if not self.tables:
             return
         with self._engine.begin() as conn:
-            conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": LOCK})
-            for table in {t for t, _ in months}:
-                create(conn, table, [m for t, m in months if t == table])
-        logger.info("created partitions %s", ", ".join(partition_name(t, m)
-                                                      for t, m in sorted(months)))
+            found = [p for t in self.tables for p in listing(conn, t)]
         with self._lock:
-            self._known |= months
+            self._known |= {(p.table, p.lower) for p in found if p.lower is not None}
+            self._floor.update((p.table, p.upper) for p in found if p.lower is None)
+        self.ensure(set().union(*(self.missing(t, ahead(now)) for t in self.tables)))
 
     def ensure_times(self, table: str, times: Iterable[datetime]) -> None:
         """Make sure every time in `times` has a partition of `table`."""
         self.ensure(self.missing(table, times))
 
-    def known(self, months: Iterable[tuple[str, datetime]]) -> None:
-        """Remember months that exist (created by someone else, e.g. at open)."""
+    def forget(self, partition: Partition) -> None:
+        """A dropped partition: its months are created again if a write needs them."""
         with self._lock:
-            self._known |= set(months)
-
-    def forget(self, table: str, month: datetime) -> None:
-        """A dropped partition: created again if a write needs it."""
-        with self._lock:
-            self._known.discard((table, month))
+            if partition.lower is None:
+                self._floor.pop(partition.table, None)
+            else:
+                self._known.discard((partition.table, partition.lower))
 
 
 def migrate(conn: Connection, *, now: datetime) -> list[str]:
     """Turn plain `decisions` and `contacts` into partitioned tables; what was done.
 
     Each plain table is renamed `<table>_legacy` and attached whole as the partition holding
-    everything before the month after its newest row (PostgreSQL scans it once to check), and
+    everything before the month after its newest row (PostgreSQL scans it to check the range
+    and builds its new key, holding the table meanwhile: run it in a quiet hour), and
     monthly partitions follow from there. The outcomes' foreign key to decisions goes (a key
     of a partitioned table must hold the partition key). Run under the partition lock, in the
     caller's transaction: it all happens or none of it. Idempotent.
@@ -188,6 +211,11 @@ def migrate(conn: Connection, *, now: datetime) -> list[str]:
         column = PARTITIONED[table]
         legacy = f"{table}_legacy"
         conn.execute(text(f"ALTER TABLE {table} RENAME TO {legacy}"))
+        # its key lacks the time: attaching builds the partitioned table's key in its place
+        for (key,) in conn.execute(text(
+                "SELECT conname FROM pg_constraint WHERE contype = 'p' "
+                "AND conrelid = to_regclass(:t)"), {"t": legacy}).all():
+            conn.execute(text(f'ALTER TABLE {legacy} DROP CONSTRAINT "{key}"'))
         # index and key names are schema-wide: free them for the partitioned table
         for (index,) in conn.execute(text(
                 "SELECT indexrelid::regclass::text FROM pg_index "

@@ -118,8 +118,7 @@ def _drop(db: Database, partition: partitions.Partition,
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": partitions.LOCK})
         rows = int(conn.execute(text(f"SELECT count(*) FROM {partition.name}")).scalar_one())
         partitions.drop(conn, partition)
-    if partition.lower is not None:
-        db.partitions.forget(partition.table, partition.lower)
+    db.partitions.forget(partition)
     if progress:
         progress(partition.table, rows)
     return rows

@@ -138,15 +138,15 @@ def _contacts(meta: MetaData, *, partitioned: bool) -> Table:
         Column("offer_id", String, nullable=False),
         # a partitioned table's key must hold its partition key
         Column("contacted_at", UtcDateTime, nullable=False, primary_key=partitioned),
-        **_partition_by("contacted_at", partitioned),
+        postgresql_partition_by=_range("contacted_at", partitioned),
     )
     Index("ix_contacts_customer_channel_time", table.c.customer_id, table.c.channel,
           table.c.contacted_at)
     return table
 
 
-def _partition_by(column: str, partitioned: bool) -> dict[str, str]:
-    return {"postgresql_partition_by": f"RANGE ({column})"} if partitioned else {}
+def _range(column: str, partitioned: bool) -> str | None:
+    return f"RANGE ({column})" if partitioned else None
 
 
 contacts = _contacts(metadata, partitioned=False)
@@ -182,7 +182,7 @@ def _decisions(meta: MetaData, *, partitioned: bool) -> Table:
         Column("suppressed", Text, nullable=False),  # JSON {offer_id: reason}
         Column("features", Text, nullable=False),  # JSON of the customer's row the decision saw
         Column("segment", String),  # loyalty tier (reports by segment)
-        **_partition_by("decided_at", partitioned),
+        postgresql_partition_by=_range("decided_at", partitioned),
     )
     Index("ix_decisions_decided_at", table.c.decided_at)
     Index("ix_decisions_customer", table.c.customer_id, table.c.decided_at)
