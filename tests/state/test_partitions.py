@@ -152,3 +152,19 @@ def test_a_store_made_before_partitioning_is_migrated_on_request(
         assert prune(store, before=FEB + timedelta(days=1)).partitions == (
             "decisions_legacy", "contacts_legacy")
         assert store.log.decisions_frame()["decision_id"].tolist() == ["mar"]
+
+
+def test_the_cli_prunes_before_a_date_naming_the_dropped_partitions(
+        store: StateStore, store_url: str, tmp_path, capsys: pytest.CaptureFixture[str]):
+    from nba.cli import main
+
+    store.log.record(decision("jan", JAN), count_contacts=True)
+    store.log.record(decision("mar", MAR), count_contacts=True)
+    flags = ["--state-url", store_url, "--data-dir", str(tmp_path)]  # no catalog: no caps
+    assert main(["state", "prune", "--before", "2031-02-01", *flags]) == 0
+    out = capsys.readouterr().out
+    assert "decisions_p2031_01" in out and "contacts_p2031_01" in out
+    assert "decisions              1" in out
+    assert store.log.decisions_frame()["decision_id"].tolist() == ["mar"]
+    assert main(["state", "partition", *flags]) == 0
+    assert "already partitioned" in capsys.readouterr().out
