@@ -96,7 +96,10 @@ def log_decisions(db: Database, records: Sequence[DecisionRecord], *,
     in one transaction; returns how many were new."""
     if not records:
         return 0
-    unique = list({r.decision_id: r for r in reversed(records)}.values())[::-1]  # first wins
+    first: dict[str, DecisionRecord] = {}
+    for record in records:  # an id twice in one batch: the first wins (COPY would refuse both)
+        first.setdefault(record.decision_id, record)
+    unique = list(first.values())
     rows = [_row(r) for r in unique]
     db.ensure_partitions(rows, [{"contacted_at": r.decided_at} for r in unique])
     with db.write("log campaign decisions") as conn:
