@@ -149,18 +149,18 @@ def main() -> None:
                    f"{deleted_contacts:,}", f"{delete_s:.2f}", "1x"]]
     load = os.getloadavg()[0]
     publish("decision_log.md", "\n".join([
-        "# The decision log at scale (PostgreSQL)", "",
+        "## The decision log at scale (PostgreSQL)", "",
         f"`nice .venv/bin/python bench/bench_decision_log.py --rows {args.rows} --batch "
         f"{args.batch} --rounds {args.rounds}`; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
         f"load average {load:.2f} on {os.cpu_count()} cores (shared: figures are noisy). "
         "PostgreSQL on the same machine.", "",
-        f"## Logging campaign decisions (batches of {args.batch:,}, median of "
+        f"### Logging campaign decisions (batches of {args.batch:,}, median of "
         f"{args.rounds} rounds, each into a fresh partitioned schema)", "",
         markdown_table(["path", "decisions", "seconds", "decisions/s", "rows/s (1 + 2 contacts)",
                         "vs INSERT"], log_rows), "",
         f"All rounds (s): COPY {', '.join(f'{t:.2f}' for t in timings['COPY'])}; "
         f"INSERT {', '.join(f'{t:.2f}' for t in timings['INSERT'])}.", "",
-        "## Pruning one month (its decisions, their contacts)", "",
+        "### Pruning one month (its decisions, their contacts)", "",
         markdown_table(["store", "decisions", "contacts", "seconds", "vs delete"], prune_rows),
         "",
     ]))
