@@ -165,8 +165,47 @@ def true_uplift(customers: pd.DataFrame, catalog: Catalog) -> pd.DataFrame:
     return pd.DataFrame(data)
 
 
+#: shares of the demo's request context (the data contract's context columns)
+DEVICES = ("mobile", "desktop", "tablet")
+DEVICE_WEIGHTS = (0.55, 0.35, 0.10)
+#: exposures whose context was recorded (the rest, e.g. e-mails, have null context columns)
+CONTEXT_RECORDED = 0.7
+#: pages where accessories sell: an outfit or shoes on screen
+OUTFIT_PAGES = ("footwear", "apparel", "accessories")
+FREE_SHIPPING_THRESHOLD = 50.0
+
+
+def _context(m: int, rng: np.random.Generator) -> tuple[pd.DataFrame, np.ndarray]:
+    """The situation of each exposure (device, page viewed, cart value), and which exposures
+    recorded it (the others have null context columns).
+
+    Drawn independently of the customer, so an offer's uplift averaged over situations is the
+    customer's true uplift (`true_uplift.parquet`).
+    """
+    device = np.asarray(DEVICES)[rng.choice(len(DEVICES), m, p=DEVICE_WEIGHTS)]
+    page = rng.choice(CATEGORIES, m, p=CATEGORY_WEIGHTS)
+    cart = np.where(rng.random(m) < 0.4, 0.0, np.round(rng.lognormal(np.log(45.0), 0.6, m), 2))
+    recorded = rng.random(m) < CONTEXT_RECORDED
+    return pd.DataFrame({"device": device, "page": page, "cart_value": cart}), recorded
+
+
+def context_uplift(context: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The TRUE extra conversion uplift each situation adds to an offer: zero on average over
+    situations (centred on each situation's share), so it moves decisions, not the truth per
+    customer. Accessories sell beside an outfit, free shipping tips a cart just under the
+    threshold, and 10% off works better on a phone."""
+    outfit = context["page"].isin(OUTFIT_PAGES).to_numpy(dtype=float)
+    cart = context["cart_value"].to_numpy(dtype=float)
+    near = ((cart > 0) & (cart < FREE_SHIPPING_THRESHOLD)).astype(float)
+    mobile = (context["device"] == "mobile").to_numpy(dtype=float)
+    return {"accessories_cross_sell": 0.15 * (outfit - outfit.mean()),
+            "free_shipping": 0.12 * (near - near.mean()),
+            "sitewide_10_off": 0.05 * (mobile - mobile.mean())}
+
+
 def _exposures(customers: pd.DataFrame, truth: pd.DataFrame, catalog: Catalog, m: int,
-               rng: np.random.Generator, now: datetime) -> pd.DataFrame:
+               rng: np.random.Generator, now: datetime, situation: np.random.Generator
+               ) -> pd.DataFrame:
     who = rng.integers(0, len(customers), m)
     offers = np.asarray(catalog.offer_ids)
     arms = np.concatenate([[catalog.control_label], offers])
@@ -176,6 +215,9 @@ def _exposures(customers: pd.DataFrame, truth: pd.DataFrame, catalog: Catalog, m
     base = truth["baseline_conversion"].to_numpy()[who]
     lifts = truth[list(offers)].to_numpy()
     lift = np.where(arm == 0, 0.0, lifts[who, np.maximum(arm - 1, 0)])
+    context, recorded = _context(m, situation)
+    for k, extra in context_uplift(context).items():
+        lift += np.where(arm == 1 + list(offers).index(k), extra, 0.0)
     converted = rng.random(m) < np.clip(base + lift, 0.0, 1.0)
     order_value = customers["monetary"].to_numpy()[who] * rng.lognormal(0.0, 0.3, m)
     feature_cols = [c for c in customers.columns if c not in ("contactable", "customer_value")]
@@ -187,6 +229,9 @@ def _exposures(customers: pd.DataFrame, truth: pd.DataFrame, catalog: Catalog, m
     frame.insert(4, "propensity", probs[arm])
     frame.insert(5, "exposed_at", pd.to_datetime(now - timedelta(days=90), utc=True)
                  + pd.to_timedelta(seconds, unit="s"))
+    frame["device"] = context["device"].astype(object).where(recorded, None)
+    frame["page"] = context["page"].astype(object).where(recorded, None)
+    frame["cart_value"] = context["cart_value"].where(recorded, np.nan)
     return frame
 
 
@@ -221,7 +266,9 @@ def generate(customers: int, exposures: int, seed: int, now: datetime | None = N
     catalog = demo_catalog(now)
     people = _customers(customers, rng)
     truth = true_uplift(people, catalog)
-    log = _exposures(people, truth, catalog, exposures, rng, now)
+    # the request context draws from its own stream: the other tables stay as they were
+    log = _exposures(people, truth, catalog, exposures, rng, now,
+                     np.random.default_rng([seed, 1]))
     return DemoData(catalog, people, log, _inventory(rng), truth)
 
 

@@ -168,7 +168,7 @@ def decide_live(live: LiveState, model: LoadedModel, customer_id: str,
     if anonymous or not (in_memory or profile is not None):
         return _new_customer(model, customer_id, context, snapshot,
                              ANONYMOUS if anonymous else UNKNOWN_ID)
-    table, row = model.customer(customer_id, profile, now)
+    table, row = policy.situate(*model.customer(customer_id, profile, now), context)
     scores = policy.score_row(table, row)
     holds: dict[str, Hold] = {}
     for _ in range(len(snapshot.launches) + 1):
@@ -196,7 +196,9 @@ def _new_customer(model: LoadedModel, customer_ref: str, context: DecisionContex
     decision = new_customer_decision(catalog, customer_ref, context, snapshot)
     if catalog.for_new_customers() is None:
         why += NO_NEW_OFFERS
-    table = model.policy.customer_from_profile(customer_ref, {})
+    # the request's context is logged with it: what a first-visit policy can learn from
+    table, _ = model.policy.situate(model.policy.customer_from_profile(customer_ref, {}), 0,
+                                    context)
     return LiveDecision(decision, [], new_customer_uplifts(catalog), table, 0,
                         customer_known=False, customer_known_reason=why)
 

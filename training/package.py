@@ -36,6 +36,7 @@ from decisioning.decision import (
 )
 from decisioning.snapshot import EMPTY, ContactHistory, LaunchStatus, StateSnapshot
 from features.catalog import Catalog
+from features.context import context_values, has_context, situate
 from features.customers import CustomerTable
 from features.schema import Feature, FeatureSpec
 from state.records import StockRow, StockSnapshot
@@ -79,6 +80,7 @@ class Policy:
         # catalog offer k -> uplift-model column, -1 where the training data had no such arm
         self._columns = np.array([position.get(o, -1) for o in catalog.offer_ids])
         self._modelled = self._columns >= 0
+        self.has_context = has_context(spec)
 
     def score(self, X: np.ndarray, num_threads: int | None = None
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -118,6 +120,21 @@ class Policy:
         """One customer's table from a stored profile, built with this spec (per request)."""
         return CustomerTable.from_profile(customer_id, profile, self.spec, self.predict_value)
 
+    def situate(self, table: CustomerTable, row: int, context: DecisionContext
+                ) -> tuple[CustomerTable, int]:
+        """The customer's row in the request's context: (table, row) itself when the model
+        learned no context column, else a one-row table with the context features set (an
+        omitted one: null, the documented default)."""
+        if not self.has_context:
+            return table, row
+        return situate(table.take(row), context_values(context), self.spec), 0
+
+    def situate_all(self, table: CustomerTable, context: DecisionContext) -> CustomerTable:
+        """Every customer of `table` in one shared context (batch decisions)."""
+        if not self.has_context:
+            return table
+        return situate(table, context_values(context), self.spec)
+
     def score_row(self, table: CustomerTable, row: int) -> OfferScores:
         """One customer's model outputs: the per-request hot path (NumPy only)."""
         uplift, p_treated, p_control = self.score(table.matrix[row:row + 1])
@@ -137,7 +154,8 @@ class Policy:
     def decide_row(self, table: CustomerTable, row: int, context: DecisionContext,
                    snapshot: StateSnapshot = EMPTY, settings: DecisionSettings = NO_SETTINGS,
                    rng: random.Random | None = None) -> Decision:
-        """One customer's decision: scores, then the decision core."""
+        """One customer's decision in `context`: scores, then the decision core."""
+        table, row = self.situate(table, row, context)
         return self.decide_scored(table, row, self.score_row(table, row), context, snapshot,
                                   settings, rng)
 
@@ -225,9 +243,11 @@ def decide_table(policy: Policy, table: CustomerTable, context: DecisionContext,
 
     `contacts` gives each customer's contact history (campaigns: read from the state store in
     one query); without it the snapshot's (if any) applies to everyone. `scored`: the table's
-    `policy.score` when the caller already has it.
+    `policy.score` of `policy.situate_all(table, context)` when the caller already has it.
     """
-    uplift, p_treated, p_control = scored or policy.score(table.matrix, num_threads)
+    if scored is None:
+        scored = policy.score(policy.situate_all(table, context).matrix, num_threads)
+    uplift, p_treated, p_control = scored
     decisions: list[Decision] = []
     for row in range(len(table)):
         scores = OfferScores(uplift[row], p_treated[row], float(p_control[row]))
@@ -287,7 +307,8 @@ class NBAPolicyModel(PythonModel):
                 params: dict | None = None) -> pd.DataFrame:
         """Decisions for each customer row, through the one decision core.
 
-        params: channel, limit, store_id; now (ISO 8601, default the wall clock); inventory
+        params: channel, limit, store_id, device, page, cart_value (the request context:
+        features when the model learned them; absent = null); now (ISO 8601, default the wall clock); inventory
         (JSON list of {sku, size, color, location, on_hand}: decide with that stock; without it
         every row says stock_checked false); launches (JSON {offer_id: {remaining, floor}}:
         live launch status, as the state store gives it); contacts (JSON {customer_id:
@@ -301,6 +322,9 @@ class NBAPolicyModel(PythonModel):
             channel=str(params.get("channel", "web")),
             now=datetime.fromisoformat(str(now)) if now else datetime.now(UTC),
             limit=int(params.get("limit", 3)), store_id=params.get("store_id") or None,
+            device=params.get("device") or None, page=params.get("page") or None,
+            cart_value=(None if params.get("cart_value") in (None, "")
+                        else float(params["cart_value"])),
         )
         settings = DecisionSettings(
             holdout_share=float(params.get("holdout_share", DEFAULT_HOLDOUT_SHARE)),
