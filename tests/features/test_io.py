@@ -186,6 +186,8 @@ VIOLATIONS = [
                  id="exposures-feature-list"),
     pytest.param(CUSTOMERS, list_feature, "basket", "type list<element: int64> is not allowed",
                  id="customers-feature-list"),
+    pytest.param(EXPOSURES, lambda f: f.assign(device=np.arange(len(f))), "device",
+                 "context column must be a string, got int64", id="exposures-context-type"),
     # tables with nothing to learn from
     pytest.param(EXPOSURES, lambda f: f.iloc[:0], None, "no rows", id="exposures-empty"),
     pytest.param(EXPOSURES,
