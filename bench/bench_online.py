@@ -174,7 +174,8 @@ def demo_data(offers: int, customers: int = CUSTOMERS, exposures: int = EXPOSURE
     catalog = wide_catalog(demo.demo_catalog(now), offers)
     people = demo._customers(customers, rng)
     truth = wide_truth(people, catalog)
-    log = demo._exposures(people, truth, catalog, exposures, rng, now)
+    log = demo._exposures(people, truth, catalog, exposures, rng, now,
+                          np.random.default_rng([seed, 1]))
     return demo.DemoData(catalog, people, log, demo._inventory(rng), truth)
 
 

@@ -65,7 +65,8 @@ def test_an_omitted_context_column_is_the_documented_default_null(loaded) -> Non
     explicit = DecisionContext("web", NOW, page="footwear", device=None, cart_value=None)
     situated, row = policy.situate(table, 0, omitted)
 
-    assert np.array_equal(situated.matrix, policy.situate(table, 0, explicit)[0].matrix)
+    assert np.array_equal(situated.matrix, policy.situate(table, 0, explicit)[0].matrix,
+                          equal_nan=True)
     assert np.isnan(situated.matrix[row, policy.spec.matrix_names.index("cart_value")])
     assert situated.feature_row(row) | {"page": "footwear", "device": None,
                                         "cart_value": None} == situated.feature_row(row)
