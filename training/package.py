@@ -308,13 +308,13 @@ class NBAPolicyModel(PythonModel):
         """Decisions for each customer row, through the one decision core.
 
         params: channel, limit, store_id, device, page, cart_value (the request context:
-        features when the model learned them; absent = null); now (ISO 8601, default the wall clock); inventory
-        (JSON list of {sku, size, color, location, on_hand}: decide with that stock; without it
-        every row says stock_checked false); launches (JSON {offer_id: {remaining, floor}}:
-        live launch status, as the state store gives it); contacts (JSON {customer_id:
-        {offers_in_window, declines: {offer_id: n}}}: contact history for the caps; a customer
-        missing has none); holdout_share and salt (default the service's: holdout customers get
-        no offer here either).
+        features when the model learned them; absent = null); now (ISO 8601, default the
+        wall clock); inventory (JSON list of {sku, size, color, location, on_hand}: decide
+        with that stock; without it every row says stock_checked false); launches (JSON
+        {offer_id: {remaining, floor}}: live launch status, as the state store gives it);
+        contacts (JSON {customer_id: {offers_in_window, declines: {offer_id: n}}}: contact
+        history for the caps; a customer missing has none); holdout_share and salt (default
+        the service's: holdout customers get no offer here either).
         """
         params = params or {}
         now = params.get("now")

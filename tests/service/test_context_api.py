@@ -28,7 +28,7 @@ def test_the_log_keeps_the_context_each_decision_saw(client, state, loaded) -> N
     omitted = decide(client)
     anonymous = decide(client, {"page": "beauty"}, session_id="s-42")
 
-    seen = {d["decision_id"]: state.log.get(d["decision_id"]).features  # type: ignore[union-attr]
+    seen = {d["decision_id"]: state.log.get(d["decision_id"]).features
             for d in (given, omitted, anonymous)}
     assert {k: seen[given["decision_id"]][k] for k in ("device", "page", "cart_value")} == {
         "device": "mobile", "page": "footwear", "cart_value": 30.0}
