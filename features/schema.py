@@ -19,7 +19,10 @@ EXPOSURE_RESERVED: tuple[str, ...] = (
     "revenue",
     "propensity",
     "exposed_at",
+    "new_customer",
 )
+#: The optional exposures column marking a visitor without a profile (a first visit).
+NEW_CUSTOMER = "new_customer"
 #: Columns of customers.parquet with a meaning of their own; features only if exposures has them.
 CUSTOMER_SPECIAL: tuple[str, ...] = (
     "contactable",

@@ -32,6 +32,9 @@ from features.customers import CustomerTable
 from service.breaker import CircuitBreaker
 from service.newcomers import (
     ANONYMOUS,
+    BY_FIRST_VISIT,
+    BY_PRIORS,
+    NEW_CUSTOMER_SETTINGS,
     NO_NEW_OFFERS,
     UNKNOWN_ID,
     new_customer_decision,
@@ -189,14 +192,24 @@ def decide_live(live: LiveState, model: LoadedModel, customer_id: str,
 
 
 def _new_customer(model: LoadedModel, customer_ref: str, context: DecisionContext,
-                  snapshot: StateSnapshot, why: str) -> LiveDecision:
-    """The decision of a customer without a profile: no model, no holdout, no exploration
-    (the log records propensity 1: it is the only decision such a customer can get)."""
+                  snapshot: StateSnapshot, who: str) -> LiveDecision:
+    """The decision of a customer without a profile, by the first-visit policy when the model
+    has one (scored from the request's context), else by the offers' prior uplifts. No
+    holdout, no exploration (the log records propensity 1: it is the only decision such a
+    customer can get)."""
     catalog = model.policy.catalog
+    first = model.policy.first_visit
+    if first is not None:
+        # the request's context is logged with it: what the next first-visit policy learns from
+        table, row = first.situate(first.customer_from_profile(customer_ref, {}), 0, context)
+        scores = first.score_row(table, row)
+        decision = first.decide_scored(table, row, scores, context, snapshot,
+                                       NEW_CUSTOMER_SETTINGS)
+        why = who + BY_FIRST_VISIT.format(rows=first.meta.get("first_visit_rows", 0))
+        return LiveDecision(decision, [], scores.uplift.tolist(), table, row,
+                            customer_known=False, customer_known_reason=why)
     decision = new_customer_decision(catalog, customer_ref, context, snapshot)
-    if catalog.for_new_customers() is None:
-        why += NO_NEW_OFFERS
-    # the request's context is logged with it: what a first-visit policy can learn from
+    why = who + BY_PRIORS + ("" if catalog.for_new_customers() is not None else NO_NEW_OFFERS)
     table, _ = model.policy.situate(model.policy.customer_from_profile(customer_ref, {}), 0,
                                     context)
     return LiveDecision(decision, [], new_customer_uplifts(catalog), table, 0,

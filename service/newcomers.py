@@ -1,10 +1,12 @@
 """Decisions for customers without a profile: unknown ids and anonymous sessions. Pure.
 
-No model has seen these customers, so the decision is made from the catalog's offers for new
-customers (`audience: new` in offers.yaml, e.g. a first-purchase gift and a consent prompt),
-each scored by its `prior_uplift` over the catalog's `new_customer_conversion`, by the very
-same decision core as every other decision (`decisioning.core.decide`): eligibility by channel,
-stock in the request's store, contact caps, ranking by expected incremental profit, reasons.
+No model has seen these customers. When the training data held exposures of new customers,
+the policy carries a first-visit policy (training.first_visit) that scores the catalog's offers
+for new customers (`audience: new` in offers.yaml, e.g. a first-purchase gift and a consent
+prompt) from the request's context; otherwise each offer is scored by its `prior_uplift` over
+the catalog's `new_customer_conversion`. Either way the very same decision core decides
+(`decisioning.core.decide`): eligibility by channel, stock in the request's store, contact
+caps, ranking by expected incremental profit, reasons.
 """
 
 from __future__ import annotations
@@ -22,9 +24,13 @@ from decisioning.decision import (
 from decisioning.snapshot import StateSnapshot
 from features.catalog import Catalog
 
-#: why a decision was made without a profile (the answer's `customer_known_reason`)
-UNKNOWN_ID = "no profile for this customer_id: decided from the offers for new customers"
-ANONYMOUS = "anonymous session: decided from the offers for new customers"
+#: why a decision was made without a profile (the answer's `customer_known_reason`): who...
+UNKNOWN_ID = "no profile for this customer_id"
+ANONYMOUS = "anonymous session"
+#: ...and by which policy
+BY_PRIORS = ": decided from the offers for new customers by their prior uplift"
+BY_FIRST_VISIT = (": decided by the first-visit policy from the request context (trained on "
+                  "{rows:,} exposures of new customers)")
 NO_NEW_OFFERS = "; the catalog has no offers for new customers (audience: new)"
 
 #: no holdout and no exploration: a customer without a profile has one possible decision (the

@@ -46,6 +46,8 @@ from training.uplift import UpliftModel
 log = logging.getLogger(__name__)
 
 POLICY_FORMAT = 1
+#: where a saved policy keeps its first-visit policy (a saved policy of its own)
+FIRST_VISIT_DIR = "first_visit"
 #: Libraries whose versions are recorded with the policy and checked on load.
 TRACKED_LIBRARIES = ("lightgbm", "numpy", "causalml", "mlflow", "scikit-learn")
 
@@ -61,7 +63,8 @@ class Policy:
     def __init__(self, spec: FeatureSpec, catalog: Catalog, uplift: UpliftModel,
                  response: lgb.Booster, value: lgb.Booster, meta: dict | None = None,
                  shrinkage: float = 1.0, population_uplift: np.ndarray | None = None,
-                 penalty: np.ndarray | None = None) -> None:
+                 penalty: np.ndarray | None = None, first_visit: Policy | None = None
+                 ) -> None:
         self.spec = spec
         self.catalog = catalog
         self.uplift = uplift
@@ -81,6 +84,9 @@ class Policy:
         self._columns = np.array([position.get(o, -1) for o in catalog.offer_ids])
         self._modelled = self._columns >= 0
         self.has_context = has_context(spec)
+        #: the policy for visitors without a profile (training.first_visit), if trained: its
+        #: catalog is this one's offers for new customers, its features the context columns
+        self.first_visit = first_visit
 
     def score(self, X: np.ndarray, num_threads: int | None = None
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -193,6 +199,8 @@ class Policy:
             "meta": self.meta,
         }
         (path / "policy.json").write_text(json.dumps(document, indent=2))
+        if self.first_visit is not None:
+            self.first_visit.save(path / FIRST_VISIT_DIR)
 
     @classmethod
     def load(cls, path: str | Path) -> Policy:
@@ -225,7 +233,9 @@ class Policy:
                    lgb.Booster(model_file=str(path / "value.txt")), document.get("meta", {}),
                    shrinkage=document.get("shrinkage", 1.0),
                    population_uplift=document.get("population_uplift"),
-                   penalty=document.get("penalty"))
+                   penalty=document.get("penalty"),
+                   first_visit=(cls.load(path / FIRST_VISIT_DIR)
+                                if (path / FIRST_VISIT_DIR / "policy.json").exists() else None))
 
 
 #: The columns of a decision-rows frame (batch output, pyfunc output).
