@@ -250,7 +250,7 @@ def _new_customer_exposures(n: int, catalog: Catalog, rng: np.random.Generator, 
     context, recorded = _context(n, rng)
     cart = context["cart_value"].to_numpy()
     base = 0.02 + 0.03 * (cart > 0)
-    lift = {"first_purchase_gift": 0.03 + 0.15 * (cart >= FREE_SHIPPING_THRESHOLD),
+    lift = {"first_purchase_gift": 0.02 + 0.25 * (cart >= FREE_SHIPPING_THRESHOLD),
             "consent_prompt": 0.02 + 0.08 * (context["device"] == "mobile").to_numpy()}
     effect = np.zeros(n)
     for k, offer_id in enumerate(offers.offer_ids):
