@@ -14,9 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from decisioning.decision import DEFAULT_HOLDOUT_SHARE, DEFAULT_SALT, DecisionSettings
 from state.urls import DEFAULT_URL
-
-DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
-DEFAULT_MODEL_NAME = "nba-policy"
+from training.settings import DEFAULT_MODEL_NAME, DEFAULT_TRACKING_URI
 
 
 class CliSettings(BaseSettings):

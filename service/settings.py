@@ -10,6 +10,7 @@ from pathlib import Path
 
 from decisioning.decision import DEFAULT_HOLDOUT_SHARE, DEFAULT_SALT, DecisionSettings
 from state.urls import DEFAULT_URL
+from training.settings import DEFAULT_MODEL_NAME, DEFAULT_TRACKING_URI
 
 #: NBA_CUSTOMERS_FROM values
 CUSTOMER_SOURCES = ("file", "store")
@@ -20,8 +21,8 @@ class ServiceSettings:
     """Where the champion and the online tables come from, and how it is kept fresh."""
 
     #: the MLflow registry; may hold a password: never in logs or answers unmasked
-    tracking_uri: str = field(default="sqlite:///mlflow.db", repr=False)
-    model_name: str = "nba-policy"
+    tracking_uri: str = field(default=DEFAULT_TRACKING_URI, repr=False)
+    model_name: str = DEFAULT_MODEL_NAME
     model_alias: str = "champion"
     data_dir: Path = Path("data")
     #: the shared state store (stock, launch holds, contact caps, decision log); password-free
