@@ -34,6 +34,10 @@ class EventsNotServed(DomainError):
     """Events sent to a service that reads customers from a file, where they would be lost."""
 
 
+class CardTaken(DomainError):
+    """A loyalty card registered on the staff page that a stored customer already has as id."""
+
+
 def to_profile_event(event: CustomerEventIn) -> ProfileEvent:
     """The stored form of a validated event: its fields, nulls left out."""
     payload = event.model_dump(mode="json", exclude_none=True,
