@@ -212,3 +212,16 @@ def test_a_walk_in_card_registered_on_the_staff_page_is_a_known_customer_next(
     refused = client.post("/v1/staff/register", json={"card": "1234"})
     assert refused.status_code == 409
     assert refused.get_json()["error"]["code"] == "events_not_served"
+
+
+def test_auto_reads_customers_from_the_store_once_it_holds_profiles(trained: Trained,
+                                                                     store_url: str) -> None:
+    settings = _settings(trained, store_url, "auto")
+    assert ServiceSettings.from_env({}).customers_from == "auto"  # the service's default
+    assert not load_from_registry(settings).from_store  # an empty store: the file
+
+    with open_store(store_url) as store:
+        store.profiles.replace(profile_documents(io.read_customers(
+            trained.data_dir / io.CUSTOMERS).head(50)), now=NOW)
+
+    assert load_from_registry(settings).from_store
