@@ -34,9 +34,9 @@ from service.newcomers import (
     ANONYMOUS,
     BY_FIRST_VISIT,
     BY_PRIORS,
-    NEW_CUSTOMER_SETTINGS,
     NO_NEW_OFFERS,
     UNKNOWN_ID,
+    first_visit_decision,
     new_customer_decision,
     new_customer_uplifts,
 )
@@ -200,14 +200,10 @@ def _new_customer(model: LoadedModel, customer_ref: str, context: DecisionContex
     catalog = model.policy.catalog
     first = model.policy.first_visit
     if first is not None:
-        # the request's context is logged with it: what the next first-visit policy learns from
-        table, row = first.situate(first.customer_from_profile(customer_ref, {}), 0, context)
-        scores = first.score_row(table, row)
-        decision = first.decide_scored(table, row, scores, context, snapshot,
-                                       NEW_CUSTOMER_SETTINGS)
+        decision, uplifts, table = first_visit_decision(first, customer_ref, context, snapshot)
         why = who + BY_FIRST_VISIT.format(rows=first.meta.get("first_visit_rows", 0))
-        return LiveDecision(decision, [], scores.uplift.tolist(), table, row,
-                            customer_known=False, customer_known_reason=why)
+        return LiveDecision(decision, [], uplifts, table, 0, customer_known=False,
+                            customer_known_reason=why)
     decision = new_customer_decision(catalog, customer_ref, context, snapshot)
     why = who + BY_PRIORS + ("" if catalog.for_new_customers() is not None else NO_NEW_OFFERS)
     table, _ = model.policy.situate(model.policy.customer_from_profile(customer_ref, {}), 0,

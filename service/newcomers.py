@@ -11,6 +11,8 @@ caps, ranking by expected incremental profit, reasons.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from decisioning.core import decide
@@ -23,6 +25,10 @@ from decisioning.decision import (
 )
 from decisioning.snapshot import StateSnapshot
 from features.catalog import Catalog
+from features.customers import CustomerTable
+
+if TYPE_CHECKING:
+    from training.package import Policy
 
 #: why a decision was made without a profile (the answer's `customer_known_reason`): who...
 UNKNOWN_ID = "no profile for this customer_id"
@@ -56,3 +62,15 @@ def new_customer_decision(catalog: Catalog, customer_ref: str, context: Decision
     scores = OfferScores(uplift, np.clip(base + uplift, 0.0, 1.0), base)
     return decide(CustomerFacts(customer_id=customer_ref), scores, offers,
                   snapshot or StateSnapshot(), context, NEW_CUSTOMER_SETTINGS)
+
+
+def first_visit_decision(first: Policy, customer_ref: str, context: DecisionContext,
+                         snapshot: StateSnapshot) -> tuple[Decision, list[float], CustomerTable]:
+    """The decision for a customer without a profile by the first-visit policy `first`: its
+    one feature row is the request's context (kept in the table, so the log records what the
+    next first-visit policy learns from); the uplifts it ranked by; that table."""
+    table, row = first.situate(first.customer_from_profile(customer_ref, {}), 0, context)
+    scores = first.score_row(table, row)
+    decision = first.decide_scored(table, row, scores, context, snapshot,
+                                   NEW_CUSTOMER_SETTINGS)
+    return decision, scores.uplift.tolist(), table
