@@ -28,6 +28,10 @@ log = logging.getLogger(__name__)
 #: fewer rows of new customers than this (or no control or no offer among them) train nothing:
 #: the catalog's prior uplifts decide instead
 MIN_ROWS = 200
+#: the first-visit policy's evaluation metrics logged with the run (prefixed first_visit_):
+#: its out-of-fold value and its gain over the best single offer, not every detail
+REPORTED = ("dr_incremental_profit_learned", "profit_gain_vs_best_single", "response_auc",
+            "shrinkage", "qini_")
 
 
 def split(exposures: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -83,5 +87,6 @@ def fit(first: pd.DataFrame, kinds: list[tuple[str, Kind]], catalog: Catalog,
     policy, selection = fit_chosen(first, spec, offers, settings, Progress(4))
     policy.meta["first_visit_rows"] = len(first)
     policy.meta["metrics"] = {f"first_visit_{k}": v
-                              for k, v in selection.evaluation.metrics.items()}
+                              for k, v in selection.evaluation.metrics.items()
+                              if k.startswith(REPORTED)}
     return policy
