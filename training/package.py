@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import random
 import warnings
 from collections.abc import Callable, Mapping
@@ -333,8 +334,7 @@ class NBAPolicyModel(PythonModel):
             now=datetime.fromisoformat(str(now)) if now else datetime.now(UTC),
             limit=int(params.get("limit", 3)), store_id=params.get("store_id") or None,
             device=params.get("device") or None, page=params.get("page") or None,
-            cart_value=(None if params.get("cart_value") in (None, "")
-                        else float(params["cart_value"])),
+            cart_value=cart_value_param(params.get("cart_value")),
         )
         settings = DecisionSettings(
             holdout_share=float(params.get("holdout_share", DEFAULT_HOLDOUT_SHARE)),
@@ -345,6 +345,20 @@ class NBAPolicyModel(PythonModel):
         contacts = contacts_param(params.get("contacts"))
         return decision_rows(self.policy, table, decision_context, snapshot, settings,
                              contacts=contacts)
+
+
+def cart_value_param(value: object) -> float | None:
+    """The pyfunc's `cart_value` parameter (a number, or its text); None if absent. Raises
+    ValueError naming the parameter when it is not a finite number >= 0."""
+    if value is None or value == "":
+        return None
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not math.isfinite(number) or number < 0:
+        raise ValueError(f"params.cart_value must be a number >= 0, got {value!r}")
+    return number
 
 
 def inventory_param(text: object) -> StockSnapshot | None:
