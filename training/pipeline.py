@@ -30,7 +30,7 @@ from features import io
 from features.build import build_matrix, infer_spec
 from features.catalog import Catalog
 from features.schema import FeatureSpec, feature_columns
-from stats import aipw_scores, ipw_scores, mean_estimate, paired_difference, profit_terms
+from stats import aipw_scores, arm_effects, ipw_scores, mean_estimate, paired_difference, profit_terms
 from training import crossfit, plots, registry, rules, select
 from training import evaluate as ev
 from training.learners import CAPACITIES, fit_learner
@@ -144,6 +144,7 @@ class Selection:
 
     chosen: Candidate
     table: pd.DataFrame
+    population: np.ndarray  # per-offer DR average uplift (stats.arm_effects)
     penalty: np.ndarray | None
     evaluation: Evaluation
     rows: int
@@ -179,7 +180,7 @@ def select_policy(frame: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
     dr = aipw_scores(logged, propensity, converted, mu)
     ipw = ipw_scores(logged, propensity, converted, n_arms)
     margins, costs = economics(catalog)
-    population = _population_uplift(frame, catalog)
+    population = arm_effects(dr, logged)
     eligible = tier_eligibility(catalog, loyalty_tiers(frame))
     default = rules.default_offer(population, margins, costs)
     pairs = list(dict.fromkeys((c.learner, c.capacity) for c in candidates
@@ -222,7 +223,7 @@ def select_policy(frame: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
     evaluation.metrics["shrinkage"] = select.rule_of(chosen).shrinkage
     evaluation.metrics["select_rows"] = float(len(frame))
     evaluation.metrics.update(select.as_metrics(table))
-    return Selection(chosen, table, uplift_of(chosen)[1], evaluation, len(frame))
+    return Selection(chosen, table, population, uplift_of(chosen)[1], evaluation, len(frame))
 
 
 def fit_chosen(exposures: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
@@ -238,7 +239,7 @@ def fit_chosen(exposures: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
                                                                selection.chosen),
              selection.chosen.name)
     policy = _fit_models(exposures, spec, catalog, settings, selection.chosen,
-                         _population_uplift(exposures, catalog), progress)
+                         selection.population, progress)
     policy.shrinkage = select.rule_of(selection.chosen).shrinkage
     policy.penalty = selection.penalty
     return policy, selection
