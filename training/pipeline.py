@@ -30,7 +30,14 @@ from features import io
 from features.build import build_matrix, infer_spec
 from features.catalog import Catalog
 from features.schema import FeatureSpec, feature_columns
-from stats import aipw_scores, arm_effects, ipw_scores, mean_estimate, paired_difference, profit_terms
+from stats import (
+    aipw_scores,
+    arm_effects,
+    ipw_scores,
+    mean_estimate,
+    paired_difference,
+    profit_terms,
+)
 from training import crossfit, plots, registry, rules, select
 from training import evaluate as ev
 from training.learners import CAPACITIES, fit_learner
