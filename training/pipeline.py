@@ -190,6 +190,10 @@ def select_policy(frame: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
     population = arm_effects(dr, logged)
     eligible = tier_eligibility(catalog, loyalty_tiers(frame))
     default = rules.default_offer(population, margins, costs)
+    # every row's best single offer and shrinkage target come from the other folds, like its
+    # uplift: scored in sample, the best single offer wins by the winner's curse alone
+    fold_population = crossfit.arm_effects_out_of_fold(dr, logged, fold)
+    fold_defaults = [rules.default_offer(p, margins, costs) for p in fold_population]
     pairs = list(dict.fromkeys((c.learner, c.capacity) for c in candidates
                                if c.rule != "best_single"))
     progress(f"cross-fitting {len(pairs)} learner x capacity pair(s) for "
@@ -207,11 +211,15 @@ def select_policy(frame: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
     def uplift_of(c: Candidate) -> tuple[np.ndarray, np.ndarray | None]:
         rule = select.rule_of(c)
         if rule.shrinkage == 0.0:
-            return np.broadcast_to(population, (len(frame), len(population))), None
+            return fold_population[fold], None
         fitted = oof[c.learner, c.capacity]
-        penalty = (rules.deviation_penalty(fitted.per_fold, default, margins)
-                   if rule.confident else None)
-        return rules.apply(fitted.uplift, population, rule.shrinkage, penalty), penalty
+        if not rule.confident:
+            return rules.apply(fitted.uplift, fold_population[fold], rule.shrinkage), None
+        penalties = np.stack([rules.deviation_penalty(fitted.per_fold, d, margins)
+                              for d in fold_defaults])
+        return (rules.apply(fitted.uplift, fold_population[fold], rule.shrinkage,
+                            penalties[fold]),
+                rules.deviation_penalty(fitted.per_fold, default, margins))
 
     def arms_of(c: Candidate) -> np.ndarray:
         net = np.nan_to_num(uplift_of(c)[0] * margins[1:] - costs[1:], nan=-np.inf)
