@@ -8,7 +8,7 @@ import pytest
 
 from stats import aipw_scores, ipw_scores
 from training import rules, select
-from training.crossfit import folds
+from training.crossfit import arm_effects_out_of_fold, folds
 from training.select import Candidate
 
 
@@ -63,6 +63,21 @@ def test_folds_keep_a_customer_in_one_fold_and_are_balanced():
     assert np.bincount(fold).min() > 250
     with pytest.raises(ValueError, match="at least 2 folds"):
         folds(customers, 1, seed=1)
+
+
+def test_a_folds_average_effects_come_from_the_other_folds_only():
+    segment, logged, y, truth = _segment_log(3000, 2)
+    fold = np.arange(len(y)) % 3
+    scores = aipw_scores(logged, np.full(len(y), 1 / 3), y, truth)
+    effects = arm_effects_out_of_fold(scores, logged, fold)
+    assert effects.shape == (3, 2)
+    # offer a: +0.15 on average, offer b: +0.05 (the known truth), within noise
+    assert effects == pytest.approx(np.tile([0.15, 0.05], (3, 1)), abs=0.04)
+    changed = scores.copy()
+    changed[fold == 0, 1] += 1.0  # fold 0's own scores do not move its estimate
+    again = arm_effects_out_of_fold(changed, logged, fold)
+    assert again[0] == pytest.approx(effects[0])
+    assert again[1:, 0] == pytest.approx(effects[1:, 0] + 0.5)  # the others' do
 
 
 def _segment_log(n: int, seed: int):
