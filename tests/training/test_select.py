@@ -113,6 +113,10 @@ def test_choice_takes_the_simplest_candidate_within_one_standard_error():
                                  ipw=ipw_scores(logged, np.full(n, 1 / 3), y, 3),
                                  margins=margins, costs=costs, clusters=np.arange(n) // 2)
     assert select.choose(table, candidates).name == "s/base/best_single"
-    assert select.choose(table, candidates, tolerance=0.0).name == str(
-        table.loc[table["dr"].idxmax(), "candidate"])
+    # a candidate better by less than its standard error: the best by DR (the default) takes
+    # it, the one-SE rule keeps the simplest
+    close = pd.DataFrame({"candidate": [c.name for c in candidates],
+                          "gap_to_best": [0.05, 0.02, 0.0], "gap_se": [0.1, 0.1, 0.0]})
+    assert select.choose(close, candidates).name == "x/base/full"
+    assert select.choose(close, candidates, tolerance=1.0).name == "s/base/best_single"
     assert "<-" in select.format_menu(table, candidates[0])
