@@ -76,8 +76,8 @@ def add_parser(add: AddCommand, settings: CliSettings) -> None:
                         "%(default)s)")
     p.add_argument("--tolerance", type=float, default=defaults.tolerance,
                    help="choose the simplest candidate within this many standard errors of "
-                        "the best DR value (default %(default)s: the best, ties to the simplest; 1: "
-                        "the one-SE rule)")
+                        "the best DR value (default %(default)s: the best, ties to the "
+                        "simplest; 1: the one-SE rule)")
     p.add_argument("--select-rows", type=int, default=defaults.select_rows,
                    help="score the menu on at most this many rows, whole customers "
                         "(default %(default)s); the chosen candidate is refit on all rows")
