@@ -101,7 +101,9 @@ def economics(catalog: Catalog) -> tuple[np.ndarray, np.ndarray]:
     return margins, costs
 
 
-def _population_uplift(frame: pd.DataFrame, catalog: Catalog) -> np.ndarray:
+def population_uplift(frame: pd.DataFrame, catalog: Catalog) -> np.ndarray:
+    """Each offer's average uplift from per-arm IPW means of the logged rows: the one-candidate
+    seams' (the scale engine's check, bench_scale); selection uses DR arm effects instead."""
     return ev.population_uplift(arm_index(frame["treatment"], catalog),
                                 frame["converted"].to_numpy(), frame["propensity"].to_numpy(),
                                 len(catalog.offers) + 1)
@@ -117,7 +119,7 @@ def incremental_profit(policy: Policy, frame: pd.DataFrame, uplift: np.ndarray) 
                                      frame["propensity"].to_numpy(), margins, costs)
 
 
-def _fit_models(train: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
+def fit_models(train: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
                 settings: TrainSettings, candidate: Candidate, population: np.ndarray,
                 progress: Progress | None = None) -> Policy:
     """Fit the candidate's uplift learner, the response and the value models on `train`."""
@@ -253,7 +255,7 @@ def fit_chosen(exposures: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
              "customer):\n%s\nchosen: %s", select.format_menu(selection.table,
                                                                selection.chosen),
              selection.chosen.name)
-    policy = _fit_models(exposures, spec, catalog, settings, selection.chosen,
+    policy = fit_models(exposures, spec, catalog, settings, selection.chosen,
                          selection.population, progress)
     policy.shrinkage = select.rule_of(selection.chosen).shrinkage
     policy.penalty = selection.penalty
