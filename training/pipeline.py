@@ -277,16 +277,8 @@ def evaluate_out_of_fold(frame: pd.DataFrame, catalog: Catalog, raw: np.ndarray 
     net_revenue = revenue - costs[logged]
     metrics: dict[str, float] = {"response_auc": ev.response_auc(converted, mu[np.arange(n),
                                                                               logged])}
-    curves, deciles = {}, {}
-    for k, offer_id in enumerate(catalog.offer_ids):
-        rows = (logged == 0) | (logged == k + 1)
-        if raw is None or not (logged == k + 1).any() or np.isnan(raw[rows, k]).any():
-            continue
-        score, treated, y = raw[rows, k], (logged[rows] == k + 1).astype(int), converted[rows]
-        metrics[f"qini_{offer_id}"] = ev.qini_coefficient(score, treated, y)
-        metrics[f"auuc_{offer_id}"] = ev.auuc(score, treated, y)
-        curves[offer_id] = ev.qini_curve(score, treated, y)
-        deciles[offer_id] = ev.uplift_by_decile(score, treated, y)
+    curves, deciles = ({}, {}) if raw is None else qini_by_offer(
+        raw, logged, converted, catalog.offer_ids, metrics)
     eligible = tier_eligibility(catalog, loyalty_tiers(frame))
     random_probs = np.zeros((n, n_arms))
     random_probs[:, 1:] = 1.0 / len(catalog.offers)
@@ -329,6 +321,25 @@ def evaluate_out_of_fold(frame: pd.DataFrame, catalog: Catalog, raw: np.ndarray 
     return Evaluation(metrics, curves, deciles, pd.DataFrame(rows_out))
 
 
+def qini_by_offer(raw: np.ndarray, logged: np.ndarray, converted: np.ndarray,
+                  offer_ids: tuple[str, ...], metrics: dict[str, float]
+                  ) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]],
+                             dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """Per offer, on its rows and control's: Qini and AUUC into `metrics`, and the Qini curve and
+    uplift by decile returned. Offers never logged or without uplift scores are skipped."""
+    curves, deciles = {}, {}
+    for k, offer_id in enumerate(offer_ids):
+        rows = (logged == 0) | (logged == k + 1)
+        if not (logged == k + 1).any() or np.isnan(raw[rows, k]).any():
+            continue
+        score, treated, y = raw[rows, k], (logged[rows] == k + 1).astype(int), converted[rows]
+        metrics[f"qini_{offer_id}"] = ev.qini_coefficient(score, treated, y)
+        metrics[f"auuc_{offer_id}"] = ev.auuc(score, treated, y)
+        curves[offer_id] = ev.qini_curve(score, treated, y)
+        deciles[offer_id] = ev.uplift_by_decile(score, treated, y)
+    return curves, deciles
+
+
 def policy_terms_of(probs: np.ndarray, logged: np.ndarray, reward: np.ndarray,
                     propensity: np.ndarray) -> np.ndarray:
     """Per-row IPW terms of a (possibly random) policy's value of `reward`."""
@@ -365,16 +376,7 @@ def evaluate_policy(policy: Policy, train: pd.DataFrame, test: pd.DataFrame) -> 
     p_all = predict_response(policy.response, X, n_arms)
     metrics["response_auc"] = ev.response_auc(converted, p_all[np.arange(len(X)), logged])
 
-    curves, deciles = {}, {}
-    for k, offer_id in enumerate(catalog.offer_ids):
-        rows = (logged == 0) | (logged == k + 1)
-        if not (logged == k + 1).any() or np.isnan(raw[rows, k]).all():
-            continue
-        score, treated, y = raw[rows, k], (logged[rows] == k + 1).astype(int), converted[rows]
-        metrics[f"qini_{offer_id}"] = ev.qini_coefficient(score, treated, y)
-        metrics[f"auuc_{offer_id}"] = ev.auuc(score, treated, y)
-        curves[offer_id] = ev.qini_curve(score, treated, y)
-        deciles[offer_id] = ev.uplift_by_decile(score, treated, y)
+    curves, deciles = qini_by_offer(raw, logged, converted, catalog.offer_ids, metrics)
 
     tiers = loyalty_tiers(test)
     n = len(test)
@@ -421,8 +423,8 @@ def evaluate_policy(policy: Policy, train: pd.DataFrame, test: pd.DataFrame) -> 
     metrics["deviation_justified"] = float(paired.low > 0)
     metrics["shrinkage"] = policy.shrinkage
     learned = policies["learned_uplift_policy"]
-    metrics["policy_value_learned_ci_low"] = rows[0]["ci_low"]
-    metrics["policy_value_learned_ci_high"] = rows[0]["ci_high"]
+    metrics["policy_value_learned_ci_low"] = float(table["ci_low"].iloc[0])
+    metrics["policy_value_learned_ci_high"] = float(table["ci_high"].iloc[0])
     metrics["learned_treated_share"] = float(1.0 - learned[:, 0].mean())
     return Evaluation(metrics, curves, deciles, table)
 
