@@ -33,7 +33,7 @@ class CliSettings(BaseSettings):
     experiment: str = "nba-training"
     artifact_root: Path = Path("mlruns")
     #: the meta-learners of `nba train`'s menu, comma-separated (training.learners.LEARNERS)
-    learner: str = "s,t"
+    learner: str = "s,t,x"
     host: str = "127.0.0.1"
     port: int = 8000
     workers: int = 2
