@@ -96,8 +96,8 @@ exposures = io.read_exposures(data / io.EXPOSURES, catalog)
 test = holdout_mask(exposures["customer_id"], settings.test_size, settings.seed)
 train, holdout = exposures[~test], exposures[test]
 spec = infer_spec(train, feature_columns(pq.read_schema(data / io.EXPOSURES), io.EXPOSURES))
-policy = pipeline._fit_models(train, spec, catalog, settings, Candidate("s", "base", "full"),
-                              pipeline._population_uplift(train, catalog))
+policy = pipeline.fit_models(train, spec, catalog, settings, Candidate("s", "base", "full"),
+                              pipeline.population_uplift(train, catalog))
 pipeline.evaluate_policy(policy, train, holdout)
 """
     return run([sys.executable, "-c", code], dict(os.environ))

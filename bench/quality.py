@@ -67,7 +67,7 @@ def bootstrap_interval(contributions: np.ndarray, rng: np.random.Generator) -> t
 
 
 def run_variant(raw: pd.DataFrame, variant: Variant, seed: int, workdir: Path,
-                learner: str = "s,t") -> dict:
+                learner: str = "s,t,x") -> dict:
     """Train on the split's training part, batch-score its holdout, evaluate every policy."""
     holdout = hillstrom.stratified_split(raw, variant.test_size, seed, variant.converted)
     train, test = raw[~holdout], raw[holdout]
@@ -192,8 +192,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--hillstrom", type=Path, default=hillstrom.DEFAULT_PATH)
     parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--learner", default=os.environ.get("NBA_LEARNER", "s,t"),
-                        help="the menu's learners, as `nba train --learner` (default s,t)")
+    parser.add_argument("--learner", default=os.environ.get("NBA_LEARNER", "s,t,x"),
+                        help="the menu's learners, as `nba train --learner` (default s,t,x)")
     parser.add_argument("--only", default=None,
                         help="run only the variants whose name contains this text")
     args = parser.parse_args()

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import markdown_table, publish, quiet_logging  # noqa: E402
 
-from nba.worlds import DESIGNS, Outcome, generate, train_and_score  # noqa: E402
+from nba.worlds import DESIGNS, HELD_OUT, Design, Outcome, generate, train_and_score  # noqa: E402
 from stats import aipw_scores, ipw_scores, mean_estimate, profit_terms  # noqa: E402
 from training.settings import BoosterParams, TrainSettings  # noqa: E402
 
@@ -36,13 +36,14 @@ TARGET_RATIO = 0.70
 HETEROGENEOUS = 1.5  # oracle / best single at which a world counts as worth targeting
 
 
-def run_worlds(seeds: int, settings: TrainSettings, names: list[str]) -> list[Outcome]:
+def run_worlds(seeds: int, settings: TrainSettings, names: list[str],
+               designs: dict[str, Design] = DESIGNS) -> list[Outcome]:
     """Every world x seed, printed as it finishes."""
     outcomes = []
     for name in names:
         for seed in range(seeds):
             started = time.perf_counter()
-            outcome = train_and_score(generate(DESIGNS[name], 100 + seed),
+            outcome = train_and_score(generate(designs[name], 100 + seed),
                                       replace(settings, seed=seed))
             outcomes.append(outcome)
             print(f"{name:<18} seed {seed}: {outcome.chosen:<20} policy {outcome.policy:.3f} "
@@ -102,13 +103,15 @@ def dr_vs_ipw(replications: int = 400, n: int = 4_000) -> list[list[str]]:
 
 
 def report(outcomes: list[Outcome], coverage: list[list[str]], settings: TrainSettings,
-           seeds: int, trees: int, seconds: float) -> str:
+           seeds: int, trees: int, seconds: float, held_out: bool = False) -> str:
     """The markdown: the worlds table, the targets, DR vs IPW."""
     rows, never_below, ratio = world_rows(outcomes)
     return "\n".join([
-        "## Many worlds: the served policy's true incremental profit per customer",
+        "## Many worlds: the served policy's true incremental profit per customer"
+        + (" (held-out worlds)" if held_out else ""),
         "",
-        f"`bench/worlds.py --seeds {seeds} --trees {trees}`: the default menu "
+        f"`bench/worlds.py --seeds {seeds} --trees {trees}{' --held-out' if held_out else ''}`"
+        ": the default menu "
         f"(learners {', '.join(settings.learners)}; capacities {', '.join(settings.capacities)};"
         f" rules {', '.join(settings.rules)}; {settings.folds} folds by customer), refit on all "
         f"rows, scored on 20,000 fresh customers per world against the truth. Means over "
@@ -136,7 +139,11 @@ def main() -> None:
     """Run, print, write bench/results/worlds.md (rewritten after every world)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--worlds", default=",".join(DESIGNS))
+    parser.add_argument("--worlds", default=None,
+                        help="comma-separated world names (default: every one)")
+    parser.add_argument("--held-out", action="store_true",
+                        help="the held-out worlds (nba.worlds.HELD_OUT), left out of every design "
+                             "decision; written to worlds_held_out.md")
     parser.add_argument("--trees", type=int, default=100)
     parser.add_argument("--jobs", type=int, default=1,
                         help="LightGBM threads (default 1: on 2 shared cores, OpenMP's spinning "
@@ -148,10 +155,12 @@ def main() -> None:
     started = time.perf_counter()
     coverage = dr_vs_ipw()
     outcomes: list[Outcome] = []
-    for name in args.worlds.split(","):
-        outcomes += run_worlds(args.seeds, settings, [name])
-        publish("worlds.md", report(outcomes, coverage, settings, args.seeds, args.trees,
-                                 time.perf_counter() - started))
+    designs = HELD_OUT if args.held_out else DESIGNS
+    for name in args.worlds.split(",") if args.worlds else designs:
+        outcomes += run_worlds(args.seeds, settings, [name], designs)
+        publish("worlds_held_out.md" if args.held_out else "worlds.md",
+                report(outcomes, coverage, settings, args.seeds, args.trees,
+                       time.perf_counter() - started, args.held_out))
 
 
 if __name__ == "__main__":

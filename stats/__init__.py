@@ -15,10 +15,10 @@ from stats.estimate import (
     mean_variance,
     paired_difference,
 )
-from stats.policy_value import aipw_scores, ipw_scores, policy_terms, profit_terms
+from stats.policy_value import aipw_scores, arm_effects, ipw_scores, policy_terms, profit_terms
 from stats.srm import srm_chi_square
 
-__all__ = ["Z95", "Estimate", "Interval", "aipw_scores", "clustered_se", "ipw_scores",
-           "mean_estimate", "mean_variance", "normal_difference", "paired_difference",
+__all__ = ["Z95", "Estimate", "Interval", "aipw_scores", "arm_effects", "clustered_se",
+           "ipw_scores", "mean_estimate", "mean_variance", "normal_difference", "paired_difference",
            "policy_terms", "profit_terms", "relative_lift", "srm_chi_square",
            "welch_difference"]

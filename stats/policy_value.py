@@ -47,6 +47,21 @@ def ipw_scores(logged: np.ndarray, propensity: np.ndarray, outcome: np.ndarray,
     return aipw_scores(logged, propensity, outcome, np.zeros((len(logged), n_arms)))
 
 
+def arm_effects(scores: np.ndarray, logged: np.ndarray) -> np.ndarray:
+    """Each offer's average effect over control: mean DR score per arm minus control's.
+
+    The population uplift the best single offer and shrinkage rest on. Unlike per-arm means of
+    the logged outcomes it is unconfounded when propensities depend on the customer (every row
+    scores every arm), and the outcome model takes out the variance the covariates explain.
+    Shape (n_arms - 1,); NaN for an arm never logged (its score would be the model's guess).
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    logged = np.asarray(logged, dtype=np.int64)
+    seen = np.bincount(logged, minlength=scores.shape[1]) > 0
+    means = np.where(seen, scores.mean(axis=0), np.nan)
+    return means[1:] - means[0]
+
+
 def policy_terms(chosen: np.ndarray, scores: np.ndarray) -> np.ndarray:
     """Per-row terms of a deterministic policy's value: the score at its chosen arm."""
     chosen = np.asarray(chosen, dtype=np.int64)

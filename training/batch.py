@@ -183,7 +183,7 @@ def decide_chunk(job: Job, chunk: pa.RecordBatch, num_threads: int | None) -> De
     mapInArrow): (customers in the chunk, decision rows, log records).
     """
     policy, campaign = job.policy, job.campaign
-    table = policy.customers(chunk.to_pandas())
+    table = policy.situate_all(policy.customers(chunk.to_pandas()), job.context)
     contacts = None
     if campaign is not None and policy.catalog.contact_policy is not None:
         known, nobody = campaign.contacts, ContactHistory()

@@ -15,6 +15,7 @@ import lightgbm as lgb
 import numpy as np
 from sklearn.model_selection import GroupKFold
 
+from stats import arm_effects
 from training.learners import fit_learner
 from training.response import all_arms, fit_response, predict_response, with_arm
 from training.settings import BoosterParams
@@ -68,6 +69,19 @@ def reward_predictions(X: np.ndarray, logged: np.ndarray, reward: np.ndarray,
         model.fit(with_arm(X[~test], logged[~test], n_arms), reward[~test])
         return np.asarray(model.predict(all_arms(X[test], n_arms))).reshape(-1, n_arms)
     return _out_of_fold(fold, len(X), n_arms, fit_predict)
+
+
+def arm_effects_out_of_fold(scores: np.ndarray, logged: np.ndarray, fold: np.ndarray
+                            ) -> np.ndarray:
+    """Each fold's per-offer average effect estimated without its rows: shape (k, n_offers).
+
+    The best single offer is an argmax over noisy averages; chosen on the rows that then score
+    it, its value carries the winner's curse (with 4 equal offers the in-sample best looks far
+    better than any is), while every targeting candidate is scored out of fold. Choosing it,
+    and the shrinkage target, from the other folds keeps the comparison fair.
+    """
+    return np.stack([arm_effects(scores[fold != j], logged[fold != j])
+                     for j in range(int(fold.max()) + 1)])
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,15 @@ from features import io
 from features.build import build_matrix, infer_spec
 from features.catalog import Catalog
 from features.schema import FeatureSpec, feature_columns
-from stats import aipw_scores, ipw_scores, mean_estimate, paired_difference, profit_terms
-from training import crossfit, plots, registry, rules, select
+from stats import (
+    aipw_scores,
+    arm_effects,
+    ipw_scores,
+    mean_estimate,
+    paired_difference,
+    profit_terms,
+)
+from training import crossfit, first_visit, plots, registry, rules, select
 from training import evaluate as ev
 from training.learners import CAPACITIES, fit_learner
 from training.package import NBAPolicyModel, Policy, decision_rows
@@ -94,7 +101,9 @@ def economics(catalog: Catalog) -> tuple[np.ndarray, np.ndarray]:
     return margins, costs
 
 
-def _population_uplift(frame: pd.DataFrame, catalog: Catalog) -> np.ndarray:
+def population_uplift(frame: pd.DataFrame, catalog: Catalog) -> np.ndarray:
+    """Each offer's average uplift from per-arm IPW means of the logged rows: the one-candidate
+    seams' (the scale engine's check, bench_scale); selection uses DR arm effects instead."""
     return ev.population_uplift(arm_index(frame["treatment"], catalog),
                                 frame["converted"].to_numpy(), frame["propensity"].to_numpy(),
                                 len(catalog.offers) + 1)
@@ -110,7 +119,7 @@ def incremental_profit(policy: Policy, frame: pd.DataFrame, uplift: np.ndarray) 
                                      frame["propensity"].to_numpy(), margins, costs)
 
 
-def _fit_models(train: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
+def fit_models(train: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
                 settings: TrainSettings, candidate: Candidate, population: np.ndarray,
                 progress: Progress | None = None) -> Policy:
     """Fit the candidate's uplift learner, the response and the value models on `train`."""
@@ -144,6 +153,7 @@ class Selection:
 
     chosen: Candidate
     table: pd.DataFrame
+    population: np.ndarray  # per-offer DR average uplift (stats.arm_effects)
     penalty: np.ndarray | None
     evaluation: Evaluation
     rows: int
@@ -179,9 +189,13 @@ def select_policy(frame: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
     dr = aipw_scores(logged, propensity, converted, mu)
     ipw = ipw_scores(logged, propensity, converted, n_arms)
     margins, costs = economics(catalog)
-    population = _population_uplift(frame, catalog)
+    population = arm_effects(dr, logged)
     eligible = tier_eligibility(catalog, loyalty_tiers(frame))
     default = rules.default_offer(population, margins, costs)
+    # every row's best single offer and shrinkage target come from the other folds, like its
+    # uplift: scored in sample, the best single offer wins by the winner's curse alone
+    fold_population = crossfit.arm_effects_out_of_fold(dr, logged, fold)
+    fold_defaults = [rules.default_offer(p, margins, costs) for p in fold_population]
     pairs = list(dict.fromkeys((c.learner, c.capacity) for c in candidates
                                if c.rule != "best_single"))
     progress(f"cross-fitting {len(pairs)} learner x capacity pair(s) for "
@@ -199,11 +213,15 @@ def select_policy(frame: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
     def uplift_of(c: Candidate) -> tuple[np.ndarray, np.ndarray | None]:
         rule = select.rule_of(c)
         if rule.shrinkage == 0.0:
-            return np.broadcast_to(population, (len(frame), len(population))), None
+            return fold_population[fold], None
         fitted = oof[c.learner, c.capacity]
-        penalty = (rules.deviation_penalty(fitted.per_fold, default, margins)
-                   if rule.confident else None)
-        return rules.apply(fitted.uplift, population, rule.shrinkage, penalty), penalty
+        if not rule.confident:
+            return rules.apply(fitted.uplift, fold_population[fold], rule.shrinkage), None
+        penalties = np.stack([rules.deviation_penalty(fitted.per_fold, d, margins)
+                              for d in fold_defaults])
+        return (rules.apply(fitted.uplift, fold_population[fold], rule.shrinkage,
+                            penalties[fold]),
+                rules.deviation_penalty(fitted.per_fold, default, margins))
 
     def arms_of(c: Candidate) -> np.ndarray:
         net = np.nan_to_num(uplift_of(c)[0] * margins[1:] - costs[1:], nan=-np.inf)
@@ -222,7 +240,7 @@ def select_policy(frame: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
     evaluation.metrics["shrinkage"] = select.rule_of(chosen).shrinkage
     evaluation.metrics["select_rows"] = float(len(frame))
     evaluation.metrics.update(select.as_metrics(table))
-    return Selection(chosen, table, uplift_of(chosen)[1], evaluation, len(frame))
+    return Selection(chosen, table, population, uplift_of(chosen)[1], evaluation, len(frame))
 
 
 def fit_chosen(exposures: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
@@ -237,8 +255,8 @@ def fit_chosen(exposures: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
              "customer):\n%s\nchosen: %s", select.format_menu(selection.table,
                                                                selection.chosen),
              selection.chosen.name)
-    policy = _fit_models(exposures, spec, catalog, settings, selection.chosen,
-                         _population_uplift(exposures, catalog), progress)
+    policy = fit_models(exposures, spec, catalog, settings, selection.chosen,
+                         selection.population, progress)
     policy.shrinkage = select.rule_of(selection.chosen).shrinkage
     policy.penalty = selection.penalty
     return policy, selection
@@ -259,16 +277,8 @@ def evaluate_out_of_fold(frame: pd.DataFrame, catalog: Catalog, raw: np.ndarray 
     net_revenue = revenue - costs[logged]
     metrics: dict[str, float] = {"response_auc": ev.response_auc(converted, mu[np.arange(n),
                                                                               logged])}
-    curves, deciles = {}, {}
-    for k, offer_id in enumerate(catalog.offer_ids):
-        rows = (logged == 0) | (logged == k + 1)
-        if raw is None or not (logged == k + 1).any() or np.isnan(raw[rows, k]).any():
-            continue
-        score, treated, y = raw[rows, k], (logged[rows] == k + 1).astype(int), converted[rows]
-        metrics[f"qini_{offer_id}"] = ev.qini_coefficient(score, treated, y)
-        metrics[f"auuc_{offer_id}"] = ev.auuc(score, treated, y)
-        curves[offer_id] = ev.qini_curve(score, treated, y)
-        deciles[offer_id] = ev.uplift_by_decile(score, treated, y)
+    curves, deciles = ({}, {}) if raw is None else qini_by_offer(
+        raw, logged, converted, catalog.offer_ids, metrics)
     eligible = tier_eligibility(catalog, loyalty_tiers(frame))
     random_probs = np.zeros((n, n_arms))
     random_probs[:, 1:] = 1.0 / len(catalog.offers)
@@ -311,6 +321,25 @@ def evaluate_out_of_fold(frame: pd.DataFrame, catalog: Catalog, raw: np.ndarray 
     return Evaluation(metrics, curves, deciles, pd.DataFrame(rows_out))
 
 
+def qini_by_offer(raw: np.ndarray, logged: np.ndarray, converted: np.ndarray,
+                  offer_ids: tuple[str, ...], metrics: dict[str, float]
+                  ) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]],
+                             dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """Per offer, on its rows and control's: Qini and AUUC into `metrics`, and the Qini curve and
+    uplift by decile returned. Offers never logged or without uplift scores are skipped."""
+    curves, deciles = {}, {}
+    for k, offer_id in enumerate(offer_ids):
+        rows = (logged == 0) | (logged == k + 1)
+        if not (logged == k + 1).any() or np.isnan(raw[rows, k]).any():
+            continue
+        score, treated, y = raw[rows, k], (logged[rows] == k + 1).astype(int), converted[rows]
+        metrics[f"qini_{offer_id}"] = ev.qini_coefficient(score, treated, y)
+        metrics[f"auuc_{offer_id}"] = ev.auuc(score, treated, y)
+        curves[offer_id] = ev.qini_curve(score, treated, y)
+        deciles[offer_id] = ev.uplift_by_decile(score, treated, y)
+    return curves, deciles
+
+
 def policy_terms_of(probs: np.ndarray, logged: np.ndarray, reward: np.ndarray,
                     propensity: np.ndarray) -> np.ndarray:
     """Per-row IPW terms of a (possibly random) policy's value of `reward`."""
@@ -347,16 +376,7 @@ def evaluate_policy(policy: Policy, train: pd.DataFrame, test: pd.DataFrame) -> 
     p_all = predict_response(policy.response, X, n_arms)
     metrics["response_auc"] = ev.response_auc(converted, p_all[np.arange(len(X)), logged])
 
-    curves, deciles = {}, {}
-    for k, offer_id in enumerate(catalog.offer_ids):
-        rows = (logged == 0) | (logged == k + 1)
-        if not (logged == k + 1).any() or np.isnan(raw[rows, k]).all():
-            continue
-        score, treated, y = raw[rows, k], (logged[rows] == k + 1).astype(int), converted[rows]
-        metrics[f"qini_{offer_id}"] = ev.qini_coefficient(score, treated, y)
-        metrics[f"auuc_{offer_id}"] = ev.auuc(score, treated, y)
-        curves[offer_id] = ev.qini_curve(score, treated, y)
-        deciles[offer_id] = ev.uplift_by_decile(score, treated, y)
+    curves, deciles = qini_by_offer(raw, logged, converted, catalog.offer_ids, metrics)
 
     tiers = loyalty_tiers(test)
     n = len(test)
@@ -403,8 +423,8 @@ def evaluate_policy(policy: Policy, train: pd.DataFrame, test: pd.DataFrame) -> 
     metrics["deviation_justified"] = float(paired.low > 0)
     metrics["shrinkage"] = policy.shrinkage
     learned = policies["learned_uplift_policy"]
-    metrics["policy_value_learned_ci_low"] = rows[0]["ci_low"]
-    metrics["policy_value_learned_ci_high"] = rows[0]["ci_high"]
+    metrics["policy_value_learned_ci_low"] = float(table["ci_low"].iloc[0])
+    metrics["policy_value_learned_ci_high"] = float(table["ci_high"].iloc[0])
     metrics["learned_treated_share"] = float(1.0 - learned[:, 0].mean())
     return Evaluation(metrics, curves, deciles, table)
 
@@ -434,13 +454,17 @@ def train(settings: TrainSettings) -> TrainResult:
     data = settings.data_dir
     progress(f"reading {data / io.OFFERS} and {data / io.EXPOSURES}")
     catalog = io.read_catalog(data / io.OFFERS)
-    exposures = io.read_exposures(data / io.EXPOSURES, catalog)
+    exposures, newcomers = first_visit.split(io.read_exposures(data / io.EXPOSURES, catalog))
     kinds = feature_columns(pq.read_schema(data / io.EXPOSURES), io.EXPOSURES)
     spec = infer_spec(exposures, kinds)
     policy, selection = fit_chosen(exposures, spec, catalog, settings, progress)
     chosen = selection.chosen
     menu_text = select.format_menu(selection.table, chosen)
     evaluation = selection.evaluation
+    policy.first_visit = first_visit.fit(newcomers, kinds, catalog, settings)
+    if policy.first_visit is not None:
+        evaluation.metrics.update(policy.first_visit.meta["metrics"])
+        evaluation.metrics["first_visit_rows"] = float(len(newcomers))
     example = _input_example(settings, exposures, spec)
     return publish(settings, policy, evaluation, example, progress,
                    {"candidate": chosen.name, "folds": settings.folds,
@@ -499,6 +523,7 @@ def publish(settings: TrainSettings, policy: Policy, evaluation: Evaluation,
             warnings.filterwarnings("ignore", message=".*integer column.*")
             signature = infer_signature(example, output,
                                         params={"channel": "web", "limit": 3, "store_id": "",
+                                                "device": "", "page": "", "cart_value": "",
                                                 "now": "", "inventory": "",
                                                 "launches": "", "contacts": "",
                                                 "holdout_share": 0.05,

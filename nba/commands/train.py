@@ -19,8 +19,8 @@ EXAMPLES = ("examples:\n  nba train                          # train on ./data, 
             "  nba train --learner s --capacity base --rule full   # a one-candidate menu\n\n"
             "The menu: every learner x capacity x rule is scored by the doubly robust (DR)\n"
             "incremental profit of the policy it induces, on out-of-fold predictions (K folds\n"
-            "by customer), with a 95% interval clustered by customer; the simplest candidate\n"
-            "within one standard error of the best is refit on all rows and registered. The\n"
+            "by customer), with a 95% interval clustered by customer; the best (ties to the\n"
+            "simplest, --tolerance widens the tie) is refit on all rows and registered. The\n"
             "table is printed and logged to MLflow (selection.txt).\n"
             "  learners:   s = S-learner, t = T-learner (causalml classifiers on LightGBM),\n"
             "              x = X-learner (causalml, given the logged propensities)\n"
@@ -76,7 +76,8 @@ def add_parser(add: AddCommand, settings: CliSettings) -> None:
                         "%(default)s)")
     p.add_argument("--tolerance", type=float, default=defaults.tolerance,
                    help="choose the simplest candidate within this many standard errors of "
-                        "the best DR value (default %(default)s: the one-SE rule; 0: the best)")
+                        "the best DR value (default %(default)s: the best, ties to the "
+                        "simplest; 1: the one-SE rule)")
     p.add_argument("--select-rows", type=int, default=defaults.select_rows,
                    help="score the menu on at most this many rows, whole customers "
                         "(default %(default)s); the chosen candidate is refit on all rows")

@@ -77,9 +77,9 @@ def single(exposures_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Sin
     train_frame, test_frame = exposures[~is_test], exposures[is_test]
     kinds = feature_columns(pq.read_schema(exposures_dir / io.EXPOSURES), io.EXPOSURES)
     spec = infer_spec(train_frame, kinds)
-    policy = pipeline._fit_models(train_frame, spec, catalog, settings,
+    policy = pipeline.fit_models(train_frame, spec, catalog, settings,
                                   Candidate("s", "base", "full"),
-                                  pipeline._population_uplift(train_frame, catalog))
+                                  pipeline.population_uplift(train_frame, catalog))
     return SingleMachine(policy, pipeline.evaluate_policy(policy, train_frame,
                                                           test_frame).metrics)
 
