@@ -47,6 +47,28 @@ CAPACITIES = {c.name: c for c in (
 )}
 
 
+#: a leaf floor never goes below this many rows, however small an arm
+MIN_LEAF_FLOOR = 20
+
+
+def rows_per_arm(treatment: np.ndarray) -> int:
+    """The median number of rows an arm (control included) has in `treatment`."""
+    _, counts = np.unique(np.asarray(treatment, dtype=object).astype(str), return_counts=True)
+    return int(np.median(counts))
+
+
+def fit_to_rows(params: BoosterParams, per_arm: int) -> BoosterParams:
+    """`params` with the minimum leaf size capped at per_arm / (leaves + 1).
+
+    Each base learner fits on about one arm's rows (T, X) or two (S). A floor fixed for large
+    data (200 rows a leaf) turns a 7-leaf tree into a stump when an arm has 500 rows, so a
+    narrow effect is never split out; capped this way every tree can still grow its leaves,
+    and with many rows per arm the configured floor stands.
+    """
+    cap = max(MIN_LEAF_FLOOR, per_arm // (params.num_leaves + 1))
+    return replace(params, min_child_samples=min(params.min_child_samples, cap))
+
+
 def arm_shares(logged: np.ndarray, propensity: np.ndarray, n_arms: int) -> np.ndarray:
     """Each arm's average logged propensity (the logging policy's probability of the arm)."""
     shares = np.zeros(n_arms)
@@ -84,7 +106,9 @@ def fit_x(X: np.ndarray, treatment: np.ndarray, converted: np.ndarray, propensit
 def fit_learner(kind: Learner, X: np.ndarray, treatment: np.ndarray, converted: np.ndarray,
                 propensity: np.ndarray, *, control_label: str, params: BoosterParams,
                 seed: int) -> UpliftModel:
-    """Fit one meta-learner of the menu into a servable uplift model."""
+    """Fit one meta-learner of the menu into a servable uplift model (leaf floor capped by the
+    rows per arm: `fit_to_rows`)."""
+    params = fit_to_rows(params, rows_per_arm(treatment))
     if kind == "x":
         return fit_x(X, treatment, converted, propensity, control_label=control_label,
                      params=params, seed=seed)[0]
