@@ -148,6 +148,9 @@ def main() -> None:
     parser.add_argument("--rules", default=None,
                         help="comma-separated menu rules (default: TrainSettings'), e.g. "
                              "best_single,confident,shrink_0.5,gated,full")
+    parser.add_argument("--capacities", default=None,
+                        help="comma-separated menu capacities (default: TrainSettings'), "
+                             "e.g. low,base,small")
     parser.add_argument("--out", default=None,
                         help="results file name in bench/results (default worlds.md, or "
                              "worlds_held_out.md with --held-out)")
@@ -160,6 +163,8 @@ def main() -> None:
     settings = TrainSettings(params=BoosterParams(n_estimators=args.trees, n_jobs=args.jobs))
     if args.rules:
         settings = replace(settings, rules=tuple(args.rules.split(",")))
+    if args.capacities:
+        settings = replace(settings, capacities=tuple(args.capacities.split(",")))
     started = time.perf_counter()
     coverage = dr_vs_ipw()
     outcomes: list[Outcome] = []
