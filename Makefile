@@ -6,6 +6,7 @@ BIN := $(VENV)/bin
 NBA := $(BIN)/nba
 DATA_DIR ?= data
 CUSTOMERS ?= 50000
+NEW_CUSTOMERS ?= 20000
 RETRAIN ?= 0
 RETRAIN_DIR ?= retrain
 PORT ?= 8000
@@ -29,7 +30,7 @@ $(BIN)/nba: pyproject.toml requirements.lock
 venv: $(BIN)/nba ## create .venv and install the project (pinned) into it
 
 data: venv ## write the demo data into $(DATA_DIR) if absent
-	@test -f $(DATA_DIR)/exposures.parquet || $(NBA) demo-data --customers $(CUSTOMERS) --out $(DATA_DIR)
+	@test -f $(DATA_DIR)/exposures.parquet || $(NBA) demo-data --customers $(CUSTOMERS) --new-customers $(NEW_CUSTOMERS) --out $(DATA_DIR)
 
 champion: data ## train and promote a champion if there is none (RETRAIN=1: always retrain)
 	@if [ "$(RETRAIN)" = "1" ]; then $(NBA) train --data-dir $(DATA_DIR) --promote; \

@@ -174,7 +174,8 @@ def demo_data(offers: int, customers: int = CUSTOMERS, exposures: int = EXPOSURE
     catalog = wide_catalog(demo.demo_catalog(now), offers)
     people = demo._customers(customers, rng)
     truth = wide_truth(people, catalog)
-    log = demo._exposures(people, truth, catalog, exposures, rng, now)
+    log = demo._exposures(people, truth, catalog, exposures, rng, now,
+                          np.random.default_rng([seed, 1]))
     return demo.DemoData(catalog, people, log, demo._inventory(rng), truth)
 
 
@@ -301,17 +302,29 @@ def launch(argv: list[str], env: dict[str, str], port: int, log_path: Path) -> S
     return Server(process, f"http://127.0.0.1:{port}", started, log_path)
 
 
+def load_customers(champion: Champion, state_db: Path) -> None:
+    """`nba customers load` of the demo customers into the state store's profiles."""
+    subprocess.run([NBA, "customers", "load", str(champion.data_dir / io.CUSTOMERS),
+                    "--state-url", f"sqlite:///{state_db}"], check=True,
+                   stdout=subprocess.DEVNULL, env=nba_env(champion, state_db))
+
+
 @contextmanager
 def nba_server(champion: Champion, root: Path, workers: int = WORKERS,
                gunicorn_args: str = "", wait: bool = True,
-               extra_env: dict[str, str] | None = None) -> Iterator[Server]:
-    """`nba serve` on a free port with a fresh state store holding the demo stock."""
+               extra_env: dict[str, str] | None = None,
+               customers_from: str = "file") -> Iterator[Server]:
+    """`nba serve` on a free port with a fresh state store holding the demo stock (and, with
+    customers_from="store", the demo customers as profiles, read with each decision)."""
     root.mkdir(parents=True, exist_ok=True)
     state_db = root / "state.db"
     load_stock(champion, state_db)
+    if customers_from == "store":
+        load_customers(champion, state_db)
     port = free_port()
     env = nba_env(champion, state_db, ({"GUNICORN_CMD_ARGS": gunicorn_args} if gunicorn_args
-                                       else {}) | (extra_env or {}))
+                                       else {}) | (extra_env or {})
+                  | {"NBA_CUSTOMERS_FROM": customers_from})
     server = launch([NBA, "serve", "--port", str(port), "--workers", str(workers)], env, port,
                     root / "gunicorn.log")
     try:
@@ -675,6 +688,56 @@ def sweep(champion: Champion, loads: LoadGenerator) -> str:
     ])
 
 
+def customer_sources(champion: Champion, loads: LoadGenerator, rounds: int = 2) -> str:
+    """`nba serve` with customers from customers.parquet (held whole in every worker) vs from
+    the state store's profiles (read in the decision's one statement), same champion, same
+    bodies, side by side; measured in alternation (`rounds` times each, best rate kept) so
+    drifting load on a shared machine hits both alike."""
+    bodies = nba_bodies(customer_rows(champion))
+    best: dict[str, dict[int, Load]] = {}
+    with ExitStack() as stack:
+        servers = {source: stack.enter_context(nba_server(
+            champion, champion.root / f"customers-{source}", customers_from=source))
+            for source in ("file", "store")}
+        for server in servers.values():
+            check_nba(server.base, bodies[0])
+        targets = {source: loads.target(f"{server.base}/v1/decisions", bodies)
+                   for source, server in servers.items()}
+        for _ in range(rounds):
+            for source, target in targets.items():
+                measured = measure(target)
+                kept = best.setdefault(source, measured)
+                for c, run in measured.items():
+                    if run.rate > kept[c].rate:
+                        kept[c] = run
+    rows = []
+    for c in CONCURRENCY:
+        file, store = best["file"][c], best["store"][c]
+        rows.append(load_row("file (customers.parquet in each worker)", c, file, ""))
+        rows.append(load_row("store (profile read with the decision)", c, store,
+                             f"{store.rate / file.rate:.2f}x rate, "
+                             f"{store.p50 / file.p50:.2f}x p50, "
+                             f"{store.p99 / file.p99:.2f}x p99"))
+    worst = min(best["store"][c].rate / best["file"][c].rate for c in CONCURRENCY)
+    return "\n".join([
+        "### Customers from the file vs from the state store (12 offers)",
+        "",
+        f"The same champion and request bodies ({CUSTOMERS:,} demo customers) on two "
+        "`nba serve --workers 2`, each with its own SQLite state store: NBA_CUSTOMERS_FROM=file "
+        "(customers.parquet held whole in every worker) and NBA_CUSTOMERS_FROM=store (profiles "
+        "loaded by `nba customers load`, each read in the statement that reads the decision's "
+        f"live state). Measured in alternation, {rounds} rounds each, best rate kept.",
+        "",
+        markdown_table(("customers from", "concurrency", "requests", "decisions/s", "p50 ms",
+                        "p95 ms", "p99 ms", "errors", "store / file"), rows),
+        "",
+        f"- target: online decisions/s within 10% of today's (file) with the store read: lowest "
+        f"store/file rate over 1/4/16 connections {worst:.2f}x: "
+        f"**{'met' if worst >= 0.9 else 'not met'}**",
+        "",
+    ])
+
+
 def main() -> None:
     """Train the two champions, load both servers for each, and publish the tables."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -682,10 +745,25 @@ def main() -> None:
                         help="also compare gunicorn settings (about 1 more minute)")
     parser.add_argument("--offers", type=int, nargs="+", default=list(CATALOG_SIZES),
                         help="catalog sizes (default %(default)s)")
+    parser.add_argument("--customers-only", action="store_true",
+                        help="only compare customers from the file vs from the state store "
+                             "(12 offers) into bench/results/online-customers.md")
     args = parser.parse_args()
     quiet_logging()
     load = os.getloadavg()[0]
     started = time.perf_counter()
+    if args.customers_only:
+        with tempfile.TemporaryDirectory(prefix="nba-bench-online-") as tmp:
+            loads = LoadGenerator(Path(tmp))
+            champion = train_champion(Path(tmp) / "offers-12", 12)
+            section = customer_sources(champion, loads)
+        publish("online-customers.md", "\n".join([
+            f"_Measured {datetime.now(UTC):%Y-%m-%d}; load: {loads.name}, {SECONDS} s or "
+            f"{MAX_REQUESTS:,} requests per point; load average before {load:.2f}, after "
+            f"{os.getloadavg()[0]:.2f} on {len(os.sched_getaffinity(0))} shared cores._", "",
+            section]))
+        print(f"bench_online: {time.perf_counter() - started:.0f} s", file=sys.stderr)
+        return
     with tempfile.TemporaryDirectory(prefix="nba-bench-online-") as tmp:
         loads = LoadGenerator(Path(tmp))
         results = []
@@ -697,9 +775,13 @@ def main() -> None:
                                       exposures=EXPOSURES if offers <= 12 else WIDE_EXPOSURES)
             setup_s += time.perf_counter() - t0
             results.append(bench_catalog(champion, loads))
+            if offers == 12:
+                sources_md = customer_sources(champion, loads, rounds=1)
             if args.sweep and offers == 12:
                 sweep_md = sweep(champion, loads)
         markdown = report(results, loads, setup_s, load)
+        if 12 in args.offers:
+            markdown += "\n" + sources_md
     publish("online.md", markdown)
     if args.sweep:  # not part of `make bench`: its own file, kept until the next sweep
         publish("gunicorn.md", f"_Measured {datetime.now(UTC):%Y-%m-%d}._\n\n{sweep_md}")

@@ -26,12 +26,19 @@ class CustomerFacts:
 
 @dataclass(frozen=True)
 class DecisionContext:
-    """Where and when the decision is made (the clock is `now`)."""
+    """Where and when the decision is made (the clock is `now`).
+
+    store_id, device, page and cart_value are the request's context: model features when the
+    training data had them (features.context), None when the request does not say.
+    """
 
     channel: str
     now: datetime
     limit: int = 3
     store_id: str | None = None
+    device: str | None = None
+    page: str | None = None
+    cart_value: float | None = None
 
 
 #: The service's defaults (NBA_HOLDOUT_SHARE, NBA_EXPERIMENT_SALT): every path starts from them.

@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from features.build import build_matrix, build_row
+from features.context import with_defaults
 from features.schema import FeatureSpec
 
 
@@ -35,7 +36,11 @@ class CustomerTable:
     @classmethod
     def from_frame(cls, frame: pd.DataFrame, spec: FeatureSpec,
                    predict_value: Callable[[np.ndarray], np.ndarray]) -> CustomerTable:
-        """Build from a validated customers frame; `predict_value` fills missing customer_value."""
+        """Build from a validated customers frame; `predict_value` fills missing customer_value.
+
+        Context features the frame lacks (the request carries them) are null here.
+        """
+        frame = with_defaults(frame, spec)
         matrix = np.ascontiguousarray(build_matrix(frame, spec))
         n = len(frame)
 
@@ -95,6 +100,16 @@ class CustomerTable:
             preferred_color=one("preferred_color"), value=np.asarray(value, dtype=np.float64),
             value_is_predicted=np.array([missing]),
             features={f.name: one(f.name) for f in spec.features})
+
+    def take(self, row: int) -> CustomerTable:
+        """The one-row table of `row` (views, no copy of the matrix)."""
+        one = slice(row, row + 1)
+        return CustomerTable(
+            ids=self.ids[one], index={self.ids[row]: 0}, matrix=self.matrix[one],
+            contactable=self.contactable[one], loyalty_tier=self.loyalty_tier[one],
+            preferred_size=self.preferred_size[one], preferred_color=self.preferred_color[one],
+            value=self.value[one], value_is_predicted=self.value_is_predicted[one],
+            features={name: column[one] for name, column in self.features.items()})
 
     def __len__(self) -> int:
         return len(self.index)

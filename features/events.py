@@ -33,7 +33,7 @@ VALUE_PER_SPEND = "_value_per_spend"  # customer_value / net spend before the fi
 RETURNS = "_returns"
 #: a sign-up may carry these columns of the contract (what a first visit knows)
 SIGN_UP_COLUMNS = ("channel", "loyalty_tier", "preferred_size", "preferred_color",
-                   "contactable")
+                   "contactable", "loyalty_card")
 
 
 def apply_event(profile: Mapping[str, Any] | None, kind: str, occurred_at: datetime, *,

@@ -23,7 +23,13 @@ from pydantic import ValidationError
 
 from features.catalog import Catalog
 from features.errors import ContractError
-from features.schema import CUSTOMER_SPECIAL, FeatureSpec, feature_columns, kind_of
+from features.schema import (
+    CUSTOMER_SPECIAL,
+    NEW_CUSTOMER,
+    FeatureSpec,
+    feature_columns,
+    kind_of,
+)
 
 EXPOSURES = "exposures.parquet"
 CUSTOMERS = "customers.parquet"
@@ -140,6 +146,17 @@ def _sample(values: pa.Array | pa.ChunkedArray, limit: int = 3) -> list:
 # ---------------------------------------------------------------- exposures.parquet
 
 
+def _new_customer_rows(table: pa.Table, file: str) -> pa.Array:
+    """The optional `new_customer` column as a bool mask (all false when absent)."""
+    if NEW_CUSTOMER not in table.column_names:
+        return pa.array([False] * table.num_rows, type=pa.bool_())
+    if not pa.types.is_boolean(table.schema.field(NEW_CUSTOMER).type):
+        raise ContractError(file, f"expected bool, got {table.schema.field(NEW_CUSTOMER).type}",
+                            NEW_CUSTOMER)
+    _no_nulls(table, file, NEW_CUSTOMER)
+    return table[NEW_CUSTOMER].combine_chunks()
+
+
 def read_exposures(path: str | Path, catalog: Catalog) -> pd.DataFrame:
     """Read and validate exposures.parquet against the catalog; returns a pandas frame."""
     path = Path(path)
@@ -161,14 +178,28 @@ def exposures_frame(table: pa.Table, file: str, catalog: Catalog, part: bool = F
         _is_string(table, file, column)
         _no_nulls(table, file, column)
 
+    new = _new_customer_rows(table, file)
     known = set(catalog.offer_ids) | {catalog.control_label}
-    unknown = pc.filter(table["treatment"], pc.invert(pc.is_in(table["treatment"],
-                                                               pa.array(sorted(known)))))
+    unknown = pc.filter(table["treatment"], pc.and_(
+        pc.invert(new), pc.invert(pc.is_in(table["treatment"], pa.array(sorted(known))))))
     if len(unknown):
         raise ContractError(
             file,
             f"unknown offer id(s) {_sample(unknown)} in {len(unknown)} row(s); treatments must be "
-            f"an offer_id of offers.yaml or the control label '{catalog.control_label}'",
+            f"an offer_id of offers.yaml or the control label '{catalog.control_label}'"
+            + ("" if not catalog.new_customer_offers else
+               " (offers with audience: new only in rows with new_customer true)"),
+            "treatment",
+        )
+    for_new = {o.offer_id for o in catalog.new_customer_offers} | {catalog.control_label}
+    unknown = pc.filter(table["treatment"], pc.and_(
+        new, pc.invert(pc.is_in(table["treatment"], pa.array(sorted(for_new))))))
+    if len(unknown):
+        raise ContractError(
+            file,
+            f"offer id(s) {_sample(unknown)} in {len(unknown)} row(s) of new customers; their "
+            "treatment must be an offer with audience: new or the control label "
+            f"'{catalog.control_label}'",
             "treatment",
         )
     if not part and not pc.any(pc.equal(table["treatment"], catalog.control_label)).as_py():

@@ -19,7 +19,10 @@ EXPOSURE_RESERVED: tuple[str, ...] = (
     "revenue",
     "propensity",
     "exposed_at",
+    "new_customer",
 )
+#: The optional exposures column marking a visitor without a profile (a first visit).
+NEW_CUSTOMER = "new_customer"
 #: Columns of customers.parquet with a meaning of their own; features only if exposures has them.
 CUSTOMER_SPECIAL: tuple[str, ...] = (
     "contactable",
@@ -28,6 +31,15 @@ CUSTOMER_SPECIAL: tuple[str, ...] = (
     "preferred_color",
     "customer_value",
 )
+#: Optional columns of exposures.parquet that describe the request, not the customer: features
+#: a decision request passes in its `context` (docs/data-contract.md). Customer tables do not
+#: carry them; a request that omits one gets null, the documented default.
+CONTEXT_COLUMNS: dict[str, Kind] = {
+    "store_id": "categorical",
+    "device": "categorical",
+    "page": "categorical",
+    "cart_value": "numeric",
+}
 #: Categorical levels kept per feature; rarer levels fold into "unknown" (all zeros).
 MAX_LEVELS = 50
 
@@ -88,8 +100,14 @@ class FeatureSpec:
         return sum(f.width for f in self.features)
 
     def check_schema(self, schema: pa.Schema, file: str) -> None:
-        """Raise ContractError unless `schema` has every feature column with a matching kind."""
+        """Raise ContractError unless `schema` has every feature column with a matching kind.
+
+        Context columns may be absent (the request carries them); a table that has one is
+        checked like any other feature column.
+        """
         for feature in self.features:
+            if feature.name not in schema.names and feature.name in CONTEXT_COLUMNS:
+                continue
             if feature.name not in schema.names:
                 raise ContractError(file, "missing feature column (the model needs it)",
                                     feature.name)
@@ -101,6 +119,10 @@ class FeatureSpec:
                     f"({feature.kind})",
                     feature.name,
                 )
+
+
+_KIND_TYPES: dict[Kind, str] = {"categorical": "a string", "numeric": "a number",
+                                "bool": "a bool"}
 
 
 def feature_columns(schema: pa.Schema, file: str) -> list[tuple[str, Kind]]:
@@ -115,6 +137,11 @@ def feature_columns(schema: pa.Schema, file: str) -> list[tuple[str, Kind]]:
                 file, f"type {field.type} is not allowed for a feature (numeric, bool or string)",
                 field.name,
             )
+        declared = CONTEXT_COLUMNS.get(field.name)
+        if declared is not None and kind != declared:
+            raise ContractError(
+                file, f"context column must be {_KIND_TYPES[declared]}, got {field.type}",
+                field.name)
         columns.append((field.name, kind))
     if not columns:
         raise ContractError(file, "no feature columns: the models need at least one")

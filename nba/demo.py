@@ -165,8 +165,47 @@ def true_uplift(customers: pd.DataFrame, catalog: Catalog) -> pd.DataFrame:
     return pd.DataFrame(data)
 
 
+#: shares of the demo's request context (the data contract's context columns)
+DEVICES = ("mobile", "desktop", "tablet")
+DEVICE_WEIGHTS = (0.55, 0.35, 0.10)
+#: exposures whose context was recorded (the rest, e.g. e-mails, have null context columns)
+CONTEXT_RECORDED = 0.7
+#: pages where accessories sell: an outfit or shoes on screen
+OUTFIT_PAGES = ("footwear", "apparel", "accessories")
+FREE_SHIPPING_THRESHOLD = 50.0
+
+
+def _context(m: int, rng: np.random.Generator) -> tuple[pd.DataFrame, np.ndarray]:
+    """The situation of each exposure (device, page viewed, cart value), and which exposures
+    recorded it (the others have null context columns).
+
+    Drawn independently of the customer, so an offer's uplift averaged over situations is the
+    customer's true uplift (`true_uplift.parquet`).
+    """
+    device = np.asarray(DEVICES)[rng.choice(len(DEVICES), m, p=DEVICE_WEIGHTS)]
+    page = rng.choice(CATEGORIES, m, p=CATEGORY_WEIGHTS)
+    cart = np.where(rng.random(m) < 0.4, 0.0, np.round(rng.lognormal(np.log(45.0), 0.6, m), 2))
+    recorded = rng.random(m) < CONTEXT_RECORDED
+    return pd.DataFrame({"device": device, "page": page, "cart_value": cart}), recorded
+
+
+def context_uplift(context: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The TRUE extra conversion uplift each situation adds to an offer: zero on average over
+    situations (centred on each situation's share), so it moves decisions, not the truth per
+    customer. Accessories sell beside an outfit, free shipping tips a cart just under the
+    threshold, and 10% off works better on a phone."""
+    outfit = context["page"].isin(OUTFIT_PAGES).to_numpy(dtype=float)
+    cart = context["cart_value"].to_numpy(dtype=float)
+    near = ((cart > 0) & (cart < FREE_SHIPPING_THRESHOLD)).astype(float)
+    mobile = (context["device"] == "mobile").to_numpy(dtype=float)
+    return {"accessories_cross_sell": 0.15 * (outfit - outfit.mean()),
+            "free_shipping": 0.12 * (near - near.mean()),
+            "sitewide_10_off": 0.05 * (mobile - mobile.mean())}
+
+
 def _exposures(customers: pd.DataFrame, truth: pd.DataFrame, catalog: Catalog, m: int,
-               rng: np.random.Generator, now: datetime) -> pd.DataFrame:
+               rng: np.random.Generator, now: datetime, situation: np.random.Generator
+               ) -> pd.DataFrame:
     who = rng.integers(0, len(customers), m)
     offers = np.asarray(catalog.offer_ids)
     arms = np.concatenate([[catalog.control_label], offers])
@@ -176,6 +215,9 @@ def _exposures(customers: pd.DataFrame, truth: pd.DataFrame, catalog: Catalog, m
     base = truth["baseline_conversion"].to_numpy()[who]
     lifts = truth[list(offers)].to_numpy()
     lift = np.where(arm == 0, 0.0, lifts[who, np.maximum(arm - 1, 0)])
+    context, recorded = _context(m, situation)
+    for k, extra in context_uplift(context).items():
+        lift += np.where(arm == 1 + list(offers).index(k), extra, 0.0)
     converted = rng.random(m) < np.clip(base + lift, 0.0, 1.0)
     order_value = customers["monetary"].to_numpy()[who] * rng.lognormal(0.0, 0.3, m)
     feature_cols = [c for c in customers.columns if c not in ("contactable", "customer_value")]
@@ -187,7 +229,60 @@ def _exposures(customers: pd.DataFrame, truth: pd.DataFrame, catalog: Catalog, m
     frame.insert(4, "propensity", probs[arm])
     frame.insert(5, "exposed_at", pd.to_datetime(now - timedelta(days=90), utc=True)
                  + pd.to_timedelta(seconds, unit="s"))
+    frame["device"] = context["device"].astype(object).where(recorded, None)
+    frame["page"] = context["page"].astype(object).where(recorded, None)
+    frame["cart_value"] = context["cart_value"].where(recorded, np.nan)
     return frame
+
+
+def _new_customer_exposures(n: int, catalog: Catalog, rng: np.random.Generator, now: datetime,
+                            columns: pd.Index) -> pd.DataFrame:
+    """`n` exposures of first visits (anonymous sessions): no profile, so every customer
+    column is null and only the request context describes them; randomized between control
+    and the offers for new customers, with KNOWN effects of the context: the first-purchase
+    gift tips a large first cart (50 or more), the consent prompt works on phones."""
+    offers = catalog.for_new_customers()
+    assert offers is not None, "the demo catalog has offers for new customers"
+    arms = np.array([catalog.control_label, *offers.offer_ids])
+    probs = np.array([CONTROL_SHARE, *[(1 - CONTROL_SHARE) / len(offers.offers)]
+                      * len(offers.offers)])
+    arm = rng.choice(len(arms), n, p=probs)
+    context, recorded = _context(n, rng)
+    cart = context["cart_value"].to_numpy()
+    base = 0.02 + 0.03 * (cart > 0)
+    lift = {"first_purchase_gift": 0.02 + 0.25 * (cart >= FREE_SHIPPING_THRESHOLD),
+            "consent_prompt": 0.02 + 0.08 * (context["device"] == "mobile").to_numpy()}
+    effect = np.zeros(n)
+    for k, offer_id in enumerate(offers.offer_ids):
+        effect += np.where(arm == k + 1, lift[offer_id], 0.0)
+    converted = rng.random(n) < np.clip(base + effect, 0.0, 1.0)
+    value = np.maximum(cart, 20.0) * rng.lognormal(0.0, 0.3, n)
+    frame = pd.DataFrame({name: pd.Series([None] * n, dtype=object) for name in columns})
+    frame["customer_id"] = [f"S{i:08d}" for i in range(1, n + 1)]
+    frame["treatment"] = arms[arm]
+    frame["converted"] = converted.astype(np.int64)
+    frame["revenue"] = np.where(converted, np.round(value, 2), 0.0)
+    frame["propensity"] = probs[arm]
+    frame["exposed_at"] = (pd.to_datetime(now - timedelta(days=90), utc=True)
+                           + pd.to_timedelta(rng.integers(0, 90 * 86400, n), unit="s"))
+    frame["device"] = context["device"].astype(object).where(recorded, None)
+    frame["page"] = context["page"].astype(object).where(recorded, None)
+    frame["cart_value"] = context["cart_value"].where(recorded, np.nan)
+    return frame
+
+
+def with_new_customers(known: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
+    """Both exposure logs as one, marked by the contract's `new_customer` column (customer
+    columns of the new rows keep the known rows' types, as nulls)."""
+    out = pd.concat([known.assign(new_customer=False), new.assign(new_customer=True)],
+                    ignore_index=True)
+    for name in known.columns:
+        kind = known[name].dtype.kind
+        if kind == "f":
+            out[name] = out[name].astype(np.float64)
+        elif kind in "iub" and out[name].isna().any():
+            out[name] = out[name].astype("Int64" if kind in "iu" else "boolean")
+    return out
 
 
 def _inventory(rng: np.random.Generator) -> pd.DataFrame:
@@ -214,14 +309,24 @@ def _inventory(rng: np.random.Generator) -> pd.DataFrame:
     return frame
 
 
-def generate(customers: int, exposures: int, seed: int, now: datetime | None = None) -> DemoData:
-    """Generate the whole demo retailer in memory (pure: same seed, same data)."""
+def generate(customers: int, exposures: int, seed: int, now: datetime | None = None,
+             new_customers: int = 0) -> DemoData:
+    """Generate the whole demo retailer in memory (pure: same seed, same data).
+
+    `new_customers`: that many exposures of first visits (no profile) are added, marked by
+    the `new_customer` column: what a first-visit policy learns from.
+    """
     now = now or datetime.now(UTC)
     rng = np.random.default_rng(seed)
     catalog = demo_catalog(now)
     people = _customers(customers, rng)
     truth = true_uplift(people, catalog)
-    log = _exposures(people, truth, catalog, exposures, rng, now)
+    # the request context draws from its own stream: the other tables stay as they were
+    log = _exposures(people, truth, catalog, exposures, rng, now,
+                     np.random.default_rng([seed, 1]))
+    if new_customers:
+        log = with_new_customers(log, _new_customer_exposures(
+            new_customers, catalog, np.random.default_rng([seed, 2]), now, log.columns))
     return DemoData(catalog, people, log, _inventory(rng), truth)
 
 

@@ -14,9 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from decisioning.decision import DEFAULT_HOLDOUT_SHARE, DEFAULT_SALT, DecisionSettings
 from state.urls import DEFAULT_URL
-
-DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
-DEFAULT_MODEL_NAME = "nba-policy"
+from training.settings import DEFAULT_MODEL_NAME, DEFAULT_TRACKING_URI
 
 
 class CliSettings(BaseSettings):
@@ -40,7 +38,7 @@ class CliSettings(BaseSettings):
     port: int = 8000
     workers: int = 2
     #: where the service reads a customer's row: the state store's profiles or customers.parquet
-    customers_from: Literal["file", "store"] = "file"
+    customers_from: Literal["auto", "file", "store"] = "auto"
     #: the key `nba simulate` sends (a staff key: it posts decisions and outcomes)
     api_key: str | None = Field(None, repr=False)
     #: the holdout share (decisions hold it out; the reports' sample-ratio check expects it)

@@ -29,6 +29,7 @@ from service.model_store import (
 from service.outcomes import record_outcome
 from service.schemas import (
     BatchDecisionRequest,
+    DecisionContextIn,
     DecisionRequest,
     InvalidRequest,
     InventoryUpdate,
@@ -119,14 +120,18 @@ def decision_json(decision_id: str, customer_id: str, model: LoadedModel,
 
 
 def _decide(model: LoadedModel, live: LiveState, customer_id: str, channel: str, limit: int,
-            store_id: str | None, *, anonymous: bool = False) -> Served:
+            situation: DecisionContextIn, *, anonymous: bool = False) -> Served:
     """One customer's decision against live state, not logged yet (`log_decisions` does).
 
-    `anonymous`: `customer_id` is a session id (decided and logged as "session:<id>").
+    `situation`: the request's context (store, device, page, cart value; model features when
+    the model learned them). `anonymous`: `customer_id` is a session id (decided and logged
+    as "session:<id>").
     """
     settings = _settings()
     context = DecisionContext(channel=channel, now=current_app.extensions["nba.clock"](),
-                              limit=limit, store_id=store_id)
+                              limit=limit, store_id=situation.store_id,
+                              device=situation.device, page=situation.page,
+                              cart_value=situation.cart_value)
     decision_id = uuid.uuid4().hex
     if anonymous:
         customer_id = f"session:{customer_id}"
@@ -166,7 +171,7 @@ def create_decision() -> ResponseReturnValue:
     anonymous = req.customer_id is None
     who = req.session_id if anonymous else req.customer_id
     assert who is not None  # the schema requires one of them
-    served = _decide(model, live, who, req.channel, req.limit, req.context.store_id,
+    served = _decide(model, live, who, req.channel, req.limit, req.context,
                      anonymous=anonymous)
     [sent] = log_decisions(live, model, [served])
     return jsonify(_answer(model, served, sent))
@@ -187,7 +192,7 @@ def create_decisions() -> ResponseReturnValue:
     for customer_id in req.customer_ids:
         try:
             answers.append(_decide(model, live, customer_id, req.channel, req.limit,
-                                   req.context.store_id))
+                                   req.context))
         except UnknownCustomer as exc:
             answers.append({"customer_id": customer_id, "error": error_fields(exc)})
     served = [a for a in answers if isinstance(a, Served)]

@@ -16,7 +16,7 @@ from werkzeug.exceptions import HTTPException
 
 from reports import NoDecisions
 from service.auth import Forbidden, RateLimited, Unauthorized
-from service.events import EventsNotServed
+from service.events import CardTaken, EventsNotServed
 from service.limits import PayloadTooLarge
 from service.model_store import ModelNotReady, ReloadFailed, UnknownCustomer
 from service.outcomes import UnknownDecision
@@ -48,6 +48,7 @@ HTTP_ERRORS: dict[type[Exception], HttpError] = {
     NoDecisions: HttpError(404, "no_decisions"),
     ReloadFailed: HttpError(409, "reload_failed"),
     EventsNotServed: HttpError(409, "events_not_served"),
+    CardTaken: HttpError(409, "card_taken"),
     PayloadTooLarge: HttpError(413, "payload_too_large"),
     RateLimited: HttpError(429, "rate_limited"),
     ModelNotReady: HttpError(503, "model_not_ready"),

@@ -20,7 +20,6 @@ from features.events import SIGN_UP_COLUMNS, apply_event
 from service.auth import require
 from service.domain import DomainError
 from service.schemas import CustomerEventIn, EventBatch, InvalidRequest
-from service.settings import ServiceSettings
 from state.profiles import APPLIED, ProfileEvent
 
 log = logging.getLogger(__name__)
@@ -32,6 +31,10 @@ MAX_CLOCK_SKEW = timedelta(hours=1)
 
 class EventsNotServed(DomainError):
     """Events sent to a service that reads customers from a file, where they would be lost."""
+
+
+class CardTaken(DomainError):
+    """A loyalty card registered on the staff page that a stored customer already has as id."""
 
 
 def to_profile_event(event: CustomerEventIn) -> ProfileEvent:
@@ -57,13 +60,12 @@ def post_events() -> ResponseReturnValue:
     """Apply customer events to their stored profiles; the next decision sees them."""
     from service.api import parse_json  # here: service.errors imports this module first
 
-    settings: ServiceSettings = current_app.extensions["nba.settings"]
     batch = parse_json(EventBatch, "event batch")
-    if settings.customers_from != "store":
+    if not current_app.extensions["nba.model_store"].current().from_store:
         raise EventsNotServed(
-            "this service reads customers from customers.parquet (NBA_CUSTOMERS_FROM=file); "
-            "events update stored profiles: load them with `nba customers load` and serve "
-            "with NBA_CUSTOMERS_FROM=store", {"customers_from": settings.customers_from})
+            "this service reads customers from customers.parquet; events update stored "
+            "profiles: load them with `nba customers load` and serve with "
+            "NBA_CUSTOMERS_FROM=store (or auto)", {"customers_from": "file"})
     now = datetime.now(UTC)
     late = [i for i, e in enumerate(batch.events) if e.occurred_at > now + MAX_CLOCK_SKEW]
     if late:

@@ -32,8 +32,11 @@ from features.customers import CustomerTable
 from service.breaker import CircuitBreaker
 from service.newcomers import (
     ANONYMOUS,
+    BY_FIRST_VISIT,
+    BY_PRIORS,
     NO_NEW_OFFERS,
     UNKNOWN_ID,
+    first_visit_decision,
     new_customer_decision,
     new_customer_uplifts,
 )
@@ -168,7 +171,7 @@ def decide_live(live: LiveState, model: LoadedModel, customer_id: str,
     if anonymous or not (in_memory or profile is not None):
         return _new_customer(model, customer_id, context, snapshot,
                              ANONYMOUS if anonymous else UNKNOWN_ID)
-    table, row = model.customer(customer_id, profile, now)
+    table, row = policy.situate(*model.customer(customer_id, profile, now), context)
     scores = policy.score_row(table, row)
     holds: dict[str, Hold] = {}
     for _ in range(len(snapshot.launches) + 1):
@@ -189,14 +192,22 @@ def decide_live(live: LiveState, model: LoadedModel, customer_id: str,
 
 
 def _new_customer(model: LoadedModel, customer_ref: str, context: DecisionContext,
-                  snapshot: StateSnapshot, why: str) -> LiveDecision:
-    """The decision of a customer without a profile: no model, no holdout, no exploration
-    (the log records propensity 1: it is the only decision such a customer can get)."""
+                  snapshot: StateSnapshot, who: str) -> LiveDecision:
+    """The decision of a customer without a profile, by the first-visit policy when the model
+    has one (scored from the request's context), else by the offers' prior uplifts. No
+    holdout, no exploration (the log records propensity 1: it is the only decision such a
+    customer can get)."""
     catalog = model.policy.catalog
+    first = model.policy.first_visit
+    if first is not None:
+        decision, uplifts, table = first_visit_decision(first, customer_ref, context, snapshot)
+        why = who + BY_FIRST_VISIT.format(rows=first.meta.get("first_visit_rows", 0))
+        return LiveDecision(decision, [], uplifts, table, 0, customer_known=False,
+                            customer_known_reason=why)
     decision = new_customer_decision(catalog, customer_ref, context, snapshot)
-    if catalog.for_new_customers() is None:
-        why += NO_NEW_OFFERS
-    table = model.policy.customer_from_profile(customer_ref, {})
+    why = who + BY_PRIORS + ("" if catalog.for_new_customers() is not None else NO_NEW_OFFERS)
+    table, _ = model.policy.situate(model.policy.customer_from_profile(customer_ref, {}), 0,
+                                    context)
     return LiveDecision(decision, [], new_customer_uplifts(catalog), table, 0,
                         customer_known=False, customer_known_reason=why)
 

@@ -30,7 +30,7 @@ from features.events import as_of
 from service import observability
 from service.domain import DomainError
 from service.registry_access import RegistryAccess, RegistryUnavailable
-from service.settings import ServiceSettings
+from service.settings import AUTO, ServiceSettings
 from state import open_store
 from training import registry
 from training.package import Policy
@@ -152,7 +152,7 @@ def _load(settings: ServiceSettings, client: MlflowClient) -> LoadedModel:
     # by version, not by alias: the alias may move meanwhile, and the bundle must say what it is
     policy = registry.load_policy(f"models:/{ref.name}/{ref.version}")
     metrics = client.get_run(ref.run_id).data.metrics if ref.run_id else {}
-    if settings.customers_from == "store":
+    if _customers_from(settings) == "store":
         sample, population = _profile_sample(settings.state_url)
         customers = policy.customers(sample)
         log.info("loaded %s version %s (%s), customers from the state store (a sample of %d "
@@ -167,6 +167,18 @@ def _load(settings: ServiceSettings, client: MlflowClient) -> LoadedModel:
              ref.alias, len(customers), time.perf_counter() - started)
     return LoadedModel(policy, ref.name, ref.version, ref.alias, ref.run_id, dict(metrics),
                        customers, launch_distributions(policy.catalog, customers))
+
+
+def _customers_from(settings: ServiceSettings) -> str:
+    """"file" or "store": NBA_CUSTOMERS_FROM, with "auto" resolved by whether the state store
+    holds any profile now (a load after `nba customers load` switches to the store)."""
+    if settings.customers_from != AUTO:
+        return settings.customers_from
+    with open_store(settings.state_url) as store:
+        source = "store" if store.profiles.sample(1) else "file"
+    log.info("NBA_CUSTOMERS_FROM=auto: customers from the %s", "state store's profiles"
+             if source == "store" else "file (the state store holds no profiles)")
+    return source
 
 
 def _profile_sample(state_url: str) -> tuple[pd.DataFrame, int]:

@@ -1,13 +1,17 @@
 """Decisions for customers without a profile: unknown ids and anonymous sessions. Pure.
 
-No model has seen these customers, so the decision is made from the catalog's offers for new
-customers (`audience: new` in offers.yaml, e.g. a first-purchase gift and a consent prompt),
-each scored by its `prior_uplift` over the catalog's `new_customer_conversion`, by the very
-same decision core as every other decision (`decisioning.core.decide`): eligibility by channel,
-stock in the request's store, contact caps, ranking by expected incremental profit, reasons.
+No model has seen these customers. When the training data held exposures of new customers,
+the policy carries a first-visit policy (training.first_visit) that scores the catalog's offers
+for new customers (`audience: new` in offers.yaml, e.g. a first-purchase gift and a consent
+prompt) from the request's context; otherwise each offer is scored by its `prior_uplift` over
+the catalog's `new_customer_conversion`. Either way the very same decision core decides
+(`decisioning.core.decide`): eligibility by channel, stock in the request's store, contact
+caps, ranking by expected incremental profit, reasons.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -21,10 +25,18 @@ from decisioning.decision import (
 )
 from decisioning.snapshot import StateSnapshot
 from features.catalog import Catalog
+from features.customers import CustomerTable
 
-#: why a decision was made without a profile (the answer's `customer_known_reason`)
-UNKNOWN_ID = "no profile for this customer_id: decided from the offers for new customers"
-ANONYMOUS = "anonymous session: decided from the offers for new customers"
+if TYPE_CHECKING:
+    from training.package import Policy
+
+#: why a decision was made without a profile (the answer's `customer_known_reason`): who...
+UNKNOWN_ID = "no profile for this customer_id"
+ANONYMOUS = "anonymous session"
+#: ...and by which policy
+BY_PRIORS = ": decided from the offers for new customers by their prior uplift"
+BY_FIRST_VISIT = (": decided by the first-visit policy from the request context (trained on "
+                  "{rows:,} exposures of new customers)")
 NO_NEW_OFFERS = "; the catalog has no offers for new customers (audience: new)"
 
 #: no holdout and no exploration: a customer without a profile has one possible decision (the
@@ -50,3 +62,15 @@ def new_customer_decision(catalog: Catalog, customer_ref: str, context: Decision
     scores = OfferScores(uplift, np.clip(base + uplift, 0.0, 1.0), base)
     return decide(CustomerFacts(customer_id=customer_ref), scores, offers,
                   snapshot or StateSnapshot(), context, NEW_CUSTOMER_SETTINGS)
+
+
+def first_visit_decision(first: Policy, customer_ref: str, context: DecisionContext,
+                         snapshot: StateSnapshot) -> tuple[Decision, list[float], CustomerTable]:
+    """The decision for a customer without a profile by the first-visit policy `first`: its
+    one feature row is the request's context (kept in the table, so the log records what the
+    next first-visit policy learns from); the uplifts it ranked by; that table."""
+    table, row = first.situate(first.customer_from_profile(customer_ref, {}), 0, context)
+    scores = first.score_row(table, row)
+    decision = first.decide_scored(table, row, scores, context, snapshot,
+                                   NEW_CUSTOMER_SETTINGS)
+    return decision, scores.uplift.tolist(), table

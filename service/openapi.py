@@ -52,6 +52,12 @@ def _explain_request() -> type[BaseModel]:
     return ExplainRequest
 
 
+def _register_request() -> type[BaseModel]:
+    from service.staff import RegisterRequest
+
+    return RegisterRequest
+
+
 _ERRORS_4XX = {400: s.ErrorResponse}
 _AUTH = {401: s.ErrorResponse, 403: s.ErrorResponse, 429: s.ErrorResponse}
 _NOT_READY = {503: s.ErrorResponse}
@@ -104,6 +110,11 @@ OPERATIONS: tuple[Operation, ...] = (
               "Offer names and one plain-language sentence per offer of a decision",
               _explain_request(), {200: None, **_ERRORS_4XX, 404: s.ErrorResponse, **_AUTH,
                                    **_NOT_READY}, tag="staff"),
+    Operation("post", "/v1/staff/register", "staff.register_card",
+              "Register a walk-in's loyalty card: a sign-up event creates their profile, the "
+              "normalized card number is their customer id", _register_request(),
+              {201: None, **_ERRORS_4XX, **_AUTH, 409: s.ErrorResponse, **_NOT_READY},
+              tag="staff"),
     Operation("get", "/v1/model", "api.model_info", "The model being served and its metrics",
               None, {200: s.ModelInfo, **_NOT_READY}, tag="service"),
     Operation("get", "/healthz", "api.healthz", "Liveness", None, {200: s.HealthResponse},

@@ -316,6 +316,8 @@ class CustomerEventIn(BaseModel):
     loyalty_tier: str | None = Field(default=None, min_length=1, max_length=32)
     preferred_size: str | None = Field(default=None, min_length=1, max_length=32)
     preferred_color: str | None = Field(default=None, min_length=1, max_length=64)
+    loyalty_card: str | None = Field(default=None, min_length=1, max_length=64,
+                                     description="the card number given at sign-up")
 
     @field_validator("amount")
     @classmethod

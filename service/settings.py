@@ -10,9 +10,12 @@ from pathlib import Path
 
 from decisioning.decision import DEFAULT_HOLDOUT_SHARE, DEFAULT_SALT, DecisionSettings
 from state.urls import DEFAULT_URL
+from training.settings import DEFAULT_MODEL_NAME, DEFAULT_TRACKING_URI
 
-#: NBA_CUSTOMERS_FROM values
-CUSTOMER_SOURCES = ("file", "store")
+#: NBA_CUSTOMERS_FROM values; "auto" (the service's default): "store" when the state store
+#: holds customer profiles at model load, else "file"
+CUSTOMER_SOURCES = ("auto", "file", "store")
+AUTO = "auto"
 
 
 @dataclass(frozen=True)
@@ -20,16 +23,18 @@ class ServiceSettings:
     """Where the champion and the online tables come from, and how it is kept fresh."""
 
     #: the MLflow registry; may hold a password: never in logs or answers unmasked
-    tracking_uri: str = field(default="sqlite:///mlflow.db", repr=False)
-    model_name: str = "nba-policy"
+    tracking_uri: str = field(default=DEFAULT_TRACKING_URI, repr=False)
+    model_name: str = DEFAULT_MODEL_NAME
     model_alias: str = "champion"
     data_dir: Path = Path("data")
     #: the shared state store (stock, launch holds, contact caps, decision log); password-free
     #: URLs only in logs: see state.StateStore.url
     state_url: str = field(default=DEFAULT_URL, repr=False)
     #: where a decision's customer row comes from: "store" (the state store's profiles, read
-    #: in the decision's one round trip; memory does not grow with customers) or "file"
-    #: (data_dir/customers.parquet, held whole in every worker)
+    #: in the decision's one round trip; memory does not grow with customers), "file"
+    #: (data_dir/customers.parquet, held whole in every worker) or "auto" (store when the
+    #: store holds profiles at model load; NBA_CUSTOMERS_FROM's default). "file" here: code
+    #: that builds settings itself (CLI, tests, benches) never opens a store to find out
     customers_from: str = "file"
     load_on_start: bool = True
     retry_seconds: float = 5.0
@@ -94,7 +99,7 @@ class ServiceSettings:
             data_dir=Path(env.get("NBA_DATA_DIR", str(cls.data_dir))),
             state_url=env.get("NBA_STATE_URL", "").strip() or DEFAULT_URL,
             customers_from=_choice("NBA_CUSTOMERS_FROM", env.get("NBA_CUSTOMERS_FROM"),
-                                   cls.customers_from, CUSTOMER_SOURCES),
+                                   AUTO, CUSTOMER_SOURCES),
             retry_seconds=float(env.get("NBA_RETRY_SECONDS", cls.retry_seconds)),
             poll_seconds=_seconds("NBA_POLL_SECONDS", env.get("NBA_POLL_SECONDS"),
                                   cls.poll_seconds),

@@ -18,6 +18,7 @@ import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +46,7 @@ from features.errors import ContractError
 from service.api import parse_json
 from service.auth import require
 from service.model_store import LoadedModel, ModelStore, UnknownCustomer
-from service.schemas import MAX_LIMIT, InvalidRequest, OfferOut
+from service.schemas import MAX_LIMIT, CustomerEventIn, InvalidRequest, OfferOut
 from state import StateStoreError, StockRow
 
 log = logging.getLogger(__name__)
@@ -325,6 +326,10 @@ def find_customer(model: LoadedModel, index: CustomerIndex, ref: str,
         found = profile(ref)
         if found is not None:
             return model.customer(ref, found) + ("customer_id",)
+        card = normalize_card(ref)  # a card registered on this page is its customer's id
+        found = profile(card) if card else None
+        if found is not None and found.get(LOYALTY_CARD) is not None:
+            return model.customer(card, found) + (LOYALTY_CARD,)
     row = None if model.from_store else model.customers.row(ref)
     if row is not None:
         return model.customers, row, "customer_id"
@@ -405,6 +410,47 @@ def get_stock() -> ResponseReturnValue:
     snapshot = current_app.extensions["nba.state"].get().stock()
     return jsonify(stock_json(snapshot.rows, sku, store_id)
                    | {"inventory_version": snapshot.version})
+
+
+class RegisterRequest(BaseModel):
+    """POST /v1/staff/register body: a walk-in's new loyalty card, and what they told."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    card: str = Field(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z \-]+$")
+    preferred_size: str | None = Field(default=None, min_length=1, max_length=32)
+    preferred_color: str | None = Field(default=None, min_length=1, max_length=64)
+    contactable: bool | None = None
+
+
+@bp.post("/v1/staff/register")
+@require("staff")
+def register_card() -> ResponseReturnValue:
+    """Register a walk-in's loyalty card: creates their profile by a sign-up event (the events
+    path, `features.events`); the card number, normalized, is their customer id, so the next
+    lookup by the card finds them and the next decision knows them."""
+    from service.events import CardTaken, EventsNotServed, to_profile_event, update
+
+    req = parse_json(RegisterRequest, "card registration")
+    if not _model().from_store:
+        raise EventsNotServed(
+            "registering a card creates a stored profile; this service reads customers from "
+            "customers.parquet (NBA_CUSTOMERS_FROM=file)", {"customers_from": "file"})
+    customer_id = normalize_card(req.card)
+    if not customer_id:
+        raise InvalidRequest("card: no digits or letters", {"field": "card"})
+    store = current_app.extensions["nba.state"].get().store
+    if store.profiles.get(customer_id) is not None:
+        raise CardTaken(f"card '{customer_id}' is already registered", {"card": customer_id})
+    now = datetime.now(UTC)
+    event = CustomerEventIn(event_id=f"register:{customer_id}", customer_id=customer_id,
+                            type="sign_up", occurred_at=now, channel="store",
+                            loyalty_card=req.card.strip(), preferred_size=req.preferred_size,
+                            preferred_color=req.preferred_color, contactable=req.contactable)
+    [status] = store.profiles.apply([to_profile_event(event)], update, now=now)
+    log.info("staff page: card registered (%s)", status)
+    return jsonify({"customer_id": customer_id, "loyalty_card": req.card.strip(),
+                    "status": "registered"}), 201
 
 
 class ExplainRequest(BaseModel):

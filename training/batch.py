@@ -178,7 +178,7 @@ def _decide_in_worker(chunk: pa.RecordBatch) -> Decided:
 def _decide_chunk(job: _Job, chunk: pa.RecordBatch, num_threads: int | None) -> Decided:
     """One chunk's decision rows (and a campaign's log records): the decision core's."""
     policy, campaign = job.policy, job.campaign
-    table = policy.customers(chunk.to_pandas())
+    table = policy.situate_all(policy.customers(chunk.to_pandas()), job.context)
     contacts = None
     if campaign is not None and policy.catalog.contact_policy is not None:
         known, nobody = campaign.contacts, ContactHistory()

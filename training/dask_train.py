@@ -30,7 +30,7 @@ from features import io
 from features.build import MAX_LEVELS, build_matrix
 from features.catalog import Catalog
 from features.errors import ContractError
-from features.schema import Feature, FeatureSpec, feature_columns
+from features.schema import NEW_CUSTOMER, Feature, FeatureSpec, feature_columns
 from training import evaluate as ev
 from training.package import Policy
 from training.pipeline import (
@@ -212,6 +212,10 @@ def train(settings: TrainSettings, dask: DaskSettings) -> TrainResult:
                                    dask.partitions or None)
         if dask.partitions is None and exposures.npartitions < 2 * workers:
             exposures = exposures.repartition(npartitions=2 * workers)
+        if NEW_CUSTOMER in exposures.columns:  # no first-visit policy on this engine (yet)
+            log.warning("dask: exposures of new customers (%s) are left out; train on this "
+                        "machine (`nba train`) for a first-visit policy", NEW_CUSTOMER)
+            exposures = exposures[~exposures[NEW_CUSTOMER]]
         kinds = feature_columns(pq.read_schema(data / io.EXPOSURES), io.EXPOSURES)
         is_test = exposures.map_partitions(
             lambda part: pd.Series(holdout_mask(part["customer_id"], settings.test_size,

@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from features.schema import CONTEXT_COLUMNS
+
 #: Floor of an exported propensity: the contract wants (0, 1]; a logged 0 would be a bug upstream,
 #: and a floor keeps one such row from dividing by zero in every IPW estimate.
 MIN_PROPENSITY = 1e-6
@@ -90,9 +92,13 @@ def _typed(name: str, values: list[Any]) -> pd.Series:
     """A feature column with the type the JSON round trip lost: bool, int, float or string.
 
     Nulls stay nulls (nullable Int64 / boolean when a column has them). A feature that is null
-    in every row carries no type: it is written as float.
+    in every row carries no type: it is written as float (a categorical context column as
+    string, the type the data contract declares for it).
     """
     present = [v for v in values if v is not None and not _is_nan(v)]
+    if not present and CONTEXT_COLUMNS.get(name) == "categorical":
+        # a context column no request gave: still the string column the contract declares
+        return pd.Series(values, dtype="str")
     if all(isinstance(v, bool | np.bool_) for v in present) and present:
         flags: str | type = "boolean" if len(present) < len(values) else bool
         return pd.Series(values, dtype=flags)

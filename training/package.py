@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import random
 import warnings
 from collections.abc import Callable, Mapping
@@ -36,6 +37,7 @@ from decisioning.decision import (
 )
 from decisioning.snapshot import EMPTY, ContactHistory, LaunchStatus, StateSnapshot
 from features.catalog import Catalog
+from features.context import context_values, has_context, situate
 from features.customers import CustomerTable
 from features.schema import Feature, FeatureSpec
 from state.records import StockRow, StockSnapshot
@@ -45,6 +47,8 @@ from training.uplift import UpliftModel
 log = logging.getLogger(__name__)
 
 POLICY_FORMAT = 1
+#: where a saved policy keeps its first-visit policy (a saved policy of its own)
+FIRST_VISIT_DIR = "first_visit"
 #: Libraries whose versions are recorded with the policy and checked on load.
 TRACKED_LIBRARIES = ("lightgbm", "numpy", "causalml", "mlflow", "scikit-learn")
 
@@ -59,8 +63,10 @@ class Policy:
 
     def __init__(self, spec: FeatureSpec, catalog: Catalog, uplift: UpliftModel,
                  response: lgb.Booster, value: lgb.Booster, meta: dict | None = None,
-                 shrinkage: float | np.ndarray = 1.0, population_uplift: np.ndarray | None = None,
-                 penalty: np.ndarray | None = None) -> None:
+                 shrinkage: float | np.ndarray = 1.0,
+                 population_uplift: np.ndarray | None = None,
+                 penalty: np.ndarray | None = None, first_visit: Policy | None = None
+                 ) -> None:
         self.spec = spec
         self.catalog = catalog
         self.uplift = uplift
@@ -81,6 +87,10 @@ class Policy:
         # catalog offer k -> uplift-model column, -1 where the training data had no such arm
         self._columns = np.array([position.get(o, -1) for o in catalog.offer_ids])
         self._modelled = self._columns >= 0
+        self.has_context = has_context(spec)
+        #: the policy for visitors without a profile (training.first_visit), if trained: its
+        #: catalog is this one's offers for new customers, its features the context columns
+        self.first_visit = first_visit
 
     def score(self, X: np.ndarray, num_threads: int | None = None
               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -120,6 +130,21 @@ class Policy:
         """One customer's table from a stored profile, built with this spec (per request)."""
         return CustomerTable.from_profile(customer_id, profile, self.spec, self.predict_value)
 
+    def situate(self, table: CustomerTable, row: int, context: DecisionContext
+                ) -> tuple[CustomerTable, int]:
+        """The customer's row in the request's context: (table, row) itself when the model
+        learned no context column, else a one-row table with the context features set (an
+        omitted one: null, the documented default)."""
+        if not self.has_context:
+            return table, row
+        return situate(table.take(row), context_values(context), self.spec), 0
+
+    def situate_all(self, table: CustomerTable, context: DecisionContext) -> CustomerTable:
+        """Every customer of `table` in one shared context (batch decisions)."""
+        if not self.has_context:
+            return table
+        return situate(table, context_values(context), self.spec)
+
     def score_row(self, table: CustomerTable, row: int) -> OfferScores:
         """One customer's model outputs: the per-request hot path (NumPy only)."""
         uplift, p_treated, p_control = self.score(table.matrix[row:row + 1])
@@ -139,7 +164,8 @@ class Policy:
     def decide_row(self, table: CustomerTable, row: int, context: DecisionContext,
                    snapshot: StateSnapshot = EMPTY, settings: DecisionSettings = NO_SETTINGS,
                    rng: random.Random | None = None) -> Decision:
-        """One customer's decision: scores, then the decision core."""
+        """One customer's decision in `context`: scores, then the decision core."""
+        table, row = self.situate(table, row, context)
         return self.decide_scored(table, row, self.score_row(table, row), context, snapshot,
                                   settings, rng)
 
@@ -178,6 +204,8 @@ class Policy:
             "meta": self.meta,
         }
         (path / "policy.json").write_text(json.dumps(document, indent=2))
+        if self.first_visit is not None:
+            self.first_visit.save(path / FIRST_VISIT_DIR)
 
     @classmethod
     def load(cls, path: str | Path) -> Policy:
@@ -210,7 +238,9 @@ class Policy:
                    lgb.Booster(model_file=str(path / "value.txt")), document.get("meta", {}),
                    shrinkage=document.get("shrinkage", 1.0),
                    population_uplift=document.get("population_uplift"),
-                   penalty=document.get("penalty"))
+                   penalty=document.get("penalty"),
+                   first_visit=(cls.load(path / FIRST_VISIT_DIR)
+                                if (path / FIRST_VISIT_DIR / "policy.json").exists() else None))
 
 
 #: The columns of a decision-rows frame (batch output, pyfunc output).
@@ -228,9 +258,11 @@ def decide_table(policy: Policy, table: CustomerTable, context: DecisionContext,
 
     `contacts` gives each customer's contact history (campaigns: read from the state store in
     one query); without it the snapshot's (if any) applies to everyone. `scored`: the table's
-    `policy.score` when the caller already has it.
+    `policy.score` of `policy.situate_all(table, context)` when the caller already has it.
     """
-    uplift, p_treated, p_control = scored or policy.score(table.matrix, num_threads)
+    if scored is None:
+        scored = policy.score(policy.situate_all(table, context).matrix, num_threads)
+    uplift, p_treated, p_control = scored
     decisions: list[Decision] = []
     for row in range(len(table)):
         scores = OfferScores(uplift[row], p_treated[row], float(p_control[row]))
@@ -290,13 +322,14 @@ class NBAPolicyModel(PythonModel):
                 params: dict | None = None) -> pd.DataFrame:
         """Decisions for each customer row, through the one decision core.
 
-        params: channel, limit, store_id; now (ISO 8601, default the wall clock); inventory
-        (JSON list of {sku, size, color, location, on_hand}: decide with that stock; without it
-        every row says stock_checked false); launches (JSON {offer_id: {remaining, floor}}:
-        live launch status, as the state store gives it); contacts (JSON {customer_id:
-        {offers_in_window, declines: {offer_id: n}}}: contact history for the caps; a customer
-        missing has none); holdout_share and salt (default the service's: holdout customers get
-        no offer here either).
+        params: channel, limit, store_id, device, page, cart_value (the request context:
+        features when the model learned them; absent = null); now (ISO 8601, default the
+        wall clock); inventory (JSON list of {sku, size, color, location, on_hand}: decide
+        with that stock; without it every row says stock_checked false); launches (JSON
+        {offer_id: {remaining, floor}}: live launch status, as the state store gives it);
+        contacts (JSON {customer_id: {offers_in_window, declines: {offer_id: n}}}: contact
+        history for the caps; a customer missing has none); holdout_share and salt (default
+        the service's: holdout customers get no offer here either).
         """
         params = params or {}
         now = params.get("now")
@@ -304,6 +337,8 @@ class NBAPolicyModel(PythonModel):
             channel=str(params.get("channel", "web")),
             now=datetime.fromisoformat(str(now)) if now else datetime.now(UTC),
             limit=int(params.get("limit", 3)), store_id=params.get("store_id") or None,
+            device=params.get("device") or None, page=params.get("page") or None,
+            cart_value=cart_value_param(params.get("cart_value")),
         )
         settings = DecisionSettings(
             holdout_share=float(params.get("holdout_share", DEFAULT_HOLDOUT_SHARE)),
@@ -314,6 +349,20 @@ class NBAPolicyModel(PythonModel):
         contacts = contacts_param(params.get("contacts"))
         return decision_rows(self.policy, table, decision_context, snapshot, settings,
                              contacts=contacts)
+
+
+def cart_value_param(value: object) -> float | None:
+    """The pyfunc's `cart_value` parameter (a number, or its text); None if absent. Raises
+    ValueError naming the parameter when it is not a finite number >= 0."""
+    if value is None or value == "":
+        return None
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not math.isfinite(number) or number < 0:
+        raise ValueError(f"params.cart_value must be a number >= 0, got {value!r}")
+    return number
 
 
 def inventory_param(text: object) -> StockSnapshot | None:

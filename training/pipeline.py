@@ -38,7 +38,7 @@ from stats import (
     paired_difference,
     profit_terms,
 )
-from training import crossfit, plots, registry, rules, select
+from training import crossfit, first_visit, plots, registry, rules, select
 from training import evaluate as ev
 from training.learners import CAPACITIES, fit_learner
 from training.package import NBAPolicyModel, Policy, decision_rows
@@ -468,13 +468,17 @@ def train(settings: TrainSettings) -> TrainResult:
     data = settings.data_dir
     progress(f"reading {data / io.OFFERS} and {data / io.EXPOSURES}")
     catalog = io.read_catalog(data / io.OFFERS)
-    exposures = io.read_exposures(data / io.EXPOSURES, catalog)
+    exposures, newcomers = first_visit.split(io.read_exposures(data / io.EXPOSURES, catalog))
     kinds = feature_columns(pq.read_schema(data / io.EXPOSURES), io.EXPOSURES)
     spec = infer_spec(exposures, kinds)
     policy, selection = fit_chosen(exposures, spec, catalog, settings, progress)
     chosen = selection.chosen
     menu_text = select.format_menu(selection.table, chosen)
     evaluation = selection.evaluation
+    policy.first_visit = first_visit.fit(newcomers, kinds, catalog, settings)
+    if policy.first_visit is not None:
+        evaluation.metrics.update(policy.first_visit.meta["metrics"])
+        evaluation.metrics["first_visit_rows"] = float(len(newcomers))
     example = _input_example(settings, exposures, spec)
     return publish(settings, policy, evaluation, example, progress,
                    {"candidate": chosen.name, "folds": settings.folds,
@@ -533,6 +537,7 @@ def publish(settings: TrainSettings, policy: Policy, evaluation: Evaluation,
             warnings.filterwarnings("ignore", message=".*integer column.*")
             signature = infer_signature(example, output,
                                         params={"channel": "web", "limit": 3, "store_id": "",
+                                                "device": "", "page": "", "cart_value": "",
                                                 "now": "", "inventory": "",
                                                 "launches": "", "contacts": "",
                                                 "holdout_share": 0.05,

@@ -6,6 +6,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+#: The registry every entry point (training, the CLI, the service) uses unless told otherwise,
+#: and the registered model's name: defined once, here (this module imports nothing heavy).
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+DEFAULT_MODEL_NAME = "nba-policy"
+
 
 @dataclass(frozen=True)
 class BoosterParams:
@@ -44,9 +49,9 @@ class TrainSettings:
     """Where the data and the registry are, and how to fit."""
 
     data_dir: Path = Path("data")
-    tracking_uri: str = "sqlite:///mlflow.db"
+    tracking_uri: str = DEFAULT_TRACKING_URI
     artifact_root: Path = Path("mlruns")
-    model_name: str = "nba-policy"
+    model_name: str = DEFAULT_MODEL_NAME
     experiment: str = "nba-training"
     test_size: float = 0.3
     seed: int = 42

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from nba.commands.common import AddCommand, CliError, add_state_flag, open_state
+from nba.commands.common import AddCommand
+from nba.commands.loading import StoreTable, add_load_parser
 from nba.settings import CliSettings
+
+if TYPE_CHECKING:
+    from state import StateStore
 
 EXAMPLES = ("examples:\n  nba customers load data/customers.parquet    # replace every "
             "profile\n  nba customers load new.parquet --if-empty     # only into an empty "
@@ -14,40 +18,35 @@ EXAMPLES = ("examples:\n  nba customers load data/customers.parquet    # replace
             "A load is all or nothing: a failure leaves the old profiles serving; run it again.")
 
 
-def add_parser(add: AddCommand, settings: CliSettings) -> None:
-    """Define `nba customers`."""
-    p = add("customers", "Load customer profiles (customers.parquet) into the shared state "
-                         "store the service decides from, or count them.", EXAMPLES)
-    p.add_argument("action", choices=("load", "show"), help="load a file, or count profiles")
-    p.add_argument("file", nargs="?", type=Path, default=None,
-                   help="customers parquet in the data contract (for load)")
-    p.add_argument("--if-empty", action="store_true",
-                   help="load only when the store holds no profiles yet (make run uses this)")
-    add_state_flag(p, settings)
-    p.set_defaults(handler=run)
+def _held(store: StateStore) -> str | None:
+    count = store.profiles.count()
+    return f"{count:,} customer profiles" if count else None
 
 
-def run(args: argparse.Namespace) -> int:
-    """Load a customers file into the store, or print how many profiles it holds."""
+def _load(store: StateStore, file: Path) -> str:
     import time
     from datetime import UTC, datetime
 
     from features import io
     from features.customers import profile_documents
 
-    with open_state(args.state_url) as store:
-        if args.action == "show":
-            print(f"{store.url}: {store.profiles.count():,} customer profiles")
-            return 0
-        if args.file is None:
-            raise CliError("nba customers load needs a FILE (a customers parquet)")
-        if args.if_empty and (count := store.profiles.count()):
-            print(f"{store.url} already holds {count:,} customer profiles; not loading "
-                  f"{args.file}")
-            return 0
-        started = time.perf_counter()
-        frame = io.read_customers(args.file)  # validated: errors name the file and column
-        count = store.profiles.replace(profile_documents(frame), now=datetime.now(UTC))
-        print(f"loaded {count:,} customer profiles from {args.file} into {store.url} in "
-              f"{time.perf_counter() - started:.1f}s")
-    return 0
+    started = time.perf_counter()
+    frame = io.read_customers(file)  # validated: errors name the file and column
+    count = store.profiles.replace(profile_documents(frame), now=datetime.now(UTC))
+    return (f"loaded {count:,} customer profiles from {file} into {store.url} in "
+            f"{time.perf_counter() - started:.1f}s")
+
+
+def _show(store: StateStore) -> None:
+    print(f"{store.url}: {store.profiles.count():,} customer profiles")
+
+
+TABLE = StoreTable("customers", "a customers parquet", _held, _load, _show)
+
+
+def add_parser(add: AddCommand, settings: CliSettings) -> None:
+    """Define `nba customers`."""
+    add_load_parser(add, settings, TABLE,
+                    "Load customer profiles (customers.parquet) into the shared state store "
+                    "the service decides from, or count them.", EXAMPLES,
+                    what="count profiles", held="profiles")

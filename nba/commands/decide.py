@@ -33,6 +33,10 @@ def add_parser(add: AddCommand, settings: CliSettings) -> None:
     p.add_argument("--channel", default="web", help="web, app, store, email or sms (default web)")
     p.add_argument("--limit", type=int, default=3, help="offers to return (default 3)")
     p.add_argument("--store-id", default=None, help="store for channel=store")
+    p.add_argument("--device", default=None, help="request context: mobile, tablet, desktop, "
+                   "kiosk or other (a model feature when the training data had it)")
+    p.add_argument("--page", default=None, help="request context: page or category viewed")
+    p.add_argument("--cart-value", type=float, default=None, help="request context: cart value")
     p.add_argument("--alias", default="champion", help="model alias to use (default champion)")
     add_state_flag(p, settings)
     add_at_flag(p)
@@ -53,7 +57,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         req = DecisionRequest.model_validate({
             "customer_id": args.customer_id, "channel": args.channel, "limit": args.limit,
-            "context": {"store_id": args.store_id}})
+            "context": {"store_id": args.store_id, "device": args.device, "page": args.page,
+                        "cart_value": args.cart_value}})
     except ValidationError as exc:
         first = exc.errors()[0]
         raise CliError(f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
@@ -68,7 +73,8 @@ def run(args: argparse.Namespace) -> int:
     if row is None:
         raise CliError(f"unknown customer_id '{req.customer_id}' in "
                        f"{args.data_dir / 'customers.parquet'}")
-    context = DecisionContext(req.channel, parse_at(args.at), req.limit, req.context.store_id)
+    context = DecisionContext(req.channel, parse_at(args.at), req.limit, req.context.store_id,
+                              req.context.device, req.context.page, req.context.cart_value)
     with open_state(args.state_url) as store:
         snapshot = LiveState(store).read(model.policy.catalog, model.launch_values,
                                          customer_id, req.channel, context.now)

@@ -21,6 +21,9 @@ def add_parser(add: AddCommand, settings: CliSettings) -> None:
     p.add_argument("--customers", type=int, default=50_000, help="customers (default %(default)s)")
     p.add_argument("--exposures", type=int, default=None,
                    help="exposure rows in the randomized campaign log (default 4 x customers)")
+    p.add_argument("--new-customers", type=int, default=0,
+                   help="also this many exposures of first visits (no profile, marked "
+                        "new_customer): they train the first-visit policy (default 0)")
     p.add_argument("--seed", type=int, default=7, help="random seed (default %(default)s)")
     p.add_argument("--out", type=Path, default=settings.data_dir,
                    help="output folder (env NBA_DATA_DIR; default %(default)s)")
@@ -37,7 +40,9 @@ def run(args: argparse.Namespace) -> int:
     if exposures < 1:
         raise CliError("--exposures must be at least 1")
     started = time.perf_counter()
-    data = demo.generate(args.customers, exposures, args.seed)
+    if args.new_customers < 0:
+        raise CliError("--new-customers must be at least 0")
+    data = demo.generate(args.customers, exposures, args.seed, new_customers=args.new_customers)
     paths = demo.write(data, args.out)
     print(f"wrote {args.customers:,} customers, {exposures:,} exposures, "
           f"{len(data.catalog.offers)} offers, {len(data.inventory)} inventory rows to "

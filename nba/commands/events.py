@@ -11,8 +11,9 @@ from nba.settings import CliSettings
 EXAMPLES = ("examples:\n  nba events load events.parquet\n\nColumns: event_id, customer_id, "
             "type (purchase | return | consent | sign_up), occurred_at\n(timestamp with a "
             "time zone), amount (purchase, return), contactable (consent);\noptional for "
-            "sign_up: channel, loyalty_tier, preferred_size, preferred_color.\nEach event "
-            "applies once (by event_id): a load that stopped half-way is simply run again.\n"
+            "sign_up: channel, loyalty_tier, preferred_size, preferred_color, "
+            "loyalty_card.\nEach event applies once (by event_id): a load that stopped "
+            "half-way is simply run again.\n"
             "Live: POST /v1/events.")
 #: events per transaction: a failure loses at most this many, and a rerun skips the rest
 CHUNK = 1_000

@@ -51,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
 
     from features import io
     from features.errors import ContractError
+    from features.schema import NEW_CUSTOMER
     from state.log import NEW_CUSTOMER_SEGMENT
     from training.export import export_training
 
@@ -63,21 +64,22 @@ def run(args: argparse.Namespace) -> int:
     if decisions.empty:
         raise CliError(f"no decisions logged in {url}"
                        + (f" since {since.isoformat()}" if since else "") + "; nothing to export")
-    # decisions for customers without a profile served offers no model has seen, from no
-    # features: not exposures of the modelled catalog
+    # decisions for customers without a profile: exposures of new customers (the contract's
+    # `new_customer`), with the request context they were decided from; the first-visit
+    # policy learns from them, the customer policy does not
     newcomers = decisions["segment"].eq(NEW_CUSTOMER_SEGMENT).to_numpy()
-    if newcomers.any():
-        print(f"left out {int(newcomers.sum()):,} decisions for customers without a profile")
-        decisions = decisions[~newcomers].reset_index(drop=True)
-        if decisions.empty:
-            raise CliError(f"only decisions for customers without a profile in {url}; "
-                           "nothing to export")
     try:
         frame = export_training(decisions, outcomes, catalog.control_label)
     except ValueError as exc:
         raise CliError(f"cannot export the log of {url}: {exc}") from None
+    if newcomers.any():
+        frame[NEW_CUSTOMER] = newcomers
+        print(f"{int(newcomers.sum()):,} decisions for customers without a profile marked "
+              f"{NEW_CUSTOMER}")
     if args.append_to is not None:
         base = io.read_exposures(args.append_to, catalog)
+        if NEW_CUSTOMER in frame and NEW_CUSTOMER not in base:
+            base[NEW_CUSTOMER] = False
         missing = sorted(set(frame.columns) - set(base.columns))
         if missing:
             raise CliError(f"{args.append_to} lacks the logged feature column(s) {missing}")

@@ -34,11 +34,13 @@ def add_parser(add: AddCommand, settings: CliSettings) -> None:
                    help="port (env NBA_PORT; default %(default)s)")
     p.add_argument("--workers", type=int, default=settings.workers,
                    help="gunicorn worker processes (env NBA_WORKERS; default %(default)s)")
-    p.add_argument("--customers-from", choices=("file", "store"), default=settings.customers_from,
+    p.add_argument("--customers-from", choices=("auto", "file", "store"),
+                   default=settings.customers_from,
                    help="where a decision reads the customer: 'store' (profiles loaded by `nba "
                         "customers load`, read with each decision; memory does not grow with "
-                        "customers) or 'file' (DATA_DIR/customers.parquet held in every "
-                        "worker) (env NBA_CUSTOMERS_FROM; default %(default)s)")
+                        "customers), 'file' (DATA_DIR/customers.parquet held in every worker) "
+                        "or 'auto' (store when the state store holds profiles, else file) (env "
+                        "NBA_CUSTOMERS_FROM; default %(default)s)")
     add_state_flag(p, settings)
     p.set_defaults(handler=run)
 
@@ -49,10 +51,15 @@ def run(args: argparse.Namespace) -> int:
 
     with open_state(args.state_url) as store:  # a bad URL fails here, not in every worker
         print(f"state store: {store.url} (inventory version {store.inventory_version()})")
-        if args.customers_from == "store" and not store.profiles.count():
+        profiles = store.profiles.estimated_count()
+        if args.customers_from == "store" and not profiles:
             raise CliError(f"{store.url} holds no customer profiles; load them with `nba "
                            "customers load DATA_DIR/customers.parquet` or serve with "
                            "--customers-from file")
+        if args.customers_from == "auto":
+            print(f"customers: from the state store ({profiles:,} profiles)" if profiles else
+                  f"customers: from {args.data_dir / 'customers.parquet'} (the state store "
+                  "holds no profiles)")
     # gunicorn and the workers read their settings from the environment (service.settings)
     env = dict(os.environ)
     env.update({"NBA_HOST": args.host, "NBA_PORT": str(args.port),

@@ -243,6 +243,7 @@
   // A customer without an account: decided from the offers for new customers, under a
   // session id of this visit (no profile is read or written).
   async function walkIn() {
+    showRegister(true);
     state.ref = "";
     state.session = `walkin-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
     state.customer = { customer_id: null, walk_in: true, preferred_size: null,
@@ -261,7 +262,34 @@
     }
   }
 
+  function showRegister(visible) {
+    $("register-form").hidden = !visible;
+    $("register-error").hidden = true;
+    $("card-input").value = "";
+  }
+
+  // A walk-in signs up: their new card creates their profile (a sign-up event on the
+  // server), then the page looks them up by that card, as a known customer.
+  async function registerCard(card) {
+    $("register-button").disabled = true;
+    try {
+      const registered = await api("POST", "/v1/staff/register", { card });
+      showRegister(false);
+      await lookup(registered.customer_id);
+    } catch (error) {
+      if (!(error instanceof ApiError) || error.status === 401 || error.status === 403) {
+        handleError(error);
+      } else {
+        $("register-error").textContent = error.message;
+        $("register-error").hidden = false;
+      }
+    } finally {
+      $("register-button").disabled = false;
+    }
+  }
+
   async function lookup(ref) {
+    showRegister(false);
     state.ref = ref;
     state.session = null;
     state.customer = null;
@@ -502,6 +530,11 @@
       if (ref) lookup(ref);
     });
     $("walk-in").addEventListener("click", () => { walkIn(); });
+    $("register-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      const card = $("card-input").value.trim();
+      if (card) registerCard(card);
+    });
     $("banner-retry").addEventListener("click", () => { checkReady(); });
 
     if (staffKey() || config.dev_mode) {

@@ -107,6 +107,26 @@ def server(trained, data_dir, tmp_path_factory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
+def store_server(trained, data_dir, tmp_path_factory) -> Iterator[tuple[str, str]]:
+    """Real gunicorn deciding from profiles in the state store (NBA_CUSTOMERS_FROM=store), where
+    the page can register a walk-in's card; its base URL and state store URL."""
+    from features.customers import profile_documents
+
+    folder = tmp_path_factory.mktemp("staff-store-server")
+    state_url = f"sqlite:///{folder / 'state.db'}"
+    _stocked_state(state_url, data_dir)
+    with open_store(state_url) as store:
+        store.profiles.replace(profile_documents(io.read_customers(data_dir / io.CUSTOMERS)),
+                               now=datetime.now(UTC))
+    env = os.environ | {"MLFLOW_TRACKING_URI": trained.tracking_uri,
+                        "NBA_DATA_DIR": str(data_dir), "NBA_STATE_URL": state_url,
+                        "NBA_CUSTOMERS_FROM": "store", "NBA_DEV_MODE": "1",
+                        "NBA_EXPLORATION": "0", "NBA_POLL_SECONDS": "0", "NBA_ACCESS_LOG": ""}
+    with gunicorn(env, folder / "server.log", workers=1) as base:
+        yield base, state_url
+
+
+@pytest.fixture(scope="module")
 def unready_server(tmp_path_factory) -> Iterator[str]:
     """Real gunicorn over an empty registry (readyz 503), with keys: not in development mode."""
     folder = tmp_path_factory.mktemp("staff-unready")
@@ -340,6 +360,38 @@ def test_a_walk_in_without_an_account_gets_the_offers_for_new_customers(landscap
                                                   "offer_id": "first_purchase_gift",
                                                   "event": "accepted"})
     assert status == 200 and body["recorded"] is False  # the page recorded it already
+
+
+def test_a_walk_in_registers_a_card_and_is_then_a_known_customer(browser, store_server):
+    base, state_url = store_server
+    with open_page(browser, base, LANDSCAPE, f"?store_id={STORE}") as page:
+        app, form = page.locator("#app"), page.locator("#register-form")
+        expect(form).to_be_hidden()
+        page.get_by_role("button", name="Walk-in, no account").click()
+        expect(app).to_have_attribute("data-state", SETTLED)
+        expect(page.locator("#c-id")).to_have_text("Walk-in, no account")
+        expect(form).to_be_visible()
+
+        page.locator("#card-input").fill("7700 1234-5678")
+        page.get_by_role("button", name="Register card").click()
+
+        expect(page.locator("#c-id")).to_have_text("770012345678")
+        expect(app).to_have_attribute("data-state", SETTLED)
+        expect(form).to_be_hidden()
+        shoot(page, "walk-in-registered")
+        # the card is theirs now: registering it again is refused, said on the page
+        page.get_by_role("button", name="Walk-in, no account").click()
+        expect(form).to_be_visible()
+        page.locator("#card-input").fill("770012345678")
+        page.get_by_role("button", name="Register card").click()
+        expect(page.locator("#register-error")).to_contain_text("already registered")
+        # and a lookup by the card as printed finds them
+        assert lookup(page, "7700-1234-5678") in ("offers", "no-offers", "holdout")
+        expect(page.locator("#c-id")).to_have_text("770012345678")
+    with open_store(state_url) as store:
+        profile = store.profiles.get("770012345678")
+    assert profile is not None
+    assert profile["loyalty_card"] == "7700 1234-5678" and profile["channel"] == "store"
 
 
 def test_holdout_customer_gets_no_offers(landscape, people):

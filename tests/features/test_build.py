@@ -14,7 +14,9 @@ from hypothesis import strategies as st
 
 from features import io
 from features.build import build_matrix, build_row, infer_spec
-from features.schema import MAX_LEVELS, Feature, FeatureSpec, feature_columns
+from features.context import situate
+from features.customers import CustomerTable
+from features.schema import CONTEXT_COLUMNS, MAX_LEVELS, Feature, FeatureSpec, feature_columns
 from nba import demo
 
 SPEC = FeatureSpec((
@@ -111,9 +113,30 @@ def test_training_and_serving_frames_agree(tmp_path: Path, demo_data) -> None:
     customers = io.read_customers(paths[io.CUSTOMERS], spec).set_index("customer_id",
                                                                         drop=False)
     train = build_matrix(exposures, spec)
-    serve = build_matrix(customers.loc[exposures["customer_id"]], spec)
+    table = CustomerTable.from_frame(customers.loc[exposures["customer_id"]], spec,
+                                     lambda matrix: np.zeros(len(matrix)))
     assert train.shape == (1200, spec.width)
-    np.testing.assert_array_equal(train, serve)
+    # customers do not carry the request's context: a request does, and situates the row
+    context = [f.name for f in spec.features if f.name in CONTEXT_COLUMNS]
+    assert context == ["device", "page", "cart_value"]
+    for row in range(0, 1200, 7):
+        values = exposures.iloc[row][context].to_dict()
+        np.testing.assert_array_equal(situate(table.take(row), values, spec).matrix[0],
+                                      train[row])
+
+
+def test_an_omitted_context_column_is_null_and_situating_leaves_the_table_alone() -> None:
+    spec = FeatureSpec((Feature("recency", "numeric"), Feature("page", "categorical", ("a", "b")),
+                        Feature("cart_value", "numeric")))
+    table = CustomerTable.from_frame(pd.DataFrame({"customer_id": ["x", "y"], "recency": [3, 4]}),
+                                     spec, lambda matrix: np.zeros(len(matrix)))
+    np.testing.assert_array_equal(table.matrix, [[3, 0, 0, np.nan], [4, 0, 0, np.nan]])
+
+    situated = situate(table, {"page": "b"}, spec)
+
+    np.testing.assert_array_equal(situated.matrix, [[3, 0, 1, np.nan], [4, 0, 1, np.nan]])
+    assert situated.feature_row(1) == {"recency": 4, "page": "b", "cart_value": None}
+    assert table.feature_row(1)["page"] is None  # a new table: the old one is unchanged
 
 
 # ---------------------------------------------------------------- property

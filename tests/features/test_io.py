@@ -186,6 +186,17 @@ VIOLATIONS = [
                  id="exposures-feature-list"),
     pytest.param(CUSTOMERS, list_feature, "basket", "type list<element: int64> is not allowed",
                  id="customers-feature-list"),
+    # rows of new customers (first visits): a bool flag, and only offers for new customers
+    pytest.param(EXPOSURES, lambda f: f.assign(new_customer=1), "new_customer",
+                 "expected bool, got int64", id="exposures-new_customer-int"),
+    pytest.param(EXPOSURES, lambda f: f.assign(new_customer=f["treatment"] != "control"),
+                 "treatment", "of new customers; their treatment must be an offer with "
+                 "audience: new", id="exposures-new-customer-modelled-offer"),
+    pytest.param(EXPOSURES, lambda f: f.assign(new_customer=False, treatment=np.where(
+        f["treatment"] == "control", "control", "first_purchase_gift")), "treatment",
+                 "only in rows with new_customer true", id="exposures-new-offer-known-row"),
+    pytest.param(EXPOSURES, lambda f: f.assign(device=np.arange(len(f))), "device",
+                 "context column must be a string, got int64", id="exposures-context-type"),
     # tables with nothing to learn from
     pytest.param(EXPOSURES, lambda f: f.iloc[:0], None, "no rows", id="exposures-empty"),
     pytest.param(EXPOSURES,

@@ -71,7 +71,7 @@ def test_events_load_applies_each_event_once_and_names_a_bad_row(
     assert "events.parquet: row 1, column amount" in capsys.readouterr().err
 
 
-def test_export_training_leaves_out_decisions_for_customers_without_a_profile(
+def test_export_training_marks_decisions_for_customers_without_a_profile_new(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from datetime import UTC, datetime
 
@@ -96,5 +96,10 @@ def test_export_training_leaves_out_decisions_for_customers_without_a_profile(
     assert main(["export-training", "--state-url", url, "--data-dir", str(data_dir),
                  "--out", str(out)]) == 0
 
-    assert "left out 1 decisions for customers without a profile" in capsys.readouterr().out
-    assert sorted(pd.read_parquet(out)["treatment"]) == ["control", "sitewide_10_off"]
+    assert "1 decisions for customers without a profile marked new_customer" in (
+        capsys.readouterr().out)
+    exported = io.read_exposures(out, io.read_catalog(data_dir / io.OFFERS))
+    assert sorted(exported["treatment"]) == ["control", "first_purchase_gift",
+                                             "sitewide_10_off"]
+    assert exported.set_index("customer_id")["new_customer"].to_dict() == {
+        "C1": False, "C2": False, "walk-in": True}

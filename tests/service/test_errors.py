@@ -9,7 +9,7 @@ from reports import NoDecisions
 from service.auth import Forbidden, RateLimited, Unauthorized
 from service.domain import DomainError
 from service.errors import HTTP_ERRORS, register_error_handlers
-from service.events import EventsNotServed
+from service.events import CardTaken, EventsNotServed
 from service.limits import PayloadTooLarge
 from service.model_store import ModelNotReady, ReloadFailed, UnknownCustomer
 from service.outcomes import UnknownDecision
@@ -25,6 +25,7 @@ CASES = [
     (NoDecisions("empty log", {"since": None}), 404, "no_decisions", {}),
     (ReloadFailed("rejected"), 409, "reload_failed", {}),
     (EventsNotServed("from a file"), 409, "events_not_served", {}),
+    (CardTaken("already registered", {"card": "7700"}), 409, "card_taken", {}),
     (RateLimited("slow down", "3"), 429, "rate_limited", {"Retry-After": "3"}),
     (PayloadTooLarge("too big", {"max_bytes": 10}), 413, "payload_too_large", {}),
     (ModelNotReady("loading"), 503, "model_not_ready", {"Retry-After": "5"}),

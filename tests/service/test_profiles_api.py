@@ -186,3 +186,42 @@ def test_events_to_a_service_reading_a_file_are_refused(client) -> None:
          "occurred_at": NOW.isoformat()}]})
     assert response.status_code == 409
     assert response.get_json()["error"]["code"] == "events_not_served"
+
+
+def test_a_walk_in_card_registered_on_the_staff_page_is_a_known_customer_next(
+        served: Served, client) -> None:
+    staff = served.app.test_client()
+    auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+    created = staff.post("/v1/staff/register", json={"card": "77-0012 9", "contactable": True},
+                         headers=auth)
+    again = staff.post("/v1/staff/register", json={"card": "770012 9"}, headers=auth)
+    bad = staff.post("/v1/staff/register", json={"card": "<script>"}, headers=auth)
+    found = staff.get("/v1/customers/77 0012-9", headers=auth)
+    status, decided = served.decide("7700129")
+
+    assert created.status_code == 201 and created.get_json()["customer_id"] == "7700129"
+    assert again.status_code == 409 and again.get_json()["error"]["code"] == "card_taken"
+    assert bad.status_code == 400 and "card" in bad.get_json()["error"]["message"]
+    assert found.status_code == 200 and found.get_json()["matched_by"] == "loyalty_card"
+    assert status == 200 and decided["customer_known"] is True
+    profile = served.store.profiles.get("7700129")
+    assert profile is not None and profile["loyalty_card"] == "77-0012 9"
+    assert profile["channel"] == "store" and profile["contactable"] is True
+    # a service reading customers from the file would lose the profile: it refuses
+    refused = client.post("/v1/staff/register", json={"card": "1234"})
+    assert refused.status_code == 409
+    assert refused.get_json()["error"]["code"] == "events_not_served"
+
+
+def test_auto_reads_customers_from_the_store_once_it_holds_profiles(trained: Trained,
+                                                                     store_url: str) -> None:
+    settings = _settings(trained, store_url, "auto")
+    assert ServiceSettings.from_env({}).customers_from == "auto"  # the service's default
+    assert not load_from_registry(settings).from_store  # an empty store: the file
+
+    with open_store(store_url) as store:
+        store.profiles.replace(profile_documents(io.read_customers(
+            trained.data_dir / io.CUSTOMERS).head(50)), now=NOW)
+
+    assert load_from_registry(settings).from_store

@@ -50,3 +50,16 @@ def test_with_an_inventory_sold_out_skus_are_not_offered(pyfunc, frame, loaded):
 def test_a_bad_inventory_parameter_is_named(pyfunc, frame):
     with pytest.raises(ValueError, match="params.inventory must be a JSON list"):
         pyfunc.predict(frame.head(1), params={"inventory": '{"not": "a list"}'})
+
+
+def test_the_request_context_parameters_reach_the_model(pyfunc, frame, loaded):
+    assert loaded.policy.has_context  # the demo's exposures record the request context
+    base = {"holdout_share": 0.0, "limit": 5}
+    omitted = pyfunc.predict(frame, params=base)
+    empty = pyfunc.predict(frame, params=base | {"device": "", "page": "", "cart_value": ""})
+    situated = pyfunc.predict(frame, params=base | {"device": "mobile", "page": "footwear",
+                                                    "cart_value": "30"})
+    pd.testing.assert_frame_equal(omitted, empty)  # omitted = the documented default, null
+    assert not omitted["uplift"].equals(situated["uplift"])
+    with pytest.raises(Exception, match="params.cart_value must be a number"):
+        pyfunc.predict(frame.head(1), params=base | {"cart_value": "lots"})
