@@ -117,7 +117,8 @@ def run_variant(raw: pd.DataFrame, variant: Variant, seed: int, workdir: Path,
     outcomes = {"spend": test["spend"].to_numpy(float),
                 "conversion": test["conversion"].to_numpy(float),
                 "visit": test["visit"].to_numpy(float)}
-    result: dict = {"seconds": seconds, "shrinkage": policy.shrinkage, "policies": {}}
+    result: dict = {"seconds": seconds, "shrinkage": float(np.mean(policy.shrinkage)),
+                    "policies": {}}
     reported = "visit" if variant.converted == "visit" else "spend"
     terms_of: dict[str, np.ndarray] = {}
     for name, arm in policies.items():

@@ -145,6 +145,15 @@ def main() -> None:
                         help="the held-out worlds (nba.worlds.HELD_OUT), left out of every design "
                              "decision; written to worlds_held_out.md")
     parser.add_argument("--trees", type=int, default=100)
+    parser.add_argument("--rules", default=None,
+                        help="comma-separated menu rules (default: TrainSettings'), e.g. "
+                             "best_single,confident,shrink_0.5,gated,full")
+    parser.add_argument("--capacities", default=None,
+                        help="comma-separated menu capacities (default: TrainSettings'), "
+                             "e.g. low,base,small")
+    parser.add_argument("--out", default=None,
+                        help="results file name in bench/results (default worlds.md, or "
+                             "worlds_held_out.md with --held-out)")
     parser.add_argument("--jobs", type=int, default=1,
                         help="LightGBM threads (default 1: on 2 shared cores, OpenMP's spinning "
                              "makes 2 threads many times slower)")
@@ -152,13 +161,17 @@ def main() -> None:
     quiet_logging()
     logging.getLogger("training").setLevel(logging.WARNING)
     settings = TrainSettings(params=BoosterParams(n_estimators=args.trees, n_jobs=args.jobs))
+    if args.rules:
+        settings = replace(settings, rules=tuple(args.rules.split(",")))
+    if args.capacities:
+        settings = replace(settings, capacities=tuple(args.capacities.split(",")))
     started = time.perf_counter()
     coverage = dr_vs_ipw()
     outcomes: list[Outcome] = []
     designs = HELD_OUT if args.held_out else DESIGNS
     for name in args.worlds.split(",") if args.worlds else designs:
         outcomes += run_worlds(args.seeds, settings, [name], designs)
-        publish("worlds_held_out.md" if args.held_out else "worlds.md",
+        publish(args.out or ("worlds_held_out.md" if args.held_out else "worlds.md"),
                 report(outcomes, coverage, settings, args.seeds, args.trees,
                        time.perf_counter() - started, args.held_out))
 

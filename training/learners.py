@@ -30,13 +30,16 @@ class Capacity:
     num_leaves: int | None  # None: keep the base settings'
     min_child_samples: int | None
     tree_factor: float
+    #: cap the leaf floor at rows per arm / (leaves + 1) when fitting (`fit_to_rows`)
+    scaled: bool = False
 
     def apply(self, params: BoosterParams) -> BoosterParams:
         """The base settings with this capacity's leaves, leaf size and tree count."""
         return replace(params,
                        num_leaves=self.num_leaves or params.num_leaves,
                        min_child_samples=self.min_child_samples or params.min_child_samples,
-                       n_estimators=max(10, round(params.n_estimators * self.tree_factor)))
+                       n_estimators=max(10, round(params.n_estimators * self.tree_factor)),
+                       leaves_by_rows=self.scaled)
 
 
 #: simplest first. "base" is the configured settings (`nba train --trees`), unchanged.
@@ -44,7 +47,33 @@ CAPACITIES = {c.name: c for c in (
     Capacity("low", 7, 200, 0.5),
     Capacity("base", None, None, 1.0),
     Capacity("high", 31, 40, 1.0),
+    # opt-in: `low` with its leaf floor scaled down for small arms. In the default menu it
+    # helped the 32-offer world (19% -> 22% of the oracle) but the worlds' mean fell (65% ->
+    # 62%; docs/measurement.md)
+    Capacity("small", 7, 200, 0.5, scaled=True),
 )}
+
+
+#: a leaf floor never goes below this many rows, however small an arm
+MIN_LEAF_FLOOR = 20
+
+
+def rows_per_arm(treatment: np.ndarray) -> int:
+    """The median number of rows an arm (control included) has in `treatment`."""
+    _, counts = np.unique(np.asarray(treatment, dtype=object).astype(str), return_counts=True)
+    return int(np.median(counts))
+
+
+def fit_to_rows(params: BoosterParams, per_arm: int) -> BoosterParams:
+    """`params` with the minimum leaf size capped at per_arm / (leaves + 1).
+
+    Each base learner fits on about one arm's rows (T, X) or two (S). A floor fixed for large
+    data (200 rows a leaf) turns a 7-leaf tree into a stump when an arm has 500 rows, so a
+    narrow effect is never split out; capped this way every tree can still grow its leaves,
+    and with many rows per arm the configured floor stands.
+    """
+    cap = max(MIN_LEAF_FLOOR, per_arm // (params.num_leaves + 1))
+    return replace(params, min_child_samples=min(params.min_child_samples, cap))
 
 
 def arm_shares(logged: np.ndarray, propensity: np.ndarray, n_arms: int) -> np.ndarray:
@@ -84,7 +113,10 @@ def fit_x(X: np.ndarray, treatment: np.ndarray, converted: np.ndarray, propensit
 def fit_learner(kind: Learner, X: np.ndarray, treatment: np.ndarray, converted: np.ndarray,
                 propensity: np.ndarray, *, control_label: str, params: BoosterParams,
                 seed: int) -> UpliftModel:
-    """Fit one meta-learner of the menu into a servable uplift model."""
+    """Fit one meta-learner of the menu into a servable uplift model (with
+    `params.leaves_by_rows`, the leaf floor capped by the rows per arm: `fit_to_rows`)."""
+    if params.leaves_by_rows:
+        params = fit_to_rows(params, rows_per_arm(treatment))
     if kind == "x":
         return fit_x(X, treatment, converted, propensity, control_label=control_label,
                      params=params, seed=seed)[0]

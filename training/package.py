@@ -63,7 +63,8 @@ class Policy:
 
     def __init__(self, spec: FeatureSpec, catalog: Catalog, uplift: UpliftModel,
                  response: lgb.Booster, value: lgb.Booster, meta: dict | None = None,
-                 shrinkage: float = 1.0, population_uplift: np.ndarray | None = None,
+                 shrinkage: float | np.ndarray = 1.0,
+                 population_uplift: np.ndarray | None = None,
                  penalty: np.ndarray | None = None, first_visit: Policy | None = None
                  ) -> None:
         self.spec = spec
@@ -74,8 +75,10 @@ class Policy:
         self.meta = meta or {}
         # Served uplift = shrinkage * per-customer estimate + (1 - shrinkage) * the offer's
         # average effect: with weak evidence (shrinkage near 0) every customer gets the best
-        # single offer, with strong evidence (near 1) the policy targets.
-        self.shrinkage = float(shrinkage)
+        # single offer, with strong evidence (near 1) the policy targets. The gated rule gives
+        # one per offer (1 or 0).
+        self.shrinkage: float | np.ndarray = (float(shrinkage) if np.ndim(shrinkage) == 0
+                                              else np.asarray(shrinkage, dtype=np.float64))
         self.population_uplift = (np.zeros(len(catalog.offers)) if population_uplift is None
                                   else np.asarray(population_uplift, dtype=np.float64))
         # training.rules' confidence rule: per offer, lowered uplift (0 for the default offer)
@@ -194,7 +197,8 @@ class Policy:
             "uplift_kind": self.uplift.kind,
             "uplift_weights": list(self.uplift.weights),
             "penalty": None if self.penalty is None else self.penalty.tolist(),
-            "shrinkage": self.shrinkage,
+            "shrinkage": (self.shrinkage.tolist() if isinstance(self.shrinkage, np.ndarray)
+                          else self.shrinkage),
             "population_uplift": self.population_uplift.tolist(),
             "libraries": library_versions(),
             "meta": self.meta,

@@ -156,6 +156,7 @@ class Selection:
     population: np.ndarray  # per-offer DR average uplift (stats.arm_effects)
     penalty: np.ndarray | None
     evaluation: Evaluation
+    shrinkage: float | np.ndarray  # served: the rule's, or the gated rule's one per offer
     rows: int
 
 
@@ -210,18 +211,29 @@ def select_policy(frame: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
         log.info("  %s/%s cross-fitted in %.1fs", learner, capacity,
                  time.perf_counter() - started)
 
-    def uplift_of(c: Candidate) -> tuple[np.ndarray, np.ndarray | None]:
+    pseudo = dr[:, 1:] - dr[:, :1]  # per offer: each row's DR effect estimate
+
+    def uplift_of(c: Candidate) -> tuple[np.ndarray, np.ndarray | None, float | np.ndarray]:
+        """(out-of-fold uplift the policy ranks by, served penalty, served shrinkage)."""
         rule = select.rule_of(c)
         if rule.shrinkage == 0.0:
-            return fold_population[fold], None
+            return fold_population[fold], None, 0.0
         fitted = oof[c.learner, c.capacity]
+        if rule.gated:  # each fold's gate from the other folds' rows, like its population
+            gates = np.stack([rules.heterogeneity_gate(
+                fitted.uplift[fold != j], pseudo[fold != j], customers[fold != j])
+                for j in range(settings.folds)]).astype(np.float64)
+            served = rules.heterogeneity_gate(fitted.uplift, pseudo, customers)
+            return (rules.apply(fitted.uplift, fold_population[fold], gates[fold]), None,
+                    served.astype(np.float64))
         if not rule.confident:
-            return rules.apply(fitted.uplift, fold_population[fold], rule.shrinkage), None
+            return (rules.apply(fitted.uplift, fold_population[fold], rule.shrinkage), None,
+                    rule.shrinkage)
         penalties = np.stack([rules.deviation_penalty(fitted.per_fold, d, margins)
                               for d in fold_defaults])
         return (rules.apply(fitted.uplift, fold_population[fold], rule.shrinkage,
                             penalties[fold]),
-                rules.deviation_penalty(fitted.per_fold, default, margins))
+                rules.deviation_penalty(fitted.per_fold, default, margins), rule.shrinkage)
 
     def arms_of(c: Candidate) -> np.ndarray:
         net = np.nan_to_num(uplift_of(c)[0] * margins[1:] - costs[1:], nan=-np.inf)
@@ -240,7 +252,9 @@ def select_policy(frame: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
     evaluation.metrics["shrinkage"] = select.rule_of(chosen).shrinkage
     evaluation.metrics["select_rows"] = float(len(frame))
     evaluation.metrics.update(select.as_metrics(table))
-    return Selection(chosen, table, population, uplift_of(chosen)[1], evaluation, len(frame))
+    _, penalty, shrinkage = uplift_of(chosen)
+    return Selection(chosen, table, population, penalty, evaluation, shrinkage=shrinkage,
+                     rows=len(frame))
 
 
 def fit_chosen(exposures: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
@@ -257,7 +271,7 @@ def fit_chosen(exposures: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
              selection.chosen.name)
     policy = fit_models(exposures, spec, catalog, settings, selection.chosen,
                          selection.population, progress)
-    policy.shrinkage = select.rule_of(selection.chosen).shrinkage
+    policy.shrinkage = selection.shrinkage
     policy.penalty = selection.penalty
     return policy, selection
 
@@ -421,7 +435,7 @@ def evaluate_policy(policy: Policy, train: pd.DataFrame, test: pd.DataFrame) -> 
     metrics["profit_gain_vs_best_single_ci_low"] = paired.low
     metrics["profit_gain_vs_best_single_ci_high"] = paired.high
     metrics["deviation_justified"] = float(paired.low > 0)
-    metrics["shrinkage"] = policy.shrinkage
+    metrics["shrinkage"] = float(np.mean(policy.shrinkage))
     learned = policies["learned_uplift_policy"]
     metrics["policy_value_learned_ci_low"] = float(table["ci_low"].iloc[0])
     metrics["policy_value_learned_ci_high"] = float(table["ci_high"].iloc[0])

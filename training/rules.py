@@ -25,6 +25,8 @@ class Rule:
     name: str
     shrinkage: float
     confident: bool = False
+    #: per offer: full targeting where its heterogeneity is told from noise, else its average
+    gated: bool = False
 
 
 #: simplest first (the order `training.select` prefers when candidates tie within noise)
@@ -32,6 +34,7 @@ RULES = {r.name: r for r in (
     Rule("best_single", 0.0),
     Rule("confident", 1.0, confident=True),
     Rule("shrink_0.5", 0.5),
+    Rule("gated", 1.0, gated=True),
     Rule("full", 1.0),
 )}
 
@@ -81,8 +84,34 @@ def deviation_penalty(per_fold: np.ndarray, default: int | None, margins: np.nda
     return penalty
 
 
-def apply(raw: np.ndarray, population: np.ndarray, shrinkage: float,
+def heterogeneity_gate(uplift: np.ndarray, pseudo: np.ndarray, clusters: np.ndarray,
+                       z: float = Z_ONE_SIDED) -> np.ndarray:
+    """Per offer: is its out-of-fold uplift's calibration slope against the DR pseudo-outcome
+    positive beyond z standard errors (clustered)? Where it is not, the offer's per-customer
+    differences cannot be told from noise and its average effect is the safer estimate.
+
+    `uplift`, `pseudo`: (rows, n_offers), the pseudo-outcome being each row's DR score of the
+    offer minus control's; `clusters`: a customer id per row.
+    """
+    keep = np.zeros(uplift.shape[1], dtype=bool)
+    for k in range(uplift.shape[1]):
+        rows = np.isfinite(uplift[:, k])
+        u, y = uplift[rows, k], pseudo[rows, k]
+        du, dy = u - u.mean(), y - y.mean()
+        sxx = float(du @ du)
+        if sxx <= 0.0:
+            continue
+        slope = float(du @ dy) / sxx
+        _, which = np.unique(clusters[rows], return_inverse=True)
+        influence = np.bincount(which, weights=du * (dy - slope * du) / sxx)
+        keep[k] = slope - z * float(np.sqrt(influence @ influence)) > 0.0
+    return keep
+
+
+def apply(raw: np.ndarray, population: np.ndarray, shrinkage: float | np.ndarray,
           penalty: np.ndarray | None = None) -> np.ndarray:
-    """The uplift the policy ranks by: shrunk towards `population`, minus any penalty."""
-    uplift = raw if shrinkage == 1.0 else shrinkage * raw + (1.0 - shrinkage) * population
+    """The uplift the policy ranks by: shrunk towards `population` (a shrinkage per offer, or
+    per row and offer, broadcasts), minus any penalty."""
+    uplift = raw if np.all(np.asarray(shrinkage) == 1.0) \
+        else shrinkage * raw + (1.0 - shrinkage) * population
     return uplift if penalty is None else uplift - penalty

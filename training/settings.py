@@ -24,6 +24,8 @@ class BoosterParams:
     colsample_bytree: float = 0.8
     reg_lambda: float = 1.0
     n_jobs: int = 2
+    #: cap min_child_samples at rows per arm / (leaves + 1) (`training.learners.fit_to_rows`)
+    leaves_by_rows: bool = False
 
     def as_lightgbm(self, seed: int) -> dict[str, Any]:
         """Keyword arguments for lightgbm.LGBMClassifier / LGBMRegressor."""

@@ -25,11 +25,14 @@ EXAMPLES = ("examples:\n  nba train                          # train on ./data, 
             "  learners:   s = S-learner, t = T-learner (causalml classifiers on LightGBM),\n"
             "              x = X-learner (causalml, given the logged propensities)\n"
             "  capacities: low (7 leaves, 200 min. leaf rows, half the trees), base (--trees,\n"
-            "              15 leaves, 100 min. leaf rows), high (31 leaves, 40 min. leaf rows)\n"
+            "              15 leaves, 100 min. leaf rows), high (31 leaves, 40 min. leaf rows),\n"
+            "              small (opt-in: low with min. leaf rows capped at rows per arm / 8)\n"
             "  rules:      best_single (everyone gets the best average offer), confident\n"
             "              (deviate only where the lower bound of the gain is positive),\n"
             "              shrink_<s> (uplift pulled towards the offer's average by 1 - s),\n"
-            "              full (per-customer uplift as estimated)\n\n"
+            "              gated (opt-in: per offer, its targeted uplift only where it predicts\n"
+            "              the DR effect beyond noise, else its average), full (per-customer\n"
+            "              uplift as estimated)\n\n"
             "The first model ever registered becomes champion automatically; later ones wait\n"
             "for `nba promote`. Open `make mlflow-ui` to see runs, metrics and plots.")
 
@@ -66,10 +69,10 @@ def add_parser(add: AddCommand, settings: CliSettings) -> None:
                         "(S-learner, T-learner, X-learner: about twice the training time; "
                         "env NBA_LEARNER; default %(default)s)")
     p.add_argument("--capacity", default=",".join(defaults.capacities),
-                   help="LightGBM capacities of the menu: low, base, high (default "
+                   help="LightGBM capacities of the menu: low, base, high, small (default "
                         "%(default)s)")
     p.add_argument("--rule", default=",".join(defaults.rules),
-                   help="rules of the menu: best_single, confident, shrink_<0..1>, full "
+                   help="rules of the menu: best_single, confident, shrink_<0..1>, gated, full "
                         "(default %(default)s)")
     p.add_argument("--folds", type=int, default=defaults.folds,
                    help="K of the cross-fitting, folds grouped by customer (default "

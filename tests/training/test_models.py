@@ -115,3 +115,9 @@ def test_x_learner_serving_path_equals_causalml_predict_and_survives_save_load(f
                                policy.score(X[:50].astype(np.float64))[0])
     assert again.uplift.kind == "x" and again.penalty is not None
     assert again.shrink(np.zeros((1, 2)))[0] == pytest.approx([0.05, -0.02])
+
+    # the gated rule serves one shrinkage per offer: offer b at its average effect
+    policy.shrinkage, policy.penalty = np.array([1.0, 0.0]), None
+    policy.save(tmp_path / "gated")
+    gated = Policy.load(tmp_path / "gated")
+    assert gated.shrink(np.array([[0.3, 0.3]]))[0] == pytest.approx([0.3, 0.0])

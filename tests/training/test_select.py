@@ -120,3 +120,17 @@ def test_choice_takes_the_simplest_candidate_within_one_standard_error():
     assert select.choose(close, candidates).name == "x/base/full"
     assert select.choose(close, candidates, tolerance=1.0).name == "s/base/best_single"
     assert "<-" in select.format_menu(table, candidates[0])
+
+
+def test_the_heterogeneity_gate_keeps_an_offer_whose_uplift_predicts_its_effect():
+    # offer 0's predicted uplift tracks its true effect; offer 1's is noise around a flat effect
+    rng = np.random.default_rng(4)
+    n = 4_000
+    truth = np.column_stack([0.2 * rng.random(n), np.full(n, 0.05)])
+    predicted = np.column_stack([truth[:, 0] + rng.normal(0, 0.02, n), rng.normal(0.05, 0.02, n)])
+    pseudo = truth + rng.normal(0, 0.5, (n, 2))  # DR effect scores: unbiased, very noisy
+    customers = np.arange(n) // 2
+    assert rules.heterogeneity_gate(predicted, pseudo, customers).tolist() == [True, False]
+    gated = rules.apply(predicted, np.array([0.1, 0.05]), np.array([1.0, 0.0]))
+    np.testing.assert_allclose(gated[:, 0], predicted[:, 0])
+    np.testing.assert_allclose(gated[:, 1], 0.05)
