@@ -22,7 +22,8 @@ BENCH_DIR = Path(__file__).resolve().parent
 BENCHMARKS = (("bench_decide.py", "decide.md"), ("bench_train.py", "train.md"),
               ("bench_allocation.py", "allocation.md"), ("bench_online.py", "online.md"),
               ("bench_batch.py", "batch.md"), ("bench_coldstart.py", "coldstart.md"),
-              ("bench_profiles.py", "profiles.md"), ("bench_scale.py", "scale.md"))
+              ("bench_profiles.py", "profiles.md"), ("bench_scale.py", "scale.md"),
+              ("bench_decision_log.py", "decision_log.md"))
 
 
 def busy_cpu_seconds() -> float:

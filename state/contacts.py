@@ -24,6 +24,7 @@ class Contacts:
         now = utc(now)
         if not offer_ids:
             return
+        self._db.ensure_partitions(contact_rows=[{"contacted_at": now}])
         with self._db.write("record contacts") as conn:
             conn.execute(insert(contacts), [
                 {"customer_id": customer_id, "channel": channel, "offer_id": offer_id,

@@ -21,7 +21,7 @@ import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +30,20 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
+from state import partitions
 from state.budget import Timeouts, timed_connection_class
 from state.errors import StateStoreError, describe
 from state.hotpath import CappedWrite, HotPath
+from state.partitions import MissingPartitions, Partitions
 from state.records import DecisionState, LaunchCounts, utc
-from state.schema import CONFIRMED, RESERVED, inventory_meta, metadata
+from state.schema import (
+    CONFIRMED,
+    PARTITIONED,
+    RESERVED,
+    inventory_meta,
+    metadata,
+    partitioned_metadata,
+)
 from state.urls import DEFAULT_URL, mask_url
 
 logger = logging.getLogger(__name__)
@@ -53,10 +62,13 @@ class Database:
     After gunicorn forks, call `after_fork()` in the worker.
     """
 
-    def __init__(self, engine: Engine, *, url: str, backend: str) -> None:
+    def __init__(self, engine: Engine, *, url: str, backend: str,
+                 partitioned: frozenset[str] = frozenset()) -> None:
         self.engine = engine
         self.url = url  # password masked: safe to log
         self.backend = backend  # "sqlite" | "postgresql"
+        #: the time-partitioned tables' months (PostgreSQL; no tables on SQLite)
+        self.partitions = Partitions(engine, partitioned, url=url)
         # the per-decision read and log write, off SQLAlchemy Core (see state.hotpath)
         self.hot = HotPath(engine, backend=backend, url=url)
 
@@ -80,12 +92,26 @@ class Database:
         except (NoSuchModuleError, ImportError) as exc:
             raise StateStoreError(masked, f"database driver not available ({exc})") from None
         try:
-            _create_schema(engine, backend)
+            partitioned = _create_schema(engine, backend)
         except DBAPIError as exc:
             engine.dispose()
             raise StateStoreError(masked, f"cannot open: {describe(exc)}") from exc
         logger.info("state store %s opened (%s)", masked, backend)
-        return cls(engine, url=masked, backend=backend)
+        if backend == "postgresql" and partitioned != frozenset(PARTITIONED):
+            logger.warning("state store %s: %s not partitioned by time (made before "
+                           "partitioning); pruning deletes rows one by one until `nba state "
+                           "partition` migrates them", masked,
+                           " and ".join(sorted(set(PARTITIONED) - partitioned)))
+        db = cls(engine, url=masked, backend=backend, partitioned=partitioned)
+        try:
+            db.partitions.refresh(now=datetime.now(UTC))
+        except DBAPIError as exc:
+            engine.dispose()
+            raise StateStoreError(masked, f"cannot open: {describe(exc)}") from exc
+        except StateStoreError:
+            engine.dispose()
+            raise
+        return db
 
     def __repr__(self) -> str:
         return f"Database({self.url!r})"
@@ -165,13 +191,62 @@ class Database:
         return DecisionState(raw.inventory_version, counts, raw.contacts, raw.declines, profile)
 
     def record_capped(self, items: Sequence[CappedWrite]) -> list[Any]:
-        """Count contacts and write decisions atomically per customer (HotPath.record_capped)."""
-        return self.hot.record_capped([replace(i, since=utc(i.since)) for i in items])
+        """Count contacts and write decisions atomically per customer (HotPath.record_capped).
+
+        A decision's time is known only once it is built, inside the transaction: one that
+        needs a partition not made yet rolls the transaction back, the partition is made
+        (outside it: creating one locks the whole table) and the write runs again.
+        """
+        items = [replace(i, since=utc(i.since)) for i in items]
+        for _ in range(3):
+            try:
+                return self.hot.record_capped([replace(i, build=self._guard(i.build))
+                                               for i in items])
+            except MissingPartitions as missing:
+                self.partitions.ensure(missing.months)
+        raise StateStoreError(self.url, "record decisions failed: partitions vanished as they "
+                                        "were made")
 
     def record_decisions(self, rows: Sequence[dict[str, Any]],
                          contact_rows: Sequence[dict[str, Any]]) -> None:
         """Insert decision-log rows and their contact rows in one short committed transaction."""
+        self.ensure_partitions(rows, contact_rows)
         self.hot.record_decisions(rows, contact_rows)
+
+    def ensure_partitions(self, decision_rows: Sequence[dict[str, Any]] = (),
+                          contact_rows: Sequence[dict[str, Any]] = ()) -> None:
+        """Make the partitions these rows go to, if any is missing (a no-op unpartitioned)."""
+        self.partitions.ensure(
+            self.partitions.missing("decisions", (r["decided_at"] for r in decision_rows))
+            | self.partitions.missing("contacts", (r["contacted_at"] for r in contact_rows)))
+
+    def partition(self) -> list[str]:
+        """Partition by time the tables of a PostgreSQL store made before partitioning
+        (state.partitions.migrate, one transaction); what was done, [] when nothing was left.
+        """
+        if self.backend != "postgresql":
+            raise StateStoreError(self.url, "only PostgreSQL stores are partitioned "
+                                            "(SQLite keeps plain tables)")
+        with self.write("partition the decision log") as conn:
+            done = partitions.migrate(conn, now=datetime.now(UTC))
+            self.partitions.tables = partitions.partitioned_tables(conn)
+        self.partitions.refresh(now=datetime.now(UTC))
+        return done
+
+    def _guard(self, build: Any) -> Any:
+        """`build`, raising MissingPartitions when what it built has no partition yet."""
+        if not self.partitions.tables:
+            return build
+
+        def guarded(counted: int) -> Any:
+            row, contact_rows, result = build(counted)
+            missing = (self.partitions.missing("decisions", [row["decided_at"]])
+                       | self.partitions.missing("contacts",
+                                                 (r["contacted_at"] for r in contact_rows)))
+            if missing:
+                raise MissingPartitions(missing)
+            return row, contact_rows, result
+        return guarded
 
 
 def _parse(url: str, masked: str) -> tuple[URL, str]:
@@ -249,11 +324,17 @@ def _insert(table: Table, backend: str) -> Any:
     return (postgresql.insert if backend == "postgresql" else sqlite.insert)(table)
 
 
-def _create_schema(engine: Engine, backend: str) -> None:
+def _create_schema(engine: Engine, backend: str) -> frozenset[str]:
+    """Create the tables that are missing; which are partitioned by time (PostgreSQL)."""
     with engine.begin() as conn:
-        if backend == "postgresql":
+        if backend == "sqlite":
+            metadata.create_all(conn)
+            partitioned: frozenset[str] = frozenset()
+        else:
             # concurrent CREATE TABLE IF NOT EXISTS can still collide in the catalog
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK})
-        metadata.create_all(conn)
+            partitioned_metadata.create_all(conn)  # a store made before keeps its plain tables
+            partitioned = partitions.partitioned_tables(conn)
         conn.execute(_insert(inventory_meta, backend).values(id=1, version=0)
                      .on_conflict_do_nothing(index_elements=[inventory_meta.c.id]))
+    return partitioned

@@ -63,6 +63,7 @@ class UtcDateTime(TypeDecorator[datetime]):
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a 64-bit identity.
 _ROW_ID = BigInteger().with_variant(Integer(), "sqlite")
 
+#: the tables as SQLite (and a PostgreSQL store made before partitioning) hold them
 metadata = MetaData()
 
 inventory = Table(
@@ -126,17 +127,29 @@ _active = reservations.c.status.in_(ACTIVE)
 Index("ux_reservations_active_customer", reservations.c.offer_id, reservations.c.customer_id,
       unique=True, sqlite_where=_active, postgresql_where=_active)
 
-contacts = Table(
-    "contacts",
-    metadata,
-    Column("id", _ROW_ID, primary_key=True, autoincrement=True),
-    Column("customer_id", String, nullable=False),
-    Column("channel", String, nullable=False),
-    Column("offer_id", String, nullable=False),
-    Column("contacted_at", UtcDateTime, nullable=False),
-)
-Index("ix_contacts_customer_channel_time", contacts.c.customer_id, contacts.c.channel,
-      contacts.c.contacted_at)
+def _contacts(meta: MetaData, *, partitioned: bool) -> Table:
+    """Offers made per customer and channel (the contact caps count them)."""
+    table = Table(
+        "contacts",
+        meta,
+        Column("id", _ROW_ID, primary_key=True, autoincrement=True),
+        Column("customer_id", String, nullable=False),
+        Column("channel", String, nullable=False),
+        Column("offer_id", String, nullable=False),
+        # a partitioned table's key must hold its partition key
+        Column("contacted_at", UtcDateTime, nullable=False, primary_key=partitioned),
+        postgresql_partition_by=_range("contacted_at", partitioned),
+    )
+    Index("ix_contacts_customer_channel_time", table.c.customer_id, table.c.channel,
+          table.c.contacted_at)
+    return table
+
+
+def _range(column: str, partitioned: bool) -> str | None:
+    return f"RANGE ({column})" if partitioned else None
+
+
+contacts = _contacts(metadata, partitioned=False)
 
 declines = Table(
     "declines",
@@ -148,40 +161,58 @@ declines = Table(
 )
 Index("ix_declines_customer_time", declines.c.customer_id, declines.c.declined_at)
 
-# The decision log: every decision as served (or held out), and what customers did after.
-decisions = Table(
-    "decisions",
-    metadata,
-    Column("decision_id", String, primary_key=True),
-    Column("decided_at", UtcDateTime, nullable=False),
-    Column("customer_id", String, nullable=False),
-    Column("channel", String, nullable=False),
-    Column("model_version", String, nullable=False),
-    Column("holdout", Boolean, nullable=False),
-    Column("explored", Boolean, nullable=False),
-    # the offer the customer got (top of `offer_ids`), or for a holdout the one they would have
-    # got; null when nothing was worth sending
-    Column("chosen_offer", String),
-    Column("propensity", Float, nullable=False),  # P(what was served | customer) under the policy
-    Column("offer_ids", Text, nullable=False),  # JSON list of offers served, rank order
-    Column("candidates", Text, nullable=False),  # JSON [{offer_id, value, uplift}] eligible ones
-    Column("suppressed", Text, nullable=False),  # JSON {offer_id: reason}
-    Column("features", Text, nullable=False),  # JSON of the customer's row the decision saw
-    Column("segment", String),  # loyalty tier (reports by segment)
-)
-Index("ix_decisions_decided_at", decisions.c.decided_at)
-Index("ix_decisions_customer", decisions.c.customer_id, decisions.c.decided_at)
+def _decisions(meta: MetaData, *, partitioned: bool) -> Table:
+    """The decision log: every decision as served (or held out)."""
+    table = Table(
+        "decisions",
+        meta,
+        Column("decision_id", String, primary_key=True),
+        Column("decided_at", UtcDateTime, nullable=False, primary_key=partitioned),
+        Column("customer_id", String, nullable=False),
+        Column("channel", String, nullable=False),
+        Column("model_version", String, nullable=False),
+        Column("holdout", Boolean, nullable=False),
+        Column("explored", Boolean, nullable=False),
+        # the offer the customer got (top of `offer_ids`), or for a holdout the one they would
+        # have got; null when nothing was worth sending
+        Column("chosen_offer", String),
+        Column("propensity", Float, nullable=False),  # P(what was served | customer)
+        Column("offer_ids", Text, nullable=False),  # JSON list of offers served, rank order
+        Column("candidates", Text, nullable=False),  # JSON [{offer_id, value, uplift}] eligible
+        Column("suppressed", Text, nullable=False),  # JSON {offer_id: reason}
+        Column("features", Text, nullable=False),  # JSON of the customer's row the decision saw
+        Column("segment", String),  # loyalty tier (reports by segment)
+        postgresql_partition_by=_range("decided_at", partitioned),
+    )
+    Index("ix_decisions_decided_at", table.c.decided_at)
+    Index("ix_decisions_customer", table.c.customer_id, table.c.decided_at)
+    return table
 
-outcomes = Table(
-    "outcomes",
-    metadata,
-    Column("decision_id", String, ForeignKey("decisions.decision_id"), primary_key=True),
-    Column("offer_id", String, primary_key=True),  # '' = not tied to an offer (organic)
-    Column("event", String, primary_key=True),  # shown | accepted | declined | purchased
-    Column("revenue", Float, nullable=False),
-    Column("occurred_at", UtcDateTime, nullable=False),
-)
-Index("ix_outcomes_occurred_at", outcomes.c.occurred_at)
+
+def _outcomes(meta: MetaData, *, partitioned: bool) -> Table:
+    """What customers did after a decision.
+
+    No foreign key once decisions are partitioned: PostgreSQL can only reference a key that
+    holds the partition key. The service checks the decision exists (service.outcomes).
+    """
+    decision_id = (Column("decision_id", String, primary_key=True) if partitioned else
+                   Column("decision_id", String, ForeignKey("decisions.decision_id"),
+                          primary_key=True))
+    table = Table(
+        "outcomes",
+        meta,
+        decision_id,
+        Column("offer_id", String, primary_key=True),  # '' = not tied to an offer (organic)
+        Column("event", String, primary_key=True),  # shown | accepted | declined | purchased
+        Column("revenue", Float, nullable=False),
+        Column("occurred_at", UtcDateTime, nullable=False),
+    )
+    Index("ix_outcomes_occurred_at", table.c.occurred_at)
+    return table
+
+
+decisions = _decisions(metadata, partitioned=False)
+outcomes = _outcomes(metadata, partitioned=False)
 
 # Customer profiles: one row per customer, the customers.parquet columns as one JSON document
 # (the contract lets a retailer add feature columns; the row follows it without a migration).
@@ -210,3 +241,15 @@ profile_events = Table(
     Column("payload", Text, nullable=False),  # JSON of the event as received
 )
 Index("ix_profile_events_customer", profile_events.c.customer_id, profile_events.c.occurred_at)
+
+#: PostgreSQL's shape: the same tables, the decision log and contacts RANGE-partitioned by
+#: time (one partition per month, state.partitions), so pruning drops whole partitions.
+#: SQLite keeps `metadata`.
+partitioned_metadata = MetaData()
+PARTITIONED = {"decisions": "decided_at", "contacts": "contacted_at"}  # table -> time column
+for _table in metadata.tables.values():
+    if _table.name not in {*PARTITIONED, "outcomes"}:
+        _table.to_metadata(partitioned_metadata)
+_decisions(partitioned_metadata, partitioned=True)
+_contacts(partitioned_metadata, partitioned=True)
+_outcomes(partitioned_metadata, partitioned=True)

@@ -106,7 +106,7 @@ def batch_score(policy: Policy, customers: Path, out: Path, context: DecisionCon
     workers = max(1, min(workers, -(-total // chunk_size)))  # no more workers than chunks
     started = time.perf_counter()
     done = rows = 0
-    job = _Job(policy, context, snapshot, settings, campaign)
+    job = Job(policy, context, snapshot, settings, campaign)
     if budget is not None:
         job = replace(job, budget=budget)
         job = replace(job, keep=_allocate(job, parquet, customers.name, chunk_size, workers))
@@ -123,8 +123,9 @@ def batch_score(policy: Policy, customers: Path, out: Path, context: DecisionCon
 
 
 @dataclass(frozen=True)
-class _Job:
-    """What every chunk is decided with (inherited by forked workers, never pickled)."""
+class Job:
+    """What every chunk is decided with (inherited by forked workers, never pickled; Spark's
+    executors build their own from the broadcast policy: training.spark_score)."""
 
     policy: Policy
     context: DecisionContext
@@ -141,10 +142,10 @@ ChunkDecider = Callable[[Iterator[pa.RecordBatch]], Iterator[Decided]]
 
 
 @contextmanager
-def _chunk_decider(job: _Job, workers: int) -> Iterator[ChunkDecider]:
+def _chunk_decider(job: Job, workers: int) -> Iterator[ChunkDecider]:
     """(customers, decision rows, log records) per chunk, in order: here or in a pool."""
     if workers == 1:
-        yield lambda chunks: (_decide_chunk(job, chunk, None) for chunk in chunks)
+        yield lambda chunks: (decide_chunk(job, chunk, None) for chunk in chunks)
         return
     # fork: the workers inherit the loaded policy instead of unpickling a copy each
     with mp.get_context("fork").Pool(workers, _start_worker, (job,)) as pool:
@@ -166,17 +167,21 @@ def _in_order(pool: Pool, chunks: Iterator[pa.RecordBatch], window: int) -> Iter
 _WORKER: dict[str, Any] = {}  # a pool worker's job (set once per process)
 
 
-def _start_worker(job: _Job) -> None:
+def _start_worker(job: Job) -> None:
     _WORKER["job"] = job
 
 
 def _decide_in_worker(chunk: pa.RecordBatch) -> Decided:
     # one LightGBM thread per worker: the workers already use every core between them
-    return _decide_chunk(_WORKER["job"], chunk, 1)
+    return decide_chunk(_WORKER["job"], chunk, 1)
 
 
-def _decide_chunk(job: _Job, chunk: pa.RecordBatch, num_threads: int | None) -> Decided:
-    """One chunk's decision rows (and a campaign's log records): the decision core's."""
+def decide_chunk(job: Job, chunk: pa.RecordBatch, num_threads: int | None) -> Decided:
+    """One chunk's decision rows (and a campaign's log records): the decision core's.
+
+    The one chunk function of every engine (this module's worker processes, Spark's
+    mapInArrow): (customers in the chunk, decision rows, log records).
+    """
     policy, campaign = job.policy, job.campaign
     table = policy.situate_all(policy.customers(chunk.to_pandas()), job.context)
     contacts = None
@@ -218,7 +223,7 @@ def _candidates(policy: Policy, ids: list[str], decisions: list[Decision], budge
     return frame
 
 
-def _allocate(job: _Job, parquet: pq.ParquetFile, name: str, chunk_size: int, workers: int
+def _allocate(job: Job, parquet: pq.ParquetFile, name: str, chunk_size: int, workers: int
               ) -> dict[str, set[str]]:
     """The allocation pass: decide everyone, then pick the sends the budget allows."""
     assert job.budget is not None

@@ -35,7 +35,7 @@ from decisioning.decision import DecisionContext, DecisionSettings
 from decisioning.snapshot import EMPTY, StateSnapshot
 from features.errors import ContractError
 from features.schema import kind_of
-from training.batch import BatchResult, _decide_chunk, _Job, check_customers_file
+from training.batch import BatchResult, Job, check_customers_file, decide_chunk
 from training.package import Policy
 
 if TYPE_CHECKING:
@@ -124,12 +124,12 @@ def _decider(shipped: _Shipped) -> Callable[[Iterator[pa.RecordBatch]],
     """The mapInArrow function: each batch through the local engine's chunk decision."""
 
     def decide(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
-        job = _Job(_policy(shipped), shipped.context, shipped.snapshot, shipped.settings, None)
+        job = Job(_policy(shipped), shipped.context, shipped.snapshot, shipped.settings, None)
         for batch in batches:
             if batch.num_rows == 0:
                 continue
             # one LightGBM thread: Spark runs one task per core already
-            _, frame, _ = _decide_chunk(job, batch, 1)
+            _, frame, _ = decide_chunk(job, batch, 1)
             yield pa.RecordBatch.from_pandas(frame, schema=OUTPUT_SCHEMA, preserve_index=False)
 
     return decide

@@ -151,6 +151,7 @@ def _train_on_dask(args: argparse.Namespace, settings: TrainSettings,
     """`--engine dask`: the fixed S-learner candidate fitted by lightgbm.dask; prints its
     holdout evaluation."""
     from training.learners import CAPACITIES
+    from training.settings import TrainSettings
 
     if args.shrinkage is not None and not 0.0 <= args.shrinkage <= 1.0:
         raise CliError("--shrinkage must lie between 0 and 1")

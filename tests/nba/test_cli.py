@@ -155,6 +155,8 @@ def test_the_cli_parses_without_loading_the_heavy_libraries():
       "--partitions", "0"], "--partitions must be at least 1"),
     (["train", "--engine", "dask", "--shrinkage", "1.5"], "--shrinkage must lie between 0 and 1"),
     (["train", "--engine", "dask", "--dask-workers", "0"], "--dask-workers must be at least 1"),
+    # the default menu's capacities are compared at run time (was a NameError)
+    (["train", "--engine", "dask", "--capacity", "low,high"], "give one --capacity"),
 ])
 def test_scale_engine_flags_are_checked_before_any_work(argv, message, capsys):
     assert main(argv) == 2

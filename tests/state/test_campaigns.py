@@ -42,7 +42,7 @@ def test_campaign_state_reads_stock_holds_contacts_and_declines_together(store: 
 def test_logging_a_campaign_again_adds_no_decision_and_no_contact(store: StateStore):
     first = [record("a", ("x", "y")), record("b", ()), record("c", (), holdout=True)]
     assert store.log_campaign(first, count_contacts=True) == 3
-    again = [*first, record("d", ("x",))]  # a re-run that also reaches a new customer
+    again = [*first, record("d", ("x",)), record("d", ("x",))]  # and a new customer, twice
     assert store.log_campaign(again, count_contacts=True) == 1
     frame = store.log.decisions_frame()
     assert sorted(frame["decision_id"]) == [f"campaign:spring:{c}" for c in "abcd"]
