@@ -394,6 +394,24 @@ def test_a_walk_in_registers_a_card_and_is_then_a_known_customer(browser, store_
     assert profile["loyalty_card"] == "7700 1234-5678" and profile["channel"] == "store"
 
 
+def test_in_store_mode_a_loaded_customer_is_found_by_id_or_by_card(browser, store_server, people):
+    base, _ = store_server
+    customer_id = people.plain[0]
+    with open_page(browser, base, LANDSCAPE, f"?store_id={STORE}") as page:
+        expect(page.locator('label[for="customer-ref"]')).to_have_text(
+            "Customer id or card number")
+        # the card as printed on it, from customers.parquet (not registered on this page)
+        printed = card_of(customer_id)
+        assert lookup(page, f"{printed[:4]} {printed[4:8]}-{printed[8:]}") in (
+            "offers", "no-offers", "holdout")
+        expect(page.locator("#c-id")).to_have_text(customer_id)
+        expect(page.locator("#c-card")).to_have_text(printed)
+        assert lookup(page, customer_id) in ("offers", "no-offers", "holdout")
+        expect(page.locator("#c-card")).to_have_text(printed)
+        assert lookup(page, "6001 9999 9999") == "unknown"
+        expect(page.locator("#message")).to_contain_text("customer id or card number")
+
+
 def test_holdout_customer_gets_no_offers(landscape, people):
     page = landscape
     assert lookup(page, people.holdout) == "holdout"
