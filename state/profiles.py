@@ -97,11 +97,12 @@ class Profiles:
         (state.schema.CARD_KEY) whether the profile was bulk-loaded or made by an event."""
         backend = self.db.backend
         query = text(f"SELECT customer_id, data FROM {profiles.name} "
-                     f"WHERE {CARD_KEY[backend]} = :card AND {HAS_CARD[backend]} "
-                     "ORDER BY customer_id LIMIT 2")
+                     f"WHERE {CARD_KEY[backend]} = :card AND {HAS_CARD[backend]} LIMIT 2")
+        # no ORDER BY: PostgreSQL would walk the primary key in order (filtering every row)
+        # instead of probing the card index
         with self.db.read("find a profile by card") as conn:
             rows = conn.execute(query, {"card": card}).all()
-        return [(cid, decode(document)) for cid, document in rows]
+        return sorted((cid, decode(document)) for cid, document in rows)
 
     def sample(self, limit: int) -> list[tuple[str, dict[str, Any]]]:
         """Up to `limit` profiles (the first by id): what a model load summarizes."""
