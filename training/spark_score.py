@@ -196,11 +196,12 @@ def _split_contacts(batch: pa.RecordBatch) -> tuple[pa.RecordBatch, dict[str, Co
 
 def _contacts_extract(spark: SparkSession, contacts: dict[str, ContactHistory]) -> Any:
     """The job-start contact extract as a DataFrame (customer_id, counts, declines JSON)."""
-    table = pa.table({"customer_id": pa.array(list(contacts), pa.string()),
-                      CONTACTS_COLUMN: pa.array([h.offers_in_window for h in contacts.values()],
-                                                pa.int64()),
-                      DECLINES_COLUMN: pa.array([json.dumps(dict(h.declines)) if h.declines else None
-                                                 for h in contacts.values()], pa.string())})
+    histories = list(contacts.values())
+    table = pa.table({
+        "customer_id": pa.array(list(contacts), pa.string()),
+        CONTACTS_COLUMN: pa.array([h.offers_in_window for h in histories], pa.int64()),
+        DECLINES_COLUMN: pa.array([json.dumps(dict(h.declines)) if h.declines else None
+                                   for h in histories], pa.string())})
     return spark.createDataFrame(table.to_pandas(), EXTRACT_DDL)
 
 
