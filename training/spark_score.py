@@ -202,7 +202,7 @@ def _contacts_extract(spark: SparkSession, contacts: dict[str, ContactHistory]) 
         CONTACTS_COLUMN: pa.array([h.offers_in_window for h in histories], pa.int64()),
         DECLINES_COLUMN: pa.array([json.dumps(dict(h.declines)) if h.declines else None
                                    for h in histories], pa.string())})
-    return spark.createDataFrame(table.to_pandas(), EXTRACT_DDL)
+    return spark.createDataFrame(table, EXTRACT_DDL)  # pyarrow directly (pyspark >= 4.0)
 
 
 def _check_schema(spark: SparkSession, customers: str, policy: Policy) -> Any:

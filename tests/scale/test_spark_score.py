@@ -167,3 +167,7 @@ def test_spark_campaign_equals_the_local_engines_and_logs_each_decision_once(
     assert len(again) == 600 and contacts_again == contacts
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "again", "customers.parquet", "dry", "local.parquet", "spark"]  # no temp folders
+    # a budget is a greedy over the whole list: refused on Spark, saying why
+    assert main(["batch-score", "--engine", "spark", "--customers", str(source), "--out",
+                 str(tmp_path / "budget"), "--budget", "10"]) == 2
+    assert "global greedy" in capsys.readouterr().err
