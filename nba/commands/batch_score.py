@@ -35,7 +35,8 @@ EXAMPLES = ("examples:\n  nba batch-score --customers data/customers.parquet --o
             "Streams in chunks,\ndecided by one worker process per core "
             "(--workers); the output appears only when\nthe whole run succeeded.\n\n"
             "--engine spark decides the same rows on Apache Spark (--spark-master, or the "
-            "master\nspark-submit sets: see docs/scale.md); --out is then a parquet folder.")
+            "master\nspark-submit sets: see docs/scale.md); --out is then a parquet folder. "
+            "--campaign works\non both engines; --budget on the local one only.")
 
 
 def add_parser(add: AddCommand, settings: CliSettings) -> None:
