@@ -279,7 +279,12 @@ def spark_score(spark: SparkSession, policy: Policy, customers: str, out: str,
             assert campaign is not None
             decided.select(LOG_COLUMN).where(f"{LOG_COLUMN} IS NOT NULL").write.parquet(records)
             decided.unpersist()
+            log.info("campaign %s: decided in %.1fs; logging from the driver",
+                     campaign.campaign_id, time.perf_counter() - started)
+            logging_started = time.perf_counter()
             _log_records(spark, records, campaign)
+            log.info("campaign %s: log written in %.1fs", campaign.campaign_id,
+                     time.perf_counter() - logging_started)
     except BaseException:
         _delete(spark, staging)
         raise
