@@ -305,7 +305,7 @@ def _log_records(spark: SparkSession, path: str, campaign: SparkCampaign) -> Non
     assert campaign.log is not None
     batch: list[DecisionRecord] = []
     sent = 0
-    for row in spark.read.parquet(path).toLocalIterator():
+    for row in spark.read.parquet(path).toLocalIterator(prefetchPartitions=True):
         batch.append(record_of_json(row[0]))
         if len(batch) >= campaign.log_batch:
             campaign.log(batch)
