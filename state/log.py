@@ -12,6 +12,7 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -201,6 +202,21 @@ def _record(row: Any) -> DecisionRecord:
         candidates=tuple(Candidate(*c) for c in json.loads(row.candidates)),
         suppressed=json.loads(row.suppressed), features=json.loads(row.features),
         segment=row.segment)
+
+
+def record_json(record: DecisionRecord) -> str:
+    """A record as one JSON text (a Spark campaign's tasks hand their log records to the
+    driver this way, through a parquet column): `record_of_json` reads it back."""
+    row = _row(record)
+    row["decided_at"] = record.decided_at.isoformat()
+    return json.dumps(row)
+
+
+def record_of_json(text: str) -> DecisionRecord:
+    """The record `record_json` wrote."""
+    row = json.loads(text)
+    row["decided_at"] = datetime.fromisoformat(row["decided_at"])
+    return _record(SimpleNamespace(**row))
 
 
 def _plain(value: Any) -> Any:

@@ -35,7 +35,8 @@ EXAMPLES = ("examples:\n  nba batch-score --customers data/customers.parquet --o
             "Streams in chunks,\ndecided by one worker process per core "
             "(--workers); the output appears only when\nthe whole run succeeded.\n\n"
             "--engine spark decides the same rows on Apache Spark (--spark-master, or the "
-            "master\nspark-submit sets: see docs/scale.md); --out is then a parquet folder.")
+            "master\nspark-submit sets: see docs/scale.md); --out is then a parquet folder. "
+            "--campaign works\non both engines; --budget on the local one only.")
 
 
 def add_parser(add: AddCommand, settings: CliSettings) -> None:
@@ -117,9 +118,11 @@ def run(args: argparse.Namespace) -> int:
     budget = _budget(args)
     if args.dry_run and args.campaign is None:
         raise CliError("--dry-run needs --campaign (without it nothing is logged anyway)")
-    if args.engine == "spark" and (args.campaign is not None or budget is not None):
-        raise CliError("--engine spark scores a list; --campaign and --budget/--max-contacts "
-                       "run on the local engine (docs/scale.md)")
+    if args.engine == "spark" and budget is not None:
+        raise CliError("--engine spark does not take --budget/--max-contacts: a budget picks "
+                       "the best sends across ALL customers at once (a global greedy over "
+                       "every candidate), which Spark's independent batches cannot; run it on "
+                       "the local engine (docs/scale.md)")
     client = registry.configure(args.tracking_uri)
     uri = args.model_uri or registry.model_uri(args.model_name)
     try:
@@ -152,8 +155,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_spark(args: argparse.Namespace, policy: Policy, context: DecisionContext,
-               snapshot: StateSnapshot, uri: str) -> int:
-    """`--engine spark`: the same decisions, written by Spark as a parquet folder."""
+               snapshot: StateSnapshot, uri: str, campaign: Any = None) -> Any:
+    """`--engine spark`: the same decisions, written by Spark as a parquet folder (with a
+    `training.spark_score.SparkCampaign`: its result, printed by the caller)."""
     try:
         from pyspark.sql import SparkSession
 
@@ -172,10 +176,12 @@ def _run_spark(args: argparse.Namespace, policy: Policy, context: DecisionContex
                                  f"  spark: {done:,} / {tasks:,} tasks done "
                                  f"({time.perf_counter() - started:.0f}s)",
                                  file=sys.stderr, flush=True),
-                             partitions=args.partitions)
+                             partitions=args.partitions, campaign=campaign)
     finally:
         if ours:
             spark.stop()
+    if campaign is not None:
+        return result
     print(f"wrote {result.rows:,} rows for {result.customers:,} customers to {args.out} in "
           f"{result.seconds:.1f}s on Spark {spark.version} ({uri}"
           f"{', with stock' if snapshot.stock is not None else ', no stock check'})")
@@ -246,14 +252,24 @@ def _run_campaign(args: argparse.Namespace, policy: Any, uri: str, version: str,
         def log(records: list) -> None:
             logged[0] += store.log_campaign(records, count_contacts=caps is not None)
 
-        campaign = Campaign(args.campaign, version, contacts, None if args.dry_run else log)
-        result = batch_score(policy, args.customers, args.out, context, snapshot,
-                             args.chunk_size, progress, workers, args.decision_settings,
-                             campaign, budget)
+        if args.engine == "spark":
+            from training.spark_score import SparkCampaign
+
+            result = _run_spark(args, policy, context, snapshot, uri, SparkCampaign(
+                args.campaign, version, contacts, None if args.dry_run else log,
+                args.chunk_size))
+        else:
+            campaign = Campaign(args.campaign, version, contacts,
+                                None if args.dry_run else log)
+            result = batch_score(policy, args.customers, args.out, context, snapshot,
+                                 args.chunk_size, progress, workers, args.decision_settings,
+                                 campaign, budget)
     what = ("dry run: nothing logged" if args.dry_run else
             f"logged {logged[0]:,} new decisions, {result.customers - logged[0]:,} already "
             "logged")
+    engine = " on Spark" if args.engine == "spark" else ""
     print(f"campaign {args.campaign}: wrote {result.rows:,} rows for {result.customers:,} "
-          f"customers to {args.out} in {result.seconds:.1f}s ({uri}, stock and contact caps "
+          f"customers to {args.out} in {result.seconds:.1f}s{engine} ({uri}, stock and "
+          "contact caps "
           f"from the state store; {what})")
     return 0

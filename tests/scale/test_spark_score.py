@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -14,7 +14,8 @@ from decisioning.snapshot import StateSnapshot
 from features import io
 from features.errors import ContractError
 from nba.cli import main
-from state.rows import snapshot_of
+from state import open_store
+from state.rows import snapshot_of, stock_rows
 from training.batch import batch_score
 from training.package import DECISION_COLUMNS
 from training.spark_score import OUTPUT_SCHEMA, policy_archive, policy_from_archive, spark_score
@@ -104,3 +105,69 @@ def test_cli_engine_spark_resolves_the_champion_and_replaces_the_output(
     assert set(rows["customer_id"]) == set(pd.read_parquet(customers_file)["customer_id"])
     assert rows["rank"].max() == 2
     assert spark.sparkContext._jsc is not None  # the shared session was not stopped
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])  # the COPY path
+def test_spark_campaign_equals_the_local_engines_and_logs_each_decision_once(
+        tmp_path, trained, spark, store_url, capsys) -> None:
+    customers = io.read_customers(trained.data_dir / io.CUSTOMERS).head(600)
+    source = tmp_path / "customers.parquet"
+    customers.to_parquet(source, row_group_size=200)
+    ids = customers["customer_id"].tolist()
+    now = datetime.now(UTC)
+    with open_store(store_url) as store:  # stock, a launch partly held, some contacts
+        store.replace_inventory(stock_rows(io.read_inventory(trained.data_dir / io.INVENTORY)),
+                                now=now)
+        for k in range(40):
+            store.reserve(offer_id="puffer_jacket_drop", supply=300, customer_id=f"x{k}",
+                          decision_id=f"d{k}", hold_seconds=3600, now=now)
+        store.contacts.record(customer_id=ids[0], channel="email", now=now,
+                              offer_ids=[f"o{k}" for k in range(9)])  # at the cap
+        store.contacts.record(customer_id=ids[1], channel="email", now=now, offer_ids=["o"])
+        for _ in range(2):
+            store.contacts.record_decline(customer_id=ids[2], offer_id="sitewide_10_off",
+                                          now=now)
+    at = (now + timedelta(seconds=1)).isoformat()
+
+    def run(engine: str, out: Path, *extra: str) -> str:
+        argv = ["batch-score", "--engine", engine, "--customers", str(source), "--out",
+                str(out), "--tracking-uri", trained.tracking_uri, "--data-dir",
+                str(trained.data_dir), "--state-url", store_url, "--at", at, "--workers", "1",
+                "--campaign", "winter-1", "--chunk-size", "150", "--spark-master", "local[2]",
+                *extra]
+        assert main(argv) == 0
+        return capsys.readouterr().out
+
+    def logged() -> tuple[pd.DataFrame, int]:
+        with open_store(store_url) as store:
+            since = now - timedelta(hours=1)
+            return store.log.decisions_frame(), sum(
+                store.contacts_since(customer_id=c, channel="email", since=since) for c in ids)
+
+    run("local", tmp_path / "local.parquet", "--dry-run")
+    assert "dry run: nothing logged" in run("spark", tmp_path / "dry", "--dry-run")
+    nothing, seeded = logged()
+    assert nothing.empty and seeded == 10  # the dry runs wrote nothing to the store
+    local = sorted_rows(tmp_path / "local.parquet")
+    pd.testing.assert_frame_equal(sorted_rows(tmp_path / "dry"), local, check_exact=True)
+    assert local.loc[local["customer_id"] == ids[0], "offer_id"].isna().all()  # capped
+    assert "sitewide_10_off" not in set(local.loc[local["customer_id"] == ids[2], "offer_id"])
+
+    assert "logged 600 new decisions" in run("spark", tmp_path / "spark")
+    pd.testing.assert_frame_equal(sorted_rows(tmp_path / "spark"), local, check_exact=True)
+    log, contacts = logged()
+    assert len(log) == 600 and set(log["decision_id"]) == {f"campaign:winter-1:{c}" for c in ids}
+    sent = local[local["offer_id"].notna()].sort_values(KEY).groupby("customer_id")["offer_id"]
+    served = log.set_index("customer_id")["offer_ids"]
+    assert {c: list(o) for c, o in sent} == {c: o for c, o in served.items() if o}
+    assert contacts == 10 + int(local["offer_id"].notna().sum())
+
+    assert "logged 0 new decisions, 600 already logged" in run("spark", tmp_path / "again")
+    again, contacts_again = logged()
+    assert len(again) == 600 and contacts_again == contacts
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "again", "customers.parquet", "dry", "local.parquet", "spark"]  # no temp folders
+    # a budget is a greedy over the whole list: refused on Spark, saying why
+    assert main(["batch-score", "--engine", "spark", "--customers", str(source), "--out",
+                 str(tmp_path / "budget"), "--budget", "10"]) == 2
+    assert "global greedy" in capsys.readouterr().err

@@ -55,3 +55,22 @@ def test_logging_a_campaign_again_adds_no_decision_and_no_contact(store: StateSt
     assert other == 1  # another campaign is another decision; counting is the caller's choice
     assert store.contacts_since(customer_id="a", channel="email", since=since) == 2
 
+
+
+def test_a_record_survives_its_json_as_a_spark_campaign_ships_it() -> None:
+    import numpy as np
+
+    from state.log import Candidate, record_json, record_of_json
+
+    original = DecisionRecord(
+        decision_id="campaign:spring:c1", decided_at=NOW, customer_id="c1", channel="email",
+        model_version="3", offer_ids=("a", "b"), chosen_offer="a", propensity=0.25,
+        candidates=(Candidate("a", 1.5, 0.03125), Candidate("b", -0.1, 0.001)),
+        suppressed={"c": "contact_cap"}, segment="gold",
+        features={"age": np.int64(41), "spend": np.float64(0.1 + 0.2), "tier": "gold"})
+    back = record_of_json(record_json(original))
+    assert back.decided_at == NOW and back.candidates == original.candidates
+    assert (back.offer_ids, back.suppressed, back.propensity) == (("a", "b"), {"c": "contact_cap"},
+                                                                  0.25)
+    assert back.features == {"age": 41, "spend": 0.1 + 0.2, "tier": "gold"}
+    assert record_json(back) == record_json(original)  # what the log stores: the same row
