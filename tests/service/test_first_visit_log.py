@@ -54,8 +54,8 @@ def test_a_log_of_first_visits_exports_randomized_rows_that_train_a_first_visit_
     bodies = []
     for i in range(VISITS):
         who = {"session_id": f"s{i}"} if i % 2 else {"customer_id": f"card-{i}"}
-        context = {"device": rng.choice(DEVICES), "page": rng.choice(PAGES),
-                   "cart_value": round(rng.uniform(5, 120), 2)}
+        cart = round(rng.uniform(5, 120), 2)
+        context = {"device": rng.choice(DEVICES), "page": rng.choice(PAGES), "cart_value": cart}
         response = randomized_client.post("/v1/decisions",
                                           json={"channel": "web", "context": context, **who})
         assert response.status_code == 200, response.get_json()
@@ -64,10 +64,10 @@ def test_a_log_of_first_visits_exports_randomized_rows_that_train_a_first_visit_
         bodies.append((body, context))
         served = body["offers"][0]["offer_id"] if body["offers"] else None
         # buyers: more of them with a big cart, more again with the gift
-        if rng.random() < 0.1 + context["cart_value"] / 400 + 0.15 * (
+        if rng.random() < 0.1 + cart / 400 + 0.15 * (
                 served == "first_purchase_gift"):
             state.log.record_outcome(Outcome(body["decision_id"], served, "purchased",
-                                             context["cart_value"], datetime.now(UTC)))
+                                             cart, datetime.now(UTC)))
 
     held = [b for b, _ in bodies if all(s["reason"] == "holdout" for s in b["suppressed"])
             and not b["offers"]]
