@@ -170,7 +170,7 @@ def decide_live(live: LiveState, model: LoadedModel, customer_id: str,
         with_profile=model.from_store and not anonymous)
     if anonymous or not (in_memory or profile is not None):
         return _new_customer(model, customer_id, context, snapshot,
-                             ANONYMOUS if anonymous else UNKNOWN_ID)
+                             ANONYMOUS if anonymous else UNKNOWN_ID, settings, rng)
     table, row = policy.situate(*model.customer(customer_id, profile, now), context)
     scores = policy.score_row(table, row)
     holds: dict[str, Hold] = {}
@@ -192,19 +192,22 @@ def decide_live(live: LiveState, model: LoadedModel, customer_id: str,
 
 
 def _new_customer(model: LoadedModel, customer_ref: str, context: DecisionContext,
-                  snapshot: StateSnapshot, who: str) -> LiveDecision:
+                  snapshot: StateSnapshot, who: str, settings: DecisionSettings,
+                  rng: random.Random | None) -> LiveDecision:
     """The decision of a customer without a profile, by the first-visit policy when the model
-    has one (scored from the request's context), else by the offers' prior uplifts. No
-    holdout, no exploration (the log records propensity 1: it is the only decision such a
-    customer can get)."""
+    has one (scored from the request's context), else by the offers' prior uplifts. The same
+    holdout and exploration as a known customer's, keyed by `customer_ref` (the session id or
+    card number): the log gets control rows and propensities to retrain the first-visit
+    policy from."""
     catalog = model.policy.catalog
     first = model.policy.first_visit
     if first is not None:
-        decision, uplifts, table = first_visit_decision(first, customer_ref, context, snapshot)
+        decision, uplifts, table = first_visit_decision(first, customer_ref, context, snapshot,
+                                                      settings, rng)
         why = who + BY_FIRST_VISIT.format(rows=first.meta.get("first_visit_rows", 0))
         return LiveDecision(decision, [], uplifts, table, 0, customer_known=False,
                             customer_known_reason=why)
-    decision = new_customer_decision(catalog, customer_ref, context, snapshot)
+    decision = new_customer_decision(catalog, customer_ref, context, snapshot, settings, rng)
     why = who + BY_PRIORS + ("" if catalog.for_new_customers() is not None else NO_NEW_OFFERS)
     table, _ = model.policy.situate(model.policy.customer_from_profile(customer_ref, {}), 0,
                                     context)

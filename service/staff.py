@@ -5,8 +5,9 @@ JavaScript fetches everything from the APIs below and from the storefront's own
 `POST /v1/decisions` / `POST /v1/outcomes`, all of which need a staff key (the page asks once and
 keeps it in sessionStorage; not at all in development mode).
 
-Routes: `GET /v1/customers/<ref>` (by customer_id, else by loyalty card number when
-customers.parquet has a `loyalty_card` column), `GET /v1/stock?sku=&store_id=` (units per
+Routes: `GET /v1/customers/<ref>` (by customer_id, else by loyalty card number: any stored
+profile's card with NBA_CUSTOMERS_FROM=store, customers.parquet's `loyalty_card` column in file
+mode), `GET /v1/stock?sku=&store_id=` (units per
 size/colour in a store and online) and `POST /v1/staff/explain` (offer names and one plain
 sentence per offer, built by the pure `plain_reasons`).
 """
@@ -20,7 +21,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -294,14 +295,33 @@ def _index(model: LoadedModel) -> CustomerIndex:
     return cache.get(model, current_app.extensions["nba.settings"].data_dir)
 
 
-def customer_json(model: LoadedModel, index: CustomerIndex, table: CustomerTable,
-                  row: int, settings: DecisionSettings) -> dict:
-    """The lookup document of the customer of `table`'s `row`: who they are to an assistant."""
+class ProfileReader(Protocol):
+    """The stored profiles as the lookups read them (state.profiles.Profiles)."""
+
+    def get(self, customer_id: str) -> dict[str, Any] | None: ...
+
+    def by_card(self, card: str) -> list[tuple[str, dict[str, Any]]]: ...
+
+
+@dataclass(frozen=True)
+class Found:
+    """A looked-up customer: their feature row, how they matched, their card as stored."""
+
+    table: CustomerTable
+    row: int
+    #: "customer_id" or "loyalty_card"
+    matched_by: str
+    loyalty_card: str | None
+
+
+def customer_json(found: Found, index: CustomerIndex, settings: DecisionSettings) -> dict:
+    """The lookup document of a found customer: who they are to an assistant."""
+    table, row = found.table, found.row
     value = float(table.value[row])
     percentile = index.percentile(value)
     return {
         "customer_id": table.ids[row],
-        "loyalty_card": None if model.from_store else index.card_of.get(row),
+        "loyalty_card": found.loyalty_card,
         "loyalty_tier": table.loyalty_tier[row],
         "value": round(value, 2),
         "value_band": value_band(percentile),
@@ -314,35 +334,51 @@ def customer_json(model: LoadedModel, index: CustomerIndex, table: CustomerTable
 
 
 def find_customer(model: LoadedModel, index: CustomerIndex, ref: str,
-                  profile: Callable[[str], Mapping[str, Any] | None] | None = None
-                  ) -> tuple[CustomerTable, int, str]:
-    """The customer's table and row, and how it matched (customer_id or loyalty_card).
+                  profiles: ProfileReader | None = None) -> Found:
+    """The customer whose id, or else whose loyalty card number, is `ref`.
 
-    `profile` reads a stored profile by customer id (customers kept in the state store).
+    `profiles`: the stored profiles (customers kept in the state store), where a card is any
+    profile's `loyalty_card` (loaded from customers.parquet or registered on this page). A
+    card two customers share matches nobody: a lookup must never open the wrong customer.
     UnknownCustomer when nothing matches.
     """
     ref = ref.strip()
-    if model.from_store and profile is not None and ref:
-        found = profile(ref)
+    if model.from_store and profiles is not None and ref:
+        found = profiles.get(ref)
         if found is not None:
-            return model.customer(ref, found) + ("customer_id",)
-        card = normalize_card(ref)  # a card registered on this page is its customer's id
-        found = profile(card) if card else None
-        if found is not None and found.get(LOYALTY_CARD) is not None:
-            return model.customer(card, found) + (LOYALTY_CARD,)
+            return Found(*model.customer(ref, found), "customer_id", _card_text(
+                found.get(LOYALTY_CARD)))
+        card = normalize_card(ref)
+        matches = profiles.by_card(card) if card else []
+        if len(matches) == 1:
+            customer_id, found = matches[0]
+            return Found(*model.customer(customer_id, found), LOYALTY_CARD,
+                         _card_text(found.get(LOYALTY_CARD)))
+        if matches:
+            log.warning("loyalty card lookup: the card is shared by several customers")
     row = None if model.from_store else model.customers.row(ref)
     if row is not None:
-        return model.customers, row, "customer_id"
+        return Found(model.customers, row, "customer_id", index.card_of.get(row))
     row = index.cards.get(normalize_card(ref)) if ref else None
     if row is not None:
-        return model.customers, row, LOYALTY_CARD
-    what = "customer id or loyalty card" if index.has_cards else "customer id"
+        return Found(model.customers, row, LOYALTY_CARD, index.card_of.get(row))
+    what = "customer id or loyalty card" if card_lookup(model, index) else "customer id"
     raise UnknownCustomer(f"no customer with {what} '{ref}'", {"customer_ref": ref})
 
 
-def _stored_profile(customer_id: str) -> Mapping[str, Any] | None:
-    """A profile from this worker's state store (the staff page's one-customer lookups)."""
-    return current_app.extensions["nba.state"].get().store.profiles.get(customer_id)
+def card_lookup(model: LoadedModel, index: CustomerIndex) -> bool:
+    """Whether customers can be looked up by card: any stored profile's card (store mode), or
+    customers.parquet's `loyalty_card` column (file mode)."""
+    return model.from_store or index.has_cards
+
+
+def _stored_profiles(model: LoadedModel) -> ProfileReader | None:
+    """This worker's stored profiles (the staff page's one-customer lookups); None when the
+    model reads customers from customers.parquet."""
+    if not model.from_store:
+        return None
+    profiles: ProfileReader = current_app.extensions["nba.state"].get().store.profiles
+    return profiles
 
 
 # ---------------------------------------------------------------- routes
@@ -378,13 +414,14 @@ def staff_page() -> ResponseReturnValue:
     if selected is not None and selected not in stores:
         stores.append(selected)
     store: ModelStore = current_app.extensions["nba.model_store"]
-    card_lookup = False
+    lookup_cards = False
     if store.ready:
-        card_lookup = _index(store.current()).has_cards
+        model = store.current()
+        lookup_cards = card_lookup(model, _index(model))
     page = render_template("staff.html", dev_mode=current_app.extensions["nba.keys"].dev_mode,
                            stores=stores, selected_store=selected or (stores[0] if stores
                                                                       else None),
-                           card_lookup=card_lookup, max_offers=MAX_LIMIT)
+                           card_lookup=lookup_cards, max_offers=MAX_LIMIT)
     return page, 200, PAGE_HEADERS
 
 
@@ -394,9 +431,9 @@ def get_customer(customer_ref: str) -> ResponseReturnValue:
     """One customer by customer_id or loyalty card: tier, value band, preferences, holdout."""
     model = _model()
     index = _index(model)
-    table, row, matched = find_customer(model, index, customer_ref, _stored_profile)
-    return jsonify(customer_json(model, index, table, row, _decision_settings())
-                   | {"matched_by": matched})
+    found = find_customer(model, index, customer_ref, _stored_profiles(model))
+    return jsonify(customer_json(found, index, _decision_settings())
+                   | {"matched_by": found.matched_by})
 
 
 @bp.get("/v1/stock")
@@ -471,8 +508,8 @@ def explain() -> ResponseReturnValue:
     model = _model()
     index = _index(model)
     try:
-        table, row, _ = find_customer(model, index, req.customer_id, _stored_profile)
-        customer = customer_json(model, index, table, row, _decision_settings())
+        found = find_customer(model, index, req.customer_id, _stored_profiles(model))
+        customer = customer_json(found, index, _decision_settings())
     except UnknownCustomer:  # a walk-in or new customer: decided without a profile
         customer = {"customer_id": req.customer_id, "loyalty_tier": None}
     catalog = model.policy.catalog

@@ -40,6 +40,7 @@ from state.schema import (
     CONFIRMED,
     PARTITIONED,
     RESERVED,
+    card_index_ddl,
     inventory_meta,
     metadata,
     partitioned_metadata,
@@ -335,6 +336,7 @@ def _create_schema(engine: Engine, backend: str) -> frozenset[str]:
             conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK})
             partitioned_metadata.create_all(conn)  # a store made before keeps its plain tables
             partitioned = partitions.partitioned_tables(conn)
+        conn.execute(text(card_index_ddl(backend)))  # an expression index: not in metadata
         conn.execute(_insert(inventory_meta, backend).values(id=1, version=0)
                      .on_conflict_do_nothing(index_elements=[inventory_meta.c.id]))
     return partitioned

@@ -24,7 +24,7 @@ from sqlalchemy import Connection, func, select, text
 from state.database import Database
 from state.errors import StateStoreError, describe
 from state.records import utc
-from state.schema import PROFILES_STAGING, profile_events, profiles
+from state.schema import CARD_KEY, HAS_CARD, PROFILES_STAGING, profile_events, profiles
 
 #: Rows sent per COPY / executemany batch: bounded memory whatever the file's size.
 BATCH_ROWS = 50_000
@@ -90,6 +90,19 @@ class Profiles:
                                     .where(profiles.c.customer_id == customer_id)
                                     ).scalar_one_or_none()
         return None if document is None else decode(document)
+
+    def by_card(self, card: str) -> list[tuple[str, dict[str, Any]]]:
+        """Profiles whose `loyalty_card`, normalized, is `card` (already normalized): at most
+        two, so a caller can tell a unique card from a shared one. An index lookup
+        (state.schema.CARD_KEY) whether the profile was bulk-loaded or made by an event."""
+        backend = self.db.backend
+        query = text(f"SELECT customer_id, data FROM {profiles.name} "
+                     f"WHERE {CARD_KEY[backend]} = :card AND {HAS_CARD[backend]} LIMIT 2")
+        # no ORDER BY: PostgreSQL would walk the primary key in order (filtering every row)
+        # instead of probing the card index
+        with self.db.read("find a profile by card") as conn:
+            rows = conn.execute(query, {"card": card}).all()
+        return sorted((cid, decode(document)) for cid, document in rows)
 
     def sample(self, limit: int) -> list[tuple[str, dict[str, Any]]]:
         """Up to `limit` profiles (the first by id): what a model load summarizes."""

@@ -228,6 +228,24 @@ profiles = Table(
 #: The table a bulk load fills before it replaces `profiles` in one transaction.
 PROFILES_STAGING = "profiles_staging"
 
+#: A profile's loyalty card number as the staff page normalizes what is typed (whitespace and
+#: dashes dropped, upper case; service.staff.normalize_card), computed from the JSON document
+#: so a bulk load and an event need no extra column or write: the lookup by card is an
+#: expression index, partial (only profiles that have a card).
+CARD_KEY = {
+    "postgresql": r"upper(regexp_replace(data::json ->> 'loyalty_card', '[\s-]+', '', 'g'))",
+    "sqlite": ("upper(replace(replace(replace(replace(json_extract(data, '$.loyalty_card'), "
+               "' ', ''), '-', ''), char(9), ''), char(10), ''))"),
+}
+HAS_CARD = {"postgresql": "(data::json ->> 'loyalty_card') IS NOT NULL",
+            "sqlite": "json_extract(data, '$.loyalty_card') IS NOT NULL"}
+
+
+def card_index_ddl(backend: str) -> str:
+    """CREATE INDEX (idempotent) of the profiles' normalized loyalty card numbers."""
+    return (f"CREATE INDEX IF NOT EXISTS ix_profiles_card ON profiles (({CARD_KEY[backend]})) "
+            f"WHERE {HAS_CARD[backend]}")
+
 # Every customer event applied to a profile, once: the primary key makes a repeated event a
 # no-op (idempotent per event id), and the log says what each profile has seen.
 profile_events = Table(

@@ -179,7 +179,7 @@
     if (error.code === "unknown_customer") {
       setState("unknown");
       $("customer").hidden = true;
-      const what = config.card_lookup ? "customer id or loyalty card number" : "customer id";
+      const what = config.card_lookup ? "customer id or card number" : "customer id";
       showMessage("warn", "Customer not found",
                   `No customer matches “${state.ref}”. Check the ${what} and try again.`);
       return;

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from nba import demo
-from service.newcomers import NEW_CUSTOMER_SETTINGS
 from tests.conftest import DEMO_SEED, Trained, load_champion, train_champion
 
 NEW_OFFERS = ("first_purchase_gift", "consent_prompt")
@@ -71,7 +70,8 @@ def test_an_unknown_visitor_is_decided_by_the_first_visit_policy_from_the_contex
 
     logged = state.log.get(big["decision_id"])
     assert logged is not None and logged.segment == "new_customer"
-    assert logged.propensity == 1.0 and NEW_CUSTOMER_SETTINGS.holdout_share == 0.0
+    # the suite's app has no holdout and no exploration: the decision served was sure
+    assert logged.propensity == 1.0 and not logged.holdout
     assert logged.features == {"device": "desktop", "page": "footwear", "cart_value": 90.0}
 
 

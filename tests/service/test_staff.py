@@ -117,7 +117,7 @@ def test_page_says_dev_mode_and_card_lookup(make_app, card_dir):
         as_text=True)
     config = page_config(html)
     assert config["dev_mode"] is True and config["card_lookup"] is True
-    assert "Customer id or loyalty card number" in html
+    assert "Customer id or card number" in html
 
 
 def test_page_renders_before_the_model_is_ready(make_app):

@@ -64,3 +64,21 @@ def test_an_event_applies_once_per_event_id(store: StateStore) -> None:
     assert store.profiles.apply([first, again], count, now=NOW) == [APPLIED, DUPLICATE]
     assert store.profiles.apply([again, other], count, now=NOW) == [DUPLICATE, APPLIED]
     assert store.profiles.get("c1") == {"n": 2}
+
+
+def test_a_card_finds_its_profile_whether_loaded_or_made_by_an_event(store: StateStore) -> None:
+    from state.profiles import ProfileEvent
+
+    store.profiles.replace([[("c1", json.dumps({"loyalty_card": "6001 0000-0001"})),
+                             ("c2", json.dumps({"recency_days": 3})),
+                             ("c3", json.dumps({"loyalty_card": "77-1"})),
+                             ("c4", json.dumps({"loyalty_card": "771"}))]], now=NOW)
+    registered = ProfileEvent("r1", "8800", "sign_up", NOW, {"loyalty_card": "88 00"})
+    store.profiles.apply([registered], lambda _, e: dict(e.payload), now=NOW)
+
+    assert store.profiles.by_card("600100000001") == [
+        ("c1", {"loyalty_card": "6001 0000-0001"})]
+    assert [cid for cid, _ in store.profiles.by_card("8800")] == ["8800"]
+    # a shared card comes back twice: the caller must not pick one
+    assert [cid for cid, _ in store.profiles.by_card("771")] == ["c3", "c4"]
+    assert store.profiles.by_card("nobody") == []
