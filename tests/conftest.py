@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TypedDict
+from typing import Any, TypedDict
 from urllib.parse import quote
 
 import pytest
@@ -131,20 +131,27 @@ def state(tmp_path: Path, demo_dir: Path):
     store.close()
 
 
-@pytest.fixture
-def app(trained: Trained, loaded, state):
-    """The Flask app serving the trained champion, with a fresh state store per test."""
+def service_app(trained: Trained, loaded, state, **settings):
+    """The Flask app serving `loaded` over `state`, in process: the admin key, no rate limit,
+    no holdout and no exploration unless `settings` say otherwise."""
     from service import create_app
     from service.model_store import ModelStore
     from service.settings import ServiceSettings
 
     store = ModelStore(lambda: loaded)
     store.try_load()
+    defaults: dict[str, Any] = {"admin_token": ADMIN_TOKEN, "holdout_share": 0.0,
+                                "exploration": 0.0, "rate_limit": 0.0}
     return create_app(ServiceSettings(tracking_uri=trained.tracking_uri,
-                                      data_dir=trained.data_dir, admin_token=ADMIN_TOKEN,
-                                      api_keys=f"staff:{STAFF_KEY},storefront:{STOREFRONT_KEY}",
-                                      holdout_share=0.0, exploration=0.0, rate_limit=0.0),
+                                      data_dir=trained.data_dir, **(defaults | settings)),
                       store=store, state=state)
+
+
+@pytest.fixture
+def app(trained: Trained, loaded, state):
+    """The Flask app serving the trained champion, with a fresh state store per test."""
+    return service_app(trained, loaded, state,
+                       api_keys=f"staff:{STAFF_KEY},storefront:{STOREFRONT_KEY}")
 
 
 @pytest.fixture

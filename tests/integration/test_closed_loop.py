@@ -36,7 +36,7 @@ import pytest
 from features import io
 from nba.demo import TRUE_UPLIFT
 from nba.simulate import Simulator, true_policy_value
-from tests.conftest import ADMIN_TOKEN
+from tests.conftest import ADMIN_TOKEN, service_app
 from training.export import export_training
 
 pytestmark = pytest.mark.slow
@@ -64,19 +64,10 @@ def loaded_with_holdout(trained):
 @pytest.fixture
 def loop_client(trained, loaded_with_holdout, state):
     """An in-process service that holds out, explores and logs into a fresh state store."""
-    from service import create_app
-    from service.model_store import ModelStore
-    from service.settings import ServiceSettings
-
-    store = ModelStore(lambda: loaded_with_holdout)
-    store.try_load()
-    app = create_app(ServiceSettings(tracking_uri=trained.tracking_uri,
-                                     data_dir=trained.data_dir, admin_token=ADMIN_TOKEN,
-                                     holdout_share=HOLDOUT_SHARE, exploration=EXPLORATION,
-                                     # seeded: one run of this test is one fixed round of traffic
-                                     exploration_seed=SIMULATOR_SEED,
-                                     rate_limit=0.0),  # one client sends all the traffic
-                     store=store, state=state)
+    app = service_app(trained, loaded_with_holdout, state, holdout_share=HOLDOUT_SHARE,
+                      exploration=EXPLORATION,
+                      # seeded: one run of this test is one fixed round of traffic
+                      exploration_seed=SIMULATOR_SEED)
     client = app.test_client()
     client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {ADMIN_TOKEN}"
     return client

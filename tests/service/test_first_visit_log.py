@@ -21,7 +21,7 @@ from features import io
 from features.schema import feature_columns
 from nba.cli import main
 from state import Outcome
-from tests.conftest import ADMIN_TOKEN, ONE_CANDIDATE
+from tests.conftest import ADMIN_TOKEN, ONE_CANDIDATE, service_app
 from training import first_visit
 
 VISITS = 400
@@ -32,17 +32,8 @@ DEVICES, PAGES = ("mobile", "desktop", "tablet"), ("home", "footwear", "denim", 
 @pytest.fixture
 def randomized_client(trained, loaded, state):
     """The service with a 25% holdout and 50% exploration (the suite's app has neither)."""
-    from service import create_app
-    from service.model_store import ModelStore
-    from service.settings import ServiceSettings
-
-    store = ModelStore(lambda: loaded)
-    store.try_load()
-    app = create_app(ServiceSettings(tracking_uri=trained.tracking_uri,
-                                     data_dir=trained.data_dir, admin_token=ADMIN_TOKEN,
-                                     holdout_share=HOLDOUT, exploration=EXPLORATION,
-                                     exploration_seed=7, rate_limit=0.0),
-                     store=store, state=state)
+    app = service_app(trained, loaded, state, holdout_share=HOLDOUT, exploration=EXPLORATION,
+                      exploration_seed=7)
     client = app.test_client()
     client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {ADMIN_TOKEN}"
     return client
