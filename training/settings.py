@@ -74,6 +74,11 @@ class TrainSettings:
     #: DR value (0.0: the best by DR, ties to the simplest; 1.0: the one-standard-error rule,
     #: which kept the best single offer where targeting truly earned twice as much)
     tolerance: float = 0.0
+    #: the nested check (training.select.nested_selection): a targeting choice is served only
+    #: when "select, then serve", scored on folds its choice never saw, gains over the best
+    #: single offer by more than this many standard errors (0.0: a positive point estimate);
+    #: None serves the choice unchecked
+    nested_z: float | None = 0.0
     #: a fixed shrinkage replaces the menu's rules by that one (1.0: full targeting)
     shrinkage: float | None = None
 
