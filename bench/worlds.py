@@ -232,6 +232,8 @@ def main() -> None:
                              "makes 2 threads many times slower)")
     parser.add_argument("--nested-z", default=None,
                         help="the nested check's z (TrainSettings.nested_z), or 'off'")
+    parser.add_argument("--nested-folds", type=int, default=None,
+                        help="folds of the nested check (TrainSettings.nested_folds)")
     args = parser.parse_args()
     quiet_logging()
     logging.getLogger("training").setLevel(logging.WARNING)
@@ -241,6 +243,8 @@ def main() -> None:
     if args.nested_z is not None:
         settings = replace(settings, nested_z=None if args.nested_z == "off"
                            else float(args.nested_z))
+    if args.nested_folds:
+        settings = replace(settings, nested_folds=args.nested_folds)
     if args.capacities:
         settings = replace(settings, capacities=tuple(args.capacities.split(",")))
     started = time.perf_counter()

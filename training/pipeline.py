@@ -251,8 +251,10 @@ def select_policy(frame: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
     nested, note = None, ""
     if best_single.name in arms:  # the check needs the best single offer on the menu
         terms = {name: profit_terms(a, dr, margins, costs) for name, a in arms.items()}
-        nested = select.nested_selection(terms, candidates, terms[best_single.name], fold,
-                                          customers, settings.tolerance)
+        nested_fold = crossfit.folds(customers, min(settings.nested_folds,
+                                                    len(np.unique(customers))), settings.seed + 1)
+        nested = select.nested_selection(terms, candidates, terms[best_single.name],
+                                          nested_fold, customers, settings.tolerance)
         chosen, note = _nested_check(nested, chosen, best_single, settings.nested_z)
     raw = oof[pairs[0]].uplift if pairs and (chosen.learner, chosen.capacity) not in oof \
         else oof[chosen.learner, chosen.capacity].uplift if pairs else None
@@ -287,8 +289,11 @@ def _nested_check(nested: select.Nested, chosen: Candidate, best_single: Candida
                f"{', '.join(nested.choices)}): DR {nested.value.value:.4f} "
                f"[{nested.value.low:.4f}, {nested.value.high:.4f}], gain over {best_single.name} "
                f"{gain.value:+.4f} [{gain.low:+.4f}, {gain.high:+.4f}]")
-    if chosen == best_single or z is None or select.beats_baseline(nested, z):
+    if chosen == best_single or select.beats_baseline(nested, 0.0 if z is None else z):
         return chosen, f"{figures}; serving {chosen.name}"
+    if z is None:
+        return chosen, (f"{figures}; serving {chosen.name} unchecked (nested_z off: with "
+                        "--nested-z 0 the best single offer would be kept)")
     bound = "its point estimate is not above 0" if z == 0 else \
         f"its gain minus {z:g} SE is not above 0"
     return best_single, (f"{figures}; kept {best_single.name} instead of {chosen.name}: "
