@@ -176,6 +176,7 @@ def _nested_kept(arms: dict[str, np.ndarray], seed: int) -> tuple[str, str]:
                                      folds(np.arange(n) // 2, 3, seed), np.arange(n) // 2)
     served, note = _nested_check(nested, full, candidates[0], 0.0)
     assert "nested" in note and served.name in note
+    assert _nested_check(nested, full, candidates[0], None)[0] == full  # off: reported only
     return full.name, served.name
 
 
