@@ -67,7 +67,7 @@ def bootstrap_interval(contributions: np.ndarray, rng: np.random.Generator) -> t
 
 
 def run_variant(raw: pd.DataFrame, variant: Variant, seed: int, workdir: Path,
-                learner: str = "s,t,x") -> dict:
+                learner: str = "s,t,x", train_flags: tuple[str, ...] = ()) -> dict:
     """Train on the split's training part, batch-score its holdout, evaluate every policy."""
     holdout = hillstrom.stratified_split(raw, variant.test_size, seed, variant.converted)
     train, test = raw[~holdout], raw[holdout]
@@ -84,7 +84,7 @@ def run_variant(raw: pd.DataFrame, variant: Variant, seed: int, workdir: Path,
     started = time.perf_counter()
     common = ["--tracking-uri", uri, "--data-dir", str(data)]
     if nba(["train", *common, "--artifact-root", str(data / "mlruns"), "--seed", str(seed),
-            "--test-size", "0.2", "--promote", "--learner", learner]) != 0:
+            "--test-size", "0.2", "--promote", "--learner", learner, *train_flags]) != 0:
         raise SystemExit(f"nba train failed for {variant.name}, seed {seed}")
     # the bench measures the policy, not the experiment around it: the decision core's
     # holdout (5% of customers with no offer, for the incrementality report) is switched off
@@ -197,7 +197,11 @@ def main() -> None:
                         help="the menu's learners, as `nba train --learner` (default s,t,x)")
     parser.add_argument("--only", default=None,
                         help="run only the variants whose name contains this text")
+    parser.add_argument("--nested-z", default=None,
+                        help="as `nba train --nested-z` (the nested check on); results in "
+                             "quality-nested_z<z>.md")
     args = parser.parse_args()
+    flags = () if args.nested_z is None else ("--nested-z", args.nested_z)
     raw = hillstrom.load(args.hillstrom)
     started = time.perf_counter()
     sections = []
@@ -208,17 +212,20 @@ def main() -> None:
                 continue
             runs = []
             for seed in range(args.seeds):
-                runs.append(run_variant(raw, variant, seed, Path(tmp), args.learner))
+                runs.append(run_variant(raw, variant, seed, Path(tmp), args.learner, flags))
                 print(f"  {variant.name}: seed {seed} done ({time.perf_counter() - started:.0f}"
                       " s)", file=sys.stderr, flush=True)
             sections.append(summarize(variant, runs))
     header = (f"## Policy quality on the Hillstrom e-mail experiment\n\n64,000 customers, "
-              f"randomized 1/3 per arm; `nba train --learner {args.learner}` + "
+              f"randomized 1/3 per arm; `nba train --learner {args.learner}"
+              f"{' ' + ' '.join(flags) if flags else ''}` + "
               f"`nba batch-score` per seed; "
               f"whole run {time.perf_counter() - started:.0f} s.\n")
     suffix = f"-{re.sub(r'[^A-Za-z0-9]+', '_', args.only)}" if args.only else ""
     tag = args.learner.replace(",", "")
     name = "quality.md" if not args.only else f"quality-{tag}{suffix}.md"
+    if flags:
+        name = name.replace(".md", f"-nested_z{args.nested_z}.md")
     publish(name, header + "\n" + "\n".join(sections))
 
 

@@ -226,20 +226,56 @@ class Outcome:
     best_single: float
     gain: tuple[float, float, float]  # cross-fitted DR gain over the best single (value, CI)
     arms: np.ndarray
+    #: the best by DR on all rows before the nested check, and the true values of serving it
+    #: and of serving the data's best single offer (the two things the check decides between)
+    full_choice: str = ""
+    choice_policy: float = float("nan")
+    single_policy: float = float("nan")
+    nested_gain: tuple[float, float, float] = (0.0, 0.0, 0.0)  # nested "select then serve"
+    #: the SE of the top targeting candidate's cross-fitted DR gain over the best single offer:
+    #: how finely this seed's data can tell targeting from the single offer
+    noise_se: float = float("nan")
 
 
 def train_and_score(world: World, settings: TrainSettings) -> Outcome:
-    """The real selection and refit (no registry), then the true value of the served policy."""
+    """The real selection and refit (no registry), then the true value of the served policy.
+
+    The full-data choice is refit unchecked and its served best-single twin (shrinkage 0, the
+    same DR population) scored beside it, so both sides of the nested check are measured; the
+    served one is the side `settings.nested_z` picks, by `training.select.beats_baseline`.
+    """
+    from dataclasses import replace
+
     from features.build import build_matrix, infer_spec
+    from stats import Z95
     from training.pipeline import STEPS, Progress, fit_chosen, policy_arms
+    from training.select import beats_baseline
 
     spec = infer_spec(world.exposures, FEATURES)
-    policy, selection = fit_chosen(world.exposures, spec, world.catalog, settings,
-                                   Progress(STEPS))
-    uplift, _, _ = policy.score(build_matrix(world.test, spec))
+    policy, selection = fit_chosen(world.exposures, spec, world.catalog,
+                                   replace(settings, nested_z=None), Progress(STEPS))
+    X = build_matrix(world.test, spec)
+    uplift, _, _ = policy.score(X)
     arms = policy_arms(policy, uplift, None)
+    policy.shrinkage, policy.penalty = 0.0, None
+    single_arms = policy_arms(policy, policy.score(X)[0], None)
     m = selection.evaluation.metrics
-    return Outcome(world.name, selection.chosen.name, world.value(arms), world.oracle(),
-                   world.best_single(),
-                   (m["profit_gain_vs_best_single"], m["profit_gain_vs_best_single_ci_low"],
-                    m["profit_gain_vs_best_single_ci_high"]), arms)
+    gain = (m["profit_gain_vs_best_single"], m["profit_gain_vs_best_single_ci_low"],
+            m["profit_gain_vs_best_single_ci_high"])
+    nested = selection.nested
+    keep = (selection.chosen.rule != "best_single" and nested is not None
+            and settings.nested_z is not None and not beats_baseline(nested, settings.nested_z))
+    chosen = selection.chosen.name
+    if keep:
+        table = selection.table
+        chosen = str(table.loc[table["rule"] == "best_single", "candidate"].iloc[0])
+        arms, gain = single_arms, (0.0, 0.0, 0.0)
+    top = "select_top_targeting_gain_vs_best_single"
+    return Outcome(world.name, chosen, world.value(arms), world.oracle(), world.best_single(),
+                   gain, arms, full_choice=selection.chosen.name,
+                   choice_policy=world.value(policy_arms(policy, uplift, None)),
+                   single_policy=world.value(single_arms),
+                   nested_gain=(0.0, 0.0, 0.0) if nested is None else
+                   (nested.gain.value, nested.gain.low, nested.gain.high),
+                   noise_se=(m[top + "_ci_high"] - m[top + "_ci_low"]) / (2 * Z95)
+                   if top in m else float("nan"))

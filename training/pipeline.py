@@ -158,6 +158,9 @@ class Selection:
     evaluation: Evaluation
     shrinkage: float | np.ndarray  # served: the rule's, or the gated rule's one per offer
     rows: int
+    nested: select.Nested | None = None  # the selection procedure scored out of fold
+    full_choice: Candidate | None = None  # the best by DR on all rows, before the nested check
+    note: str = ""  # the nested check's figures and why the choice was served or replaced
 
 
 def selection_mask(customer_ids: pd.Series, max_rows: int, seed: int) -> np.ndarray:
@@ -244,6 +247,15 @@ def select_policy(frame: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
     chosen = select.choose(table, candidates, settings.tolerance)
     best_single = next((c for c in candidates if c.rule == "best_single"),
                        select.Candidate(chosen.learner, chosen.capacity, "best_single"))
+    full_choice = chosen
+    nested, note = None, ""
+    if best_single.name in arms:  # the check needs the best single offer on the menu
+        terms = {name: profit_terms(a, dr, margins, costs) for name, a in arms.items()}
+        nested_fold = crossfit.folds(customers, min(settings.nested_folds,
+                                                    len(np.unique(customers))), settings.seed + 1)
+        nested = select.nested_selection(terms, candidates, terms[best_single.name],
+                                          nested_fold, customers, settings.tolerance)
+        chosen, note = _nested_check(nested, chosen, best_single, settings.nested_z)
     raw = oof[pairs[0]].uplift if pairs and (chosen.learner, chosen.capacity) not in oof \
         else oof[chosen.learner, chosen.capacity].uplift if pairs else None
     evaluation = evaluate_out_of_fold(
@@ -252,9 +264,41 @@ def select_policy(frame: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
     evaluation.metrics["shrinkage"] = select.rule_of(chosen).shrinkage
     evaluation.metrics["select_rows"] = float(len(frame))
     evaluation.metrics.update(select.as_metrics(table))
+    if nested is not None:
+        evaluation.metrics.update(nested.value.as_dict("select_nested_dr"))
+        evaluation.metrics.update(nested.gain.as_dict("select_nested_gain_vs_best_single"))
+        evaluation.metrics["select_nested_kept_best_single"] = float(chosen != full_choice)
+        targeting = table[table["rule"] != "best_single"]
+        if len(targeting):  # how well the data tell targeting from the single offer at all
+            top = str(targeting.loc[targeting["dr"].idxmax(), "candidate"])
+            evaluation.metrics.update(paired_difference(
+                terms[top], terms[best_single.name], customers).as_dict(
+                "select_top_targeting_gain_vs_best_single"))
     _, penalty, shrinkage = uplift_of(chosen)
     return Selection(chosen, table, population, penalty, evaluation, shrinkage=shrinkage,
-                     rows=len(frame))
+                     rows=len(frame), nested=nested, full_choice=full_choice, note=note)
+
+
+def _nested_check(nested: select.Nested, chosen: Candidate, best_single: Candidate,
+                  z: float | None) -> tuple[Candidate, str]:
+    """(the candidate to serve, a line saying why): the full-data choice when it is the best
+    single offer, when unchecked (z None) or when the nested procedure beats the best single
+    offer by more than z SEs; else the best single offer."""
+    gain = nested.gain
+    figures = (f"nested (each fold served the choice of the other folds: "
+               f"{', '.join(nested.choices)}): DR {nested.value.value:.4f} "
+               f"[{nested.value.low:.4f}, {nested.value.high:.4f}], gain over {best_single.name} "
+               f"{gain.value:+.4f} [{gain.low:+.4f}, {gain.high:+.4f}]")
+    if chosen == best_single or select.beats_baseline(nested, 0.0 if z is None else z):
+        return chosen, f"{figures}; serving {chosen.name}"
+    if z is None:
+        return chosen, (f"{figures}; serving {chosen.name} unchecked (nested_z off: with "
+                        "--nested-z 0 the best single offer would be kept)")
+    bound = "its point estimate is not above 0" if z == 0 else \
+        f"its gain minus {z:g} SE is not above 0"
+    return best_single, (f"{figures}; kept {best_single.name} instead of {chosen.name}: "
+                         f"choosing from the menu does not beat the best single offer out of "
+                         f"sample ({bound})")
 
 
 def fit_chosen(exposures: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
@@ -267,7 +311,7 @@ def fit_chosen(exposures: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
     selection = select_policy(sample, spec, catalog, settings, progress)
     log.info("menu (cross-fitted DR incremental profit per row, 95%% CI clustered by "
              "customer):\n%s\nchosen: %s", select.format_menu(selection.table,
-                                                               selection.chosen),
+                                                               selection.chosen, selection.note),
              selection.chosen.name)
     policy = fit_models(exposures, spec, catalog, settings, selection.chosen,
                          selection.population, progress)
@@ -473,7 +517,7 @@ def train(settings: TrainSettings) -> TrainResult:
     spec = infer_spec(exposures, kinds)
     policy, selection = fit_chosen(exposures, spec, catalog, settings, progress)
     chosen = selection.chosen
-    menu_text = select.format_menu(selection.table, chosen)
+    menu_text = select.format_menu(selection.table, chosen, selection.note)
     evaluation = selection.evaluation
     policy.first_visit = first_visit.fit(newcomers, kinds, catalog, settings)
     if policy.first_visit is not None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from stats import mean_estimate, paired_difference, profit_terms
+from stats import Estimate, mean_estimate, paired_difference, profit_terms
 from training.learners import CAPACITIES, LEARNERS
 from training.rules import RULES, Rule, resolve
 
@@ -100,17 +100,69 @@ def choose(table: pd.DataFrame, candidates: Sequence[Candidate], tolerance: floa
     return min((by_name[name] for name in within["candidate"]), key=lambda c: c.complexity)
 
 
+@dataclass(frozen=True)
+class Nested:
+    """The selection procedure itself evaluated out of fold (nested cross-validation).
+
+    Fold j's rows are served the candidate chosen on the other folds' rows and scored on their
+    own, so the winner's curse of an argmax over ~19 noisy values is inside the estimate.
+    """
+
+    choices: tuple[str, ...]  # per fold: the candidate chosen without that fold's rows
+    value: Estimate  # DR value of "select, then serve" (clustered)
+    gain: Estimate  # paired gain of "select, then serve" over the baseline (best_single)
+
+
+def nested_selection(terms: Mapping[str, np.ndarray], candidates: Sequence[Candidate],
+                     baseline: np.ndarray, fold: np.ndarray, clusters: np.ndarray,
+                     tolerance: float = 0.0) -> Nested:
+    """Choose by `choose` on the rows outside each fold, score that choice on the fold's rows.
+
+    `terms[name]` are a candidate's per-row DR profit terms (as `score_menu` computes them),
+    `baseline` the best single offer's; `fold` a fold index per row. Every fold's choice uses
+    only the other folds' terms, so its score on the fold is out of sample for the choice (the
+    terms themselves come from models fitted without the row's fold, as in `score_menu`).
+    """
+    names = [c.name for c in candidates]
+    served = np.empty(len(fold), dtype=np.float64)
+    choices = []
+    for j in np.unique(fold):
+        inside, outside = fold == j, fold != j
+        means = np.array([terms[n][outside].mean() for n in names])
+        best = names[int(np.argmax(means))]
+        if tolerance > 0:
+            gaps = [paired_difference(terms[best][outside], terms[n][outside],
+                                      clusters[outside]) for n in names]
+            gap, se = [g.value for g in gaps], [g.se for g in gaps]
+        else:
+            gap, se = list(means.max() - means), [0.0] * len(names)
+        table = pd.DataFrame({"candidate": names, "gap_to_best": gap, "gap_se": se})
+        pick = choose(table, candidates, tolerance).name
+        choices.append(pick)
+        served[inside] = terms[pick][inside]
+    return Nested(tuple(choices), mean_estimate(served, clusters),
+                  paired_difference(served, baseline, clusters))
+
+
+def beats_baseline(nested: Nested, z: float) -> bool:
+    """Does "select, then serve" beat the best single offer out of sample: its nested gain
+    minus z standard errors above 0 (z = 0: the point estimate)?"""
+    return nested.gain.value - z * nested.gain.se > 0.0
+
+
 def rule_of(candidate: Candidate) -> Rule:
     """The candidate's rule object."""
     return resolve(candidate.rule)
 
 
-def format_menu(table: pd.DataFrame, chosen: Candidate) -> str:
-    """The table as printed and logged: one line per candidate, the chosen one marked."""
+def format_menu(table: pd.DataFrame, chosen: Candidate, note: str = "") -> str:
+    """The table as printed and logged: one line per candidate, the chosen one marked; `note`
+    (the nested check and why the choice was kept or replaced) on the lines below."""
     shown = table.assign(chosen=np.where(table["candidate"] == chosen.name, "<-", ""))
     columns = ["candidate", "dr", "dr_low", "dr_high", "ipw", "gap_to_best", "gap_se",
                "treated_share", "chosen"]
-    return str(shown[columns].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    text = str(shown[columns].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    return f"{text}\n{note}" if note else text
 
 
 def as_metrics(table: pd.DataFrame) -> Mapping[str, float]:

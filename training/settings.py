@@ -74,6 +74,17 @@ class TrainSettings:
     #: DR value (0.0: the best by DR, ties to the simplest; 1.0: the one-standard-error rule,
     #: which kept the best single offer where targeting truly earned twice as much)
     tolerance: float = 0.0
+    #: the nested check (training.select.nested_selection), always reported: with a z, a
+    #: targeting choice is served only when "select, then serve", scored on folds its choice
+    #: never saw, gains over the best single offer by more than z standard errors (0.0: a
+    #: positive point estimate). None (the default) serves the choice: on the synthetic worlds
+    #: z = 0 fixed one weak-signal seed and lost one on propensities by x1 and one held-out
+    #: interaction seed, where the best single offer it fell back to was itself a wrong pick
+    nested_z: float | None = None
+    #: folds by customer of the nested check, drawn apart from the cross-fitting's: each
+    #: fold's choice is made on the other (nested_folds - 1) / nested_folds of the rows, close
+    #: to the full-data choice it stands for
+    nested_folds: int = 10
     #: a fixed shrinkage replaces the menu's rules by that one (1.0: full targeting)
     shrinkage: float | None = None
 

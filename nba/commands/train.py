@@ -20,8 +20,12 @@ EXAMPLES = ("examples:\n  nba train                          # train on ./data, 
             "The menu: every learner x capacity x rule is scored by the doubly robust (DR)\n"
             "incremental profit of the policy it induces, on out-of-fold predictions (K folds\n"
             "by customer), with a 95% interval clustered by customer; the best (ties to the\n"
-            "simplest, --tolerance widens the tie) is refit on all rows and registered. The\n"
-            "table is printed and logged to MLflow (selection.txt).\n"
+            "simplest, --tolerance widens the tie) is refit on all rows and registered. Below\n"
+            "the table, the nested estimate of choosing from the menu (each fold served the\n"
+            "choice made without it) against the best single offer; with --nested-z a\n"
+            "targeting choice that does not beat it is replaced by the best single offer, and\n"
+            "the output says why. The table is printed and logged to MLflow (selection.txt;\n"
+            "select_nested_* metrics).\n"
             "  learners:   s = S-learner, t = T-learner (causalml classifiers on LightGBM),\n"
             "              x = X-learner (causalml, given the logged propensities)\n"
             "  capacities: low (7 leaves, 200 min. leaf rows, half the trees), base (--trees,\n"
@@ -81,6 +85,11 @@ def add_parser(add: AddCommand, settings: CliSettings) -> None:
                    help="choose the simplest candidate within this many standard errors of "
                         "the best DR value (default %(default)s: the best, ties to the "
                         "simplest; 1: the one-SE rule)")
+    p.add_argument("--nested-z", type=float, default=defaults.nested_z,
+                   help="opt-in: serve a targeting choice only when choosing from the menu "
+                        "beats the best single offer out of sample (nested) by more than this "
+                        "many standard errors (0: a positive estimate); else keep the best "
+                        "single offer. Default: report the nested estimate, serve the choice")
     p.add_argument("--select-rows", type=int, default=defaults.select_rows,
                    help="score the menu on at most this many rows, whole customers "
                         "(default %(default)s); the chosen candidate is refit on all rows")
@@ -110,9 +119,10 @@ def run(args: argparse.Namespace) -> int:
 
     if not 0 < args.test_size < 1:
         raise CliError("--test-size must lie strictly between 0 and 1")
-    if args.folds < 2 or args.select_rows < 100 or args.trees < 1 or args.tolerance < 0:
+    if args.folds < 2 or args.select_rows < 100 or args.trees < 1 or args.tolerance < 0 \
+            or (args.nested_z is not None and args.nested_z < 0):
         raise CliError("--folds must be at least 2, --select-rows at least 100, --trees at "
-                       "least 1, --tolerance at least 0")
+                       "least 1, --tolerance and --nested-z at least 0")
     learners, capacities, rules = _names(args.learner), _names(args.capacity), _names(args.rule)
     try:
         menu(learners, capacities, rules)
@@ -124,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
                              seed=args.seed, promote=args.promote, learners=learners,
                              capacities=capacities, rules=rules, folds=args.folds,
                              select_rows=args.select_rows, tolerance=args.tolerance,
+                             nested_z=args.nested_z,
                              params=replace(BoosterParams(), n_estimators=args.trees))
     if args.engine == "dask":
         return _train_on_dask(args, settings, capacities)

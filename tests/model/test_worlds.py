@@ -15,7 +15,7 @@ from training.settings import BoosterParams, TrainSettings
 pytestmark = pytest.mark.slow  # each test trains a small menu with cross-fitting (~20-60 s)
 
 SETTINGS = TrainSettings(params=BoosterParams(n_estimators=60, n_jobs=1), learners=("s",),
-                         capacities=("low", "base"), folds=3)
+                         capacities=("low", "base"), folds=3, nested_z=0.0)
 
 
 def _flat(frame: pd.DataFrame) -> np.ndarray:
@@ -30,6 +30,9 @@ def test_with_no_heterogeneity_the_best_single_offer_is_recovered():
     assert (outcome.arms == 2).mean() > 0.95
     assert outcome.policy >= 0.95 * outcome.best_single
     assert outcome.gain[1] <= 0.0  # no evidence that deviating from it pays
+    # out of sample, choosing from the menu does not beat it (the winner's curse shows)
+    assert outcome.nested_gain[0] < 0.0
+    assert outcome.chosen.endswith("best_single")
 
 
 def test_a_thresholded_segment_effect_is_targeted():
@@ -39,3 +42,5 @@ def test_a_thresholded_segment_effect_is_targeted():
     assert outcome.policy > outcome.best_single
     assert outcome.policy >= 0.6 * outcome.oracle
     assert outcome.gain[0] > 0  # the cross-fitted DR estimate of the gain agrees
+    assert outcome.nested_gain[1] > 0  # and so does the nested one, beyond its noise
+    assert outcome.chosen == outcome.full_choice  # the nested check kept the targeting choice

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from stats import aipw_scores, ipw_scores
+from stats import aipw_scores, ipw_scores, profit_terms
 from training import rules, select
 from training.crossfit import arm_effects_out_of_fold, folds
 from training.select import Candidate
@@ -134,3 +134,75 @@ def test_the_heterogeneity_gate_keeps_an_offer_whose_uplift_predicts_its_effect(
     gated = rules.apply(predicted, np.array([0.1, 0.05]), np.array([1.0, 0.0]))
     np.testing.assert_allclose(gated[:, 0], predicted[:, 0])
     np.testing.assert_allclose(gated[:, 1], 0.05)
+
+
+def test_the_nested_choice_of_a_fold_comes_from_the_other_folds_only():
+    # candidate "lucky" is far best on fold 0's rows only; elsewhere "steady" is best
+    fold = np.repeat([0, 1, 2], 4)
+    steady = np.full(12, 1.0)
+    lucky = np.where(fold == 0, 9.0, 0.0)
+    single = np.zeros(12)
+    candidates = [Candidate("s", "base", "best_single"), Candidate("s", "base", "full"),
+                  Candidate("x", "base", "full")]
+    terms = {"s/base/best_single": single, "s/base/full": steady, "x/base/full": lucky}
+    nested = select.nested_selection(terms, candidates, single, fold, np.arange(12))
+    # fold 0 is served the choice of folds 1-2 (steady), not its own in-sample winner
+    assert nested.choices == ("s/base/full", "x/base/full", "x/base/full")
+    served = np.concatenate([steady[:4], lucky[4:]])  # 1.0 on fold 0, 0.0 on folds 1-2
+    assert nested.value.value == pytest.approx(served.mean())
+    assert nested.gain.value == pytest.approx(served.mean())
+    # the full-data argmax (lucky, mean 3.0) looks three times better than it serves (1/3)
+    assert lucky.mean() > 8 * nested.value.value
+
+
+def _nested_kept(arms: dict[str, np.ndarray], seed: int) -> tuple[str, str]:
+    """(the full-data choice, the served one after the nested check) on a segment log."""
+    from training.pipeline import _nested_check
+
+    segment, logged, y, truth = _segment_log(6000, seed)
+    n = len(y)
+    dr = aipw_scores(logged, np.full(n, 1 / 3), y, truth)
+    candidates = [Candidate("s", "base", "best_single")] + [
+        Candidate(lrn, cap, rule) for lrn in ("s", "t", "x") for cap in ("low", "base")
+        for rule in ("confident", "shrink_0.5", "full")]
+    table, _ = select.score_menu(candidates, lambda c: arms[c.name], dr=dr,
+                                 ipw=ipw_scores(logged, np.full(n, 1 / 3), y, 3),
+                                 margins=np.array([0.0, 10.0, 10.0]), costs=np.zeros(3),
+                                 clusters=np.arange(n) // 2)
+    terms = {c.name: profit_terms(arms[c.name], dr, np.array([0.0, 10.0, 10.0]), np.zeros(3))
+             for c in candidates}
+    full = select.choose(table, candidates)
+    nested = select.nested_selection(terms, candidates, terms[candidates[0].name],
+                                     folds(np.arange(n) // 2, 3, seed), np.arange(n) // 2)
+    served, note = _nested_check(nested, full, candidates[0], 0.0)
+    assert "nested" in note and served.name in note
+    assert _nested_check(nested, full, candidates[0], None)[0] == full  # off: reported only
+    return full.name, served.name
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_targeting_by_noise_is_replaced_by_the_best_single_offer(seed):
+    # offer a (+0.15 on average) is the best single offer; 18 "targeting" candidates each send
+    # b (+0.05) to a random 5% instead: truly worse, noise that an argmax can still favour
+    rng = np.random.default_rng(100 + seed)
+    n = 6000
+    arms = {"s/base/best_single": np.full(n, 1)}
+    for lrn in ("s", "t", "x"):
+        for cap in ("low", "base"):
+            for rule in ("confident", "shrink_0.5", "full"):
+                arms[f"{lrn}/{cap}/{rule}"] = np.where(rng.random(n) < 0.05, 2, 1)
+    full, served = _nested_kept(arms, seed)
+    assert full != "s/base/best_single"  # the argmax over 19 noisy values picks noise here
+    assert served == "s/base/best_single"
+
+
+def test_targeting_a_real_segment_effect_is_kept():
+    segment, *_ = _segment_log(6000, 0)
+    arms = {"s/base/best_single": np.full(len(segment), 1)}
+    targeted = np.where(segment == 1, 1, 2)  # truly +0.05 x 10 on segment 0's half
+    for lrn in ("s", "t", "x"):
+        for cap in ("low", "base"):
+            for rule in ("confident", "shrink_0.5", "full"):
+                arms[f"{lrn}/{cap}/{rule}"] = targeted
+    full, served = _nested_kept(arms, 0)
+    assert served == full == "s/low/confident"
