@@ -260,8 +260,8 @@ def select_policy(frame: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
 def fit_chosen(exposures: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
                settings: TrainSettings, progress: Progress) -> tuple[Policy, Selection]:
     """Select on (a customer sample of) the exposures, then refit the choice on every row."""
-    sample = exposures[selection_mask(exposures["customer_id"], settings.select_rows,
-                                      settings.seed)]
+    cap = settings.selection_cap(len(catalog.offers) + 1)
+    sample = exposures[selection_mask(exposures["customer_id"], cap, settings.seed)]
     log.info("%d features (%d matrix columns); %s rows, %s of them for selection",
              len(spec.features), spec.width, f"{len(exposures):,}", f"{len(sample):,}")
     selection = select_policy(sample, spec, catalog, settings, progress)
