@@ -11,7 +11,7 @@ import logging
 import tempfile
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -158,6 +158,9 @@ class Selection:
     evaluation: Evaluation
     shrinkage: float | np.ndarray  # served: the rule's, or the gated rule's one per offer
     rows: int
+    #: each candidate's arm per selection row, from out-of-fold uplift (what its DR value
+    #: scores; bench/selection_truth.py compares it with the truth)
+    arms: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def selection_mask(customer_ids: pd.Series, max_rows: int, seed: int) -> np.ndarray:
@@ -254,7 +257,7 @@ def select_policy(frame: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
     evaluation.metrics.update(select.as_metrics(table))
     _, penalty, shrinkage = uplift_of(chosen)
     return Selection(chosen, table, population, penalty, evaluation, shrinkage=shrinkage,
-                     rows=len(frame))
+                     rows=len(frame), arms=arms)
 
 
 def fit_chosen(exposures: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,

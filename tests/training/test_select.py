@@ -166,6 +166,8 @@ def test_fit_chosen_scores_every_row_of_a_many_arm_log_under_the_cap():
     _, selection = fit_chosen(world.exposures, infer_spec(world.exposures, FEATURES),
                               world.catalog, settings, Progress(STEPS))
     assert selection.rows == len(world.exposures) == 1_980
+    assert list(selection.arms) == list(selection.table["candidate"])
+    assert all(len(a) == 1_980 for a in selection.arms.values())
     _, capped = fit_chosen(world.exposures, infer_spec(world.exposures, FEATURES),
                            world.catalog, replace(settings, select_rows_per_arm=0),
                            Progress(STEPS))
