@@ -107,6 +107,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--world", default="many_offers", choices=sorted(DESIGNS))
     parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--trees", type=int, default=100)
     parser.add_argument("--select-rows-per-arm", type=int,
                         default=TrainSettings().select_rows_per_arm,
@@ -117,7 +118,7 @@ def main() -> None:
     design = DESIGNS[args.world]
     base = TrainSettings(params=BoosterParams(n_estimators=args.trees, n_jobs=1),
                          select_rows_per_arm=args.select_rows_per_arm)
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         world, settings = generate(design, 100 + seed), replace(base, seed=seed)
         rows, summary = menu_against_truth(world, design.uplift, settings)
         print(f"\n### {args.world}, seed {seed} (as in bench/worlds.py)\n\n{summary}\n")
