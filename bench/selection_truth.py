@@ -108,6 +108,8 @@ def main() -> None:
     parser.add_argument("--world", default="many_offers", choices=sorted(DESIGNS))
     parser.add_argument("--seeds", type=int, default=2)
     parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--rows-per-arm", type=int, default=None,
+                        help="the world with this many logged rows per arm instead")
     parser.add_argument("--trees", type=int, default=100)
     parser.add_argument("--select-rows-per-arm", type=int,
                         default=TrainSettings().select_rows_per_arm,
@@ -116,6 +118,8 @@ def main() -> None:
     quiet_logging()
     logging.getLogger("training").setLevel(logging.WARNING)
     design = DESIGNS[args.world]
+    if args.rows_per_arm:
+        design = replace(design, rows_per_arm=args.rows_per_arm)
     base = TrainSettings(params=BoosterParams(n_estimators=args.trees, n_jobs=1),
                          select_rows_per_arm=args.select_rows_per_arm)
     for seed in range(args.first_seed, args.first_seed + args.seeds):
