@@ -11,7 +11,7 @@ import logging
 import tempfile
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -161,6 +161,9 @@ class Selection:
     nested: select.Nested | None = None  # the selection procedure scored out of fold
     full_choice: Candidate | None = None  # the best by DR on all rows, before the nested check
     note: str = ""  # the nested check's figures and why the choice was served or replaced
+    #: each candidate's arm per selection row, from out-of-fold uplift (what its DR value
+    #: scores; bench/selection_truth.py compares it with the truth)
+    arms: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def selection_mask(customer_ids: pd.Series, max_rows: int, seed: int) -> np.ndarray:
@@ -276,7 +279,8 @@ def select_policy(frame: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
                 "select_top_targeting_gain_vs_best_single"))
     _, penalty, shrinkage = uplift_of(chosen)
     return Selection(chosen, table, population, penalty, evaluation, shrinkage=shrinkage,
-                     rows=len(frame), nested=nested, full_choice=full_choice, note=note)
+                     rows=len(frame), nested=nested, full_choice=full_choice, note=note,
+                     arms=arms)
 
 
 def _nested_check(nested: select.Nested, chosen: Candidate, best_single: Candidate,
@@ -304,8 +308,8 @@ def _nested_check(nested: select.Nested, chosen: Candidate, best_single: Candida
 def fit_chosen(exposures: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
                settings: TrainSettings, progress: Progress) -> tuple[Policy, Selection]:
     """Select on (a customer sample of) the exposures, then refit the choice on every row."""
-    sample = exposures[selection_mask(exposures["customer_id"], settings.select_rows,
-                                      settings.seed)]
+    cap = settings.selection_cap(len(catalog.offers) + 1)
+    sample = exposures[selection_mask(exposures["customer_id"], cap, settings.seed)]
     log.info("%d features (%d matrix columns); %s rows, %s of them for selection",
              len(spec.features), spec.width, f"{len(exposures):,}", f"{len(sample):,}")
     selection = select_policy(sample, spec, catalog, settings, progress)

@@ -67,9 +67,15 @@ class TrainSettings:
     rules: tuple[str, ...] = ("best_single", "confident", "shrink_0.5", "full")
     #: K of the customer-grouped cross-fitting
     folds: int = 3
-    #: selection scores candidates on at most this many rows (a sample of whole customers); the
-    #: chosen candidate is then refit on every row
+    #: selection scores candidates on at most max(select_rows, select_rows_per_arm x arms) rows
+    #: (a sample of whole customers; `selection_cap`); the chosen candidate is then refit on
+    #: every row
     select_rows: int = 25_000
+    #: a DR value's variance grows with the arms at fixed rows (each row informs 1/arms of the
+    #: offers, weighted by 1 / propensity), so the cap grows with them: 1,900 rows per arm is
+    #: what 25,000 rows give the demo's 13 arms (unchanged there); the 32-offer world scores on
+    #: all its 33,000 rows instead of 25,000 (docs/measurement.md)
+    select_rows_per_arm: int = 1_900
     #: the choice: the simplest candidate within this many standard errors of the best paired
     #: DR value (0.0: the best by DR, ties to the simplest; 1.0: the one-standard-error rule,
     #: which kept the best single offer where targeting truly earned twice as much)
@@ -87,6 +93,10 @@ class TrainSettings:
     nested_folds: int = 10
     #: a fixed shrinkage replaces the menu's rules by that one (1.0: full targeting)
     shrinkage: float | None = None
+
+    def selection_cap(self, n_arms: int) -> int:
+        """Rows selection may score on with `n_arms` arms (control included)."""
+        return max(self.select_rows, self.select_rows_per_arm * n_arms)
 
     @property
     def menu_rules(self) -> tuple[str, ...]:

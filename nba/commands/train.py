@@ -91,8 +91,12 @@ def add_parser(add: AddCommand, settings: CliSettings) -> None:
                         "many standard errors (0: a positive estimate); else keep the best "
                         "single offer. Default: report the nested estimate, serve the choice")
     p.add_argument("--select-rows", type=int, default=defaults.select_rows,
-                   help="score the menu on at most this many rows, whole customers "
-                        "(default %(default)s); the chosen candidate is refit on all rows")
+                   help="score the menu on at most max(this, --select-rows-per-arm x arms) "
+                        "rows, whole customers (default %(default)s); the chosen candidate is "
+                        "refit on all rows")
+    p.add_argument("--select-rows-per-arm", type=int, default=defaults.select_rows_per_arm,
+                   help="the selection cap's rows per arm, control included (default "
+                        "%(default)s: the demo's 13 arms stay at --select-rows)")
     p.add_argument("--promote", action="store_true",
                    help="make the new version champion even if one exists")
     p.add_argument("--engine", choices=("local", "dask"), default="local",
@@ -119,10 +123,12 @@ def run(args: argparse.Namespace) -> int:
 
     if not 0 < args.test_size < 1:
         raise CliError("--test-size must lie strictly between 0 and 1")
-    if args.folds < 2 or args.select_rows < 100 or args.trees < 1 or args.tolerance < 0 \
-            or (args.nested_z is not None and args.nested_z < 0):
-        raise CliError("--folds must be at least 2, --select-rows at least 100, --trees at "
-                       "least 1, --tolerance and --nested-z at least 0")
+    if (args.folds < 2 or args.select_rows < 100 or args.select_rows_per_arm < 0
+            or args.trees < 1 or args.tolerance < 0
+            or (args.nested_z is not None and args.nested_z < 0)):
+        raise CliError("--folds must be at least 2, --select-rows at least 100, "
+                       "--select-rows-per-arm at least 0, --trees at least 1, --tolerance "
+                       "and --nested-z at least 0")
     learners, capacities, rules = _names(args.learner), _names(args.capacity), _names(args.rule)
     try:
         menu(learners, capacities, rules)
@@ -133,8 +139,9 @@ def run(args: argparse.Namespace) -> int:
                              experiment=args.experiment, test_size=args.test_size,
                              seed=args.seed, promote=args.promote, learners=learners,
                              capacities=capacities, rules=rules, folds=args.folds,
-                             select_rows=args.select_rows, tolerance=args.tolerance,
-                             nested_z=args.nested_z,
+                             select_rows=args.select_rows,
+                             select_rows_per_arm=args.select_rows_per_arm,
+                             tolerance=args.tolerance, nested_z=args.nested_z,
                              params=replace(BoosterParams(), n_estimators=args.trees))
     if args.engine == "dask":
         return _train_on_dask(args, settings, capacities)

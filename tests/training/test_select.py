@@ -206,3 +206,39 @@ def test_targeting_a_real_segment_effect_is_kept():
                 arms[f"{lrn}/{cap}/{rule}"] = targeted
     full, served = _nested_kept(arms, 0)
     assert served == full == "s/low/confident"
+def test_selection_cap_grows_with_the_arms_and_keeps_the_demo_at_the_floor():
+    from training.pipeline import selection_mask
+    from training.settings import TrainSettings
+
+    settings = TrainSettings()
+    assert settings.selection_cap(13) == settings.select_rows == 25_000  # the demo's 13 arms
+    # 32 offers at 1,000 rows per arm (the many_offers world): every row is scored, not the
+    # 25,000 (760 per arm) that left each offer's DR value noisier than the demo's
+    customers = pd.Series([f"c{i // 2}" for i in range(33_000)])
+    assert settings.selection_cap(33) == 62_700
+    assert selection_mask(customers, settings.selection_cap(33), 0).all()
+    assert selection_mask(customers, settings.select_rows, 0).mean() == pytest.approx(
+        25_000 / 33_000, rel=0.02)
+
+
+def test_fit_chosen_scores_every_row_of_a_many_arm_log_under_the_cap():
+    from dataclasses import replace
+
+    from features.build import infer_spec
+    from nba.worlds import DESIGNS, FEATURES, generate
+    from training.pipeline import STEPS, Progress, fit_chosen
+    from training.settings import BoosterParams, TrainSettings
+
+    world = generate(replace(DESIGNS["many_offers"], rows_per_arm=60), 0)  # 33 arms, 1,980 rows
+    settings = TrainSettings(params=BoosterParams(n_estimators=10, n_jobs=1), learners=("s",),
+                             capacities=("low",), rules=("best_single", "full"), folds=2,
+                             select_rows=1_000, select_rows_per_arm=60)
+    _, selection = fit_chosen(world.exposures, infer_spec(world.exposures, FEATURES),
+                              world.catalog, settings, Progress(STEPS))
+    assert selection.rows == len(world.exposures) == 1_980
+    assert list(selection.arms) == list(selection.table["candidate"])
+    assert all(len(a) == 1_980 for a in selection.arms.values())
+    _, capped = fit_chosen(world.exposures, infer_spec(world.exposures, FEATURES),
+                           world.catalog, replace(settings, select_rows_per_arm=0),
+                           Progress(STEPS))
+    assert capped.rows < 1_200  # about 1,000: the floor alone

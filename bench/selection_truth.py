@@ -1,0 +1,137 @@
+"""How far the menu's DR values are from the truth, on a synthetic world (issue 12 diagnosis).
+
+For each seed: the real selection and refit (`training.pipeline.fit_chosen`), then per menu
+candidate its cross-fitted DR value beside the TRUE value of the same out-of-fold arms on the
+same selection rows (`nba.worlds` knows every row's uplift), the chosen candidate's refit policy
+on those rows and on fresh customers; and, without any selection, DR against the truth for
+fixed policies (the oracle, one offer, random offers), which tells estimator bias from the
+winner's curse. Prints markdown; writes nothing.
+Run: `nice .venv/bin/python bench/selection_truth.py --world many_offers --seeds 2`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import markdown_table, quiet_logging  # noqa: E402
+
+from features.build import build_matrix, infer_spec  # noqa: E402
+from nba.worlds import DESIGNS, FEATURES, Uplift, World, generate  # noqa: E402
+from stats import aipw_scores, mean_estimate, profit_terms  # noqa: E402
+from training import crossfit  # noqa: E402
+from training.pipeline import (  # noqa: E402
+    STEPS,
+    Progress,
+    arm_index,
+    economics,
+    fit_chosen,
+    policy_arms,
+    selection_mask,
+)
+from training.settings import BoosterParams, TrainSettings  # noqa: E402
+
+
+def true_value(net: np.ndarray, arms: np.ndarray) -> float:
+    """Mean true incremental profit of `arms` (0 = nothing) given per-row, per-offer net."""
+    rows = np.arange(len(arms))
+    return float(np.mean(np.where(arms > 0, net[rows, np.maximum(arms - 1, 0)], 0.0)))
+
+
+def menu_against_truth(world: World, design_uplift: Uplift, settings: TrainSettings
+                       ) -> tuple[list[list[str]], str]:
+    """Every candidate's DR value and the truth of its out-of-fold arms; the refit's truth."""
+    spec = infer_spec(world.exposures, FEATURES)
+    policy, selection = fit_chosen(world.exposures, spec, world.catalog, settings,
+                                   Progress(STEPS))
+    cap = settings.selection_cap(len(world.catalog.offers) + 1)
+    sample = world.exposures[selection_mask(world.exposures["customer_id"], cap, settings.seed)]
+    margins, costs = economics(world.catalog)
+    net = design_uplift(sample) * margins[1:] - costs[1:]
+    rows = []
+    for r in selection.table.itertuples():
+        truth = true_value(net, selection.arms[str(r.candidate)])
+        rows.append([str(r.candidate) + (" <-" if r.candidate == selection.chosen.name else ""),
+                     f"{r.dr:+.3f} [{r.dr_low:+.3f}, {r.dr_high:+.3f}]", f"{truth:+.3f}",
+                     f"{r.dr - truth:+.3f}"])
+    refit_rows = true_value(net, policy_arms(policy, policy.score(build_matrix(sample, spec))[0],
+                                             None))
+    refit_test = world.value(policy_arms(policy, policy.score(build_matrix(world.test, spec))[0],
+                                         None))
+    summary = (f"{len(sample):,} of {len(world.exposures):,} rows scored; oracle on them "
+               f"{np.mean(np.maximum(net.max(axis=1), 0)):.3f}, best single "
+               f"{max(net.mean(axis=0).max(), 0):.3f}; chosen {selection.chosen.name}: refit "
+               f"policy truly {refit_rows:.3f} on the selection rows, {refit_test:.3f} on "
+               f"fresh customers (oracle {world.oracle():.3f})")
+    return rows, summary
+
+
+def fixed_policies(world: World, design_uplift: Uplift, settings: TrainSettings
+                   ) -> list[list[str]]:
+    """DR against the truth for policies fixed before seeing the outcomes (no selection)."""
+    cap = settings.selection_cap(len(world.catalog.offers) + 1)
+    frame = world.exposures[selection_mask(world.exposures["customer_id"], cap, settings.seed)]
+    X = build_matrix(frame, infer_spec(frame, FEATURES))
+    logged = arm_index(frame["treatment"], world.catalog)
+    customers = frame["customer_id"].astype(str).to_numpy()
+    fold = crossfit.folds(customers, settings.folds, settings.seed)
+    n_arms = len(world.catalog.offers) + 1
+    converted = frame["converted"].to_numpy()
+    mu = crossfit.outcome_predictions(X, logged, converted, fold, n_arms=n_arms,
+                                      params=settings.params, seed=settings.seed)
+    dr = aipw_scores(logged, frame["propensity"].to_numpy(), converted, mu)
+    margins, costs = economics(world.catalog)
+    net = design_uplift(frame) * margins[1:] - costs[1:]
+    rng = np.random.default_rng(settings.seed)
+    policies = {"oracle": np.where(net.max(axis=1) > 0, net.argmax(axis=1) + 1, 0),
+                "offer 1 to all": np.ones(len(frame), dtype=np.int64),
+                "random offer": rng.integers(1, n_arms, len(frame))}
+    out = []
+    for name, arms in policies.items():
+        estimate = mean_estimate(profit_terms(arms, dr, margins, costs), customers)
+        truth = true_value(net, arms)
+        out.append([name, f"{estimate.value:+.3f} [{estimate.low:+.3f}, {estimate.high:+.3f}]",
+                    f"{truth:+.3f}", f"{(estimate.value - truth) / estimate.se:+.2f}"])
+    return out
+
+
+def main() -> None:
+    """Print the tables per seed."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--world", default="many_offers", choices=sorted(DESIGNS))
+    parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--rows-per-arm", type=int, default=None,
+                        help="the world with this many logged rows per arm instead")
+    parser.add_argument("--trees", type=int, default=100)
+    parser.add_argument("--select-rows-per-arm", type=int,
+                        default=TrainSettings().select_rows_per_arm,
+                        help="0: the fixed 25,000-row cap of before")
+    args = parser.parse_args()
+    quiet_logging()
+    logging.getLogger("training").setLevel(logging.WARNING)
+    design = DESIGNS[args.world]
+    if args.rows_per_arm:
+        design = replace(design, rows_per_arm=args.rows_per_arm)
+    base = TrainSettings(params=BoosterParams(n_estimators=args.trees, n_jobs=1),
+                         select_rows_per_arm=args.select_rows_per_arm)
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
+        world, settings = generate(design, 100 + seed), replace(base, seed=seed)
+        rows, summary = menu_against_truth(world, design.uplift, settings)
+        print(f"\n### {args.world}, seed {seed} (as in bench/worlds.py)\n\n{summary}\n")
+        print(markdown_table(["candidate (<- chosen)", "DR value [95% CI]",
+                              "true value of its out-of-fold arms", "DR - truth"], rows))
+        print("\nFixed policies, no selection:\n")
+        print(markdown_table(["policy", "DR value [95% CI]", "truth", "(DR - truth) / SE"],
+                             fixed_policies(world, design.uplift, settings)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
