@@ -12,7 +12,7 @@ population of customers with their true conversion uplift per offer scores any p
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -244,8 +244,6 @@ def train_and_score(world: World, settings: TrainSettings) -> Outcome:
     same DR population) scored beside it, so both sides of the nested check are measured; the
     served one is the side `settings.nested_z` picks, by `training.select.beats_baseline`.
     """
-    from dataclasses import replace
-
     from features.build import build_matrix, infer_spec
     from stats import Z95
     from training.pipeline import STEPS, Progress, fit_chosen, policy_arms
@@ -255,8 +253,7 @@ def train_and_score(world: World, settings: TrainSettings) -> Outcome:
     policy, selection = fit_chosen(world.exposures, spec, world.catalog,
                                    replace(settings, nested_z=None), Progress(STEPS))
     X = build_matrix(world.test, spec)
-    uplift, _, _ = policy.score(X)
-    arms = policy_arms(policy, uplift, None)
+    arms = choice_arms = policy_arms(policy, policy.score(X)[0], None)
     policy.shrinkage, policy.penalty = 0.0, None
     single_arms = policy_arms(policy, policy.score(X)[0], None)
     m = selection.evaluation.metrics
@@ -273,7 +270,7 @@ def train_and_score(world: World, settings: TrainSettings) -> Outcome:
     top = "select_top_targeting_gain_vs_best_single"
     return Outcome(world.name, chosen, world.value(arms), world.oracle(), world.best_single(),
                    gain, arms, full_choice=selection.chosen.name,
-                   choice_policy=world.value(policy_arms(policy, uplift, None)),
+                   choice_policy=world.value(choice_arms),
                    single_policy=world.value(single_arms),
                    nested_gain=(0.0, 0.0, 0.0) if nested is None else
                    (nested.gain.value, nested.gain.low, nested.gain.high),

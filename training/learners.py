@@ -52,9 +52,8 @@ CAPACITIES = {c.name: c for c in (
     Capacity("base", None, None, 1.0),
     Capacity("high", 31, 40, 1.0),
     # opt-in: 7 leaves (the `low` of before) with the leaf floor scaled down for small arms.
-    # In the default menu it
-    # helped the 32-offer world (19% -> 22% of the oracle) but the worlds' mean fell (65% ->
-    # 62%; docs/measurement.md)
+    # In the default menu it helped the 32-offer world (19% -> 22% of the oracle) but the
+    # worlds' mean fell (65% -> 62%; docs/measurement.md)
     Capacity("small", 7, 200, 0.5, scaled=True),
 )}
 

@@ -245,7 +245,7 @@ def select_policy(frame: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
         net = np.nan_to_num(uplift_of(c)[0] * margins[1:] - costs[1:], nan=-np.inf)
         return ev.greedy_arm(net, eligible)
 
-    table, arms = select.score_menu(candidates, arms_of, dr=dr, ipw=ipw, margins=margins,
+    table, arms, terms = select.score_menu(candidates, arms_of, dr=dr, ipw=ipw, margins=margins,
                                     costs=costs, clusters=customers)
     chosen = select.choose(table, candidates, settings.tolerance)
     best_single = next((c for c in candidates if c.rule == "best_single"),
@@ -253,7 +253,6 @@ def select_policy(frame: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
     full_choice = chosen
     nested, note = None, ""
     if best_single.name in arms:  # the check needs the best single offer on the menu
-        terms = {name: profit_terms(a, dr, margins, costs) for name, a in arms.items()}
         nested_fold = crossfit.folds(customers, min(settings.nested_folds,
                                                     len(np.unique(customers))), settings.seed + 1)
         nested = select.nested_selection(terms, candidates, terms[best_single.name],

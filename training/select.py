@@ -66,8 +66,9 @@ def menu(learners: Sequence[str], capacities: Sequence[str], rules: Sequence[str
 def score_menu(candidates: Sequence[Candidate],
                arms_of: Callable[[Candidate], np.ndarray], *, dr: np.ndarray, ipw: np.ndarray,
                margins: np.ndarray, costs: np.ndarray, clusters: np.ndarray
-               ) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
-    """One row per candidate: DR and IPW value with intervals, paired DR gap to the best.
+               ) -> tuple[pd.DataFrame, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """One row per candidate: DR and IPW value with intervals, paired DR gap to the best;
+    with each candidate's arms and per-row DR profit terms, by name.
 
     `arms_of(candidate)` is the arm per row the candidate's policy picks on out-of-fold
     uplift; `dr` / `ipw` are per-row, per-arm conversion scores (`stats.aipw_scores`).
@@ -84,11 +85,17 @@ def score_menu(candidates: Sequence[Candidate],
                      "ipw_high": ipw_value.high,
                      "treated_share": float(np.mean(arms[c.name] > 0))})
     table = pd.DataFrame(rows)
-    best = str(table.loc[table["dr"].idxmax(), "candidate"])
-    gaps = [paired_difference(terms[best], terms[name], clusters) for name in table["candidate"]]
-    table["gap_to_best"] = [g.value for g in gaps]
-    table["gap_se"] = [g.se for g in gaps]
-    return table, arms
+    table["gap_to_best"], table["gap_se"] = gaps_to_best(terms, list(table["candidate"]),
+                                                         clusters)
+    return table, arms, terms
+
+
+def gaps_to_best(terms: Mapping[str, np.ndarray], names: Sequence[str], clusters: np.ndarray
+                 ) -> tuple[list[float], list[float]]:
+    """Per candidate: the paired DR gap of the best (by mean) to it, and that gap's SE."""
+    best = names[int(np.argmax([terms[n].mean() for n in names]))]
+    gaps = [paired_difference(terms[best], terms[n], clusters) for n in names]
+    return [g.value for g in gaps], [g.se for g in gaps]
 
 
 def choose(table: pd.DataFrame, candidates: Sequence[Candidate], tolerance: float = 0.0
@@ -129,12 +136,10 @@ def nested_selection(terms: Mapping[str, np.ndarray], candidates: Sequence[Candi
     for j in np.unique(fold):
         inside, outside = fold == j, fold != j
         means = np.array([terms[n][outside].mean() for n in names])
-        best = names[int(np.argmax(means))]
         if tolerance > 0:
-            gaps = [paired_difference(terms[best][outside], terms[n][outside],
-                                      clusters[outside]) for n in names]
-            gap, se = [g.value for g in gaps], [g.se for g in gaps]
-        else:
+            gap, se = gaps_to_best({n: terms[n][outside] for n in names}, names,
+                                   clusters[outside])
+        else:  # only ties with the best are within: the means suffice
             gap, se = list(means.max() - means), [0.0] * len(names)
         table = pd.DataFrame({"candidate": names, "gap_to_best": gap, "gap_se": se})
         pick = choose(table, candidates, tolerance).name

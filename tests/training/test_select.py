@@ -99,7 +99,7 @@ def test_choice_takes_the_simplest_candidate_within_one_standard_error():
             "x/base/full": targeted.copy()}
     candidates = [Candidate("s", "base", "best_single"), Candidate("s", "base", "full"),
                   Candidate("x", "base", "full")]
-    table, _ = select.score_menu(candidates, lambda c: arms[c.name],
+    table, *_ = select.score_menu(candidates, lambda c: arms[c.name],
                                  dr=aipw_scores(logged, np.full(n, 1 / 3), y, truth),
                                  ipw=ipw_scores(logged, np.full(n, 1 / 3), y, 3),
                                  margins=margins, costs=costs, clusters=np.arange(n) // 2)
@@ -108,7 +108,7 @@ def test_choice_takes_the_simplest_candidate_within_one_standard_error():
     assert table.set_index("candidate").loc["s/base/full", "dr_low"] > 1.5
     # with no real difference, the simplest (the best single offer) is chosen
     arms["s/base/full"] = arms["x/base/full"] = np.full(n, 2)
-    table, _ = select.score_menu(candidates, lambda c: arms[c.name],
+    table, *_ = select.score_menu(candidates, lambda c: arms[c.name],
                                  dr=aipw_scores(logged, np.full(n, 1 / 3), y, truth),
                                  ipw=ipw_scores(logged, np.full(n, 1 / 3), y, 3),
                                  margins=margins, costs=costs, clusters=np.arange(n) // 2)
@@ -165,7 +165,7 @@ def _nested_kept(arms: dict[str, np.ndarray], seed: int) -> tuple[str, str]:
     candidates = [Candidate("s", "base", "best_single")] + [
         Candidate(lrn, cap, rule) for lrn in ("s", "t", "x") for cap in ("low", "base")
         for rule in ("confident", "shrink_0.5", "full")]
-    table, _ = select.score_menu(candidates, lambda c: arms[c.name], dr=dr,
+    table, *_ = select.score_menu(candidates, lambda c: arms[c.name], dr=dr,
                                  ipw=ipw_scores(logged, np.full(n, 1 / 3), y, 3),
                                  margins=np.array([0.0, 10.0, 10.0]), costs=np.zeros(3),
                                  clusters=np.arange(n) // 2)
