@@ -31,6 +31,7 @@ from features.build import build_matrix, infer_spec
 from features.catalog import Catalog
 from features.schema import FeatureSpec, feature_columns
 from stats import (
+    Estimate,
     aipw_scores,
     arm_effects,
     ipw_scores,
@@ -520,8 +521,11 @@ def train(settings: TrainSettings) -> TrainResult:
     spec = infer_spec(exposures, kinds)
     policy, selection = fit_chosen(exposures, spec, catalog, settings, progress)
     chosen = selection.chosen
-    menu_text = select.format_menu(selection.table, chosen, selection.note)
     evaluation = selection.evaluation
+    menu_text = select.format_menu(selection.table, chosen,
+                                   "\n".join(filter(None, [selection.note,
+                                                            _evidence(evaluation, selection,
+                                                                      catalog)])))
     policy.first_visit = first_visit.fit(newcomers, kinds, catalog, settings)
     if policy.first_visit is not None:
         evaluation.metrics.update(policy.first_visit.meta["metrics"])
@@ -536,6 +540,22 @@ def train(settings: TrainSettings) -> TrainResult:
                    texts={"selection.csv": selection.table.to_csv(index=False),
                           "selection.txt": menu_text + "\n"},
                    menu=menu_text)
+
+
+def _evidence(evaluation: Evaluation, selection: Selection, catalog: Catalog) -> str:
+    """`select.targeting_evidence` from the selection's metrics (logged as
+    `select_rows_per_arm_needed` when a size can be named); "" without a best single offer."""
+    key = "select_top_targeting_gain_vs_best_single"
+    m = evaluation.metrics
+    if key not in m:
+        return ""
+    rows_per_arm = selection.rows // (len(catalog.offers) + 1)
+    line, needed = select.targeting_evidence(
+        Estimate(m[key], m[key + "_ci_low"], m[key + "_ci_high"]), rows_per_arm)
+    if needed is not None:
+        m["select_rows_per_arm_needed"] = float(needed)
+    log.info("%s", line)
+    return line
 
 
 def publish(settings: TrainSettings, policy: Policy, evaluation: Evaluation,

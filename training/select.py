@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from stats import Estimate, mean_estimate, paired_difference, profit_terms
+from stats.power import detectable_gain, rows_to_detect
 from training.learners import CAPACITIES, LEARNERS
 from training.rules import RULES, Rule, resolve
 
@@ -168,6 +169,30 @@ def format_menu(table: pd.DataFrame, chosen: Candidate, note: str = "") -> str:
                "treated_share", "chosen"]
     text = str(shown[columns].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     return f"{text}\n{note}" if note else text
+
+
+def targeting_evidence(gain: Estimate, rows_per_arm: int) -> tuple[str, int | None]:
+    """A line saying whether these data can tell targeting from the best single offer, and
+    about how many rows per arm they would need to (5% two-sided, 80% power); with that number.
+
+    `gain` is the top targeting candidate's cross-fitted DR gain over the best single offer on
+    `rows_per_arm` rows per arm. At 1,000-2,000 rows per arm that gain is often within its own
+    noise on worlds where targeting truly pays (docs/measurement.md): the menu's choice is then
+    luck, and a user should hear so rather than read one number.
+    """
+    figures = (f"top targeting candidate vs the best single offer: {gain.value:+.4f} "
+               f"[{gain.low:+.4f}, {gain.high:+.4f}] per row at about {rows_per_arm:,} rows per "
+               f"arm")
+    if gain.low > 0.0:
+        return f"{figures}: targeting pays beyond noise on these data", None
+    needed = rows_to_detect(gain, rows_per_arm)
+    if needed is None:
+        return (f"{figures}: no gain from targeting seen; the smallest gain these data can "
+                f"detect is {detectable_gain(gain.se):.4f} per row"), None
+    return (f"{figures}: within noise; a gain of this size needs at least {needed:,} rows per "
+            f"arm to be told from noise (5% test, 80% power; the top of many noisy estimates is "
+            f"optimistic), so the menu's choice between targeting and the best single offer is "
+            f"not yet evidence"), needed
 
 
 def as_metrics(table: pd.DataFrame) -> Mapping[str, float]:

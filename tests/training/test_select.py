@@ -242,3 +242,16 @@ def test_fit_chosen_scores_every_row_of_a_many_arm_log_under_the_cap():
                            world.catalog, replace(settings, select_rows_per_arm=0),
                            Progress(STEPS))
     assert capped.rows < 1_200  # about 1,000: the floor alone
+
+
+def test_targeting_evidence_names_the_rows_a_noisy_gain_would_need():
+    from stats import Estimate
+
+    clear, _ = select.targeting_evidence(Estimate(0.30, 0.10, 0.50), 2_000)
+    assert "beyond noise" in clear
+    line, needed = select.targeting_evidence(Estimate(0.10, -0.10, 0.30), 2_000)
+    # SE 0.102: a gain of 0.10 needs (2.8 x 0.102 / 0.10)^2 = 8.2 times the rows
+    assert needed == pytest.approx(2_000 * 8.17, rel=0.01)
+    assert f"{needed:,} rows per arm" in line and "not yet evidence" in line
+    line, needed = select.targeting_evidence(Estimate(-0.05, -0.25, 0.15), 2_000)
+    assert needed is None and "no gain" in line
