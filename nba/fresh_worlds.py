@@ -214,9 +214,10 @@ TRIAL: tuple[tuple[str, Kind], ...] = tuple((f"w{k}", "numeric") for k in range(
 
 def _trial_customers(n: int, rng: np.random.Generator) -> pd.DataFrame:
     """Mode 4 ("unrelated treatment and control", Nie and Wager setup D) on 10 normal
-    covariates, 5 of them unused: its tau, expected outcome and propensity kept hidden."""
+    covariates, 5 of them unused: its tau, expected outcome and propensity kept hidden (the
+    propensity shifted up by `adj=-1`, about half treated, so each offer gets ~2,000 rows)."""
     with _legacy_seed(rng):
-        _, X, _, tau, b, e = synthetic_data(mode=4, n=n, p=10)
+        _, X, _, tau, b, e = synthetic_data(mode=4, n=n, p=10, adj=-1.0)
     return pd.DataFrame({f"w{k}": X[:, k] for k in range(10)}).assign(_tau=tau, _b=b, _e=e)
 
 

@@ -39,7 +39,9 @@ HIDDEN = "_"
 
 @dataclass(frozen=True)
 class Design:
-    """How a world's customers respond and how the logging policy chose."""
+    """How a world's customers respond and how the logging policy chose; by default they are
+    `features`' customers converting at 0.05 + 0.10 x3 without an offer, but a design may bring
+    its own (`customers`, with `columns` naming what it yields, and `base`)."""
 
     name: str
     margins: tuple[float, ...]
@@ -104,8 +106,13 @@ def generate(design: Design, seed: int) -> World:
     rng = np.random.default_rng(seed)
     n_offers = len(design.margins)
     rows = design.rows_per_arm * (n_offers + 1)
-    draw = design.customers or features
-    customers = draw(int(rows / ROWS_PER_CUSTOMER), rng)
+    n_customers = int(rows / ROWS_PER_CUSTOMER)
+    if design.customers is None:
+        customers, test = features(n_customers, rng), None
+    else:  # one draw for both populations: a library may draw its response function per call
+        pool = design.customers(n_customers + TEST_CUSTOMERS, rng)
+        customers = pool.iloc[:n_customers].reset_index(drop=True)
+        test = pool.iloc[n_customers:].reset_index(drop=True)
     who = rng.integers(0, len(customers), rows)
     frame = customers.iloc[who].reset_index(drop=True)
     probs = (np.full((rows, n_offers + 1), 1.0 / (n_offers + 1)) if design.logging is None
@@ -126,7 +133,8 @@ def generate(design: Design, seed: int) -> World:
         customer_id=[f"c{i}" for i in who], treatment=labels[arm], converted=converted,
         revenue=np.where(converted == 1, np.round(rng.lognormal(3.9, 0.3, rows), 2), 0.0),
         propensity=probs[np.arange(rows), arm])
-    test = draw(TEST_CUSTOMERS, rng)
+    if test is None:
+        test = features(TEST_CUSTOMERS, rng)
     return World(design.name, catalog, exposures, _visible(test), design.uplift(test),
                  design.columns)
 
