@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import markdown_table, publish, quiet_logging  # noqa: E402
 
 from nba.fresh_worlds import FRESH  # noqa: E402
-from nba.worlds import DESIGNS, HELD_OUT, Design, Outcome, generate, train_and_score  # noqa: E402
+from nba.worlds import DESIGNS, HELD_OUT, Design, Outcome, World, generate, train_and_score  # noqa: E402
 from stats import Z95, aipw_scores, ipw_scores, mean_estimate, profit_terms  # noqa: E402
 from training.settings import BoosterParams, TrainSettings  # noqa: E402
 
@@ -213,6 +213,25 @@ def report(outcomes: list[Outcome], coverage: list[list[str]], settings: TrainSe
     ])
 
 
+def oracle_on_log(world: World) -> tuple[float, float]:
+    """The oracle's value estimated on the logged rows by DR with the TRUE outcome model, and
+    its 95% half-width: the noise no selection on this log can get below."""
+    labels = ["control", *world.catalog.offer_ids]
+    ex = world.exposures
+    logged = ex["treatment"].map({label: i for i, label in enumerate(labels)}).to_numpy()
+    mu = world.logged_truth
+    if mu is None:
+        raise ValueError(f"{world.name}: no logged truth")
+    margins = np.r_[0.0, [o.margin for o in world.catalog.offers]]
+    costs = np.r_[0.0, [o.cost for o in world.catalog.offers]]
+    net = (mu[:, 1:] - mu[:, :1]) * margins[1:] - costs[1:]
+    arms = np.where(net.max(axis=1) > 0, net.argmax(axis=1) + 1, 0)
+    scores = aipw_scores(logged, ex["propensity"].to_numpy(), ex["converted"].to_numpy(), mu)
+    estimate = mean_estimate(profit_terms(arms, scores, margins, costs),
+                             ex["customer_id"].to_numpy())
+    return estimate.value, Z95 * estimate.se
+
+
 def truth_only(design: Design, seeds: int) -> None:
     """A world's references from its truth alone, per seed: oracle, best single, nobody, the
     share the oracle serves nothing, and the mean true profit of each offer."""
@@ -220,13 +239,15 @@ def truth_only(design: Design, seeds: int) -> None:
         world = generate(design, 100 + seed)
         net, exposures = world.net, world.exposures
         counts = exposures["treatment"].value_counts()
+        on_log, half = oracle_on_log(world)
         print(f"{design.name:<18} seed {seed}: oracle {world.oracle():.3f} best single "
               f"{world.best_single():.3f} nobody 0.000 (oracle serves nobody "
               f"{(net.max(axis=1) <= 0).mean():.0%}; offers {np.round(net.mean(axis=0), 3)}; "
               f"{len(exposures)} rows, {len(world.columns)} features, conversion "
               f"{exposures['converted'].mean():.3f}, rows per arm {counts.min()}-{counts.max()}, "
               f"propensity {exposures['propensity'].min():.3f}-"
-              f"{exposures['propensity'].max():.3f})", flush=True)
+              f"{exposures['propensity'].max():.3f}; the oracle on the log by DR with the true "
+              f"outcome model {on_log:.3f} +- {half:.3f})", flush=True)
 
 
 def main() -> None:

@@ -64,6 +64,9 @@ class World:
     test: pd.DataFrame  # fresh customers' features
     test_uplift: np.ndarray  # (len(test), n_offers): true conversion uplift per offer
     columns: tuple[tuple[str, Kind], ...] = tuple(FEATURES)  # the features, for `infer_spec`
+    #: (len(exposures), 1 + n_offers): each logged row's true conversion chance under control
+    #: and each offer, to tell how finely the log can measure any policy (the noise floor)
+    logged_truth: np.ndarray | None = None
 
     @property
     def net(self) -> np.ndarray:
@@ -136,7 +139,7 @@ def generate(design: Design, seed: int) -> World:
     if test is None:
         test = features(TEST_CUSTOMERS, rng)
     return World(design.name, catalog, exposures, _visible(test), design.uplift(test),
-                 design.columns)
+                 design.columns, np.column_stack([base, base[:, None] + lift]))
 
 
 def _visible(frame: pd.DataFrame) -> pd.DataFrame:
