@@ -61,6 +61,15 @@ def test_a_fresh_world_is_valid_under_the_data_contract(name):
         assert np.isfinite(X).all()
         assert X.std(axis=0).min() > 0  # every column (and every level seen) varies
 
+    truth = world.logged_truth
+    assert truth is not None and truth.shape == (len(frame), n_offers + 1)
+    assert truth.min() >= 0.0 and truth.max() <= 1.0
+    # the outcomes were drawn from that truth: logged conversions match it within 4 SE
+    arm = frame["treatment"].map({t: i for i, t in enumerate(["control",
+                                                              *world.catalog.offer_ids])})
+    expected = truth[np.arange(len(frame)), arm.to_numpy()]
+    assert abs(frame["converted"].mean() - expected.mean()) < 4 * np.sqrt(
+        (expected * (1 - expected)).sum()) / len(frame)
     assert world.test_uplift.shape == (len(world.test), n_offers)
     assert np.isfinite(world.test_uplift).all()
     assert world.oracle() >= world.best_single() - 1e-9 and world.best_single() >= 0.0
