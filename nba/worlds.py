@@ -289,7 +289,7 @@ def train_and_score(world: World, settings: TrainSettings) -> Outcome:
     gain = (m["profit_gain_vs_best_single"], m["profit_gain_vs_best_single_ci_low"],
             m["profit_gain_vs_best_single_ci_high"])
     nested = selection.nested
-    keep = (selection.chosen.rule != "best_single" and nested is not None
+    keep = (selection.chosen.rule not in ("best_single", "nobody") and nested is not None
             and settings.nested_z is not None and not beats_baseline(nested, settings.nested_z))
     chosen = selection.chosen.name
     if keep:

@@ -27,10 +27,13 @@ class Rule:
     confident: bool = False
     #: per offer: full targeting where its heterogeneity is told from noise, else its average
     gated: bool = False
+    #: False: the policy sends nothing to anyone (worth exactly 0, with no noise)
+    contacts: bool = True
 
 
 #: simplest first (the order `training.select` prefers when candidates tie within noise)
 RULES = {r.name: r for r in (
+    Rule("nobody", 0.0, contacts=False),
     Rule("best_single", 0.0),
     Rule("confident", 1.0, confident=True),
     Rule("shrink_0.5", 0.5),

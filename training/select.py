@@ -18,10 +18,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from stats import Estimate, mean_estimate, paired_difference, profit_terms
+from stats import Z95, Estimate, mean_estimate, paired_difference, profit_terms
 from stats.power import detectable_gain, rows_to_detect
 from training.learners import CAPACITIES, LEARNERS
 from training.rules import RULES, Rule, resolve
+
+#: rules that ignore the learner and capacity: on the menu once, on its first pair
+SINGLE_RULES = ("nobody", "best_single")
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,8 @@ class Candidate:
 
 def menu(learners: Sequence[str], capacities: Sequence[str], rules: Sequence[str]
          ) -> list[Candidate]:
-    """Every combination; `best_single` once (it ignores the learner), on the first pair."""
+    """Every combination; `nobody` and `best_single` once (they ignore the learner), on the
+    first pair."""
     for name, values, known in (("learner", learners, LEARNERS),
                                 ("capacity", capacities, CAPACITIES)):
         unknown = [v for v in values if v not in known]
@@ -57,10 +61,10 @@ def menu(learners: Sequence[str], capacities: Sequence[str], rules: Sequence[str
         raise ValueError("the menu needs at least one rule")
     for rule in rules:
         resolve(rule)  # raises ValueError naming an unknown rule
-    candidates = [Candidate(learners[0], capacities[0], "best_single")] \
-        if "best_single" in rules else []
+    candidates = [Candidate(learners[0], capacities[0], rule) for rule in SINGLE_RULES
+                  if rule in rules]
     candidates += [Candidate(lrn, cap, rule) for lrn in learners for cap in capacities
-                   for rule in rules if rule != "best_single"]
+                   for rule in rules if rule not in SINGLE_RULES]
     return candidates
 
 
@@ -148,6 +152,30 @@ def nested_selection(terms: Mapping[str, np.ndarray], candidates: Sequence[Candi
         served[inside] = terms[pick][inside]
     return Nested(tuple(choices), mean_estimate(served, clusters),
                   paired_difference(served, baseline, clusters))
+
+
+def guard_contacts(table: pd.DataFrame, chosen: Candidate, best_single: Candidate | None,
+                   z: float) -> tuple[Candidate, str]:
+    """(the candidate to serve, a line saying why): `chosen` when its DR value is above z SEs,
+    else `best_single` when its is, else nobody (rule `nobody` on the chosen pair).
+
+    Sending nothing is worth exactly 0 with no noise, while the best of many noisy DR values is
+    optimistic: a policy that spends contacts should show that it pays. Where the data cannot
+    show it, the guard keeps the simpler policy that does, or sends nothing.
+    """
+    def clears(candidate: Candidate) -> bool:
+        row = table.loc[table["candidate"] == candidate.name].iloc[0]
+        se = (float(row["dr_high"]) - float(row["dr_low"])) / (2 * Z95)
+        return float(row["dr"]) - z * se > 0.0
+
+    if not rule_of(chosen).contacts or clears(chosen):
+        return chosen, ""
+    fallback = best_single if best_single is not None and clears(best_single) \
+        else Candidate(chosen.learner, chosen.capacity, "nobody")
+    return fallback, (f"contact guard: {chosen.name}'s DR value is not above {z:g} SE, so "
+                      f"serving {fallback.name}"
+                      + ("" if fallback.rule != "nobody" else
+                         " (no candidate shows that contacting customers pays)"))
 
 
 def beats_baseline(nested: Nested, z: float) -> bool:

@@ -244,6 +244,30 @@ def test_fit_chosen_scores_every_row_of_a_many_arm_log_under_the_cap():
     assert capped.rows < 1_200  # about 1,000: the floor alone
 
 
+def test_the_contact_guard_serves_only_a_policy_that_shows_it_pays():
+    menu = select.menu(("s",), ("low",), ("best_single", "full"))
+    single, full = menu
+
+    def table(single_dr: tuple[float, float, float], full_dr: tuple[float, float, float]):
+        return pd.DataFrame([{"candidate": c.name, "dr": v, "dr_low": lo, "dr_high": hi}
+                             for c, (v, lo, hi) in ((single, single_dr), (full, full_dr))])
+
+    clear = table((0.2, 0.1, 0.3), (0.5, 0.3, 0.7))
+    assert select.guard_contacts(clear, full, single, 0.5) == (full, "")
+    # targeting within 0.5 SE of nothing: the best single offer, which clears, is served
+    served, note = select.guard_contacts(table((0.2, 0.1, 0.3), (0.05, -0.35, 0.45)), full,
+                                         single, 0.5)
+    assert served == single and "s/low/full" in note
+    # neither clears: nobody, on the chosen pair
+    served, note = select.guard_contacts(table((-0.1, -0.3, 0.1), (0.05, -0.35, 0.45)), full,
+                                         single, 0.5)
+    assert served.rule == "nobody" and served.learner == "s" and "nobody" in note
+    assert not select.rule_of(served).contacts
+    # z = 0: a positive point estimate is enough
+    assert select.guard_contacts(table((0.2, 0.1, 0.3), (0.05, -0.35, 0.45)), full, single,
+                                 0.0)[0] == full
+
+
 def test_targeting_evidence_names_the_rows_a_noisy_gain_would_need():
     from stats import Estimate
 
