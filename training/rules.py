@@ -27,6 +27,8 @@ class Rule:
     confident: bool = False
     #: per offer: full targeting where its heterogeneity is told from noise, else its average
     gated: bool = False
+    #: per offer: shrinkage = the calibration slope of its uplift against the DR pseudo-outcome
+    calibrated: bool = False
 
 
 #: simplest first (the order `training.select` prefers when candidates tie within noise)
@@ -35,6 +37,7 @@ RULES = {r.name: r for r in (
     Rule("confident", 1.0, confident=True),
     Rule("shrink_0.5", 0.5),
     Rule("gated", 1.0, gated=True),
+    Rule("calibrated", 1.0, calibrated=True),
     Rule("full", 1.0),
 )}
 
@@ -106,6 +109,26 @@ def heterogeneity_gate(uplift: np.ndarray, pseudo: np.ndarray, clusters: np.ndar
         influence = np.bincount(which, weights=du * (dy - slope * du) / sxx)
         keep[k] = slope - z * float(np.sqrt(influence @ influence)) > 0.0
     return keep
+
+
+def calibration_slopes(uplift: np.ndarray, pseudo: np.ndarray) -> np.ndarray:
+    """Per offer: the OLS slope of the DR pseudo-outcome on the out-of-fold uplift, clipped to
+    [0, 1]: the empirical-Bayes shrinkage of the uplift towards the offer's average effect.
+
+    With randomized logs the pseudo-outcome is unbiased for the true effect, so the slope
+    estimates cov(tau, u) / var(u), the coefficient of the best linear predictor of the true
+    uplift from the noisy one. Noise-only uplift gets ~0 (the average effect), calibrated uplift
+    ~1; an offer without variation or rows keeps 0. Shapes as `heterogeneity_gate`.
+    """
+    slopes = np.zeros(uplift.shape[1])
+    for k in range(uplift.shape[1]):
+        rows = np.isfinite(uplift[:, k]) & np.isfinite(pseudo[:, k])
+        u = uplift[rows, k]
+        if len(u) < 2 or np.ptp(u) == 0.0:  # a constant: its mean's rounding is no variation
+            continue
+        du = u - u.mean()
+        slopes[k] = float(du @ (pseudo[rows, k] - pseudo[rows, k].mean())) / float(du @ du)
+    return np.clip(slopes, 0.0, 1.0)
 
 
 def apply(raw: np.ndarray, population: np.ndarray, shrinkage: float | np.ndarray,
