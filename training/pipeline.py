@@ -233,10 +233,10 @@ def select_policy(frame: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
             return (rules.apply(fitted.uplift, fold_population[fold], gates[fold]), None,
                     served.astype(np.float64))
         if rule.calibrated:  # each fold's slopes from the other folds' rows, like its gate
-            slopes = np.stack([rules.calibration_slopes(fitted.uplift[fold != j],
-                                                        pseudo[fold != j])
-                               for j in range(settings.folds)])
-            served = rules.calibration_slopes(fitted.uplift, pseudo)
+            slopes = np.stack([rules.calibration_slopes(
+                fitted.uplift[fold != j], pseudo[fold != j], fold[fold != j])
+                for j in range(settings.folds)])
+            served = rules.calibration_slopes(fitted.uplift, pseudo, fold)
             return (rules.apply(fitted.uplift, fold_population[fold], slopes[fold]), None, served)
         if not rule.confident:
             return (rules.apply(fitted.uplift, fold_population[fold], rule.shrinkage), None,

@@ -254,7 +254,8 @@ def test_calibration_slopes_shrink_noise_to_the_average_and_keep_calibrated_upli
     pseudo = truth + rng.normal(0, 0.5, truth.shape)  # DR effect scores: unbiased, very noisy
     uplift = np.column_stack([truth[:, 0], rng.normal(0.05, 0.02, n), 0.5 * truth[:, 2],
                               -truth[:, 3]])
-    slopes = rules.calibration_slopes(uplift, pseudo)
+    fold = np.arange(n) % 3
+    slopes = rules.calibration_slopes(uplift, pseudo, fold)
     assert slopes[0] == pytest.approx(1.0, abs=0.15)
     assert slopes[1] == pytest.approx(0.0, abs=0.15)
     assert slopes[2] == 1.0 and slopes[3] == 0.0
@@ -267,5 +268,21 @@ def test_calibration_slopes_shrink_noise_to_the_average_and_keep_calibrated_upli
     # unmodelled (NaN) rows are left out; an offer with no variation keeps 0
     uplift[:100, 0] = np.nan
     uplift[:, 1] = 0.05
-    again = rules.calibration_slopes(uplift, pseudo)
+    again = rules.calibration_slopes(uplift, pseudo, fold)
     assert again[0] == pytest.approx(slopes[0], abs=0.05) and again[1] == 0.0
+
+
+def test_calibration_slopes_compare_rows_within_their_fold_only():
+    # each fold's model is off by a level that runs against the fold's own noise (as when a
+    # fold's lucky outcomes raise the other folds' models): pooled over folds the slope would
+    # come out negative; within folds it is the calibrated 1
+    rng = np.random.default_rng(6)
+    n = 30_000
+    fold = np.arange(n) % 3
+    truth = 0.2 * rng.random((n, 1))
+    level = np.array([0.3, 0.0, -0.3])[fold][:, None]
+    uplift = truth + level
+    pseudo = truth - level + rng.normal(0, 0.5, (n, 1))
+    pooled = np.polyfit(uplift[:, 0], pseudo[:, 0], 1)[0]
+    assert pooled < 0
+    assert rules.calibration_slopes(uplift, pseudo, fold)[0] == pytest.approx(1.0, abs=0.1)
