@@ -285,10 +285,10 @@ def select_policy(frame: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
     _, penalty, shrinkage = uplift_of(chosen)
     if isinstance(shrinkage, np.ndarray):  # gated or calibrated: one served shrinkage per offer
         evaluation.metrics["shrinkage"] = float(np.mean(shrinkage))
-        evaluation.metrics.update({f"shrinkage_{offer}": float(s)
-                                   for offer, s in zip(catalog.offer_ids, shrinkage)})
+        per_offer = dict(zip(catalog.offer_ids, shrinkage.tolist(), strict=True))
+        evaluation.metrics.update({f"shrinkage_{o}": s for o, s in per_offer.items()})
         log.info("%s: shrinkage per offer %s", chosen.name,
-                 ", ".join(f"{o} {s:.2f}" for o, s in zip(catalog.offer_ids, shrinkage)))
+                 ", ".join(f"{o} {s:.2f}" for o, s in per_offer.items()))
     return Selection(chosen, table, population, penalty, evaluation, shrinkage=shrinkage,
                      rows=len(frame), nested=nested, full_choice=full_choice, note=note,
                      arms=arms)

@@ -77,9 +77,8 @@ def add_parser(add: AddCommand, settings: CliSettings) -> None:
                    help="LightGBM capacities of the menu: low, base, high, small (default "
                         "%(default)s)")
     p.add_argument("--rule", default=",".join(defaults.rules),
-                   help="rules of the menu: best_single, confident, shrink_<0..1>, gated, calibrated, "
-                        "full "
-                        "(default %(default)s)")
+                   help="rules of the menu: best_single, confident, shrink_<0..1>, gated, "
+                        "calibrated, full (default %(default)s)")
     p.add_argument("--folds", type=int, default=defaults.folds,
                    help="K of the cross-fitting, folds grouped by customer (default "
                         "%(default)s)")
