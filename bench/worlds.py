@@ -12,7 +12,10 @@ issue 12 marked met / not met:
 - worlds where the oracle earns >= 1.5x the best single offer: mean policy/oracle >= 70%.
 Also the nested check (`TrainSettings.nested_z`) at several z from the same runs, and DR vs
 IPW on simulated data: interval width and coverage of a known policy's value.
-Run: `.venv/bin/python bench/worlds.py [--seeds 3] [--quick]`.
+`--held-out` runs nba.worlds.HELD_OUT instead, `--fresh` nba.fresh_worlds.FRESH (worlds written
+blind to the method, to be run once), `--truth-only` prints each world's oracle, best single
+offer and nobody from the truth alone, without training.
+Run: `.venv/bin/python bench/worlds.py [--seeds 3] [--held-out | --fresh] [--truth-only]`.
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import markdown_table, publish, quiet_logging  # noqa: E402
 
-from nba.worlds import DESIGNS, HELD_OUT, Design, Outcome, generate, train_and_score  # noqa: E402
+from nba.fresh_worlds import FRESH  # noqa: E402
+from nba.worlds import DESIGNS, HELD_OUT, Design, Outcome, World, generate, train_and_score  # noqa: E402
 from stats import Z95, aipw_scores, ipw_scores, mean_estimate, profit_terms  # noqa: E402
 from training.settings import BoosterParams, TrainSettings  # noqa: E402
 
@@ -161,15 +165,16 @@ def dr_vs_ipw(replications: int = 400, n: int = 4_000) -> list[list[str]]:
 
 
 def report(outcomes: list[Outcome], coverage: list[list[str]], settings: TrainSettings,
-           seeds: int, trees: int, seconds: float, held_out: bool = False) -> str:
-    """The markdown: the worlds table, the targets, DR vs IPW."""
+           seeds: int, trees: int, seconds: float, which: str = "") -> str:
+    """The markdown: the worlds table, the targets, DR vs IPW (`which`: "", "held-out" or
+    "fresh", the world set and its flag)."""
     rows, never_below, never_below_noise, ratio = world_rows(outcomes)
     worlds = list(dict.fromkeys(o.world for o in outcomes))
     return "\n".join([
         "## Many worlds: the served policy's true incremental profit per customer"
-        + (" (held-out worlds)" if held_out else ""),
+        + (f" ({which} worlds)" if which else ""),
         "",
-        f"`bench/worlds.py --seeds {seeds} --trees {trees}{' --held-out' if held_out else ''}`"
+        f"`bench/worlds.py --seeds {seeds} --trees {trees}{' --' + which if which else ''}`"
         ": the default menu "
         f"(learners {', '.join(settings.learners)}; capacities {', '.join(settings.capacities)};"
         f" rules {', '.join(settings.rules)}; {settings.folds} folds by customer), refit on all "
@@ -208,6 +213,43 @@ def report(outcomes: list[Outcome], coverage: list[list[str]], settings: TrainSe
     ])
 
 
+def oracle_on_log(world: World) -> tuple[float, float]:
+    """The oracle's value estimated on the logged rows by DR with the TRUE outcome model, and
+    its 95% half-width: the noise no selection on this log can get below."""
+    labels = ["control", *world.catalog.offer_ids]
+    ex = world.exposures
+    logged = ex["treatment"].map({label: i for i, label in enumerate(labels)}).to_numpy()
+    mu = world.logged_truth
+    if mu is None:
+        raise ValueError(f"{world.name}: no logged truth")
+    margins = np.r_[0.0, [o.margin for o in world.catalog.offers]]
+    costs = np.r_[0.0, [o.cost for o in world.catalog.offers]]
+    net = (mu[:, 1:] - mu[:, :1]) * margins[1:] - costs[1:]
+    arms = np.where(net.max(axis=1) > 0, net.argmax(axis=1) + 1, 0)
+    scores = aipw_scores(logged, ex["propensity"].to_numpy(), ex["converted"].to_numpy(), mu)
+    estimate = mean_estimate(profit_terms(arms, scores, margins, costs),
+                             ex["customer_id"].to_numpy())
+    return estimate.value, Z95 * estimate.se
+
+
+def truth_only(design: Design, seeds: int) -> None:
+    """A world's references from its truth alone, per seed: oracle, best single, nobody, the
+    share the oracle serves nothing, and the mean true profit of each offer."""
+    for seed in range(seeds):
+        world = generate(design, 100 + seed)
+        net, exposures = world.net, world.exposures
+        counts = exposures["treatment"].value_counts()
+        on_log, half = oracle_on_log(world)
+        print(f"{design.name:<18} seed {seed}: oracle {world.oracle():.3f} best single "
+              f"{world.best_single():.3f} nobody 0.000 (oracle serves nobody "
+              f"{(net.max(axis=1) <= 0).mean():.0%}; offers {np.round(net.mean(axis=0), 3)}; "
+              f"{len(exposures)} rows, {len(world.columns)} features, conversion "
+              f"{exposures['converted'].mean():.3f}, rows per arm {counts.min()}-{counts.max()}, "
+              f"propensity {exposures['propensity'].min():.3f}-"
+              f"{exposures['propensity'].max():.3f}; the oracle on the log by DR with the true "
+              f"outcome model {on_log:.3f} +- {half:.3f})", flush=True)
+
+
 def main() -> None:
     """Run, print, write bench/results/worlds.md (rewritten after every world)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -217,6 +259,12 @@ def main() -> None:
     parser.add_argument("--held-out", action="store_true",
                         help="the held-out worlds (nba.worlds.HELD_OUT), left out of every design "
                              "decision; written to worlds_held_out.md")
+    parser.add_argument("--fresh", action="store_true",
+                        help="the fresh worlds (nba.fresh_worlds.FRESH), written blind to the "
+                             "method and run once; written to worlds_fresh.md")
+    parser.add_argument("--truth-only", action="store_true",
+                        help="print each world's oracle, best single and nobody from the truth "
+                             "alone (seeds 100..), no training")
     parser.add_argument("--trees", type=int, default=100)
     parser.add_argument("--rules", default=None,
                         help="comma-separated menu rules (default: TrainSettings'), e.g. "
@@ -247,15 +295,21 @@ def main() -> None:
         settings = replace(settings, nested_folds=args.nested_folds)
     if args.capacities:
         settings = replace(settings, capacities=tuple(args.capacities.split(",")))
+    which = "fresh" if args.fresh else "held-out" if args.held_out else ""
+    designs = {"fresh": FRESH, "held-out": HELD_OUT, "": DESIGNS}[which]
+    names = args.worlds.split(",") if args.worlds else list(designs)
+    if args.truth_only:
+        for name in names:
+            truth_only(designs[name], args.seeds)
+        return
     started = time.perf_counter()
     coverage = dr_vs_ipw()
     outcomes: list[Outcome] = []
-    designs = HELD_OUT if args.held_out else DESIGNS
-    for name in args.worlds.split(",") if args.worlds else designs:
+    for name in names:
         outcomes += run_worlds(args.seeds, settings, [name], designs)
-        publish(args.out or ("worlds_held_out.md" if args.held_out else "worlds.md"),
+        publish(args.out or f"worlds{'_' + which.replace('-', '_') if which else ''}.md",
                 report(outcomes, coverage, settings, args.seeds, args.trees,
-                       time.perf_counter() - started, args.held_out))
+                       time.perf_counter() - started, which))
 
 
 if __name__ == "__main__":

@@ -29,11 +29,19 @@ ROWS_PER_CUSTOMER = 1.5
 
 Uplift = Callable[[pd.DataFrame], np.ndarray]  # features -> (n, n_offers) true uplift
 Logging = Callable[[pd.DataFrame, int], np.ndarray]  # features, n_offers -> (n, arms) probs
+Customers = Callable[[int, np.random.Generator], pd.DataFrame]  # n, rng -> features
+Base = Callable[[pd.DataFrame], np.ndarray]  # features -> (n,) conversion without an offer
+#: a customer generator may add columns named "_..." holding per-row truth (e.g. a library's
+#: treatment effect) for its design's uplift, base and logging; they never reach the exposures
+#: or the test features
+HIDDEN = "_"
 
 
 @dataclass(frozen=True)
 class Design:
-    """How a world's customers respond and how the logging policy chose."""
+    """How a world's customers respond and how the logging policy chose; by default they are
+    `features`' customers converting at 0.05 + 0.10 x3 without an offer, but a design may bring
+    its own (`customers`, with `columns` naming what it yields, and `base`)."""
 
     name: str
     margins: tuple[float, ...]
@@ -41,6 +49,9 @@ class Design:
     uplift: Uplift
     logging: Logging | None = None  # None: uniform over control and every offer
     rows_per_arm: int = 2_000
+    customers: Customers | None = None  # None: `features` (4 uniforms and a segment)
+    columns: tuple[tuple[str, Kind], ...] = tuple(FEATURES)  # what `customers` yields
+    base: Base | None = None  # None: 0.05 + 0.10 x3
 
 
 @dataclass(frozen=True)
@@ -52,6 +63,10 @@ class World:
     exposures: pd.DataFrame
     test: pd.DataFrame  # fresh customers' features
     test_uplift: np.ndarray  # (len(test), n_offers): true conversion uplift per offer
+    columns: tuple[tuple[str, Kind], ...] = tuple(FEATURES)  # the features, for `infer_spec`
+    #: (len(exposures), 1 + n_offers): each logged row's true conversion chance under control
+    #: and each offer, to tell how finely the log can measure any policy (the noise floor)
+    logged_truth: np.ndarray | None = None
 
     @property
     def net(self) -> np.ndarray:
@@ -94,14 +109,20 @@ def generate(design: Design, seed: int) -> World:
     rng = np.random.default_rng(seed)
     n_offers = len(design.margins)
     rows = design.rows_per_arm * (n_offers + 1)
-    customers = features(int(rows / ROWS_PER_CUSTOMER), rng)
+    n_customers = int(rows / ROWS_PER_CUSTOMER)
+    if design.customers is None:
+        customers, test = features(n_customers, rng), None
+    else:  # one draw for both populations: a library may draw its response function per call
+        pool = design.customers(n_customers + TEST_CUSTOMERS, rng)
+        customers = pool.iloc[:n_customers].reset_index(drop=True)
+        test = pool.iloc[n_customers:].reset_index(drop=True)
     who = rng.integers(0, len(customers), rows)
     frame = customers.iloc[who].reset_index(drop=True)
     probs = (np.full((rows, n_offers + 1), 1.0 / (n_offers + 1)) if design.logging is None
              else design.logging(frame, n_offers))
     arm = (probs.cumsum(axis=1) < rng.random((rows, 1))).sum(axis=1)
     arm = np.minimum(arm, n_offers)
-    base = 0.05 + 0.10 * frame["x3"].to_numpy()
+    base = 0.05 + 0.10 * frame["x3"].to_numpy() if design.base is None else design.base(frame)
     lift = design.uplift(frame)
     p = np.clip(base + np.where(arm > 0, lift[np.arange(rows), np.maximum(arm - 1, 0)], 0.0),
                 0.0, 1.0)
@@ -111,12 +132,20 @@ def generate(design: Design, seed: int) -> World:
                    for k, (m, c) in enumerate(zip(design.margins, design.costs, strict=True)))
     catalog = Catalog(control_label="control", offers=offers)
     labels = np.array(["control", *catalog.offer_ids], dtype=object)
-    exposures = frame.assign(
+    exposures = _visible(frame).assign(
         customer_id=[f"c{i}" for i in who], treatment=labels[arm], converted=converted,
         revenue=np.where(converted == 1, np.round(rng.lognormal(3.9, 0.3, rows), 2), 0.0),
         propensity=probs[np.arange(rows), arm])
-    test = features(TEST_CUSTOMERS, rng)
-    return World(design.name, catalog, exposures, test, design.uplift(test))
+    if test is None:
+        test = features(TEST_CUSTOMERS, rng)
+    return World(design.name, catalog, exposures, _visible(test), design.uplift(test),
+                 design.columns, np.column_stack([base, base[:, None] + lift]))
+
+
+def _visible(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame without its hidden truth columns (the frame itself when it has none)."""
+    hidden = [c for c in frame.columns if str(c).startswith(HIDDEN)]
+    return frame.drop(columns=hidden) if hidden else frame
 
 
 def _smooth(f: pd.DataFrame) -> np.ndarray:
@@ -249,7 +278,7 @@ def train_and_score(world: World, settings: TrainSettings) -> Outcome:
     from training.pipeline import STEPS, Progress, fit_chosen, policy_arms
     from training.select import beats_baseline
 
-    spec = infer_spec(world.exposures, FEATURES)
+    spec = infer_spec(world.exposures, list(world.columns))
     policy, selection = fit_chosen(world.exposures, spec, world.catalog,
                                    replace(settings, nested_z=None), Progress(STEPS))
     X = build_matrix(world.test, spec)
@@ -260,7 +289,7 @@ def train_and_score(world: World, settings: TrainSettings) -> Outcome:
     gain = (m["profit_gain_vs_best_single"], m["profit_gain_vs_best_single_ci_low"],
             m["profit_gain_vs_best_single_ci_high"])
     nested = selection.nested
-    keep = (selection.chosen.rule != "best_single" and nested is not None
+    keep = (selection.chosen.rule not in ("best_single", "nobody") and nested is not None
             and settings.nested_z is not None and not beats_baseline(nested, settings.nested_z))
     chosen = selection.chosen.name
     if keep:

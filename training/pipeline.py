@@ -31,6 +31,7 @@ from features.build import build_matrix, infer_spec
 from features.catalog import Catalog
 from features.schema import FeatureSpec, feature_columns
 from stats import (
+    Estimate,
     aipw_scores,
     arm_effects,
     ipw_scores,
@@ -204,7 +205,7 @@ def select_policy(frame: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
     fold_population = crossfit.arm_effects_out_of_fold(dr, logged, fold)
     fold_defaults = [rules.default_offer(p, margins, costs) for p in fold_population]
     pairs = list(dict.fromkeys((c.learner, c.capacity) for c in candidates
-                               if c.rule != "best_single"))
+                               if c.rule not in select.SINGLE_RULES))
     progress(f"cross-fitting {len(pairs)} learner x capacity pair(s) for "
              f"{len(candidates)} candidates")
     oof = {}
@@ -222,6 +223,8 @@ def select_policy(frame: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
     def uplift_of(c: Candidate) -> tuple[np.ndarray, np.ndarray | None, float | np.ndarray]:
         """(out-of-fold uplift the policy ranks by, served penalty, served shrinkage)."""
         rule = select.rule_of(c)
+        if not rule.contacts:  # no uplift: every offer's net is -cost; served: population off
+            return np.zeros_like(fold_population[fold]), population, 0.0
         if rule.shrinkage == 0.0:
             return fold_population[fold], None, 0.0
         fitted = oof[c.learner, c.capacity]
@@ -264,12 +267,18 @@ def select_policy(frame: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
         nested = select.nested_selection(terms, candidates, terms[best_single.name],
                                           nested_fold, customers, settings.tolerance)
         chosen, note = _nested_check(nested, chosen, best_single, settings.nested_z)
+    if settings.contact_z is not None:
+        chosen, guard = select.guard_contacts(
+            table, chosen, best_single if best_single.name in arms else None,
+            settings.contact_z)
+        note = "\n".join(filter(None, [note, guard]))
     raw = oof[pairs[0]].uplift if pairs and (chosen.learner, chosen.capacity) not in oof \
         else oof[chosen.learner, chosen.capacity].uplift if pairs else None
     evaluation = evaluate_out_of_fold(
-        frame, catalog, raw, arms[chosen.name],
+        frame, catalog, raw, arms[chosen.name] if chosen.name in arms else arms_of(chosen),
         arms.get(best_single.name, arms_of(best_single)), mu, dr, ipw, customers)
     evaluation.metrics["shrinkage"] = select.rule_of(chosen).shrinkage
+    evaluation.metrics["select_contact_guard_fired"] = float("contact guard" in note)
     evaluation.metrics["select_rows"] = float(len(frame))
     evaluation.metrics.update(select.as_metrics(table))
     if nested is not None:
@@ -532,8 +541,11 @@ def train(settings: TrainSettings) -> TrainResult:
     spec = infer_spec(exposures, kinds)
     policy, selection = fit_chosen(exposures, spec, catalog, settings, progress)
     chosen = selection.chosen
-    menu_text = select.format_menu(selection.table, chosen, selection.note)
     evaluation = selection.evaluation
+    menu_text = select.format_menu(selection.table, chosen,
+                                   "\n".join(filter(None, [selection.note,
+                                                            _evidence(evaluation, selection,
+                                                                      catalog)])))
     policy.first_visit = first_visit.fit(newcomers, kinds, catalog, settings)
     if policy.first_visit is not None:
         evaluation.metrics.update(policy.first_visit.meta["metrics"])
@@ -548,6 +560,22 @@ def train(settings: TrainSettings) -> TrainResult:
                    texts={"selection.csv": selection.table.to_csv(index=False),
                           "selection.txt": menu_text + "\n"},
                    menu=menu_text)
+
+
+def _evidence(evaluation: Evaluation, selection: Selection, catalog: Catalog) -> str:
+    """`select.targeting_evidence` from the selection's metrics (logged as
+    `select_rows_per_arm_needed` when a size can be named); "" without a best single offer."""
+    key = "select_top_targeting_gain_vs_best_single"
+    m = evaluation.metrics
+    if key not in m:
+        return ""
+    rows_per_arm = selection.rows // (len(catalog.offers) + 1)
+    line, needed = select.targeting_evidence(
+        Estimate(m[key], m[key + "_ci_low"], m[key + "_ci_high"]), rows_per_arm)
+    if needed is not None:
+        m["select_rows_per_arm_needed"] = float(needed)
+    log.info("%s", line)
+    return line
 
 
 def publish(settings: TrainSettings, policy: Policy, evaluation: Evaluation,

@@ -29,10 +29,13 @@ class Rule:
     gated: bool = False
     #: per offer: shrinkage = the calibration slope of its uplift against the DR pseudo-outcome
     calibrated: bool = False
+    #: False: the policy sends nothing to anyone (worth exactly 0, with no noise)
+    contacts: bool = True
 
 
 #: simplest first (the order `training.select` prefers when candidates tie within noise)
 RULES = {r.name: r for r in (
+    Rule("nobody", 0.0, contacts=False),
     Rule("best_single", 0.0),
     Rule("confident", 1.0, confident=True),
     Rule("shrink_0.5", 0.5),

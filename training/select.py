@@ -18,9 +18,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from stats import Estimate, mean_estimate, paired_difference, profit_terms
+from stats import Z95, Estimate, mean_estimate, paired_difference, profit_terms
+from stats.power import detectable_gain, rows_to_detect
 from training.learners import CAPACITIES, LEARNERS
 from training.rules import RULES, Rule, resolve
+
+#: rules that ignore the learner and capacity: on the menu once, on its first pair
+SINGLE_RULES = ("nobody", "best_single")
 
 
 @dataclass(frozen=True)
@@ -46,7 +50,8 @@ class Candidate:
 
 def menu(learners: Sequence[str], capacities: Sequence[str], rules: Sequence[str]
          ) -> list[Candidate]:
-    """Every combination; `best_single` once (it ignores the learner), on the first pair."""
+    """Every combination; `nobody` and `best_single` once (they ignore the learner), on the
+    first pair."""
     for name, values, known in (("learner", learners, LEARNERS),
                                 ("capacity", capacities, CAPACITIES)):
         unknown = [v for v in values if v not in known]
@@ -56,10 +61,10 @@ def menu(learners: Sequence[str], capacities: Sequence[str], rules: Sequence[str
         raise ValueError("the menu needs at least one rule")
     for rule in rules:
         resolve(rule)  # raises ValueError naming an unknown rule
-    candidates = [Candidate(learners[0], capacities[0], "best_single")] \
-        if "best_single" in rules else []
+    candidates = [Candidate(learners[0], capacities[0], rule) for rule in SINGLE_RULES
+                  if rule in rules]
     candidates += [Candidate(lrn, cap, rule) for lrn in learners for cap in capacities
-                   for rule in rules if rule != "best_single"]
+                   for rule in rules if rule not in SINGLE_RULES]
     return candidates
 
 
@@ -149,6 +154,30 @@ def nested_selection(terms: Mapping[str, np.ndarray], candidates: Sequence[Candi
                   paired_difference(served, baseline, clusters))
 
 
+def guard_contacts(table: pd.DataFrame, chosen: Candidate, best_single: Candidate | None,
+                   z: float) -> tuple[Candidate, str]:
+    """(the candidate to serve, a line saying why): `chosen` when its DR value is above z SEs,
+    else `best_single` when its is, else nobody (rule `nobody` on the chosen pair).
+
+    Sending nothing is worth exactly 0 with no noise, while the best of many noisy DR values is
+    optimistic: a policy that spends contacts should show that it pays. Where the data cannot
+    show it, the guard keeps the simpler policy that does, or sends nothing.
+    """
+    def clears(candidate: Candidate) -> bool:
+        row = table.loc[table["candidate"] == candidate.name].iloc[0]
+        se = (float(row["dr_high"]) - float(row["dr_low"])) / (2 * Z95)
+        return float(row["dr"]) - z * se > 0.0
+
+    if not rule_of(chosen).contacts or clears(chosen):
+        return chosen, ""
+    fallback = best_single if best_single is not None and clears(best_single) \
+        else Candidate(chosen.learner, chosen.capacity, "nobody")
+    return fallback, (f"contact guard: {chosen.name}'s DR value is not above {z:g} SE, so "
+                      f"serving {fallback.name}"
+                      + ("" if fallback.rule != "nobody" else
+                         " (no candidate shows that contacting customers pays)"))
+
+
 def beats_baseline(nested: Nested, z: float) -> bool:
     """Does "select, then serve" beat the best single offer out of sample: its nested gain
     minus z standard errors above 0 (z = 0: the point estimate)?"""
@@ -168,6 +197,30 @@ def format_menu(table: pd.DataFrame, chosen: Candidate, note: str = "") -> str:
                "treated_share", "chosen"]
     text = str(shown[columns].to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     return f"{text}\n{note}" if note else text
+
+
+def targeting_evidence(gain: Estimate, rows_per_arm: int) -> tuple[str, int | None]:
+    """A line saying whether these data can tell targeting from the best single offer, and
+    about how many rows per arm they would need to (5% two-sided, 80% power); with that number.
+
+    `gain` is the top targeting candidate's cross-fitted DR gain over the best single offer on
+    `rows_per_arm` rows per arm. At 1,000-2,000 rows per arm that gain is often within its own
+    noise on worlds where targeting truly pays (docs/measurement.md): the menu's choice is then
+    luck, and a user should hear so rather than read one number.
+    """
+    figures = (f"top targeting candidate vs the best single offer: {gain.value:+.4f} "
+               f"[{gain.low:+.4f}, {gain.high:+.4f}] per row at about {rows_per_arm:,} rows per "
+               f"arm")
+    if gain.low > 0.0:
+        return f"{figures}: targeting pays beyond noise on these data", None
+    needed = rows_to_detect(gain, rows_per_arm)
+    if needed is None:
+        return (f"{figures}: no gain from targeting seen; the smallest gain these data can "
+                f"detect is {detectable_gain(gain.se):.4f} per row"), None
+    return (f"{figures}: within noise; a gain of this size needs at least {needed:,} rows per "
+            f"arm to be told from noise (5% test, 80% power; the top of many noisy estimates is "
+            f"optimistic), so the menu's choice between targeting and the best single offer is "
+            f"not yet evidence"), needed
 
 
 def as_metrics(table: pd.DataFrame) -> Mapping[str, float]:

@@ -25,13 +25,17 @@ EXAMPLES = ("examples:\n  nba train                          # train on ./data, 
             "choice made without it) against the best single offer; with --nested-z a\n"
             "targeting choice that does not beat it is replaced by the best single offer, and\n"
             "the output says why. The table is printed and logged to MLflow (selection.txt;\n"
-            "select_nested_* metrics).\n"
+            "select_nested_* metrics). The contact guard (--contact-z) serves a policy that\n"
+            "contacts customers only when its DR value is above z standard errors: else the\n"
+            "best single offer if its value is, else nobody (sending nothing is worth exactly\n"
+            "0, while the best of many noisy estimates is optimistic).\n"
             "  learners:   s = S-learner, t = T-learner (causalml classifiers on LightGBM),\n"
             "              x = X-learner (causalml, given the logged propensities)\n"
             "  capacities: low (3 leaves, 200 min. leaf rows, half the trees), base (--trees,\n"
             "              15 leaves, 100 min. leaf rows), high (31 leaves, 40 min. leaf rows),\n"
             "              small (opt-in: 7 leaves, min. leaf rows capped at rows per arm / 8)\n"
-            "  rules:      best_single (everyone gets the best average offer), confident\n"
+            "  rules:      nobody (opt-in: send nothing), best_single (everyone gets the\n"
+            "              best average offer), confident\n"
             "              (deviate only where the lower bound of the gain is positive),\n"
             "              shrink_<s> (uplift pulled towards the offer's average by 1 - s),\n"
             "              gated (opt-in: per offer, its targeted uplift only where it predicts\n"
@@ -40,6 +44,23 @@ EXAMPLES = ("examples:\n  nba train                          # train on ./data, 
             "              its uplift), full (per-customer uplift as estimated)\n\n"
             "The first model ever registered becomes champion automatically; later ones wait\n"
             "for `nba promote`. Open `make mlflow-ui` to see runs, metrics and plots.")
+
+
+def _z_text(z: float | None) -> str:
+    return "off" if z is None else f"{z:g}"
+
+
+def _contact_z(text: str) -> float | None:
+    """--contact-z: 'off' or a number of standard errors >= 0."""
+    if text.strip().lower() == "off":
+        return None
+    try:
+        z = float(text)
+    except ValueError:
+        z = -1.0
+    if not z >= 0.0:  # also NaN
+        raise CliError(f"--contact-z must be 'off' or a number >= 0, not {text!r}")
+    return z
 
 
 def _names(text: str) -> tuple[str, ...]:
@@ -86,6 +107,11 @@ def add_parser(add: AddCommand, settings: CliSettings) -> None:
                    help="choose the simplest candidate within this many standard errors of "
                         "the best DR value (default %(default)s: the best, ties to the "
                         "simplest; 1: the one-SE rule)")
+    p.add_argument("--contact-z", default=_z_text(defaults.contact_z),
+                   help="serve a policy that contacts customers only when its cross-fitted DR "
+                        "value is above this many standard errors (sending nothing is worth "
+                        "exactly 0); else the best single offer if its value is, else nobody. "
+                        "'off' disables the guard (default %(default)s)")
     p.add_argument("--nested-z", type=float, default=defaults.nested_z,
                    help="opt-in: serve a targeting choice only when choosing from the menu "
                         "beats the best single offer out of sample (nested) by more than this "
@@ -143,6 +169,7 @@ def run(args: argparse.Namespace) -> int:
                              select_rows=args.select_rows,
                              select_rows_per_arm=args.select_rows_per_arm,
                              tolerance=args.tolerance, nested_z=args.nested_z,
+                             contact_z=_contact_z(args.contact_z),
                              params=replace(BoosterParams(), n_estimators=args.trees))
     if args.engine == "dask":
         return _train_on_dask(args, settings, capacities)

@@ -111,6 +111,8 @@ def test_train_prints_the_menu_and_the_chosen_policy_dr_value(tmp_path):
     assert "menu: cross-fitted DR incremental profit" in result.stdout
     assert "s/low/best_single" in result.stdout and "s/low/full" in result.stdout
     assert "DR incremental profit per row" in result.stdout and "<-" in result.stdout
+    # whether these data can tell targeting from the best single offer, and at what size
+    assert "top targeting candidate vs the best single offer" in result.stdout
     bad = run("train", "--data-dir", str(data), "--rule", "bold", cwd=tmp_path)
     assert bad.returncode == 2 and "unknown rule 'bold'" in bad.stderr
     assert "Traceback" not in bad.stderr

@@ -35,6 +35,16 @@ def test_with_no_heterogeneity_the_best_single_offer_is_recovered():
     assert outcome.chosen.endswith("best_single")
 
 
+def test_where_no_offer_pays_nothing_is_sent():
+    # every offer lifts conversion by 0.005 (worth 0.10) and costs 0.50: the right answer is
+    # to contact nobody, whatever the argmax over noisy candidates says
+    world = generate(Design("pays_never", (20.0,) * 3, (0.5,) * 3,
+                            lambda f: np.full((len(f), 3), 0.005), rows_per_arm=1_000), seed=7)
+    outcome = train_and_score(world, replace(SETTINGS, contact_z=0.5))
+    assert (outcome.arms == 0).all() and outcome.policy == 0.0
+    assert outcome.chosen.endswith("/nobody")
+
+
 def test_a_thresholded_segment_effect_is_targeted():
     world = generate(replace(DESIGNS["thresholded"], rows_per_arm=1_500), seed=6)
     outcome = train_and_score(world, SETTINGS)

@@ -157,6 +157,8 @@ def test_the_cli_parses_without_loading_the_heavy_libraries():
     (["train", "--engine", "dask", "--dask-workers", "0"], "--dask-workers must be at least 1"),
     # the default menu's capacities are compared at run time (was a NameError)
     (["train", "--engine", "dask", "--capacity", "low,high"], "give one --capacity"),
+    (["train", "--contact-z", "-1"], "--contact-z must be 'off' or a number >= 0, not '-1'"),
+    (["train", "--contact-z", "some"], "--contact-z must be 'off' or a number >= 0"),
 ])
 def test_scale_engine_flags_are_checked_before_any_work(argv, message, capsys):
     assert main(argv) == 2

@@ -286,3 +286,40 @@ def test_calibration_slopes_compare_rows_within_their_fold_only():
     pooled = np.polyfit(uplift[:, 0], pseudo[:, 0], 1)[0]
     assert pooled < 0
     assert rules.calibration_slopes(uplift, pseudo, fold)[0] == pytest.approx(1.0, abs=0.1)
+
+
+def test_the_contact_guard_serves_only_a_policy_that_shows_it_pays():
+    menu = select.menu(("s",), ("low",), ("best_single", "full"))
+    single, full = menu
+
+    def table(single_dr: tuple[float, float, float], full_dr: tuple[float, float, float]):
+        return pd.DataFrame([{"candidate": c.name, "dr": v, "dr_low": lo, "dr_high": hi}
+                             for c, (v, lo, hi) in ((single, single_dr), (full, full_dr))])
+
+    clear = table((0.2, 0.1, 0.3), (0.5, 0.3, 0.7))
+    assert select.guard_contacts(clear, full, single, 0.5) == (full, "")
+    # targeting within 0.5 SE of nothing: the best single offer, which clears, is served
+    served, note = select.guard_contacts(table((0.2, 0.1, 0.3), (0.05, -0.35, 0.45)), full,
+                                         single, 0.5)
+    assert served == single and "s/low/full" in note
+    # neither clears: nobody, on the chosen pair
+    served, note = select.guard_contacts(table((-0.1, -0.3, 0.1), (0.05, -0.35, 0.45)), full,
+                                         single, 0.5)
+    assert served.rule == "nobody" and served.learner == "s" and "nobody" in note
+    assert not select.rule_of(served).contacts
+    # z = 0: a positive point estimate is enough
+    assert select.guard_contacts(table((0.2, 0.1, 0.3), (0.05, -0.35, 0.45)), full, single,
+                                 0.0)[0] == full
+
+
+def test_targeting_evidence_names_the_rows_a_noisy_gain_would_need():
+    from stats import Estimate
+
+    clear, _ = select.targeting_evidence(Estimate(0.30, 0.10, 0.50), 2_000)
+    assert "beyond noise" in clear
+    line, needed = select.targeting_evidence(Estimate(0.10, -0.10, 0.30), 2_000)
+    # SE 0.102: a gain of 0.10 needs (2.8 x 0.102 / 0.10)^2 = 8.2 times the rows
+    assert needed == pytest.approx(2_000 * 8.17, rel=0.01)
+    assert f"{needed:,} rows per arm" in line and "not yet evidence" in line
+    line, needed = select.targeting_evidence(Estimate(-0.05, -0.25, 0.15), 2_000)
+    assert needed is None and "no gain" in line

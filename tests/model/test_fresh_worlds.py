@@ -1,0 +1,105 @@
+"""The FRESH worlds (nba.fresh_worlds) generate data valid under the data contract, with the
+truth in the right shape; the older worlds still generate byte for byte what they did before a
+design could bring its own customers. No training here."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from features.build import build_matrix, infer_spec
+from features.io import exposures_frame
+from features.schema import feature_columns
+from nba.fresh_worlds import FRESH
+from nba.worlds import DESIGNS, HELD_OUT, HIDDEN, generate
+
+#: sha of generate(design, 100)'s exposures, test features and truth, taken on main (34aaf6c)
+#: before `Design` took customers, columns and base
+BEFORE = {"smooth": "95a5e999cafedea7", "thresholded": "7524be12e329d348",
+          "sleeping_dogs": "e61162a68864355c", "costly_narrow": "c33a074edc2e3910",
+          "many_offers": "c81943313af1ef52", "propensity_by_x1": "739c329d9400e89a",
+          "no_heterogeneity": "9d6852ef9d8b745a", "weak_signal": "3017f47f16ab7ceb",
+          "many_weak": "2b532448133ecdc2", "dominant_costly": "233f26afa6b93140",
+          "interaction": "4790930790bb32ea"}
+
+
+def _digest(name: str) -> str:
+    import hashlib
+
+    world = generate({**DESIGNS, **HELD_OUT}[name], 100)
+    return hashlib.sha256(
+        pd.util.hash_pandas_object(world.exposures, index=True).to_numpy().tobytes()
+        + pd.util.hash_pandas_object(world.test, index=True).to_numpy().tobytes()
+        + world.test_uplift.tobytes()).hexdigest()[:16]
+
+
+@pytest.mark.parametrize("name", sorted(BEFORE))
+def test_the_older_worlds_are_unchanged(name):
+    assert _digest(name) == BEFORE[name]
+
+
+@pytest.mark.parametrize("name", sorted(FRESH))
+def test_a_fresh_world_is_valid_under_the_data_contract(name):
+    design = FRESH[name]
+    world = generate(design, 3)
+    n_offers = len(design.margins)
+    table = pa.Table.from_pandas(world.exposures, preserve_index=False)
+    # the contract's own reader accepts it, and infers exactly the design's feature columns:
+    # no hidden truth column leaks into the exposures
+    frame = exposures_frame(table, "exposures.parquet", world.catalog)
+    assert feature_columns(table.schema, "exposures.parquet") == list(design.columns)
+    assert not [c for c in world.test.columns if c.startswith(HIDDEN)]
+    assert len(world.exposures) == design.rows_per_arm * (n_offers + 1)
+    assert set(frame["treatment"]) == {"control", *world.catalog.offer_ids}
+
+    spec = infer_spec(frame, list(world.columns))
+    for rows in (frame, world.test):
+        X = build_matrix(rows, spec)
+        assert X.shape == (len(rows), spec.width)
+        assert np.isfinite(X).all()
+        assert X.std(axis=0).min() > 0  # every column (and every level seen) varies
+
+    truth = world.logged_truth
+    assert truth is not None and truth.shape == (len(frame), n_offers + 1)
+    assert truth.min() >= 0.0 and truth.max() <= 1.0
+    # the outcomes were drawn from that truth: logged conversions match it within 4 SE
+    arm = frame["treatment"].map({t: i for i, t in enumerate(["control",
+                                                              *world.catalog.offer_ids])})
+    expected = truth[np.arange(len(frame)), arm.to_numpy()]
+    assert abs(frame["converted"].mean() - expected.mean()) < 4 * np.sqrt(
+        (expected * (1 - expected)).sum()) / len(frame)
+    assert world.test_uplift.shape == (len(world.test), n_offers)
+    assert np.isfinite(world.test_uplift).all()
+    assert world.oracle() >= world.best_single() - 1e-9 and world.best_single() >= 0.0
+
+
+@pytest.mark.parametrize("name", sorted(FRESH))
+def test_a_fresh_worlds_logging_and_conversion_are_probabilities(name):
+    design = FRESH[name]
+    customers = design.customers(3_000, np.random.default_rng(4))
+    n_offers = len(design.margins)
+    probs = (np.full((len(customers), n_offers + 1), 1.0 / (n_offers + 1))
+             if design.logging is None else design.logging(customers, n_offers))
+    assert probs.shape == (len(customers), n_offers + 1)
+    assert np.allclose(probs.sum(axis=1), 1.0)
+    assert probs.min() > 0.0
+    base = design.base(customers)
+    converted = base[:, None] + design.uplift(customers)
+    assert converted.min() >= 0.0 and converted.max() <= 1.0  # never clipped: truth is exact
+    assert base.min() > 0.0 and base.max() < 1.0
+    assert 0.02 <= np.median(base) <= 0.30  # causalml's logistic base has tails beyond 30%
+
+
+def test_the_fresh_worlds_cover_what_they_are_for():
+    worlds = {name: generate(design, 3) for name, design in FRESH.items()}
+    levels = [len(f.levels) for w in worlds.values()
+              for f in infer_spec(w.exposures, list(w.columns)).features if f.kind == "categorical"]
+    assert 12 in levels
+    assert max(len(w.columns) for w in worlds.values()) >= 10
+    # one world without heterogeneity (the best single offer is the oracle) and one where the
+    # oracle serves most customers nothing
+    assert any(np.isclose(w.oracle(), w.best_single()) for w in worlds.values())
+    assert any((w.net.max(axis=1) <= 0).mean() > 0.5 for w in worlds.values())
+    assert {3, 8} <= {len(d.margins) for d in FRESH.values()}
