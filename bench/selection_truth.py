@@ -7,6 +7,13 @@ on those rows and on fresh customers; and, without any selection, DR against the
 fixed policies (the oracle, one offer, random offers), which tells estimator bias from the
 winner's curse. Prints markdown; writes nothing.
 Run: `nice .venv/bin/python bench/selection_truth.py --world many_offers --seeds 2`.
+`--summary` instead compares rules without choice noise: selection only (no refit), then per
+world the mean over seeds of every candidate's out-of-fold arms' TRUE value / the oracle on the
+same rows, e.g. `--summary --worlds all --seeds 3 --capacities low
+--rules best_single,confident,shrink_0.5,calibrated,full`.
+`--slopes x` prints, per world, the calibration slope of that learner's out-of-fold uplift at
+`low` capacity (`rules.calibration_slopes`, unclipped) against its truth, within folds and
+pooled over folds (the latter biased low).
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from features.build import build_matrix, infer_spec  # noqa: E402
 from nba.worlds import DESIGNS, FEATURES, Uplift, World, generate  # noqa: E402
 from stats import aipw_scores, mean_estimate, profit_terms  # noqa: E402
 from training import crossfit  # noqa: E402
+from training.learners import CAPACITIES  # noqa: E402
 from training.pipeline import (  # noqa: E402
     STEPS,
     Progress,
@@ -34,6 +42,7 @@ from training.pipeline import (  # noqa: E402
     economics,
     fit_chosen,
     policy_arms,
+    select_policy,
     selection_mask,
 )
 from training.settings import BoosterParams, TrainSettings  # noqa: E402
@@ -102,6 +111,85 @@ def fixed_policies(world: World, design_uplift: Uplift, settings: TrainSettings
     return out
 
 
+def truth_over_oracle(world: World, design_uplift: Uplift, settings: TrainSettings
+                      ) -> dict[str, float]:
+    """Per candidate: true value of its out-of-fold arms / the oracle's, on the selection rows
+    (and "chosen": the menu's choice), without the refit."""
+    spec = infer_spec(world.exposures, FEATURES)
+    cap = settings.selection_cap(len(world.catalog.offers) + 1)
+    sample = world.exposures[selection_mask(world.exposures["customer_id"], cap, settings.seed)]
+    selection = select_policy(sample, spec, world.catalog, settings, Progress(STEPS))
+    margins, costs = economics(world.catalog)
+    net = design_uplift(sample) * margins[1:] - costs[1:]
+    oracle = float(np.mean(np.maximum(net.max(axis=1), 0)))
+    ratios = {name: true_value(net, arms) / oracle for name, arms in selection.arms.items()}
+    ratios["chosen"] = ratios[selection.chosen.name]
+    return ratios
+
+
+def summarize(names: list[str], seeds: int, first_seed: int, base: TrainSettings) -> None:
+    """Print candidate x world: mean true / oracle over the seeds (and the mean over worlds)."""
+    by_world: dict[str, dict[str, list[float]]] = {}
+    for name in names:
+        for seed in range(first_seed, first_seed + seeds):
+            ratios = truth_over_oracle(generate(DESIGNS[name], 100 + seed), DESIGNS[name].uplift,
+                                       replace(base, seed=seed))
+            for candidate, ratio in ratios.items():
+                by_world.setdefault(candidate, {}).setdefault(name, []).append(ratio)
+            print(f"{name} seed {seed}: " + ", ".join(f"{c} {r:.2f}" for c, r in ratios.items()),
+                  file=sys.stderr, flush=True)
+    rows = []
+    for candidate, worlds in by_world.items():
+        means = [float(np.mean(worlds[n])) for n in names]
+        rows.append([candidate, *(f"{m:.3f}" for m in means), f"{np.mean(means):.3f}"])
+    print(f"\nTrue value of each candidate's out-of-fold arms / oracle, on the selection rows; "
+          f"mean over {seeds} seed(s)\n")
+    print(markdown_table(["candidate", *names, "mean"], rows), flush=True)
+
+
+def slopes(u: np.ndarray, y: np.ndarray, fold: np.ndarray | None) -> np.ndarray:
+    """Per offer, the unclipped OLS slope of y on u: within folds, or pooled (fold None)."""
+    groups = [np.ones(len(u), dtype=bool)] if fold is None else [fold == j
+                                                                   for j in np.unique(fold)]
+    cross, spread = np.zeros(u.shape[1]), np.zeros(u.shape[1])
+    for rows in groups:
+        du = u[rows] - u[rows].mean(axis=0)
+        cross += np.sum(du * (y[rows] - y[rows].mean(axis=0)), axis=0)
+        spread += np.sum(du * du, axis=0)
+    return cross / spread
+
+
+def slope_row(name: str, learner: str, seeds: int, first_seed: int, base: TrainSettings
+              ) -> list[str]:
+    """One world: the slope's truth and its estimates, means over offers and seeds."""
+    true, within, pooled, errors = [], [], [], []
+    for seed in range(first_seed, first_seed + seeds):
+        world, settings = generate(DESIGNS[name], 100 + seed), replace(base, seed=seed)
+        cap = settings.selection_cap(len(world.catalog.offers) + 1)
+        frame = world.exposures[selection_mask(world.exposures["customer_id"], cap, seed)]
+        X = build_matrix(frame, infer_spec(frame, FEATURES))
+        logged = arm_index(frame["treatment"], world.catalog)
+        converted, propensity = frame["converted"].to_numpy(), frame["propensity"].to_numpy()
+        fold = crossfit.folds(frame["customer_id"].astype(str).to_numpy(), settings.folds, seed)
+        mu = crossfit.outcome_predictions(X, logged, converted, fold,
+                                          n_arms=len(world.catalog.offers) + 1,
+                                          params=settings.params, seed=seed)
+        dr = aipw_scores(logged, propensity, converted, mu)
+        uplift = crossfit.uplift_predictions(
+            learner, X, frame["treatment"].to_numpy(dtype=object), converted,  # type: ignore[arg-type]
+            propensity, fold, offer_ids=world.catalog.offer_ids,
+            control_label=world.catalog.control_label,
+            params=CAPACITIES["low"].apply(settings.params), seed=seed).uplift
+        truth = slopes(uplift, DESIGNS[name].uplift(frame), fold)
+        estimate = slopes(uplift, dr[:, 1:] - dr[:, :1], fold)
+        true += list(truth)
+        within += list(estimate)
+        pooled += list(slopes(uplift, dr[:, 1:] - dr[:, :1], None))
+        errors += list(np.abs(estimate - truth))
+    return [name, f"{np.mean(true):+.2f}", f"{np.mean(within):+.2f}", f"{np.mean(pooled):+.2f}",
+            f"{np.mean(errors):.2f}"]
+
+
 def main() -> None:
     """Print the tables per seed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -114,6 +202,14 @@ def main() -> None:
     parser.add_argument("--select-rows-per-arm", type=int,
                         default=TrainSettings().select_rows_per_arm,
                         help="0: the fixed 25,000-row cap of before")
+    parser.add_argument("--summary", action="store_true",
+                        help="only the candidates' true value / oracle per world (no refit)")
+    parser.add_argument("--worlds", default="all",
+                        help="with --summary or --slopes: comma-separated worlds, or all")
+    parser.add_argument("--slopes", default=None, choices=("s", "t", "x"),
+                        help="only the calibration slopes of this learner's uplift per world")
+    parser.add_argument("--rules", default=None, help="comma-separated menu rules")
+    parser.add_argument("--capacities", default=None, help="comma-separated menu capacities")
     args = parser.parse_args()
     quiet_logging()
     logging.getLogger("training").setLevel(logging.WARNING)
@@ -122,6 +218,23 @@ def main() -> None:
         design = replace(design, rows_per_arm=args.rows_per_arm)
     base = TrainSettings(params=BoosterParams(n_estimators=args.trees, n_jobs=1),
                          select_rows_per_arm=args.select_rows_per_arm)
+    if args.rules:
+        base = replace(base, rules=tuple(args.rules.split(",")))
+    if args.capacities:
+        base = replace(base, capacities=tuple(args.capacities.split(",")))
+    if args.slopes:
+        names = list(DESIGNS) if args.worlds == "all" else args.worlds.split(",")
+        print(f"\nCalibration slope of the {args.slopes}/low out-of-fold uplift per offer, "
+              f"unclipped; mean over offers and {args.seeds} seed(s)\n")
+        print(markdown_table(["world", "true (within folds)", "estimated within folds",
+                              "estimated pooled over folds", "mean |within - true|"],
+                             [slope_row(n, args.slopes, args.seeds, args.first_seed, base)
+                              for n in names]), flush=True)
+        return
+    if args.summary:
+        names = list(DESIGNS) if args.worlds == "all" else args.worlds.split(",")
+        summarize(names, args.seeds, args.first_seed, base)
+        return
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         world, settings = generate(design, 100 + seed), replace(base, seed=seed)
         rows, summary = menu_against_truth(world, design.uplift, settings)

@@ -157,7 +157,7 @@ class Selection:
     population: np.ndarray  # per-offer DR average uplift (stats.arm_effects)
     penalty: np.ndarray | None
     evaluation: Evaluation
-    shrinkage: float | np.ndarray  # served: the rule's, or the gated rule's one per offer
+    shrinkage: float | np.ndarray  # served: the rule's, or one per offer (gated, calibrated)
     rows: int
     nested: select.Nested | None = None  # the selection procedure scored out of fold
     full_choice: Candidate | None = None  # the best by DR on all rows, before the nested check
@@ -235,6 +235,12 @@ def select_policy(frame: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
             served = rules.heterogeneity_gate(fitted.uplift, pseudo, customers)
             return (rules.apply(fitted.uplift, fold_population[fold], gates[fold]), None,
                     served.astype(np.float64))
+        if rule.calibrated:  # each fold's slopes from the other folds' rows, like its gate
+            slopes = np.stack([rules.calibration_slopes(
+                fitted.uplift[fold != j], pseudo[fold != j], fold[fold != j])
+                for j in range(settings.folds)])
+            served = rules.calibration_slopes(fitted.uplift, pseudo, fold)
+            return (rules.apply(fitted.uplift, fold_population[fold], slopes[fold]), None, served)
         if not rule.confident:
             return (rules.apply(fitted.uplift, fold_population[fold], rule.shrinkage), None,
                     rule.shrinkage)
@@ -286,6 +292,12 @@ def select_policy(frame: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
                 terms[top], terms[best_single.name], customers).as_dict(
                 "select_top_targeting_gain_vs_best_single"))
     _, penalty, shrinkage = uplift_of(chosen)
+    if isinstance(shrinkage, np.ndarray):  # gated or calibrated: one served shrinkage per offer
+        evaluation.metrics["shrinkage"] = float(np.mean(shrinkage))
+        per_offer = dict(zip(catalog.offer_ids, shrinkage.tolist(), strict=True))
+        evaluation.metrics.update({f"shrinkage_{o}": s for o, s in per_offer.items()})
+        log.info("%s: shrinkage per offer %s", chosen.name,
+                 ", ".join(f"{o} {s:.2f}" for o, s in per_offer.items()))
     return Selection(chosen, table, population, penalty, evaluation, shrinkage=shrinkage,
                      rows=len(frame), nested=nested, full_choice=full_choice, note=note,
                      arms=arms)

@@ -39,8 +39,9 @@ EXAMPLES = ("examples:\n  nba train                          # train on ./data, 
             "              (deviate only where the lower bound of the gain is positive),\n"
             "              shrink_<s> (uplift pulled towards the offer's average by 1 - s),\n"
             "              gated (opt-in: per offer, its targeted uplift only where it predicts\n"
-            "              the DR effect beyond noise, else its average), full (per-customer\n"
-            "              uplift as estimated)\n\n"
+            "              the DR effect beyond noise, else its average), calibrated (opt-in:\n"
+            "              per offer, shrunk to its average by the slope of the DR effect on\n"
+            "              its uplift), full (per-customer uplift as estimated)\n\n"
             "The first model ever registered becomes champion automatically; later ones wait\n"
             "for `nba promote`. Open `make mlflow-ui` to see runs, metrics and plots.")
 
@@ -97,8 +98,8 @@ def add_parser(add: AddCommand, settings: CliSettings) -> None:
                    help="LightGBM capacities of the menu: low, base, high, small (default "
                         "%(default)s)")
     p.add_argument("--rule", default=",".join(defaults.rules),
-                   help="rules of the menu: best_single, confident, shrink_<0..1>, gated, full "
-                        "(default %(default)s)")
+                   help="rules of the menu: best_single, confident, shrink_<0..1>, gated, "
+                        "calibrated, full (default %(default)s)")
     p.add_argument("--folds", type=int, default=defaults.folds,
                    help="K of the cross-fitting, folds grouped by customer (default "
                         "%(default)s)")

@@ -54,3 +54,24 @@ def test_a_thresholded_segment_effect_is_targeted():
     assert outcome.gain[0] > 0  # the cross-fitted DR estimate of the gain agrees
     assert outcome.nested_gain[1] > 0  # and so does the nested one, beyond its noise
     assert outcome.chosen == outcome.full_choice  # the nested check kept the targeting choice
+
+
+def test_the_calibrated_rule_serves_a_slope_per_offer_and_targets_a_segment_effect():
+    from features.build import build_matrix, infer_spec
+    from nba.worlds import FEATURES
+    from training.pipeline import STEPS, Progress, fit_chosen, policy_arms
+
+    world = generate(replace(DESIGNS["thresholded"], rows_per_arm=1_500), seed=6)
+    settings = replace(SETTINGS, learners=("t",), capacities=("low",), rules=("calibrated",),
+                       nested_z=None)
+    spec = infer_spec(world.exposures, FEATURES)
+    policy, selection = fit_chosen(world.exposures, spec, world.catalog, settings,
+                                   Progress(STEPS))
+    assert selection.chosen.name == "t/low/calibrated"
+    slopes = np.asarray(policy.shrinkage)
+    assert slopes.shape == (len(world.catalog.offers),)
+    assert np.all((slopes >= 0.0) & (slopes <= 1.0)) and slopes.max() > 0.3
+    metrics = selection.evaluation.metrics
+    assert [metrics[f"shrinkage_{o}"] for o in world.catalog.offer_ids] == slopes.tolist()
+    arms = policy_arms(policy, policy.score(build_matrix(world.test, spec))[0], None)
+    assert world.value(arms) > world.best_single()

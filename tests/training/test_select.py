@@ -244,6 +244,50 @@ def test_fit_chosen_scores_every_row_of_a_many_arm_log_under_the_cap():
     assert capped.rows < 1_200  # about 1,000: the floor alone
 
 
+def test_calibration_slopes_shrink_noise_to_the_average_and_keep_calibrated_uplift():
+    # offer 0's uplift is its true effect; offer 1's is noise around a flat effect; offer 2's is
+    # the truth at half scale (slope 2, clipped to 1); offer 3's is anti-correlated (clipped to 0)
+    rng = np.random.default_rng(5)
+    n = 20_000
+    truth = np.column_stack([0.2 * rng.random(n), np.full(n, 0.05), 0.2 * rng.random(n),
+                             0.2 * rng.random(n)])
+    pseudo = truth + rng.normal(0, 0.5, truth.shape)  # DR effect scores: unbiased, very noisy
+    uplift = np.column_stack([truth[:, 0], rng.normal(0.05, 0.02, n), 0.5 * truth[:, 2],
+                              -truth[:, 3]])
+    fold = np.arange(n) % 3
+    slopes = rules.calibration_slopes(uplift, pseudo, fold)
+    assert slopes[0] == pytest.approx(1.0, abs=0.15)
+    assert slopes[1] == pytest.approx(0.0, abs=0.15)
+    assert slopes[2] == 1.0 and slopes[3] == 0.0
+    # a slope's shrinkage reaches the ranking: noise-only offer 1 ranks at its average
+    population = np.array([0.1, 0.05, 0.1, 0.1])
+    ranked = rules.apply(uplift, population, slopes)
+    np.testing.assert_allclose(ranked[:, 1], population[1] + slopes[1] * (uplift[:, 1] - 0.05),
+                               rtol=1e-12)
+    np.testing.assert_allclose(ranked[:, 3], 0.1)
+    # unmodelled (NaN) rows are left out; an offer with no variation keeps 0
+    uplift[:100, 0] = np.nan
+    uplift[:, 1] = 0.05
+    again = rules.calibration_slopes(uplift, pseudo, fold)
+    assert again[0] == pytest.approx(slopes[0], abs=0.05) and again[1] == 0.0
+
+
+def test_calibration_slopes_compare_rows_within_their_fold_only():
+    # each fold's model is off by a level that runs against the fold's own noise (as when a
+    # fold's lucky outcomes raise the other folds' models): pooled over folds the slope would
+    # come out negative; within folds it is the calibrated 1
+    rng = np.random.default_rng(6)
+    n = 30_000
+    fold = np.arange(n) % 3
+    truth = 0.2 * rng.random((n, 1))
+    level = np.array([0.3, 0.0, -0.3])[fold][:, None]
+    uplift = truth + level
+    pseudo = truth - level + rng.normal(0, 0.5, (n, 1))
+    pooled = np.polyfit(uplift[:, 0], pseudo[:, 0], 1)[0]
+    assert pooled < 0
+    assert rules.calibration_slopes(uplift, pseudo, fold)[0] == pytest.approx(1.0, abs=0.1)
+
+
 def test_the_contact_guard_serves_only_a_policy_that_shows_it_pays():
     menu = select.menu(("s",), ("low",), ("best_single", "full"))
     single, full = menu
