@@ -177,7 +177,8 @@ def report(outcomes: list[Outcome], coverage: list[list[str]], settings: TrainSe
         f"`bench/worlds.py --seeds {seeds} --trees {trees}{' --' + which if which else ''}`"
         ": the default menu "
         f"(learners {', '.join(settings.learners)}; capacities {', '.join(settings.capacities)};"
-        f" rules {', '.join(settings.rules)}; {settings.folds} folds by customer), refit on all "
+        f" rules {', '.join(settings.rules)}; {settings.folds} folds by customer; contact guard "
+        f"{'off' if settings.contact_z is None else f'{settings.contact_z:g} SE'}), refit on all "
         f"rows, scored on 20,000 fresh customers per world against the truth. Means over "
         f"{seeds} seeds; gain = the cross-fitted DR estimate of policy - best single per "
         f"seed with its 95% interval clustered by customer. {seconds:.0f} s in all.",
@@ -280,6 +281,8 @@ def main() -> None:
                              "makes 2 threads many times slower)")
     parser.add_argument("--nested-z", default=None,
                         help="the nested check's z (TrainSettings.nested_z), or 'off'")
+    parser.add_argument("--contact-z", default=None,
+                        help="the contact guard's z (TrainSettings.contact_z), or 'off'")
     parser.add_argument("--nested-folds", type=int, default=None,
                         help="folds of the nested check (TrainSettings.nested_folds)")
     args = parser.parse_args()
@@ -291,6 +294,9 @@ def main() -> None:
     if args.nested_z is not None:
         settings = replace(settings, nested_z=None if args.nested_z == "off"
                            else float(args.nested_z))
+    if args.contact_z is not None:
+        settings = replace(settings, contact_z=None if args.contact_z == "off"
+                           else float(args.contact_z))
     if args.nested_folds:
         settings = replace(settings, nested_folds=args.nested_folds)
     if args.capacities:
