@@ -154,8 +154,9 @@ def world_seed(design: Design, seed: int, settings: TrainSettings, models: list[
 
 
 def fit_seconds(models: list[str], rows: int, settings: TrainSettings) -> list[list[str]]:
-    """Seconds of one fit on `rows` rows of the smooth world (4 offers), per model."""
-    design = DESIGNS["smooth"]
+    """Seconds of one fit on `rows` rows, per model, of a world of the demo's shape (12 offers
+    and control: held-out `many_weak`, whose outcomes play no part here)."""
+    design = HELD_OUT["many_weak"]
     world = generate(replace(design, rows_per_arm=rows // (len(design.margins) + 1)), 100)
     frame = world.exposures
     X = build_matrix(frame, infer_spec(frame, FEATURES))
@@ -198,22 +199,27 @@ def main() -> None:
     settings = TrainSettings(params=BoosterParams(n_estimators=args.trees, n_jobs=1))
     models = args.models.split(",")
     if args.time_rows:
-        print(markdown_table(["model", f"s per fit, {args.time_rows:,} rows, 5 arms, 1 thread"],
+        print(markdown_table(["model", f"s per fit, {args.time_rows:,} rows, 13 arms, 1 thread"],
                              fit_seconds(models, args.time_rows, settings)))
         return
     designs = HELD_OUT if args.held_out else DESIGNS
     names = list(designs) if args.held_out else args.worlds.split(",")
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     share: dict[str, list[float]] = {m: [] for m in models}
+    targeting: dict[str, list[float]] = {m: [] for m in models}  # oracle >= 1.5x best single
     seconds: dict[str, list[float]] = {m: [] for m in models}
     rows = []
     for name in names:
         per_seed = [world_seed(designs[name], s, replace(settings, seed=s), models)
                     for s in seeds]
+        pays = np.mean([r["oracle"][0] for r in per_seed]) \
+            >= 1.5 * np.mean([r["best single"][0] for r in per_seed])
         for result in per_seed:
             oracle = result["oracle"][0]
             for m in models:
                 share[m].append(result[m][0] / oracle)
+                if pays:
+                    targeting[m].append(result[m][0] / oracle)
                 seconds[m].append(result[m][1])
         cells = [f"{np.mean([r[m][0] / r['oracle'][0] for r in per_seed]):.2f} ("
                  + "/".join(f"{r[m][0] / r['oracle'][0]:.2f}" for r in per_seed) + ")"
@@ -224,6 +230,9 @@ def main() -> None:
                                                                      strict=True)),
               file=sys.stderr, flush=True)
     rows.append(["mean", "", *(f"{np.mean(share[m]):.3f}" for m in models)])
+    if any(targeting.values()):
+        rows.append(["mean, oracle >= 1.5x best single", "",
+                     *(f"{np.mean(targeting[m]):.3f}" for m in models)])
     rows.append(["s per fold fit (mean)", "", *(f"{np.mean(seconds[m]):.1f}" for m in models)])
     print(f"\nTrue value of each model's out-of-fold policy / oracle on the selection rows, "
           f"seeds {seeds.start}-{seeds.stop - 1} (mean (per seed)):\n")
