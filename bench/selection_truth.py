@@ -12,7 +12,7 @@ world the mean over seeds of every candidate's out-of-fold arms' TRUE value / th
 same rows, e.g. `--summary --worlds all --seeds 3 --capacities low
 --rules best_single,confident,shrink_0.5,calibrated,full`.
 `--slopes x` prints, per world, the calibration slope of that learner's out-of-fold uplift at
-`low` capacity (`rules.calibration_slopes`, unclipped) against its truth, within folds and
+`low` capacity (`rules.fold_slopes`) against its truth, within folds and
 pooled over folds (the latter biased low).
 """
 
@@ -33,7 +33,7 @@ from common import markdown_table, quiet_logging  # noqa: E402
 from features.build import build_matrix, infer_spec  # noqa: E402
 from nba.worlds import DESIGNS, FEATURES, Uplift, World, generate  # noqa: E402
 from stats import aipw_scores, mean_estimate, profit_terms  # noqa: E402
-from training import crossfit  # noqa: E402
+from training import crossfit, rules  # noqa: E402
 from training.learners import CAPACITIES  # noqa: E402
 from training.pipeline import (  # noqa: E402
     STEPS,
@@ -149,14 +149,7 @@ def summarize(names: list[str], seeds: int, first_seed: int, base: TrainSettings
 
 def slopes(u: np.ndarray, y: np.ndarray, fold: np.ndarray | None) -> np.ndarray:
     """Per offer, the unclipped OLS slope of y on u: within folds, or pooled (fold None)."""
-    groups = [np.ones(len(u), dtype=bool)] if fold is None else [fold == j
-                                                                   for j in np.unique(fold)]
-    cross, spread = np.zeros(u.shape[1]), np.zeros(u.shape[1])
-    for rows in groups:
-        du = u[rows] - u[rows].mean(axis=0)
-        cross += np.sum(du * (y[rows] - y[rows].mean(axis=0)), axis=0)
-        spread += np.sum(du * du, axis=0)
-    return cross / spread
+    return rules.fold_slopes(u, y, np.zeros(len(u)) if fold is None else fold)[0]
 
 
 def slope_row(name: str, learner: str, seeds: int, first_seed: int, base: TrainSettings

@@ -121,12 +121,11 @@ def fold_slopes(uplift: np.ndarray, pseudo: np.ndarray, fold: np.ndarray,
     se = np.full(n_offers, np.nan)
     if clusters is not None:
         _, which = np.unique(clusters, return_inverse=True)
-        for k in np.flatnonzero(spread > 0.0):
-            rows = used[:, k]
-            influence = np.bincount(which[rows], minlength=which.max() + 1,
-                                    weights=du[rows, k] * (dy[rows, k] - slopes[k] * du[rows, k])
-                                    / spread[k])
-            se[k] = float(np.sqrt(influence @ influence))
+        for o in np.flatnonzero(spread > 0.0):
+            rows = used[:, o]
+            influence = np.bincount(which[rows], weights=du[rows, o]
+                                    * (dy[rows, o] - slopes[o] * du[rows, o]) / spread[o])
+            se[o] = float(np.sqrt(influence @ influence))
     return slopes, se
 
 
