@@ -13,7 +13,7 @@ same rows, e.g. `--summary --worlds all --seeds 3 --capacities low
 --rules best_single,confident,shrink_0.5,calibrated,full`.
 `--slopes x` prints, per world, the calibration slope of that learner's out-of-fold uplift at
 `low` capacity (`rules.fold_slopes`) against its truth, within folds and
-pooled over folds (the latter biased low).
+pooled over folds (the latter biased low), and how often `rules.heterogeneity_gate` opens.
 """
 
 from __future__ import annotations
@@ -154,8 +154,11 @@ def slopes(u: np.ndarray, y: np.ndarray, fold: np.ndarray | None) -> np.ndarray:
 
 def slope_row(name: str, learner: str, seeds: int, first_seed: int, base: TrainSettings
               ) -> list[str]:
-    """One world: the slope's truth and its estimates, means over offers and seeds."""
+    """One world: the slope's truth and its estimates, means over offers and seeds; and the
+    offers x seeds whose heterogeneity gate opens, within folds and pooled, beside those whose
+    true slope is above 0.2."""
     true, within, pooled, errors = [], [], [], []
+    opens, opens_pooled = 0, 0
     for seed in range(first_seed, first_seed + seeds):
         world, settings = generate(DESIGNS[name], 100 + seed), replace(base, seed=seed)
         cap = settings.selection_cap(len(world.catalog.offers) + 1)
@@ -163,7 +166,8 @@ def slope_row(name: str, learner: str, seeds: int, first_seed: int, base: TrainS
         X = build_matrix(frame, infer_spec(frame, FEATURES))
         logged = arm_index(frame["treatment"], world.catalog)
         converted, propensity = frame["converted"].to_numpy(), frame["propensity"].to_numpy()
-        fold = crossfit.folds(frame["customer_id"].astype(str).to_numpy(), settings.folds, seed)
+        customers = frame["customer_id"].astype(str).to_numpy()
+        fold = crossfit.folds(customers, settings.folds, seed)
         mu = crossfit.outcome_predictions(X, logged, converted, fold,
                                           n_arms=len(world.catalog.offers) + 1,
                                           params=settings.params, seed=seed)
@@ -179,8 +183,13 @@ def slope_row(name: str, learner: str, seeds: int, first_seed: int, base: TrainS
         within += list(estimate)
         pooled += list(slopes(uplift, dr[:, 1:] - dr[:, :1], None))
         errors += list(np.abs(estimate - truth))
+        pseudo = dr[:, 1:] - dr[:, :1]
+        opens += int(rules.heterogeneity_gate(uplift, pseudo, fold, customers).sum())
+        opens_pooled += int(rules.heterogeneity_gate(uplift, pseudo, np.zeros(len(fold)),
+                                                     customers).sum())
+    true_open = int(np.sum(np.array(true) > 0.2))
     return [name, f"{np.mean(true):+.2f}", f"{np.mean(within):+.2f}", f"{np.mean(pooled):+.2f}",
-            f"{np.mean(errors):.2f}"]
+            f"{np.mean(errors):.2f}", f"{opens} / {opens_pooled} / {true_open} of {len(true)}"]
 
 
 def main() -> None:
@@ -220,7 +229,8 @@ def main() -> None:
         print(f"\nCalibration slope of the {args.slopes}/low out-of-fold uplift per offer, "
               f"unclipped; mean over offers and {args.seeds} seed(s)\n")
         print(markdown_table(["world", "true (within folds)", "estimated within folds",
-                              "estimated pooled over folds", "mean |within - true|"],
+                              "estimated pooled over folds", "mean |within - true|",
+                              "gate open within / pooled / true > 0.2"],
                              [slope_row(n, args.slopes, args.seeds, args.first_seed, base)
                               for n in names]), flush=True)
         return
