@@ -12,8 +12,8 @@ world the mean over seeds of every candidate's out-of-fold arms' TRUE value / th
 same rows, e.g. `--summary --worlds all --seeds 3 --capacities low
 --rules best_single,confident,shrink_0.5,calibrated,full`.
 `--slopes x` prints, per world, the calibration slope of that learner's out-of-fold uplift at
-`low` capacity (`rules.calibration_slopes`, unclipped) against its truth, within folds and
-pooled over folds (the latter biased low).
+`low` capacity (`rules.fold_slopes`) against its truth, within folds and
+pooled over folds (the latter biased low), and how often `rules.heterogeneity_gate` opens.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from common import markdown_table, quiet_logging  # noqa: E402
 from features.build import build_matrix, infer_spec  # noqa: E402
 from nba.worlds import DESIGNS, FEATURES, Uplift, World, generate  # noqa: E402
 from stats import aipw_scores, mean_estimate, profit_terms  # noqa: E402
-from training import crossfit  # noqa: E402
+from training import crossfit, rules  # noqa: E402
 from training.learners import CAPACITIES  # noqa: E402
 from training.pipeline import (  # noqa: E402
     STEPS,
@@ -149,20 +149,16 @@ def summarize(names: list[str], seeds: int, first_seed: int, base: TrainSettings
 
 def slopes(u: np.ndarray, y: np.ndarray, fold: np.ndarray | None) -> np.ndarray:
     """Per offer, the unclipped OLS slope of y on u: within folds, or pooled (fold None)."""
-    groups = [np.ones(len(u), dtype=bool)] if fold is None else [fold == j
-                                                                   for j in np.unique(fold)]
-    cross, spread = np.zeros(u.shape[1]), np.zeros(u.shape[1])
-    for rows in groups:
-        du = u[rows] - u[rows].mean(axis=0)
-        cross += np.sum(du * (y[rows] - y[rows].mean(axis=0)), axis=0)
-        spread += np.sum(du * du, axis=0)
-    return cross / spread
+    return rules.fold_slopes(u, y, np.zeros(len(u)) if fold is None else fold)[0]
 
 
 def slope_row(name: str, learner: str, seeds: int, first_seed: int, base: TrainSettings
               ) -> list[str]:
-    """One world: the slope's truth and its estimates, means over offers and seeds."""
+    """One world: the slope's truth and its estimates, means over offers and seeds; and the
+    offers x seeds whose heterogeneity gate opens, within folds and pooled, beside those whose
+    true slope is above 0.2."""
     true, within, pooled, errors = [], [], [], []
+    opens, opens_pooled = 0, 0
     for seed in range(first_seed, first_seed + seeds):
         world, settings = generate(DESIGNS[name], 100 + seed), replace(base, seed=seed)
         cap = settings.selection_cap(len(world.catalog.offers) + 1)
@@ -170,7 +166,8 @@ def slope_row(name: str, learner: str, seeds: int, first_seed: int, base: TrainS
         X = build_matrix(frame, infer_spec(frame, FEATURES))
         logged = arm_index(frame["treatment"], world.catalog)
         converted, propensity = frame["converted"].to_numpy(), frame["propensity"].to_numpy()
-        fold = crossfit.folds(frame["customer_id"].astype(str).to_numpy(), settings.folds, seed)
+        customers = frame["customer_id"].astype(str).to_numpy()
+        fold = crossfit.folds(customers, settings.folds, seed)
         mu = crossfit.outcome_predictions(X, logged, converted, fold,
                                           n_arms=len(world.catalog.offers) + 1,
                                           params=settings.params, seed=seed)
@@ -186,8 +183,13 @@ def slope_row(name: str, learner: str, seeds: int, first_seed: int, base: TrainS
         within += list(estimate)
         pooled += list(slopes(uplift, dr[:, 1:] - dr[:, :1], None))
         errors += list(np.abs(estimate - truth))
+        pseudo = dr[:, 1:] - dr[:, :1]
+        opens += int(rules.heterogeneity_gate(uplift, pseudo, fold, customers).sum())
+        opens_pooled += int(rules.heterogeneity_gate(uplift, pseudo, np.zeros(len(fold)),
+                                                     customers).sum())
+    true_open = int(np.sum(np.array(true) > 0.2))
     return [name, f"{np.mean(true):+.2f}", f"{np.mean(within):+.2f}", f"{np.mean(pooled):+.2f}",
-            f"{np.mean(errors):.2f}"]
+            f"{np.mean(errors):.2f}", f"{opens} / {opens_pooled} / {true_open} of {len(true)}"]
 
 
 def main() -> None:
@@ -227,7 +229,8 @@ def main() -> None:
         print(f"\nCalibration slope of the {args.slopes}/low out-of-fold uplift per offer, "
               f"unclipped; mean over offers and {args.seeds} seed(s)\n")
         print(markdown_table(["world", "true (within folds)", "estimated within folds",
-                              "estimated pooled over folds", "mean |within - true|"],
+                              "estimated pooled over folds", "mean |within - true|",
+                              "gate open within / pooled / true > 0.2"],
                              [slope_row(n, args.slopes, args.seeds, args.first_seed, base)
                               for n in names]), flush=True)
         return

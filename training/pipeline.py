@@ -230,9 +230,9 @@ def select_policy(frame: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
         fitted = oof[c.learner, c.capacity]
         if rule.gated:  # each fold's gate from the other folds' rows, like its population
             gates = np.stack([rules.heterogeneity_gate(
-                fitted.uplift[fold != j], pseudo[fold != j], customers[fold != j])
-                for j in range(settings.folds)]).astype(np.float64)
-            served = rules.heterogeneity_gate(fitted.uplift, pseudo, customers)
+                fitted.uplift[fold != j], pseudo[fold != j], fold[fold != j],
+                customers[fold != j]) for j in range(settings.folds)]).astype(np.float64)
+            served = rules.heterogeneity_gate(fitted.uplift, pseudo, fold, customers)
             return (rules.apply(fitted.uplift, fold_population[fold], gates[fold]), None,
                     served.astype(np.float64))
         if rule.calibrated:  # each fold's slopes from the other folds' rows, like its gate

@@ -90,59 +90,67 @@ def deviation_penalty(per_fold: np.ndarray, default: int | None, margins: np.nda
     return penalty
 
 
-def heterogeneity_gate(uplift: np.ndarray, pseudo: np.ndarray, clusters: np.ndarray,
-                       z: float = Z_ONE_SIDED) -> np.ndarray:
-    """Per offer: is its out-of-fold uplift's calibration slope against the DR pseudo-outcome
-    positive beyond z standard errors (clustered)? Where it is not, the offer's per-customer
-    differences cannot be told from noise and its average effect is the safer estimate.
+def fold_slopes(uplift: np.ndarray, pseudo: np.ndarray, fold: np.ndarray,
+                clusters: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per offer: the unclipped OLS slope of the DR pseudo-outcome on the out-of-fold uplift,
+    within folds, and its standard error clustered by `clusters` (NaN without them).
 
-    `uplift`, `pseudo`: (rows, n_offers), the pseudo-outcome being each row's DR score of the
-    offer minus control's; `clusters`: a customer id per row.
+    Within folds (each row centred on its fold's means, the sums pooled: fold fixed effects),
+    because pooled over folds the slope is biased low: a fold's lucky outcomes raise the other
+    folds' models but not its own, so across folds the uplift is negatively correlated with the
+    rows' own noise (on worlds with no heterogeneity the pooled slope came out near -0.5). The
+    SE is the sandwich of the within-fold residuals. `uplift`, `pseudo`: (rows, n_offers), the
+    pseudo-outcome being each row's DR score of the offer minus control's; `fold`: each row's
+    cross-fitting fold; unmodelled (NaN) rows are left out; an offer without variation gets 0.
     """
-    keep = np.zeros(uplift.shape[1], dtype=bool)
-    for k in range(uplift.shape[1]):
-        rows = np.isfinite(uplift[:, k])
-        u, y = uplift[rows, k], pseudo[rows, k]
-        du, dy = u - u.mean(), y - y.mean()
-        sxx = float(du @ du)
-        if sxx <= 0.0:
-            continue
-        slope = float(du @ dy) / sxx
-        _, which = np.unique(clusters[rows], return_inverse=True)
-        influence = np.bincount(which, weights=du * (dy - slope * du) / sxx)
-        keep[k] = slope - z * float(np.sqrt(influence @ influence)) > 0.0
-    return keep
+    n_offers = uplift.shape[1]
+    du, dy = np.zeros_like(uplift, dtype=np.float64), np.zeros_like(uplift, dtype=np.float64)
+    used = np.isfinite(uplift) & np.isfinite(pseudo)
+    for j in np.unique(fold):
+        for k in range(n_offers):
+            rows = (fold == j) & used[:, k]
+            u = uplift[rows, k]
+            if len(u) < 2 or np.ptp(u) == 0.0:  # a constant: its mean's rounding is no spread
+                used[rows, k] = False
+                continue
+            du[rows, k] = u - u.mean()
+            dy[rows, k] = pseudo[rows, k] - pseudo[rows, k].mean()
+    spread = np.einsum("ik,ik->k", du, du)
+    slopes = np.divide(np.einsum("ik,ik->k", du, dy), spread, out=np.zeros(n_offers),
+                       where=spread > 0.0)
+    se = np.full(n_offers, np.nan)
+    if clusters is not None:
+        _, which = np.unique(clusters, return_inverse=True)
+        for o in np.flatnonzero(spread > 0.0):
+            rows = used[:, o]
+            influence = np.bincount(which[rows], weights=du[rows, o]
+                                    * (dy[rows, o] - slopes[o] * du[rows, o]) / spread[o])
+            se[o] = float(np.sqrt(influence @ influence))
+    return slopes, se
+
+
+def heterogeneity_gate(uplift: np.ndarray, pseudo: np.ndarray, fold: np.ndarray,
+                       clusters: np.ndarray, z: float = Z_ONE_SIDED) -> np.ndarray:
+    """Per offer: is its out-of-fold uplift's calibration slope against the DR pseudo-outcome,
+    within folds (`fold_slopes`), positive beyond z standard errors clustered by customer?
+    Where it is not, the offer's per-customer differences cannot be told from noise and its
+    average effect is the safer estimate. Arrays as in `fold_slopes`; `clusters`: a customer
+    id per row.
+    """
+    slopes, se = fold_slopes(uplift, pseudo, fold, clusters)
+    return slopes - z * np.nan_to_num(se, nan=np.inf) > 0.0
 
 
 def calibration_slopes(uplift: np.ndarray, pseudo: np.ndarray, fold: np.ndarray) -> np.ndarray:
-    """Per offer: the OLS slope of the DR pseudo-outcome on the out-of-fold uplift, within
-    folds, clipped to [0, 1]: the empirical-Bayes shrinkage of the uplift towards the offer's
-    average effect.
+    """Per offer: the calibration slope within folds (`fold_slopes`), clipped to [0, 1]: the
+    empirical-Bayes shrinkage of the uplift towards the offer's average effect.
 
     With randomized logs the pseudo-outcome is unbiased for the true effect, so the slope
     estimates cov(tau, u) / var(u), the coefficient of the best linear predictor of the true
-    uplift from the noisy one. Within folds (each row centred on its fold's means, the sums
-    pooled), because pooled over folds the slope is biased low: a fold's lucky outcomes raise
-    the other folds' models but not its own, so across folds the uplift is negatively
-    correlated with the rows' own noise (on worlds with no heterogeneity the pooled slope came
-    out near -0.5). Noise-only uplift gets ~0 (the average effect), calibrated uplift ~1; an
-    offer without variation keeps 0. `uplift`, `pseudo`: (rows, n_offers) as in
-    `heterogeneity_gate`; `fold`: each row's cross-fitting fold.
+    uplift from the noisy one. Noise-only uplift gets ~0 (the average effect), calibrated
+    uplift ~1; an offer without variation keeps 0.
     """
-    cross = np.zeros(uplift.shape[1])
-    spread = np.zeros(uplift.shape[1])
-    for j in np.unique(fold):
-        here = fold == j
-        for k in range(uplift.shape[1]):
-            rows = here & np.isfinite(uplift[:, k]) & np.isfinite(pseudo[:, k])
-            u = uplift[rows, k]
-            if len(u) < 2 or np.ptp(u) == 0.0:  # a constant: its mean's rounding is no spread
-                continue
-            du = u - u.mean()
-            cross[k] += float(du @ (pseudo[rows, k] - pseudo[rows, k].mean()))
-            spread[k] += float(du @ du)
-    slopes = np.divide(cross, spread, out=np.zeros_like(cross), where=spread > 0.0)
-    return np.clip(slopes, 0.0, 1.0)
+    return np.clip(fold_slopes(uplift, pseudo, fold)[0], 0.0, 1.0)
 
 
 def apply(raw: np.ndarray, population: np.ndarray, shrinkage: float | np.ndarray,

@@ -130,10 +130,33 @@ def test_the_heterogeneity_gate_keeps_an_offer_whose_uplift_predicts_its_effect(
     predicted = np.column_stack([truth[:, 0] + rng.normal(0, 0.02, n), rng.normal(0.05, 0.02, n)])
     pseudo = truth + rng.normal(0, 0.5, (n, 2))  # DR effect scores: unbiased, very noisy
     customers = np.arange(n) // 2
-    assert rules.heterogeneity_gate(predicted, pseudo, customers).tolist() == [True, False]
+    fold = customers % 3  # a customer's rows share a fold
+    assert rules.heterogeneity_gate(predicted, pseudo, fold, customers).tolist() == [True, False]
     gated = rules.apply(predicted, np.array([0.1, 0.05]), np.array([1.0, 0.0]))
     np.testing.assert_allclose(gated[:, 0], predicted[:, 0])
     np.testing.assert_allclose(gated[:, 1], 0.05)
+
+
+def test_the_heterogeneity_gate_compares_rows_within_their_fold_only():
+    # as in test_calibration_slopes_compare_rows_within_their_fold_only: fold levels that run
+    # against the folds' own noise make the pooled slope negative; within folds it is clearly
+    # positive and the gate opens, its SE from the within-fold residuals
+    rng = np.random.default_rng(7)
+    n = 30_000
+    customers = np.arange(n) // 3
+    fold = customers % 3
+    truth = 0.2 * rng.random((n, 1))
+    level = np.array([0.3, 0.0, -0.3])[fold][:, None]
+    uplift = truth + level
+    pseudo = truth - level + rng.normal(0, 0.5, (n, 1))
+    assert np.polyfit(uplift[:, 0], pseudo[:, 0], 1)[0] < 0
+    slopes, se = rules.fold_slopes(uplift, pseudo, fold, customers)
+    assert slopes[0] == pytest.approx(1.0, abs=0.15)
+    # about the textbook SE of a slope: residual sd / (sd(u) sqrt(n)), here 0.5 / 0.0577 / 173
+    assert se[0] == pytest.approx(0.5 / (0.2 / np.sqrt(12)) / np.sqrt(n), rel=0.3)
+    assert rules.heterogeneity_gate(uplift, pseudo, fold, customers).tolist() == [True]
+    # pooled over folds (one fold) the same rows shut it
+    assert rules.heterogeneity_gate(uplift, pseudo, np.zeros(n), customers).tolist() == [False]
 
 
 def test_the_nested_choice_of_a_fold_comes_from_the_other_folds_only():
