@@ -9,8 +9,8 @@ parquet file, so this process never holds the whole population. `nba batch-score
 child process through the CLI, with the demo stock and its default worker processes (one per
 core); its peak memory is the PSS of it and its workers, summed and polled from /proc. A smaller
 run on the first 100,000 of the same customers shows whether memory grows with the file. The
-raw figure is the bare `Booster.predict` calls of the policy's boosters (both treatment flags of
-the S-learner, all cores) on the feature matrix of the same customers, timed on its first
+raw figure is the bare `Booster.predict` calls of the policy's boosters (all cores; an S-learner's
+on both treatment flags) on the feature matrix of the same customers, timed on its first
 RAW_ROWS rows, built with the policy's own `CustomerTable`.
 """
 
@@ -34,7 +34,14 @@ import mlflow.pyfunc
 import numpy as np
 import pyarrow.parquet as pq
 from bench_online import NBA, Champion, train_champion
-from common import PeakTreeMemory, markdown_table, publish, quiet_logging
+from common import (
+    PeakTreeMemory,
+    booster_inputs,
+    boosters_of,
+    markdown_table,
+    publish,
+    quiet_logging,
+)
 
 from features.io import ParquetChunkWriter
 from nba import demo
@@ -115,15 +122,12 @@ def raw_rate(policy: Policy, customers: Path, rows: int) -> tuple[float, float]:
     frame = next(pq.ParquetFile(customers).iter_batches(batch_size=rows)).to_pandas()
     matrix = policy.customers(frame).matrix
     n = len(matrix)
-    both = np.empty((2 * n, matrix.shape[1] + 1), dtype=np.float64)  # as UpliftModel.predict
-    both[:n, 0], both[n:, 0] = 1.0, 0.0
-    both[:n, 1:] = matrix
-    both[n:, 1:] = matrix
-    boosters = policy.uplift.treated
-    boosters[0].predict(both[:1000])  # warm-up
+    inputs = booster_inputs(policy.uplift, matrix)
+    boosters = boosters_of(policy.uplift)
+    boosters[0].predict(inputs[:1000])  # warm-up
     started = time.perf_counter()
     for booster in boosters:
-        booster.predict(both)
+        booster.predict(inputs)
     seconds = time.perf_counter() - started
     return n / seconds, seconds
 
@@ -159,9 +163,11 @@ def main() -> None:
         file_mb = paths[large].stat().st_size / 1e6
 
     big, little = runs[large], runs[small]
-    n_boosters = len(policy.uplift.treated)
+    n_boosters = len(boosters_of(policy.uplift))
+    learner = policy.uplift.kind.upper()
+    flags = " (w=1 and w=0 rows)" if policy.uplift.kind == "s" else ""
     rows = [
-        (f"raw: {n_boosters} `Booster.predict` calls on the matrix (w=1 and w=0 rows), "
+        (f"raw: {n_boosters} `Booster.predict` calls on the matrix{flags}, "
          f"first {min(RAW_ROWS, large):,} customers, all cores (faster of a run before and "
          "one after the batch runs)", "", f"{raw:,.0f}", "",
          f"{raw_s:.1f}", "1.00"),
@@ -175,7 +181,8 @@ def main() -> None:
     markdown = "\n".join([
         "## Batch scoring",
         "",
-        f"Demo champion ({champion.offers} offers, S-learner, 150 trees per booster); demo "
+        f"Demo champion ({champion.offers} offers, {learner}-learner as the menu chose it, 150 "
+        f"trees per booster); demo "
         f"customers seed {SEED} generated in {generate_s:.0f} s ({file_mb:.0f} MB of parquet); "
         f"`nba batch-score --chunk-size {BATCH_CHUNK:,}` with the demo stock, channel email, "
         f"limit 3 and its default {default_workers()} worker processes (one "

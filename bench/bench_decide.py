@@ -22,9 +22,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import lightgbm as lgb
 import mlflow.pyfunc
 import numpy as np
-from common import markdown_table, publish, quiet_logging
+from common import booster_inputs, boosters_of, markdown_table, publish, quiet_logging
 
 from decisioning.core import OFFLINE
 from decisioning.decision import DecisionContext, DecisionSettings
@@ -47,7 +48,6 @@ from training import registry
 from training.fastpredict import SingleRowPredictor
 from training.pipeline import train
 from training.settings import BoosterParams, TrainSettings
-from training.uplift import UpliftModel
 
 CUSTOMERS = 20_000
 EXPOSURES = 80_000
@@ -59,19 +59,10 @@ WARMUP = 200
 PYFUNC_WARMUP = 20
 
 
-def raw_inputs(uplift: UpliftModel, x: np.ndarray) -> np.ndarray:
-    """The matrix the boosters see: the row itself (T-learner) or the row at w=1 and w=0 (S)."""
-    if uplift.kind == "t":
-        return x
-    flag = np.array([[1.0], [0.0]])
-    return np.hstack([flag, np.vstack([x, x])])
-
-
-def raw_floor(uplift: UpliftModel, rows: np.ndarray) -> None:
-    """The bare Booster.predict calls for one customer: the control model (T only), each offer."""
-    if uplift.control is not None:
-        uplift.control.predict(rows, num_threads=1)
-    for booster in uplift.treated:
+def raw_floor(boosters: list[lgb.Booster], rows: np.ndarray) -> None:
+    """The bare Booster.predict calls for one customer: the control model (T and X), each
+    offer's (X: each offer's two effect models)."""
+    for booster in boosters:
         booster.predict(rows, num_threads=1)
 
 
@@ -189,7 +180,7 @@ def main() -> None:
         rows = rng.choice(len(table), SAMPLES, replace=False)
         ids = [table.ids[r] for r in rows]
         uplift = model.policy.uplift
-        xs = [raw_inputs(uplift, table.matrix[r:r + 1]) for r in rows]
+        xs = [booster_inputs(uplift, table.matrix[r:r + 1]) for r in rows]
         one_row_frames = [frame.iloc[[r]] for r in rows[:PYFUNC_SAMPLES]]
         params = {"channel": "web", "limit": 3, "store_id": ""}
         inventory = io.read_inventory(settings.data_dir / io.INVENTORY)
@@ -197,14 +188,14 @@ def main() -> None:
         live = LiveState(open_store(f"sqlite:///{Path(tmp) / 'state.db'}"))
         live.store.replace_inventory(stock_rows(inventory), now=datetime.now(UTC))
 
-        boosters = (uplift.control, *uplift.treated) if uplift.control else uplift.treated
-        predictor = SingleRowPredictor(boosters)
-        latencies_us(lambda i: raw_floor(uplift, xs[i % SAMPLES]), WARMUP)
+        boosters = boosters_of(uplift)
+        predictor = SingleRowPredictor(tuple(boosters))
+        latencies_us(lambda i: raw_floor(boosters, xs[i % SAMPLES]), WARMUP)
         latencies_us(lambda i: fast_floor(predictor, xs[i % SAMPLES]), WARMUP)
         latencies_us(lambda i: whole_decision(model, stock, ids[i % SAMPLES]), WARMUP)
         latencies_us(lambda i: live_decision(model, live, ids[i % SAMPLES]), WARMUP)
         latencies_us(lambda i: pyfunc.predict(one_row_frames[i], params=params), PYFUNC_WARMUP)
-        raw = latencies_us(lambda i: raw_floor(uplift, xs[i]), SAMPLES)
+        raw = latencies_us(lambda i: raw_floor(boosters, xs[i]), SAMPLES)
         fast = latencies_us(lambda i: fast_floor(predictor, xs[i]), SAMPLES)
         ours = latencies_us(lambda i: whole_decision(model, stock, ids[i]), SAMPLES)
         with_state = latencies_us(lambda i: live_decision(model, live, ids[i]), SAMPLES)

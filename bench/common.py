@@ -7,6 +7,7 @@ import threading
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 NOISY_LOGGERS = ("mlflow", "causalml", "alembic")
@@ -83,3 +84,27 @@ class PeakTreeMemory:
     def _poll(self) -> None:
         while not self._stop.wait(self.every_s):
             self.peak_mb = max(self.peak_mb, tree_memory_mb(self.pid))
+
+
+if TYPE_CHECKING:
+    import lightgbm as lgb
+    import numpy as np
+
+    from training.uplift import UpliftModel
+
+
+def booster_inputs(uplift: UpliftModel, matrix: np.ndarray) -> np.ndarray:
+    """The matrix an uplift model's boosters see: the rows themselves (T- and X-learner), or
+    every row at w=1 then at w=0 (S-learner), as `UpliftModel.predict` builds it."""
+    import numpy as np
+
+    if uplift.kind != "s":
+        return matrix
+    n = len(matrix)
+    flag = np.concatenate([np.ones(n), np.zeros(n)])[:, None]
+    return np.hstack([flag, np.vstack([matrix, matrix])])
+
+
+def boosters_of(uplift: UpliftModel) -> list[lgb.Booster]:
+    """Every booster a prediction calls: the control model (T, X) and each offer's."""
+    return [b for b in (uplift.control, *uplift.treated) if b is not None]
