@@ -274,9 +274,9 @@ def train_and_score(world: World, settings: TrainSettings) -> Outcome:
     served one is the side `settings.nested_z` picks, by `training.select.beats_baseline`.
     """
     from features.build import build_matrix, infer_spec
-    from stats import Z95
+    from stats import Estimate
     from training.pipeline import STEPS, Progress, fit_chosen, policy_arms
-    from training.select import beats_baseline
+    from training.select import SINGLE_RULES, beats_baseline
 
     spec = infer_spec(world.exposures, list(world.columns))
     policy, selection = fit_chosen(world.exposures, spec, world.catalog,
@@ -289,7 +289,7 @@ def train_and_score(world: World, settings: TrainSettings) -> Outcome:
     gain = (m["profit_gain_vs_best_single"], m["profit_gain_vs_best_single_ci_low"],
             m["profit_gain_vs_best_single_ci_high"])
     nested = selection.nested
-    keep = (selection.chosen.rule not in ("best_single", "nobody") and nested is not None
+    keep = (selection.chosen.rule not in SINGLE_RULES and nested is not None
             and settings.nested_z is not None and not beats_baseline(nested, settings.nested_z))
     chosen = selection.chosen.name
     if keep:
@@ -303,5 +303,5 @@ def train_and_score(world: World, settings: TrainSettings) -> Outcome:
                    single_policy=world.value(single_arms),
                    nested_gain=(0.0, 0.0, 0.0) if nested is None else
                    (nested.gain.value, nested.gain.low, nested.gain.high),
-                   noise_se=(m[top + "_ci_high"] - m[top + "_ci_low"]) / (2 * Z95)
+                   noise_se=Estimate(m[top], m[top + "_ci_low"], m[top + "_ci_high"]).se
                    if top in m else float("nan"))

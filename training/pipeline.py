@@ -31,7 +31,6 @@ from features.build import build_matrix, infer_spec
 from features.catalog import Catalog
 from features.schema import FeatureSpec, feature_columns
 from stats import (
-    Estimate,
     aipw_scores,
     arm_effects,
     ipw_scores,
@@ -41,7 +40,7 @@ from stats import (
 )
 from training import crossfit, first_visit, plots, registry, rules, select
 from training import evaluate as ev
-from training.learners import CAPACITIES, fit_learner
+from training.learners import CAPACITIES, fit_learner, rows_per_arm
 from training.package import NBAPolicyModel, Policy, decision_rows
 from training.response import fit_response, predict_response
 from training.select import Candidate
@@ -267,6 +266,7 @@ def select_policy(frame: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
         nested = select.nested_selection(terms, candidates, terms[best_single.name],
                                           nested_fold, customers, settings.tolerance)
         chosen, note = _nested_check(nested, chosen, best_single, settings.nested_z)
+    before_guard = chosen
     if settings.contact_z is not None:
         chosen, guard = select.guard_contacts(
             table, chosen, best_single if best_single.name in arms else None,
@@ -278,19 +278,22 @@ def select_policy(frame: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
         frame, catalog, raw, arms[chosen.name] if chosen.name in arms else arms_of(chosen),
         arms.get(best_single.name, arms_of(best_single)), mu, dr, ipw, customers)
     evaluation.metrics["shrinkage"] = select.rule_of(chosen).shrinkage
-    evaluation.metrics["select_contact_guard_fired"] = float("contact guard" in note)
+    evaluation.metrics["select_contact_guard_fired"] = float(chosen != before_guard)
     evaluation.metrics["select_rows"] = float(len(frame))
     evaluation.metrics.update(select.as_metrics(table))
     if nested is not None:
         evaluation.metrics.update(nested.value.as_dict("select_nested_dr"))
         evaluation.metrics.update(nested.gain.as_dict("select_nested_gain_vs_best_single"))
         evaluation.metrics["select_nested_kept_best_single"] = float(chosen != full_choice)
-        targeting = table[table["rule"] != "best_single"]
+        targeting = table[~table["rule"].isin(select.SINGLE_RULES)]
         if len(targeting):  # how well the data tell targeting from the single offer at all
             top = str(targeting.loc[targeting["dr"].idxmax(), "candidate"])
-            evaluation.metrics.update(paired_difference(
-                terms[top], terms[best_single.name], customers).as_dict(
-                "select_top_targeting_gain_vs_best_single"))
+            gain = paired_difference(terms[top], terms[best_single.name], customers)
+            evaluation.metrics.update(gain.as_dict("select_top_targeting_gain_vs_best_single"))
+            line, needed = select.targeting_evidence(gain, rows_per_arm(treatment))
+            if needed is not None:
+                evaluation.metrics["select_rows_per_arm_needed"] = float(needed)
+            note = "\n".join(filter(None, [note, line]))
     _, penalty, shrinkage = uplift_of(chosen)
     if isinstance(shrinkage, np.ndarray):  # gated or calibrated: one served shrinkage per offer
         evaluation.metrics["shrinkage"] = float(np.mean(shrinkage))
@@ -542,10 +545,7 @@ def train(settings: TrainSettings) -> TrainResult:
     policy, selection = fit_chosen(exposures, spec, catalog, settings, progress)
     chosen = selection.chosen
     evaluation = selection.evaluation
-    menu_text = select.format_menu(selection.table, chosen,
-                                   "\n".join(filter(None, [selection.note,
-                                                            _evidence(evaluation, selection,
-                                                                      catalog)])))
+    menu_text = select.format_menu(selection.table, chosen, selection.note)
     policy.first_visit = first_visit.fit(newcomers, kinds, catalog, settings)
     if policy.first_visit is not None:
         evaluation.metrics.update(policy.first_visit.meta["metrics"])
@@ -560,22 +560,6 @@ def train(settings: TrainSettings) -> TrainResult:
                    texts={"selection.csv": selection.table.to_csv(index=False),
                           "selection.txt": menu_text + "\n"},
                    menu=menu_text)
-
-
-def _evidence(evaluation: Evaluation, selection: Selection, catalog: Catalog) -> str:
-    """`select.targeting_evidence` from the selection's metrics (logged as
-    `select_rows_per_arm_needed` when a size can be named); "" without a best single offer."""
-    key = "select_top_targeting_gain_vs_best_single"
-    m = evaluation.metrics
-    if key not in m:
-        return ""
-    rows_per_arm = selection.rows // (len(catalog.offers) + 1)
-    line, needed = select.targeting_evidence(
-        Estimate(m[key], m[key + "_ci_low"], m[key + "_ci_high"]), rows_per_arm)
-    if needed is not None:
-        m["select_rows_per_arm_needed"] = float(needed)
-    log.info("%s", line)
-    return line
 
 
 def publish(settings: TrainSettings, policy: Policy, evaluation: Evaluation,

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from stats import Z95, Estimate, mean_estimate, paired_difference, profit_terms
+from stats import Estimate, mean_estimate, paired_difference, profit_terms
 from stats.power import detectable_gain, rows_to_detect
 from training.learners import CAPACITIES, LEARNERS
 from training.rules import RULES, Rule, resolve
@@ -165,8 +165,8 @@ def guard_contacts(table: pd.DataFrame, chosen: Candidate, best_single: Candidat
     """
     def clears(candidate: Candidate) -> bool:
         row = table.loc[table["candidate"] == candidate.name].iloc[0]
-        se = (float(row["dr_high"]) - float(row["dr_low"])) / (2 * Z95)
-        return float(row["dr"]) - z * se > 0.0
+        value = Estimate(float(row["dr"]), float(row["dr_low"]), float(row["dr_high"]))
+        return value.value - z * value.se > 0.0
 
     if not rule_of(chosen).contacts or clears(chosen):
         return chosen, ""
