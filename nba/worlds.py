@@ -52,6 +52,9 @@ class Design:
     customers: Customers | None = None  # None: `features` (4 uniforms and a segment)
     columns: tuple[tuple[str, Kind], ...] = tuple(FEATURES)  # what `customers` yields
     base: Base | None = None  # None: 0.05 + 0.10 x3
+    #: exposures per customer on average (customers drawn with replacement from the log's
+    #: population); more means fewer, more clustered customers for the same rows
+    rows_per_customer: float = ROWS_PER_CUSTOMER
 
 
 @dataclass(frozen=True)
@@ -109,7 +112,7 @@ def generate(design: Design, seed: int) -> World:
     rng = np.random.default_rng(seed)
     n_offers = len(design.margins)
     rows = design.rows_per_arm * (n_offers + 1)
-    n_customers = int(rows / ROWS_PER_CUSTOMER)
+    n_customers = int(rows / design.rows_per_customer)
     if design.customers is None:
         customers, test = features(n_customers, rng), None
     else:  # one draw for both populations: a library may draw its response function per call
