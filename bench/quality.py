@@ -249,7 +249,7 @@ def targets(results: list[tuple[Variant, list[dict]]]) -> str:
             if variant.name == UPLIFT_VARIANT]
     if at30:
         mean, below, met = uplift_target(at30[0])
-        lines.append(f"- uplift@30% (womens e-mail vs control, visit, {UPLIFT_VARIANT}) "
+        lines.append(f"- uplift@30% (womens e-mail vs control on visit, '{UPLIFT_VARIANT}') "
                      f"{mean:.4f} >= {PUBLISHED_UPLIFT_AT_30} (published, scikit-uplift): "
                      f"**{'met' if met else 'NOT met'}** (mean over {len(at30[0])} seeds; "
                      f"{below} below)")
@@ -300,7 +300,8 @@ def main() -> None:
     header = (f"## Policy quality on the Hillstrom e-mail experiment\n\n64,000 customers, "
               f"randomized 1/3 per arm; `nba train --learner {args.learner}"
               f"{' ' + ' '.join(flags) if flags else ''}` + "
-              f"`nba batch-score` per seed; "
+              f"`nba batch-score` per seed; `bench/quality.py --seeds {args.seeds}"
+              f"{f' --only {args.only!r}' if args.only else ''}`, "
               f"whole run {time.perf_counter() - started:.0f} s.\n")
     suffix = f"-{re.sub(r'[^A-Za-z0-9]+', '_', args.only)}" if args.only else ""
     tag = args.learner.replace(",", "")
