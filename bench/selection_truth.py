@@ -123,7 +123,8 @@ def truth_over_oracle(world: World, design_uplift: Uplift, settings: TrainSettin
     net = design_uplift(sample) * margins[1:] - costs[1:]
     oracle = float(np.mean(np.maximum(net.max(axis=1), 0)))
     ratios = {name: true_value(net, arms) / oracle for name, arms in selection.arms.items()}
-    ratios["chosen"] = ratios[selection.chosen.name]
+    # the contact guard may serve `nobody`, which has no arms in the menu: truly worth 0
+    ratios["chosen"] = ratios.get(selection.chosen.name, 0.0)
     return ratios
 
 

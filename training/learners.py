@@ -68,11 +68,14 @@ CAPACITIES = {c.name: c for c in (
     Capacity("small", 7, 200, 0.5, scaled=True),
     # opt-in, measured against `low` (docs/measurement.md, "LightGBM's own regularisers"):
     # `low` with randomised thresholds; with leaf values shrunk towards the parent's by
-    # 100 / (rows + 100); with half the learning rate and twice the trees; with L2 of 20
+    # 100 / (rows + 100) (or 300); with half the learning rate and twice the trees; with L2
+    # of 20 (or 100)
     Capacity("low_et", 3, 200, 0.5, extra_trees=True),
     Capacity("low_ps", 3, 200, 0.5, path_smooth=100.0),
     Capacity("low_slow", 3, 200, 1.0, rate_factor=0.5),
     Capacity("low_l2", 3, 200, 0.5, reg_lambda=20.0),
+    Capacity("low_ps300", 3, 200, 0.5, path_smooth=300.0),
+    Capacity("low_l2_100", 3, 200, 0.5, reg_lambda=100.0),
 )}
 
 
