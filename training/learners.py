@@ -60,7 +60,7 @@ class Capacity:
 #: by shallow trees. Its leaf values are shrunk towards the parent's by 100 / (rows + 100)
 #: (LightGBM's path_smooth): a 200-row leaf keeps two thirds of its own value, so a leaf that
 #: is large by luck moves less (out-of-fold truth: T better on all 8 design worlds, X on 7 and
-#: 0.1 point below on 1, S worse on 5; docs/measurement.md, seventh round)
+#: 0.1 point below on 1, S worse on 6; docs/measurement.md, seventh round)
 CAPACITIES = {c.name: c for c in (
     Capacity("low", 3, 200, 0.5, path_smooth=100.0),
     Capacity("base", None, None, 1.0),
