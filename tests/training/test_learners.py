@@ -45,7 +45,7 @@ def test_a_capacitys_regularisers_reach_lightgbm_and_the_base_settings_pass_none
     X = rng.random((800, 3))
     treatment = np.where(np.arange(800) % 2 == 0, "control", "a").astype(object)
     converted = (rng.random(800) < 0.1 + 0.2 * (treatment == "a") * (X[:, 0] > 0.5)).astype(int)
-    for name, key, value in (("low_et", "extra_trees", True), ("low", "path_smooth", 100.0)):
+    for name, key, value in (("low_et", "extra_trees", True), ("low_smooth", "path_smooth", 100.0)):
         params = CAPACITIES[name].apply(base)
         model = fit_learner("t", X, treatment, converted, np.full(800, 0.5),
                             control_label="control", params=params, seed=0)
