@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import markdown_table, quiet_logging  # noqa: E402
 
 from features.build import build_matrix, infer_spec  # noqa: E402
-from nba.worlds import DESIGNS, FEATURES, Uplift, World, generate  # noqa: E402
+from nba.worlds import DESIGNS, FEATURES, HELD_OUT, Design, Uplift, World, generate  # noqa: E402
 from stats import aipw_scores, mean_estimate, profit_terms  # noqa: E402
 from training import crossfit, rules  # noqa: E402
 from training.learners import CAPACITIES  # noqa: E402
@@ -123,16 +123,18 @@ def truth_over_oracle(world: World, design_uplift: Uplift, settings: TrainSettin
     net = design_uplift(sample) * margins[1:] - costs[1:]
     oracle = float(np.mean(np.maximum(net.max(axis=1), 0)))
     ratios = {name: true_value(net, arms) / oracle for name, arms in selection.arms.items()}
-    ratios["chosen"] = ratios[selection.chosen.name]
+    # the contact guard may serve `nobody`, which has no arms in the menu: truly worth 0
+    ratios["chosen"] = ratios.get(selection.chosen.name, 0.0)
     return ratios
 
 
-def summarize(names: list[str], seeds: int, first_seed: int, base: TrainSettings) -> None:
+def summarize(names: list[str], seeds: int, first_seed: int, base: TrainSettings,
+              designs: dict[str, Design] = DESIGNS) -> None:
     """Print candidate x world: mean true / oracle over the seeds (and the mean over worlds)."""
     by_world: dict[str, dict[str, list[float]]] = {}
     for name in names:
         for seed in range(first_seed, first_seed + seeds):
-            ratios = truth_over_oracle(generate(DESIGNS[name], 100 + seed), DESIGNS[name].uplift,
+            ratios = truth_over_oracle(generate(designs[name], 100 + seed), designs[name].uplift,
                                        replace(base, seed=seed))
             for candidate, ratio in ratios.items():
                 by_world.setdefault(candidate, {}).setdefault(name, []).append(ratio)
@@ -212,6 +214,9 @@ def main() -> None:
                         help="only the calibration slopes of this learner's uplift per world")
     parser.add_argument("--rules", default=None, help="comma-separated menu rules")
     parser.add_argument("--capacities", default=None, help="comma-separated menu capacities")
+    parser.add_argument("--learners", default=None, help="comma-separated menu learners")
+    parser.add_argument("--held-out", action="store_true",
+                        help="with --summary: the held-out worlds (nba.worlds.HELD_OUT)")
     args = parser.parse_args()
     quiet_logging()
     logging.getLogger("training").setLevel(logging.WARNING)
@@ -224,6 +229,8 @@ def main() -> None:
         base = replace(base, rules=tuple(args.rules.split(",")))
     if args.capacities:
         base = replace(base, capacities=tuple(args.capacities.split(",")))
+    if args.learners:
+        base = replace(base, learners=tuple(args.learners.split(",")))
     if args.slopes:
         names = list(DESIGNS) if args.worlds == "all" else args.worlds.split(",")
         print(f"\nCalibration slope of the {args.slopes}/low out-of-fold uplift per offer, "
@@ -235,8 +242,9 @@ def main() -> None:
                               for n in names]), flush=True)
         return
     if args.summary:
-        names = list(DESIGNS) if args.worlds == "all" else args.worlds.split(",")
-        summarize(names, args.seeds, args.first_seed, base)
+        designs = HELD_OUT if args.held_out else DESIGNS
+        names = list(designs) if args.worlds == "all" else args.worlds.split(",")
+        summarize(names, args.seeds, args.first_seed, base, designs)
         return
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         world, settings = generate(design, 100 + seed), replace(base, seed=seed)

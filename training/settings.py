@@ -26,10 +26,20 @@ class BoosterParams:
     n_jobs: int = 2
     #: cap min_child_samples at rows per arm / (leaves + 1) (`training.learners.fit_to_rows`)
     leaves_by_rows: bool = False
+    #: LightGBM's randomised split thresholds (one random threshold per feature and node)
+    extra_trees: bool = False
+    #: LightGBM's shrinkage of a node's value towards its parent's, in rows (0: none)
+    path_smooth: float = 0.0
 
     def as_lightgbm(self, seed: int) -> dict[str, Any]:
-        """Keyword arguments for lightgbm.LGBMClassifier / LGBMRegressor."""
-        return {
+        """Keyword arguments for lightgbm.LGBMClassifier / LGBMRegressor (the opt-in
+        regularisers only when set, so every other caller passes what it always did)."""
+        extra: dict[str, Any] = {}
+        if self.extra_trees:
+            extra["extra_trees"] = True
+        if self.path_smooth:
+            extra["path_smooth"] = self.path_smooth
+        return extra | {
             "n_estimators": self.n_estimators,
             "learning_rate": self.learning_rate,
             "num_leaves": self.num_leaves,

@@ -33,3 +33,21 @@ def test_a_narrow_effect_in_a_small_arm_is_recovered_at_small_capacity():
     inside = test[:, 0] > 0.875
     assert uplift[inside].mean() > 0.3
     assert uplift[~inside].mean() < 0.1
+
+
+def test_a_capacitys_regularisers_reach_lightgbm_and_the_base_settings_pass_none():
+    base = BoosterParams(n_estimators=40, n_jobs=1)
+    assert "extra_trees" not in base.as_lightgbm(0) and "path_smooth" not in base.as_lightgbm(0)
+    slow = CAPACITIES["low_slow"].apply(base)
+    assert (slow.learning_rate, slow.n_estimators) == (base.learning_rate / 2, 40)
+    assert CAPACITIES["low_l2"].apply(base).reg_lambda == 20.0
+    rng = np.random.default_rng(0)
+    X = rng.random((800, 3))
+    treatment = np.where(np.arange(800) % 2 == 0, "control", "a").astype(object)
+    converted = (rng.random(800) < 0.1 + 0.2 * (treatment == "a") * (X[:, 0] > 0.5)).astype(int)
+    for name, key, value in (("low_et", "extra_trees", True), ("low_smooth", "path_smooth", 100.0)):
+        params = CAPACITIES[name].apply(base)
+        model = fit_learner("t", X, treatment, converted, np.full(800, 0.5),
+                            control_label="control", params=params, seed=0)
+        assert model.control.params[key] == value
+        assert model.predict(X)[0].shape == (800, 1)
