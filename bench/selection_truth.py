@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import markdown_table, quiet_logging  # noqa: E402
 
 from features.build import build_matrix, infer_spec  # noqa: E402
+from nba.blind_worlds import BLIND  # noqa: E402
 from nba.worlds import DESIGNS, FEATURES, Uplift, World, generate  # noqa: E402
 from stats import aipw_scores, mean_estimate, profit_terms  # noqa: E402
 from training import crossfit, rules  # noqa: E402
@@ -115,7 +116,7 @@ def truth_over_oracle(world: World, design_uplift: Uplift, settings: TrainSettin
                       ) -> dict[str, float]:
     """Per candidate: true value of its out-of-fold arms / the oracle's, on the selection rows
     (and "chosen": the menu's choice), without the refit."""
-    spec = infer_spec(world.exposures, FEATURES)
+    spec = infer_spec(world.exposures, list(world.columns))
     cap = settings.selection_cap(len(world.catalog.offers) + 1)
     sample = world.exposures[selection_mask(world.exposures["customer_id"], cap, settings.seed)]
     selection = select_policy(sample, spec, world.catalog, settings, Progress(STEPS))
@@ -132,7 +133,8 @@ def summarize(names: list[str], seeds: int, first_seed: int, base: TrainSettings
     by_world: dict[str, dict[str, list[float]]] = {}
     for name in names:
         for seed in range(first_seed, first_seed + seeds):
-            ratios = truth_over_oracle(generate(DESIGNS[name], 100 + seed), DESIGNS[name].uplift,
+            design = {**DESIGNS, **BLIND}[name]  # blind worlds by name too (diagnosis only)
+            ratios = truth_over_oracle(generate(design, 100 + seed), design.uplift,
                                        replace(base, seed=seed))
             for candidate, ratio in ratios.items():
                 by_world.setdefault(candidate, {}).setdefault(name, []).append(ratio)
