@@ -124,7 +124,7 @@ def truth_over_oracle(world: World, design_uplift: Uplift, settings: TrainSettin
     net = design_uplift(sample) * margins[1:] - costs[1:]
     oracle = float(np.mean(np.maximum(net.max(axis=1), 0)))
     ratios = {name: true_value(net, arms) / oracle for name, arms in selection.arms.items()}
-    ratios["chosen"] = ratios[selection.chosen.name]
+    ratios["chosen"] = ratios.get(selection.chosen.name, 0.0)  # nobody (the guard): worth 0
     return ratios
 
 
