@@ -17,6 +17,8 @@ each fold's screen from the other folds' rows (with their out-of-fold average ef
 is out of fold like the uplift. Also `curse`: the mean over customers of the chosen offer's
 predicted net minus its true net (per customer, not / oracle), `kept`: the share of offers a
 screen keeps, and `noise_share`: the share of rows sent an offer whose true uplift is constant.
+Last, the menu: the candidate with the best cross-fitted DR value (best single, every pair x
+full and shrink 0.5; then with every pair x target_0 added), scored by its truth.
 Out-of-fold predictions are cached per world and seed (`--cache`), as they take minutes.
 Run: `nice .venv/bin/python bench/offer_screen_truth.py --worlds many_offers,catalogue_16`.
 """
@@ -104,17 +106,9 @@ def at_arms(values: np.ndarray, arms: np.ndarray) -> np.ndarray:
 def screen_target(u: np.ndarray, population: np.ndarray, pseudo_net: np.ndarray,
                   margins: np.ndarray, costs: np.ndarray, clusters: np.ndarray, z: float
                   ) -> np.ndarray:
-    """Per offer: does its DR net effect on the rows its uplift ranks above the median beat
-    the rows below by z SE? (a two-group heterogeneity test)"""
-    keep = np.zeros(u.shape[1], dtype=bool)
-    for k in range(u.shape[1]):
-        high = u[:, k] > np.median(u[:, k])
-        share = high.mean()
-        if 0.0 < share < 1.0:  # mean of these terms = mean(high) - mean(low)
-            d = mean_estimate(np.where(high, pseudo_net[:, k] / share,
-                                       -pseudo_net[:, k] / (1.0 - share)), clusters)
-            keep[k] = d.value - z * d.se > 0.0
-    return keep
+    """`rules.offer_screen` (the `screened` rule): does the offer's DR effect on the rows its
+    uplift ranks above the median beat the rows below by z SE? (a two-group test)"""
+    return rules.offer_screen(u, (pseudo_net + costs) / margins, clusters, z)
 
 
 def screen_delta(u: np.ndarray, population: np.ndarray, pseudo_net: np.ndarray,
@@ -162,6 +156,8 @@ def world_seed(data: dict[str, np.ndarray], pairs: list[str], zs: list[float]
         return float(at_arms(true_net, greedy(u * margins - costs)).mean()) / oracle
 
     out = {"oracle (per customer)": oracle, "best_single": value(fold_population[fold])}
+    menu = {"best_single": fold_population[fold]}  # the menu's DR argmax, without / with screen
+    screens = {}
     for pair in pairs:
         u = data[f"u_{pair}"]
         arms = greedy(u * margins - costs)
@@ -170,12 +166,25 @@ def world_seed(data: dict[str, np.ndarray], pairs: list[str], zs: list[float]
                                              - at_arms(true_net, arms)))
         out[f"{pair}/noise_share"] = float(np.mean((arms > 0) & flat[np.maximum(arms - 1, 0)]))
         out[f"{pair}/shrink_0.5"] = value(rules.apply(u, fold_population[fold], 0.5))
+        menu[f"{pair}/full"] = u
+        menu[f"{pair}/shrink_0.5"] = rules.apply(u, fold_population[fold], 0.5)
         out[f"{pair}/oracle_screen"] = value(np.where(flat, fold_population[fold], u))
         for name, screen in (("target", screen_target), ("delta", screen_delta)):
             for z in zs:
                 uplift, kept = screened(u, data, fold_population, pseudo_net, z, screen)
                 out[f"{pair}/{name}_{z:g}"] = value(uplift)
                 out[f"{pair}/{name}_{z:g}/kept"] = kept
+                if name == "target" and z == 0.0:
+                    screens[f"{pair}/target_0"] = uplift
+
+    def dr_choice(candidates: dict[str, np.ndarray]) -> float:
+        """True value / oracle of the candidate with the best DR value (cross-fitted)."""
+        dr = {k: at_arms(pseudo_net, greedy(u * margins - costs)).mean()
+              for k, u in candidates.items()}
+        return value(candidates[max(dr, key=lambda k: dr[k])])
+
+    out["menu: DR argmax (best_single, pairs x full, shrink_0.5)"] = dr_choice(menu)
+    out["menu: the same + pairs x target_0"] = dr_choice({**menu, **screens})
     return out
 
 
