@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import markdown_table, quiet_logging  # noqa: E402
 
 from features.build import build_matrix, infer_spec  # noqa: E402
+from nba.blind_worlds import BLIND  # noqa: E402
 from nba.worlds import DESIGNS, FEATURES, HELD_OUT, Design, Uplift, World, generate  # noqa: E402
 from stats import aipw_scores, mean_estimate, profit_terms  # noqa: E402
 from training import crossfit, rules  # noqa: E402
@@ -115,7 +116,7 @@ def truth_over_oracle(world: World, design_uplift: Uplift, settings: TrainSettin
                       ) -> dict[str, float]:
     """Per candidate: true value of its out-of-fold arms / the oracle's, on the selection rows
     (and "chosen": the menu's choice), without the refit."""
-    spec = infer_spec(world.exposures, FEATURES)
+    spec = infer_spec(world.exposures, list(world.columns))
     cap = settings.selection_cap(len(world.catalog.offers) + 1)
     sample = world.exposures[selection_mask(world.exposures["customer_id"], cap, settings.seed)]
     selection = select_policy(sample, spec, world.catalog, settings, Progress(STEPS))
@@ -244,7 +245,8 @@ def main() -> None:
     if args.summary:
         designs = HELD_OUT if args.held_out else DESIGNS
         names = list(designs) if args.worlds == "all" else args.worlds.split(",")
-        summarize(names, args.seeds, args.first_seed, base, designs)
+        # blind worlds by name too (a diagnosis: naming one spends its blindness)
+        summarize(names, args.seeds, args.first_seed, base, {**designs, **BLIND})
         return
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         world, settings = generate(design, 100 + seed), replace(base, seed=seed)

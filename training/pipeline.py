@@ -156,7 +156,7 @@ class Selection:
     population: np.ndarray  # per-offer DR average uplift (stats.arm_effects)
     penalty: np.ndarray | None
     evaluation: Evaluation
-    shrinkage: float | np.ndarray  # served: the rule's, or one per offer (gated, calibrated)
+    shrinkage: float | np.ndarray  # served: the rule's, or one per offer (gated, screened, ...)
     rows: int
     nested: select.Nested | None = None  # the selection procedure scored out of fold
     full_choice: Candidate | None = None  # the best by DR on all rows, before the nested check
@@ -234,6 +234,13 @@ def select_policy(frame: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
             served = rules.heterogeneity_gate(fitted.uplift, pseudo, fold, customers)
             return (rules.apply(fitted.uplift, fold_population[fold], gates[fold]), None,
                     served.astype(np.float64))
+        if rule.screened:  # each fold's screen from the other folds' rows, like its gate
+            screens = np.stack([rules.offer_screen(
+                fitted.uplift[fold != j], pseudo[fold != j], customers[fold != j])
+                for j in range(settings.folds)]).astype(np.float64)
+            served = rules.offer_screen(fitted.uplift, pseudo, customers)
+            return (rules.apply(fitted.uplift, fold_population[fold], screens[fold]), None,
+                    served.astype(np.float64))
         if rule.calibrated:  # each fold's slopes from the other folds' rows, like its gate
             slopes = np.stack([rules.calibration_slopes(
                 fitted.uplift[fold != j], pseudo[fold != j], fold[fold != j])
@@ -295,7 +302,7 @@ def select_policy(frame: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
                 evaluation.metrics["select_rows_per_arm_needed"] = float(needed)
             note = "\n".join(filter(None, [note, line]))
     _, penalty, shrinkage = uplift_of(chosen)
-    if isinstance(shrinkage, np.ndarray):  # gated or calibrated: one served shrinkage per offer
+    if isinstance(shrinkage, np.ndarray):  # gated, screened, calibrated: one per offer
         evaluation.metrics["shrinkage"] = float(np.mean(shrinkage))
         per_offer = dict(zip(catalog.offer_ids, shrinkage.tolist(), strict=True))
         evaluation.metrics.update({f"shrinkage_{o}": s for o, s in per_offer.items()})

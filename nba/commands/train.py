@@ -41,7 +41,9 @@ EXAMPLES = ("examples:\n  nba train                          # train on ./data, 
             "              gated (opt-in: per offer, its targeted uplift only where it predicts\n"
             "              the DR effect beyond noise, else its average), calibrated (opt-in:\n"
             "              per offer, shrunk to its average by the slope of the DR effect on\n"
-            "              its uplift), full (per-customer uplift as estimated)\n\n"
+            "              its uplift), screened (opt-in: per offer, its uplift only where the\n"
+            "              customers it ranks high respond more by DR, else its average),\n"
+            "              full (per-customer uplift as estimated)\n\n"
             "The first model ever registered becomes champion automatically; later ones wait\n"
             "for `nba promote`. Open `make mlflow-ui` to see runs, metrics and plots.")
 
@@ -99,7 +101,7 @@ def add_parser(add: AddCommand, settings: CliSettings) -> None:
                         "%(default)s)")
     p.add_argument("--rule", default=",".join(defaults.rules),
                    help="rules of the menu: best_single, confident, shrink_<0..1>, gated, "
-                        "calibrated, full (default %(default)s)")
+                        "calibrated, screened, full (default %(default)s)")
     p.add_argument("--folds", type=int, default=defaults.folds,
                    help="K of the cross-fitting, folds grouped by customer (default "
                         "%(default)s)")

@@ -75,3 +75,31 @@ def test_the_calibrated_rule_serves_a_slope_per_offer_and_targets_a_segment_effe
     assert [metrics[f"shrinkage_{o}"] for o in world.catalog.offer_ids] == slopes.tolist()
     arms = policy_arms(policy, policy.score(build_matrix(world.test, spec))[0], None)
     assert world.value(arms) > world.best_single()
+
+
+def test_the_screened_rule_keeps_the_offer_whose_effect_varies():
+    from features.build import build_matrix, infer_spec
+    from nba.worlds import FEATURES
+    from training.pipeline import STEPS, Progress, fit_chosen, policy_arms
+
+    # offer 0 pays only where x1 > 0.6 (net 2.3 there, -0.1 elsewhere); offers 1-3 lift
+    # everyone alike (net 0.7): the oracle (1.34) sends offer 0 above 0.6 and a flat one below,
+    # the best single offer (offer 0 to all) earns 0.86
+    def one_of_four(f: pd.DataFrame) -> np.ndarray:
+        x1 = f["x1"].to_numpy()
+        return np.column_stack([0.12 * (x1 > 0.6), *[np.full(len(f), 0.04)] * 3])
+
+    world = generate(Design("one_of_four", (20.0,) * 4, (0.1,) * 4, one_of_four,
+                            rows_per_arm=1_500), seed=8)
+    settings = replace(SETTINGS, learners=("t",), capacities=("low",), rules=("screened",),
+                       nested_z=None)
+    spec = infer_spec(world.exposures, FEATURES)
+    policy, selection = fit_chosen(world.exposures, spec, world.catalog, settings,
+                                   Progress(STEPS))
+    assert selection.chosen.name == "t/low/screened"
+    kept = np.asarray(policy.shrinkage)
+    assert kept.shape == (4,) and set(kept.tolist()) <= {0.0, 1.0} and kept[0] == 1.0
+    metrics = selection.evaluation.metrics
+    assert [metrics[f"shrinkage_{o}"] for o in world.catalog.offer_ids] == kept.tolist()
+    arms = policy_arms(policy, policy.score(build_matrix(world.test, spec))[0], None)
+    assert world.value(arms) > world.best_single()

@@ -137,6 +137,32 @@ def test_the_heterogeneity_gate_keeps_an_offer_whose_uplift_predicts_its_effect(
     np.testing.assert_allclose(gated[:, 1], 0.05)
 
 
+def test_the_offer_screen_keeps_a_real_offer_and_averages_a_noise_one():
+    # offer 0's uplift ranks customers by a real effect (0.3 on the high half, 0 below);
+    # offer 1's uplift is noise around a flat effect; offer 2 is never modelled (NaN)
+    rng = np.random.default_rng(5)
+    n = 6_000
+    customers = np.arange(n) // 2
+    truth = np.column_stack([0.3 * (rng.random(n) < 0.5), np.full(n, 0.1), np.full(n, 0.1)])
+    uplift = np.column_stack([truth[:, 0] + rng.normal(0, 0.05, n), rng.normal(0.1, 0.05, n),
+                              np.full(n, np.nan)])
+    pseudo = truth + rng.normal(0, 1.0, (n, 3))  # DR effect scores: unbiased, very noisy
+    # offer 1: its high half responds by chance; with an honest test at z = 0 that is a coin
+    # flip, so give it rows whose high half responded less than its low half
+    high = uplift[:, 1] > np.median(uplift[:, 1])
+    pseudo[:, 1] -= np.where(high, 1, -1) * (pseudo[high, 1].mean() - pseudo[~high, 1].mean()
+                                              + 0.01) / 2
+    assert rules.offer_screen(uplift, pseudo, customers).tolist() == [True, False, False]
+    # the real difference, 0.3, is about 11 SE (sd 1 over two halves of 3,000 rows): it clears
+    # a one-sided 1.645 SE and fails 20 SE
+    assert rules.offer_screen(uplift, pseudo, customers, z=1.645)[0]
+    assert not rules.offer_screen(uplift, pseudo, customers, z=20.0)[0]
+    # a screened-out offer competes by its average: served as the gate's per-offer shrinkage
+    served = rules.apply(uplift, np.array([0.15, 0.1, 0.1]), np.array([1.0, 0.0, 0.0]))
+    np.testing.assert_allclose(served[:, 1], 0.1)
+    assert rules.resolve("screened").screened
+
+
 def test_the_heterogeneity_gate_compares_rows_within_their_fold_only():
     # as in test_calibration_slopes_compare_rows_within_their_fold_only: fold levels that run
     # against the folds' own noise make the pooled slope negative; within folds it is clearly
