@@ -256,7 +256,8 @@ def truth_only(design: Design, seeds: int) -> None:
 def main() -> None:
     """Run, print, write bench/results/worlds.md (rewritten after every world)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=3,
+                        help="split seeds per world (100, 101, ...; default 3)")
     parser.add_argument("--worlds", default=None,
                         help="comma-separated world names (default: every one)")
     parser.add_argument("--held-out", action="store_true",
@@ -271,7 +272,8 @@ def main() -> None:
     parser.add_argument("--truth-only", action="store_true",
                         help="print each world's oracle, best single and nobody from the truth "
                              "alone (seeds 100..), no training")
-    parser.add_argument("--trees", type=int, default=100)
+    parser.add_argument("--trees", type=int, default=100,
+                        help="trees per booster at base capacity (default 100)")
     parser.add_argument("--rules", default=None,
                         help="comma-separated menu rules (default: TrainSettings'), e.g. "
                              "best_single,confident,shrink_0.5,gated,full")
