@@ -84,7 +84,7 @@ bench-quality: venv ## synthetic worlds with known truth (design, held-out, fres
 	$(BIN)/python bench/worlds.py --seeds 5 --held-out
 	$(BIN)/python bench/worlds.py --seeds 5 --fresh
 	$(BIN)/python bench/worlds.py --seeds 5 --blind
-	$(BIN)/python bench/quality.py
+	$(BIN)/python bench/quality.py --seeds 2
 	$(BIN)/python bench/learners.py
 
 mlflow-ui: venv ## the MLflow UI on the same store (runs, metrics, plots, registry aliases)

@@ -125,7 +125,8 @@ def truth_over_oracle(world: World, design_uplift: Uplift, settings: TrainSettin
     oracle = float(np.mean(np.maximum(net.max(axis=1), 0)))
     ratios = {name: true_value(net, arms) / oracle for name, arms in selection.arms.items()}
     # the contact guard may serve `nobody`, which has no arms in the menu: truly worth 0
-    ratios["chosen"] = ratios.get(selection.chosen.name, 0.0)
+    ratios["chosen"] = (0.0 if selection.chosen.rule == "nobody"
+                        else ratios[selection.chosen.name])
     return ratios
 
 

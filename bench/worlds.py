@@ -260,15 +260,17 @@ def main() -> None:
                         help="split seeds per world (100, 101, ...; default 3)")
     parser.add_argument("--worlds", default=None,
                         help="comma-separated world names (default: every one)")
-    parser.add_argument("--held-out", action="store_true",
-                        help="the held-out worlds (nba.worlds.HELD_OUT), left out of every design "
-                             "decision; written to worlds_held_out.md")
-    parser.add_argument("--fresh", action="store_true",
-                        help="the fresh worlds (nba.fresh_worlds.FRESH), written blind to the "
-                             "method and run once; written to worlds_fresh.md")
-    parser.add_argument("--blind", action="store_true",
-                        help="the blind worlds (nba.blind_worlds.BLIND), written from descriptions "
-                             "before any training and run once; written to worlds_blind.md")
+    world_set = parser.add_mutually_exclusive_group()  # one results file per run
+    world_set.add_argument("--held-out", action="store_true",
+                           help="the held-out worlds (nba.worlds.HELD_OUT), left out of every "
+                                "design decision; written to worlds_held_out.md")
+    world_set.add_argument("--fresh", action="store_true",
+                           help="the fresh worlds (nba.fresh_worlds.FRESH), written blind to the "
+                                "method and run once; written to worlds_fresh.md")
+    world_set.add_argument("--blind", action="store_true",
+                           help="the blind worlds (nba.blind_worlds.BLIND), written from "
+                                "descriptions before any training and run once; written to "
+                                "worlds_blind.md")
     parser.add_argument("--truth-only", action="store_true",
                         help="print each world's oracle, best single and nobody from the truth "
                              "alone (seeds 100..), no training")

@@ -33,7 +33,10 @@ EXAMPLES = ("examples:\n  nba train                          # train on ./data, 
             "              x = X-learner (causalml, given the logged propensities)\n"
             "  capacities: low (3 leaves, 200 min. leaf rows, half the trees), base (--trees,\n"
             "              15 leaves, 100 min. leaf rows), high (31 leaves, 40 min. leaf rows),\n"
-            "              small (opt-in: 7 leaves, min. leaf rows capped at rows per arm / 8)\n"
+            "              small (opt-in: 7 leaves, min. leaf rows capped at rows per arm / 8),\n"
+            "              low_smooth, low_et, low_slow, low_l2, low_ps300, low_l2_100 (opt-in:\n"
+            "              low with LightGBM's path_smooth 100, extra_trees, half the learning\n"
+            "              rate and twice the trees, L2 20, path_smooth 300, L2 100)\n"
             "  rules:      nobody (opt-in: send nothing), best_single (everyone gets the\n"
             "              best average offer), confident\n"
             "              (deviate only where the lower bound of the gain is positive),\n"
@@ -97,7 +100,8 @@ def add_parser(add: AddCommand, settings: CliSettings) -> None:
                         "(S-learner, T-learner, X-learner: about twice the training time; "
                         "env NBA_LEARNER; default %(default)s)")
     p.add_argument("--capacity", default=",".join(defaults.capacities),
-                   help="LightGBM capacities of the menu: low, base, high, small (default "
+                   help="LightGBM capacities of the menu: low, base, high, small, low_smooth, "
+                        "low_et, low_slow, low_l2, low_ps300, low_l2_100 (see above; default "
                         "%(default)s)")
     p.add_argument("--rule", default=",".join(defaults.rules),
                    help="rules of the menu: best_single, confident, shrink_<0..1>, gated, "

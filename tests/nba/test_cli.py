@@ -100,6 +100,17 @@ def test_train_help_names_the_default_learner(capsys):
     assert "default s,t" in shown and "best_single" in shown and "confident" in shown
 
 
+def test_train_help_names_every_capacity_and_rule(capsys):
+    from training.learners import CAPACITIES
+    from training.rules import RULES
+
+    with pytest.raises(SystemExit):
+        build_parser(CliSettings()).parse_args(["train", "--help"])
+    shown = capsys.readouterr().out
+    assert [c for c in CAPACITIES if c not in shown] == []
+    assert [r for r in RULES if r not in shown] == []
+
+
 def test_every_subcommand_module_defines_its_parser_and_handler():
     parser = build_parser(CliSettings())
     names = set(parser._subparsers._group_actions[0].choices)
