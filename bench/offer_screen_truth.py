@@ -17,7 +17,9 @@ on that uplift:
 each fold's screen from the other folds' rows (with their out-of-fold average effect), so it
 is out of fold like the uplift. Also `curse`: the mean over customers of the chosen offer's
 predicted net minus its true net (per customer, not / oracle), `kept`: the share of offers a
-screen keeps, and `noise_share`: the share of rows sent an offer whose true uplift is constant.
+screen keeps (`kept flat` / `kept varying`: of the offers whose truth is flat / varies, `-` on
+a world without such offers), and `noise_share`: the share of rows sent an offer whose true
+uplift is constant.
 Last, the menu: the candidate with the best cross-fitted DR value (best single, every pair x
 full and shrink 0.5; then with every pair x target_0, or x pooled_0, added), scored by its truth.
 Out-of-fold predictions are cached per world and seed (`--cache`), as they take minutes.
@@ -138,18 +140,18 @@ def screen_delta(u: np.ndarray, population: np.ndarray, pseudo_net: np.ndarray,
 
 
 def screened(u: np.ndarray, data: dict[str, np.ndarray], fold_population: np.ndarray,
-             pseudo_net: np.ndarray, z: float, screen: Screen) -> tuple[np.ndarray, float]:
+             pseudo_net: np.ndarray, z: float, screen: Screen) -> tuple[np.ndarray, np.ndarray]:
     """Uplift with each fold's screened-out offers at their average, the screen decided on
-    the other folds' rows; and the mean share of offers kept."""
+    the other folds' rows; and each offer's share of folds that kept it."""
     fold, margins, costs = data["fold"], data["margins"][1:], data["costs"][1:]
     out, kept = np.empty_like(u), []
     for j in range(int(fold.max()) + 1):
         other = fold != j
         keep = screen(u[other], fold_population[j], pseudo_net[other], margins, costs,
                       fold[other], data["customers"][other], z)
-        kept.append(float(keep.mean()))
+        kept.append(keep)
         out[fold == j] = np.where(keep, u[fold == j], fold_population[j])
-    return out, float(np.mean(kept))
+    return out, np.mean(kept, axis=0)
 
 
 def world_seed(data: dict[str, np.ndarray], pairs: list[str], zs: list[float]
@@ -184,7 +186,11 @@ def world_seed(data: dict[str, np.ndarray], pairs: list[str], zs: list[float]
             for z in zs:
                 uplift, kept = screened(u, data, fold_population, pseudo_net, z, screen)
                 out[f"{pair}/{name}_{z:g}"] = value(uplift)
-                out[f"{pair}/{name}_{z:g}/kept"] = kept
+                out[f"{pair}/{name}_{z:g}/kept"] = float(kept.mean())
+                if flat.any():
+                    out[f"{pair}/{name}_{z:g}/kept flat"] = float(kept[flat].mean())
+                if not flat.all():
+                    out[f"{pair}/{name}_{z:g}/kept varying"] = float(kept[~flat].mean())
                 if name in ("target", "pooled") and z == 0.0:
                     screens.setdefault(name, {})[f"{pair}/{name}_0"] = uplift
 
@@ -224,8 +230,9 @@ def main() -> None:
             print(f"{name} seed {seed} done", file=sys.stderr, flush=True)
     rows = []
     for key, worlds in table.items():
-        means = [float(np.mean(worlds[n])) for n in names]
-        rows.append([key, *(f"{m:.3f}" for m in means), f"{np.mean(means):.3f}"])
+        means = [float(np.mean(worlds[n])) if n in worlds else np.nan for n in names]
+        rows.append([key, *("-" if np.isnan(m) else f"{m:.3f}" for m in means),
+                     f"{np.nanmean(means):.3f}"])
     print(f"\nTrue value / oracle on the selection rows of policies on out-of-fold uplift, mean "
           f"over {args.seeds} seed(s) ({args.trees} trees)\n")
     print(markdown_table(["policy", *names, "mean"], rows), flush=True)
