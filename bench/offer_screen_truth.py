@@ -8,17 +8,20 @@ on that uplift:
 - `full`, `shrink_0.5` and `best_single` (each fold's offer from the other folds), as the menu;
 - `oracle_screen`: offers whose true uplift does not vary between customers compete by their
   (out-of-fold DR) average, the rest by their per-customer uplift: what a perfect screen adds;
-- `target_<z>`: an estimated screen; an offer keeps its per-customer uplift only where the DR
-  net effect on the rows its uplift ranks above its median beats the rows below by z SE
-  (clustered by customer), else it competes by its average;
+- `target_<z>`: an estimated screen (`rules.offer_screen`); an offer keeps its per-customer
+  uplift only where the DR effect on the rows its uplift ranks above their fold's median beats
+  the rows below by z SE (the folds' contrasts pooled, clustered by customer), else it competes
+  by its average; `pooled_<z>`: the same test pooled over folds (one median), as first measured;
 - `delta_<z>`: the same with a decision test: ranking the offer by its uplift rather than its
   average raises the full policy's DR value by z SE;
 each fold's screen from the other folds' rows (with their out-of-fold average effect), so it
 is out of fold like the uplift. Also `curse`: the mean over customers of the chosen offer's
 predicted net minus its true net (per customer, not / oracle), `kept`: the share of offers a
-screen keeps, and `noise_share`: the share of rows sent an offer whose true uplift is constant.
+screen keeps (`kept flat` / `kept varying`: of the offers whose truth is flat / varies, `-` on
+a world without such offers), and `noise_share`: the share of rows sent an offer whose true
+uplift is constant.
 Last, the menu: the candidate with the best cross-fitted DR value (best single, every pair x
-full and shrink 0.5; then with every pair x target_0 added), scored by its truth.
+full and shrink 0.5; then with every pair x target_0, or x pooled_0, added), scored by its truth.
 Out-of-fold predictions are cached per world and seed (`--cache`), as they take minutes.
 Run: `nice .venv/bin/python bench/offer_screen_truth.py --worlds many_offers,catalogue_16`.
 """
@@ -47,7 +50,7 @@ from training.settings import BoosterParams, TrainSettings  # noqa: E402
 
 WORLDS = {**DESIGNS, **HELD_OUT, **BLIND}
 Screen = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
-                   float], np.ndarray]
+                   np.ndarray, float], np.ndarray]
 
 
 def cached(name: str, seed: int, pairs: list[str], trees: int, cache: Path
@@ -104,16 +107,25 @@ def at_arms(values: np.ndarray, arms: np.ndarray) -> np.ndarray:
 
 
 def screen_target(u: np.ndarray, population: np.ndarray, pseudo_net: np.ndarray,
-                  margins: np.ndarray, costs: np.ndarray, clusters: np.ndarray, z: float
-                  ) -> np.ndarray:
+                  margins: np.ndarray, costs: np.ndarray, fold: np.ndarray,
+                  clusters: np.ndarray, z: float) -> np.ndarray:
     """`rules.offer_screen` (the `screened` rule): does the offer's DR effect on the rows its
-    uplift ranks above the median beat the rows below by z SE? (a two-group test)"""
-    return rules.offer_screen(u, (pseudo_net + costs) / margins, clusters, z)
+    uplift ranks above their fold's median beat the rows below by z SE? (two groups per fold)"""
+    return rules.offer_screen(u, (pseudo_net + costs) / margins, fold, clusters, z)
+
+
+def screen_pooled(u: np.ndarray, population: np.ndarray, pseudo_net: np.ndarray,
+                  margins: np.ndarray, costs: np.ndarray, fold: np.ndarray,
+                  clusters: np.ndarray, z: float) -> np.ndarray:
+    """The same two-group test with the rows pooled over folds (one median), as first
+    measured: biased towards shutting (`rules.fold_slopes`)."""
+    return screen_target(u, population, pseudo_net, margins, costs, np.zeros_like(fold),
+                         clusters, z)
 
 
 def screen_delta(u: np.ndarray, population: np.ndarray, pseudo_net: np.ndarray,
-                 margins: np.ndarray, costs: np.ndarray, clusters: np.ndarray, z: float
-                 ) -> np.ndarray:
+                 margins: np.ndarray, costs: np.ndarray, fold: np.ndarray,
+                 clusters: np.ndarray, z: float) -> np.ndarray:
     """Per offer: does ranking it by its uplift rather than its average raise the full
     policy's DR value beyond z SE? (a decision test, one offer at a time)"""
     net = u * margins - costs
@@ -128,18 +140,18 @@ def screen_delta(u: np.ndarray, population: np.ndarray, pseudo_net: np.ndarray,
 
 
 def screened(u: np.ndarray, data: dict[str, np.ndarray], fold_population: np.ndarray,
-             pseudo_net: np.ndarray, z: float, screen: Screen) -> tuple[np.ndarray, float]:
+             pseudo_net: np.ndarray, z: float, screen: Screen) -> tuple[np.ndarray, np.ndarray]:
     """Uplift with each fold's screened-out offers at their average, the screen decided on
-    the other folds' rows; and the mean share of offers kept."""
+    the other folds' rows; and each offer's share of folds that kept it."""
     fold, margins, costs = data["fold"], data["margins"][1:], data["costs"][1:]
     out, kept = np.empty_like(u), []
     for j in range(int(fold.max()) + 1):
         other = fold != j
         keep = screen(u[other], fold_population[j], pseudo_net[other], margins, costs,
-                      data["customers"][other], z)
-        kept.append(float(keep.mean()))
+                      fold[other], data["customers"][other], z)
+        kept.append(keep)
         out[fold == j] = np.where(keep, u[fold == j], fold_population[j])
-    return out, float(np.mean(kept))
+    return out, np.mean(kept, axis=0)
 
 
 def world_seed(data: dict[str, np.ndarray], pairs: list[str], zs: list[float]
@@ -157,7 +169,7 @@ def world_seed(data: dict[str, np.ndarray], pairs: list[str], zs: list[float]
 
     out = {"oracle (per customer)": oracle, "best_single": value(fold_population[fold])}
     menu = {"best_single": fold_population[fold]}  # the menu's DR argmax, without / with screen
-    screens = {}
+    screens: dict[str, dict[str, np.ndarray]] = {}
     for pair in pairs:
         u = data[f"u_{pair}"]
         arms = greedy(u * margins - costs)
@@ -169,13 +181,18 @@ def world_seed(data: dict[str, np.ndarray], pairs: list[str], zs: list[float]
         menu[f"{pair}/full"] = u
         menu[f"{pair}/shrink_0.5"] = rules.apply(u, fold_population[fold], 0.5)
         out[f"{pair}/oracle_screen"] = value(np.where(flat, fold_population[fold], u))
-        for name, screen in (("target", screen_target), ("delta", screen_delta)):
+        for name, screen in (("target", screen_target), ("pooled", screen_pooled),
+                             ("delta", screen_delta)):
             for z in zs:
                 uplift, kept = screened(u, data, fold_population, pseudo_net, z, screen)
                 out[f"{pair}/{name}_{z:g}"] = value(uplift)
-                out[f"{pair}/{name}_{z:g}/kept"] = kept
-                if name == "target" and z == 0.0:
-                    screens[f"{pair}/target_0"] = uplift
+                out[f"{pair}/{name}_{z:g}/kept"] = float(kept.mean())
+                if flat.any():
+                    out[f"{pair}/{name}_{z:g}/kept flat"] = float(kept[flat].mean())
+                if not flat.all():
+                    out[f"{pair}/{name}_{z:g}/kept varying"] = float(kept[~flat].mean())
+                if name in ("target", "pooled") and z == 0.0:
+                    screens.setdefault(name, {})[f"{pair}/{name}_0"] = uplift
 
     def dr_choice(candidates: dict[str, np.ndarray]) -> float:
         """True value / oracle of the candidate with the best DR value (cross-fitted)."""
@@ -184,7 +201,8 @@ def world_seed(data: dict[str, np.ndarray], pairs: list[str], zs: list[float]
         return value(candidates[max(dr, key=lambda k: dr[k])])
 
     out["menu: DR argmax (best_single, pairs x full, shrink_0.5)"] = dr_choice(menu)
-    out["menu: the same + pairs x target_0"] = dr_choice({**menu, **screens})
+    out["menu: the same + pairs x target_0"] = dr_choice({**menu, **screens["target"]})
+    out["menu: the same + pairs x pooled_0"] = dr_choice({**menu, **screens["pooled"]})
     return out
 
 
@@ -212,8 +230,9 @@ def main() -> None:
             print(f"{name} seed {seed} done", file=sys.stderr, flush=True)
     rows = []
     for key, worlds in table.items():
-        means = [float(np.mean(worlds[n])) for n in names]
-        rows.append([key, *(f"{m:.3f}" for m in means), f"{np.mean(means):.3f}"])
+        means = [float(np.mean(worlds[n])) if n in worlds else np.nan for n in names]
+        rows.append([key, *("-" if np.isnan(m) else f"{m:.3f}" for m in means),
+                     f"{np.nanmean(means):.3f}"])
     print(f"\nTrue value / oracle on the selection rows of policies on out-of-fold uplift, mean "
           f"over {args.seeds} seed(s) ({args.trees} trees)\n")
     print(markdown_table(["policy", *names, "mean"], rows), flush=True)

@@ -236,9 +236,9 @@ def select_policy(frame: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
                     served.astype(np.float64))
         if rule.screened:  # each fold's screen from the other folds' rows, like its gate
             screens = np.stack([rules.offer_screen(
-                fitted.uplift[fold != j], pseudo[fold != j], customers[fold != j])
-                for j in range(settings.folds)]).astype(np.float64)
-            served = rules.offer_screen(fitted.uplift, pseudo, customers)
+                fitted.uplift[fold != j], pseudo[fold != j], fold[fold != j],
+                customers[fold != j]) for j in range(settings.folds)]).astype(np.float64)
+            served = rules.offer_screen(fitted.uplift, pseudo, fold, customers)
             return (rules.apply(fitted.uplift, fold_population[fold], screens[fold]), None,
                     served.astype(np.float64))
         if rule.calibrated:  # each fold's slopes from the other folds' rows, like its gate

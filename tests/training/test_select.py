@@ -143,24 +143,66 @@ def test_the_offer_screen_keeps_a_real_offer_and_averages_a_noise_one():
     rng = np.random.default_rng(5)
     n = 6_000
     customers = np.arange(n) // 2
+    fold = customers % 3
     truth = np.column_stack([0.3 * (rng.random(n) < 0.5), np.full(n, 0.1), np.full(n, 0.1)])
     uplift = np.column_stack([truth[:, 0] + rng.normal(0, 0.05, n), rng.normal(0.1, 0.05, n),
                               np.full(n, np.nan)])
     pseudo = truth + rng.normal(0, 1.0, (n, 3))  # DR effect scores: unbiased, very noisy
     # offer 1: its high half responds by chance; with an honest test at z = 0 that is a coin
-    # flip, so give it rows whose high half responded less than its low half
-    high = uplift[:, 1] > np.median(uplift[:, 1])
-    pseudo[:, 1] -= np.where(high, 1, -1) * (pseudo[high, 1].mean() - pseudo[~high, 1].mean()
-                                              + 0.01) / 2
-    assert rules.offer_screen(uplift, pseudo, customers).tolist() == [True, False, False]
+    # flip, so give each fold's rows whose high half responded less than its low half
+    high = rules.fold_halves(uplift, fold)[:, 1] == 1.0
+    for j in range(3):
+        rows = fold == j
+        gap = pseudo[rows & high, 1].mean() - pseudo[rows & ~high, 1].mean() + 0.01
+        pseudo[rows, 1] -= np.where(high[rows], 1, -1) * gap / 2
+    assert rules.offer_screen(uplift, pseudo, fold, customers).tolist() == [True, False, False]
     # the real difference, 0.3, is about 11 SE (sd 1 over two halves of 3,000 rows): it clears
     # a one-sided 1.645 SE and fails 20 SE
-    assert rules.offer_screen(uplift, pseudo, customers, z=1.645)[0]
-    assert not rules.offer_screen(uplift, pseudo, customers, z=20.0)[0]
+    assert rules.offer_screen(uplift, pseudo, fold, customers, z=1.645)[0]
+    assert not rules.offer_screen(uplift, pseudo, fold, customers, z=20.0)[0]
     # a screened-out offer competes by its average: served as the gate's per-offer shrinkage
     served = rules.apply(uplift, np.array([0.15, 0.1, 0.1]), np.array([1.0, 0.0, 0.0]))
     np.testing.assert_allclose(served[:, 1], 0.1)
     assert rules.resolve("screened").screened
+
+
+def test_the_offer_screen_contrast_is_each_folds_high_minus_low_half_pooled():
+    # 2 folds of 4 rows; fold 0's high half responds 2 more, fold 1's 4 more: the pooled
+    # contrast weighs the folds by their rows, (2 + 4) / 2 = 3, whatever the folds' levels
+    fold = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    uplift = np.array([[0.1], [0.2], [0.3], [0.4], [5.1], [5.2], [5.3], [5.4]])
+    pseudo = np.array([[1.0], [1.0], [3.0], [3.0], [-9.0], [-9.0], [-5.0], [-5.0]])
+    halves = rules.fold_halves(uplift, fold)
+    assert halves[:, 0].tolist() == [0, 0, 1, 1, 0, 0, 1, 1]
+    slope, _ = rules.fold_slopes(halves, pseudo, fold, np.arange(8))
+    assert slope[0] == pytest.approx(3.0)
+    assert rules.offer_screen(uplift, pseudo, fold, np.arange(8)).tolist() == [True]
+    # one fold (pooled): fold 1's rows are all "high" and respond far less: shut
+    assert rules.offer_screen(uplift, pseudo, np.zeros(8), np.arange(8)).tolist() == [False]
+
+
+def test_the_offer_screen_splits_rows_within_their_fold_only():
+    # as in test_the_heterogeneity_gate_compares_rows_within_their_fold_only: each fold's model
+    # is off by a level that runs against the fold's own noise (a fold's lucky outcomes raise
+    # the other folds' models). Pooled over folds the median split sorts rows by fold and the
+    # real offer is shut; within folds each split sorts by the true effect and it is kept
+    rng = np.random.default_rng(8)
+    n = 30_000
+    customers = np.arange(n) // 3
+    fold = customers % 3
+    truth = 0.2 * rng.random((n, 1))
+    level = np.array([0.3, 0.0, -0.3])[fold][:, None]
+    uplift = truth + level
+    pseudo = truth - level + rng.normal(0, 0.5, (n, 1))
+    assert rules.offer_screen(uplift, pseudo, np.zeros(n), customers).tolist() == [False]
+    assert rules.offer_screen(uplift, pseudo, fold, customers, z=1.645).tolist() == [True]
+    # a flat offer with the same fold levels is not kept for them: its within-fold contrast
+    # is noise (here below zero), where pooled it would be judged by the levels alone
+    flat = np.full((n, 1), 0.1) + level + rng.normal(0, 0.05, (n, 1))
+    flat_pseudo = 0.1 + rng.normal(0, 0.5, (n, 1))
+    contrast = rules.fold_slopes(rules.fold_halves(flat, fold), flat_pseudo, fold, customers)
+    assert rules.offer_screen(flat, flat_pseudo, fold, customers, z=1.645).tolist() == [False]
+    assert abs(contrast[0][0]) < 3 * contrast[1][0]
 
 
 def test_the_heterogeneity_gate_compares_rows_within_their_fold_only():
