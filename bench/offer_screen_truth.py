@@ -59,6 +59,12 @@ def cached(name: str, seed: int, pairs: list[str], trees: int, cache: Path
     (`u_<learner>_<capacity>`), computed as `select_policy` does, from the cache if there."""
     path = cache / f"{name}_{seed}_{trees}.npz"
     data = dict(np.load(path)) if path.exists() else {}
+    # a pair's uplift is stale once its capacity's settings change (low was redefined)
+    params = TrainSettings(params=BoosterParams(n_estimators=trees, n_jobs=1)).params
+    fitted_with = {p: repr(CAPACITIES[p.split("_", 1)[1]].apply(params)) for p in pairs}
+    for pair in pairs:
+        if str(data.get(f"s_{pair}", "")) != fitted_with[pair]:
+            data.pop(f"u_{pair}", None)
     if all(f"u_{p}" in data for p in pairs):
         return data
     design = WORLDS[name]
@@ -82,7 +88,8 @@ def cached(name: str, seed: int, pairs: list[str], trees: int, cache: Path
     for pair in pairs:
         if f"u_{pair}" in data:
             continue
-        learner, capacity = pair.split("_")
+        learner, capacity = pair.split("_", 1)  # capacities may hold "_" (low_smooth)
+        data[f"s_{pair}"] = np.array(fitted_with[pair])
         data[f"u_{pair}"] = crossfit.uplift_predictions(
             learner, X, frame["treatment"].to_numpy(dtype=object), converted,  # type: ignore[arg-type]
             propensity, fold, offer_ids=world.catalog.offer_ids,

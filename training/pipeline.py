@@ -227,26 +227,13 @@ def select_policy(frame: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
         if rule.shrinkage == 0.0:
             return fold_population[fold], None, 0.0
         fitted = oof[c.learner, c.capacity]
-        if rule.gated:  # each fold's gate from the other folds' rows, like its population
-            gates = np.stack([rules.heterogeneity_gate(
-                fitted.uplift[fold != j], pseudo[fold != j], fold[fold != j],
-                customers[fold != j]) for j in range(settings.folds)]).astype(np.float64)
-            served = rules.heterogeneity_gate(fitted.uplift, pseudo, fold, customers)
-            return (rules.apply(fitted.uplift, fold_population[fold], gates[fold]), None,
-                    served.astype(np.float64))
-        if rule.screened:  # each fold's screen from the other folds' rows, like its gate
-            screens = np.stack([rules.offer_screen(
-                fitted.uplift[fold != j], pseudo[fold != j], fold[fold != j],
-                customers[fold != j]) for j in range(settings.folds)]).astype(np.float64)
-            served = rules.offer_screen(fitted.uplift, pseudo, fold, customers)
-            return (rules.apply(fitted.uplift, fold_population[fold], screens[fold]), None,
-                    served.astype(np.float64))
-        if rule.calibrated:  # each fold's slopes from the other folds' rows, like its gate
-            slopes = np.stack([rules.calibration_slopes(
-                fitted.uplift[fold != j], pseudo[fold != j], fold[fold != j])
-                for j in range(settings.folds)])
-            served = rules.calibration_slopes(fitted.uplift, pseudo, fold)
-            return (rules.apply(fitted.uplift, fold_population[fold], slopes[fold]), None, served)
+        estimate = rules.per_offer_estimator(rule)
+        if estimate is not None:  # each fold's from the other folds' rows, like its population
+            per_fold = np.stack([estimate(fitted.uplift[fold != j], pseudo[fold != j],
+                                          fold[fold != j], customers[fold != j])
+                                 for j in range(settings.folds)])
+            served = estimate(fitted.uplift, pseudo, fold, customers)
+            return rules.apply(fitted.uplift, fold_population[fold], per_fold[fold]), None, served
         if not rule.confident:
             return (rules.apply(fitted.uplift, fold_population[fold], rule.shrinkage), None,
                     rule.shrinkage)

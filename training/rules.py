@@ -10,6 +10,7 @@ jackknife), so a customer moves only where the lower bound of the difference is 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -146,14 +147,25 @@ def heterogeneity_gate(uplift: np.ndarray, pseudo: np.ndarray, fold: np.ndarray,
 
 
 def fold_halves(uplift: np.ndarray, fold: np.ndarray) -> np.ndarray:
-    """Per row and offer: 1.0 where the uplift is above its fold's median for the offer, 0.0
-    at or below, NaN where unmodelled; `fold` each row's cross-fitting fold."""
+    """Per row and offer: 1.0 in the upper half of its fold's rows ranked by the offer's
+    uplift, 0.0 in the lower half, NaN where unmodelled; `fold` each row's cross-fitting fold.
+
+    Split by rank, not by "above the median": a model with few distinct values (shallow trees)
+    can tie half its rows at the top value, leaving nothing above the median and so no
+    contrast; ties are split in row order, a contrast worth 0 in expectation. A fold whose
+    uplift does not vary at all stays in one half (no split, no contrast).
+    """
     halves = np.full(uplift.shape, np.nan)
     for j in np.unique(fold):
         for k in range(uplift.shape[1]):
-            rows = (fold == j) & np.isfinite(uplift[:, k])
-            if rows.any():
-                halves[rows, k] = uplift[rows, k] > np.median(uplift[rows, k])
+            rows = np.flatnonzero((fold == j) & np.isfinite(uplift[:, k]))
+            if len(rows) == 0:
+                continue
+            values = uplift[rows, k]
+            halves[rows, k] = 0.0
+            if np.ptp(values) > 0.0:
+                upper = rows[np.argsort(values, kind="stable")[len(rows) // 2:]]
+                halves[upper, k] = 1.0
     return halves
 
 
@@ -189,6 +201,23 @@ def calibration_slopes(uplift: np.ndarray, pseudo: np.ndarray, fold: np.ndarray)
     uplift ~1; an offer without variation keeps 0.
     """
     return np.clip(fold_slopes(uplift, pseudo, fold)[0], 0.0, 1.0)
+
+
+#: (out-of-fold uplift, DR pseudo-outcome, fold, customer) -> a shrinkage per offer
+PerOffer = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+
+
+def per_offer_estimator(rule: Rule) -> PerOffer | None:
+    """The rule's shrinkage per offer estimated from the data (the heterogeneity gate, the
+    offer screen: 1 or 0; the calibration slope), or None for a rule with a fixed shrinkage.
+    One signature, so the pipeline fits each fold's from the other folds' rows in one place."""
+    if rule.gated:
+        return lambda u, p, f, c: heterogeneity_gate(u, p, f, c).astype(np.float64)
+    if rule.screened:
+        return lambda u, p, f, c: offer_screen(u, p, f, c).astype(np.float64)
+    if rule.calibrated:
+        return lambda u, p, f, c: calibration_slopes(u, p, f)
+    return None
 
 
 def apply(raw: np.ndarray, population: np.ndarray, shrinkage: float | np.ndarray,

@@ -181,6 +181,19 @@ def test_the_offer_screen_contrast_is_each_folds_high_minus_low_half_pooled():
     assert rules.offer_screen(uplift, pseudo, np.zeros(8), np.arange(8)).tolist() == [False]
 
 
+def test_the_offer_screen_keeps_a_real_offer_whose_uplift_ties_at_the_top():
+    # shallow trees: 6 of 10 rows share the top uplift, so nothing lies above the median; the
+    # rank split still puts the tied top rows against the low ones, where the effect is
+    uplift = np.array([[0.1], [0.1], [0.1], [0.1], [0.3], [0.3], [0.3], [0.3], [0.3], [0.3]])
+    pseudo = np.array([[0.0], [0.0], [0.0], [0.0], [2.0], [2.0], [2.0], [2.0], [2.0], [2.0]])
+    fold = np.zeros(10, dtype=np.int64)
+    assert rules.fold_halves(uplift, fold)[:, 0].tolist() == [0] * 5 + [1] * 5
+    assert rules.offer_screen(uplift, pseudo, fold, np.arange(10)).tolist() == [True]
+    # an offer whose uplift does not vary has no halves to contrast: it competes by its average
+    assert rules.offer_screen(np.full((10, 1), 0.2), pseudo, fold, np.arange(10)).tolist() \
+        == [False]
+
+
 def test_the_offer_screen_splits_rows_within_their_fold_only():
     # as in test_the_heterogeneity_gate_compares_rows_within_their_fold_only: each fold's model
     # is off by a level that runs against the fold's own noise (a fold's lucky outcomes raise
