@@ -56,18 +56,26 @@ def test_a_thresholded_segment_effect_is_targeted():
     assert outcome.chosen == outcome.full_choice  # the nested check kept the targeting choice
 
 
+def fit_one_rule(world, spec, rule: str):
+    """The real selection and refit with a menu of one candidate, t/low/<rule>."""
+    from training.pipeline import STEPS, Progress, fit_chosen
+
+    settings = replace(SETTINGS, learners=("t",), capacities=("low",), rules=(rule,),
+                       nested_z=None)
+    policy, selection = fit_chosen(world.exposures, spec, world.catalog, settings,
+                                   Progress(STEPS))
+    assert selection.chosen.name == f"t/low/{rule}"
+    return policy, selection
+
+
 def test_the_calibrated_rule_serves_a_slope_per_offer_and_targets_a_segment_effect():
     from features.build import build_matrix, infer_spec
     from nba.worlds import FEATURES
-    from training.pipeline import STEPS, Progress, fit_chosen, policy_arms
+    from training.pipeline import policy_arms
 
     world = generate(replace(DESIGNS["thresholded"], rows_per_arm=1_500), seed=6)
-    settings = replace(SETTINGS, learners=("t",), capacities=("low",), rules=("calibrated",),
-                       nested_z=None)
     spec = infer_spec(world.exposures, FEATURES)
-    policy, selection = fit_chosen(world.exposures, spec, world.catalog, settings,
-                                   Progress(STEPS))
-    assert selection.chosen.name == "t/low/calibrated"
+    policy, selection = fit_one_rule(world, spec, "calibrated")
     slopes = np.asarray(policy.shrinkage)
     assert slopes.shape == (len(world.catalog.offers),)
     assert np.all((slopes >= 0.0) & (slopes <= 1.0)) and slopes.max() > 0.3
@@ -80,7 +88,7 @@ def test_the_calibrated_rule_serves_a_slope_per_offer_and_targets_a_segment_effe
 def test_the_screened_rule_keeps_the_offer_whose_effect_varies():
     from features.build import build_matrix, infer_spec
     from nba.worlds import FEATURES
-    from training.pipeline import STEPS, Progress, fit_chosen, policy_arms
+    from training.pipeline import policy_arms
 
     # offer 0 pays only where x1 > 0.6 (net 2.3 there, -0.1 elsewhere); offers 1-3 lift
     # everyone alike (net 0.7): the oracle (1.34) sends offer 0 above 0.6 and a flat one below,
@@ -91,12 +99,8 @@ def test_the_screened_rule_keeps_the_offer_whose_effect_varies():
 
     world = generate(Design("one_of_four", (20.0,) * 4, (0.1,) * 4, one_of_four,
                             rows_per_arm=1_500), seed=8)
-    settings = replace(SETTINGS, learners=("t",), capacities=("low",), rules=("screened",),
-                       nested_z=None)
     spec = infer_spec(world.exposures, FEATURES)
-    policy, selection = fit_chosen(world.exposures, spec, world.catalog, settings,
-                                   Progress(STEPS))
-    assert selection.chosen.name == "t/low/screened"
+    policy, selection = fit_one_rule(world, spec, "screened")
     kept = np.asarray(policy.shrinkage)
     assert kept.shape == (4,) and set(kept.tolist()) <= {0.0, 1.0} and kept[0] == 1.0
     metrics = selection.evaluation.metrics

@@ -194,19 +194,29 @@ def test_the_offer_screen_keeps_a_real_offer_whose_uplift_ties_at_the_top():
         == [False]
 
 
+N_FOLD_LEVELS = 30_000
+
+
+def fold_levels(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(customers, fold, level, uplift, pseudo): a real effect 0-0.2, each fold's model off by
+    a level that runs against the fold's own noise (a fold's lucky outcomes raise the other
+    folds' models), 3 rows per customer, folds by customer."""
+    rng = np.random.default_rng(seed)
+    customers = np.arange(N_FOLD_LEVELS) // 3
+    fold = customers % 3
+    truth = 0.2 * rng.random((N_FOLD_LEVELS, 1))
+    level = np.array([0.3, 0.0, -0.3])[fold][:, None]
+    return (customers, fold, level, truth + level,
+            truth - level + rng.normal(0, 0.5, (N_FOLD_LEVELS, 1)))
+
+
 def test_the_offer_screen_splits_rows_within_their_fold_only():
     # as in test_the_heterogeneity_gate_compares_rows_within_their_fold_only: each fold's model
     # is off by a level that runs against the fold's own noise (a fold's lucky outcomes raise
     # the other folds' models). Pooled over folds the median split sorts rows by fold and the
     # real offer is shut; within folds each split sorts by the true effect and it is kept
-    rng = np.random.default_rng(8)
-    n = 30_000
-    customers = np.arange(n) // 3
-    fold = customers % 3
-    truth = 0.2 * rng.random((n, 1))
-    level = np.array([0.3, 0.0, -0.3])[fold][:, None]
-    uplift = truth + level
-    pseudo = truth - level + rng.normal(0, 0.5, (n, 1))
+    customers, fold, level, uplift, pseudo = fold_levels(8)
+    rng, n = np.random.default_rng(9), N_FOLD_LEVELS
     assert rules.offer_screen(uplift, pseudo, np.zeros(n), customers).tolist() == [False]
     assert rules.offer_screen(uplift, pseudo, fold, customers, z=1.645).tolist() == [True]
     # a flat offer with the same fold levels is not kept for them: its within-fold contrast
@@ -222,14 +232,8 @@ def test_the_heterogeneity_gate_compares_rows_within_their_fold_only():
     # as in test_calibration_slopes_compare_rows_within_their_fold_only: fold levels that run
     # against the folds' own noise make the pooled slope negative; within folds it is clearly
     # positive and the gate opens, its SE from the within-fold residuals
-    rng = np.random.default_rng(7)
-    n = 30_000
-    customers = np.arange(n) // 3
-    fold = customers % 3
-    truth = 0.2 * rng.random((n, 1))
-    level = np.array([0.3, 0.0, -0.3])[fold][:, None]
-    uplift = truth + level
-    pseudo = truth - level + rng.normal(0, 0.5, (n, 1))
+    customers, fold, _, uplift, pseudo = fold_levels(7)
+    n = N_FOLD_LEVELS
     assert np.polyfit(uplift[:, 0], pseudo[:, 0], 1)[0] < 0
     slopes, se = rules.fold_slopes(uplift, pseudo, fold, customers)
     assert slopes[0] == pytest.approx(1.0, abs=0.15)
@@ -380,13 +384,7 @@ def test_calibration_slopes_compare_rows_within_their_fold_only():
     # each fold's model is off by a level that runs against the fold's own noise (as when a
     # fold's lucky outcomes raise the other folds' models): pooled over folds the slope would
     # come out negative; within folds it is the calibrated 1
-    rng = np.random.default_rng(6)
-    n = 30_000
-    fold = np.arange(n) % 3
-    truth = 0.2 * rng.random((n, 1))
-    level = np.array([0.3, 0.0, -0.3])[fold][:, None]
-    uplift = truth + level
-    pseudo = truth - level + rng.normal(0, 0.5, (n, 1))
+    _, fold, _, uplift, pseudo = fold_levels(6)
     pooled = np.polyfit(uplift[:, 0], pseudo[:, 0], 1)[0]
     assert pooled < 0
     assert rules.calibration_slopes(uplift, pseudo, fold)[0] == pytest.approx(1.0, abs=0.1)
