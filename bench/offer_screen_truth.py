@@ -44,6 +44,7 @@ from nba.blind_worlds import BLIND  # noqa: E402
 from nba.worlds import DESIGNS, HELD_OUT, generate  # noqa: E402
 from stats import aipw_scores, mean_estimate  # noqa: E402
 from training import crossfit, rules  # noqa: E402
+from training import evaluate as ev  # noqa: E402
 from training.learners import CAPACITIES  # noqa: E402
 from training.pipeline import arm_index, economics, selection_mask  # noqa: E402
 from training.settings import BoosterParams, TrainSettings  # noqa: E402
@@ -103,14 +104,8 @@ def cached(name: str, seed: int, pairs: list[str], trees: int, cache: Path
 
 
 def greedy(net: np.ndarray) -> np.ndarray:
-    """Arm per row: 1 + the offer with the best net, or 0 when none pays."""
-    best = np.nan_to_num(net, nan=-np.inf).argmax(axis=1)
-    return np.where(net[np.arange(len(best)), best] > 0, best + 1, 0)
-
-
-def at_arms(values: np.ndarray, arms: np.ndarray) -> np.ndarray:
-    """Per row: `values` (rows, offers) at the row's arm, 0 where nothing is sent."""
-    return np.where(arms > 0, values[np.arange(len(arms)), np.maximum(arms - 1, 0)], 0.0)
+    """Arm per row as the pipeline picks it (`ev.greedy_arm`), every offer eligible."""
+    return ev.greedy_arm(np.nan_to_num(net, nan=-np.inf), np.ones(net.shape, dtype=bool))
 
 
 def screen_target(u: np.ndarray, population: np.ndarray, pseudo_net: np.ndarray,
@@ -136,12 +131,12 @@ def screen_delta(u: np.ndarray, population: np.ndarray, pseudo_net: np.ndarray,
     """Per offer: does ranking it by its uplift rather than its average raise the full
     policy's DR value beyond z SE? (a decision test, one offer at a time)"""
     net = u * margins - costs
-    served = at_arms(pseudo_net, greedy(net))
+    served = ev.at_arms(pseudo_net, greedy(net))
     keep = np.zeros(u.shape[1], dtype=bool)
     for k in range(u.shape[1]):
         alternative = net.copy()
         alternative[:, k] = population[k] * margins[k] - costs[k]
-        d = mean_estimate(served - at_arms(pseudo_net, greedy(alternative)), clusters)
+        d = mean_estimate(served - ev.at_arms(pseudo_net, greedy(alternative)), clusters)
         keep[k] = d.value - z * d.se > 0.0
     return keep
 
@@ -172,7 +167,7 @@ def world_seed(data: dict[str, np.ndarray], pairs: list[str], zs: list[float]
     flat = data["truth"].std(axis=0) <= 1e-9
 
     def value(u: np.ndarray) -> float:
-        return float(at_arms(true_net, greedy(u * margins - costs)).mean()) / oracle
+        return float(ev.at_arms(true_net, greedy(u * margins - costs)).mean()) / oracle
 
     out = {"oracle (per customer)": oracle, "best_single": value(fold_population[fold])}
     menu = {"best_single": fold_population[fold]}  # the menu's DR argmax, without / with screen
@@ -181,8 +176,8 @@ def world_seed(data: dict[str, np.ndarray], pairs: list[str], zs: list[float]
         u = data[f"u_{pair}"]
         arms = greedy(u * margins - costs)
         out[f"{pair}/full"] = value(u)
-        out[f"{pair}/curse"] = float(np.mean(at_arms(u * margins - costs, arms)
-                                             - at_arms(true_net, arms)))
+        out[f"{pair}/curse"] = float(np.mean(ev.at_arms(u * margins - costs, arms)
+                                             - ev.at_arms(true_net, arms)))
         out[f"{pair}/noise_share"] = float(np.mean((arms > 0) & flat[np.maximum(arms - 1, 0)]))
         out[f"{pair}/shrink_0.5"] = value(rules.apply(u, fold_population[fold], 0.5))
         menu[f"{pair}/full"] = u
@@ -203,7 +198,7 @@ def world_seed(data: dict[str, np.ndarray], pairs: list[str], zs: list[float]
 
     def dr_choice(candidates: dict[str, np.ndarray]) -> float:
         """True value / oracle of the candidate with the best DR value (cross-fitted)."""
-        dr = {k: at_arms(pseudo_net, greedy(u * margins - costs)).mean()
+        dr = {k: ev.at_arms(pseudo_net, greedy(u * margins - costs)).mean()
               for k, u in candidates.items()}
         return value(candidates[max(dr, key=lambda k: dr[k])])
 

@@ -35,6 +35,7 @@ from nba.blind_worlds import BLIND  # noqa: E402
 from nba.worlds import DESIGNS, FEATURES, HELD_OUT, Design, Uplift, World, generate  # noqa: E402
 from stats import aipw_scores, mean_estimate, profit_terms  # noqa: E402
 from training import crossfit, rules  # noqa: E402
+from training import evaluate as ev  # noqa: E402
 from training.learners import CAPACITIES  # noqa: E402
 from training.pipeline import (  # noqa: E402
     STEPS,
@@ -51,8 +52,7 @@ from training.settings import BoosterParams, TrainSettings  # noqa: E402
 
 def true_value(net: np.ndarray, arms: np.ndarray) -> float:
     """Mean true incremental profit of `arms` (0 = nothing) given per-row, per-offer net."""
-    rows = np.arange(len(arms))
-    return float(np.mean(np.where(arms > 0, net[rows, np.maximum(arms - 1, 0)], 0.0)))
+    return float(np.mean(ev.at_arms(net, arms)))
 
 
 def menu_against_truth(world: World, design_uplift: Uplift, settings: TrainSettings

@@ -19,6 +19,7 @@ import pandas as pd
 
 from features.catalog import Catalog, Offer
 from features.schema import Kind
+from training.evaluate import at_arms
 from training.settings import TrainSettings
 
 FEATURES: list[tuple[str, Kind]] = [("x1", "numeric"), ("x2", "numeric"), ("x3", "numeric"),
@@ -80,8 +81,7 @@ class World:
 
     def value(self, arms: np.ndarray) -> float:
         """True incremental profit per customer of a policy's arms (0 = nothing, k = offer k)."""
-        rows = np.arange(len(arms))
-        return float(np.mean(np.where(arms > 0, self.net[rows, np.maximum(arms - 1, 0)], 0.0)))
+        return float(np.mean(at_arms(self.net, arms)))
 
     def oracle(self) -> float:
         """The best any policy can do: each customer's best offer, or nothing."""

@@ -104,6 +104,11 @@ def one_hot(arm: np.ndarray, n_arms: int) -> np.ndarray:
     return probs
 
 
+def at_arms(values: np.ndarray, arms: np.ndarray) -> np.ndarray:
+    """Per row: `values` (rows, offers) at the row's arm (1 + offer), 0 where nothing is sent."""
+    return np.where(arms > 0, values[np.arange(len(arms)), np.maximum(arms - 1, 0)], 0.0)
+
+
 def greedy_arm(net_value: np.ndarray, eligible: np.ndarray) -> np.ndarray:
     """Arm per row: 1 + the best eligible offer by net value, or 0 (control) when none pays."""
     masked = np.where(eligible, net_value, -np.inf)
