@@ -1,0 +1,141 @@
+"""The UNSEEN worlds (nba.unseen_worlds) generate the same data for the same seed, valid under
+the data contract (missing values included), with the truth shaped as their descriptions say.
+No training here."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from features.build import build_matrix, infer_spec
+from features.io import exposures_frame
+from features.schema import MAX_LEVELS, feature_columns
+from nba.unseen_worlds import EVENT_STORES, HISTORY, N_STORES, UNSEEN
+from nba.worlds import HIDDEN, World, generate
+
+
+@pytest.fixture(scope="module")
+def worlds() -> dict[str, World]:
+    """Every unseen world at seed 3."""
+    return {name: generate(design, 3) for name, design in UNSEEN.items()}
+
+
+def _digest(world: World) -> str:
+    return hashlib.sha256(
+        pd.util.hash_pandas_object(world.exposures, index=True).to_numpy().tobytes()
+        + pd.util.hash_pandas_object(world.test, index=True).to_numpy().tobytes()
+        + world.test_uplift.tobytes()).hexdigest()
+
+
+@pytest.mark.parametrize("name", sorted(UNSEEN))
+def test_the_same_seed_generates_the_same_world(name, worlds):
+    assert _digest(generate(UNSEEN[name], 3)) == _digest(worlds[name])
+    assert _digest(generate(UNSEEN[name], 4)) != _digest(worlds[name])
+
+
+@pytest.mark.parametrize("name", sorted(UNSEEN))
+def test_an_unseen_world_is_valid_under_the_data_contract(name, worlds):
+    design, world = UNSEEN[name], worlds[name]
+    n_offers = len(design.margins)
+    table = pa.Table.from_pandas(world.exposures, preserve_index=False)
+    frame = exposures_frame(table, "exposures.parquet", world.catalog)
+    assert feature_columns(table.schema, "exposures.parquet") == list(design.columns)
+    assert not [c for c in world.test.columns if c.startswith(HIDDEN)]
+    assert len(world.exposures) == design.rows_per_arm * (n_offers + 1)
+    assert set(frame["treatment"]) == {"control", *world.catalog.offer_ids}
+
+    spec = infer_spec(frame, list(world.columns))
+    for rows in (frame, world.test):
+        X = build_matrix(rows, spec)
+        assert X.shape == (len(rows), spec.width)
+        # missing values reach the model as NaN (LightGBM's missing), nothing else is missing
+        numeric = [i for i, n in enumerate(spec.matrix_names) if n in rows.columns]
+        assert np.array_equal(np.isnan(X[:, numeric]),
+                              rows[[spec.matrix_names[i] for i in numeric]].isna().to_numpy())
+        assert np.isfinite(np.delete(X, numeric, axis=1)).all()
+
+    truth = world.logged_truth
+    assert truth is not None and truth.shape == (len(frame), n_offers + 1)
+    assert truth.min() >= 0.0 and truth.max() <= 1.0
+    arm = frame["treatment"].map({t: i for i, t in enumerate(["control",
+                                                              *world.catalog.offer_ids])})
+    expected = truth[np.arange(len(frame)), arm.to_numpy()]
+    assert abs(frame["converted"].mean() - expected.mean()) < 4 * np.sqrt(
+        (expected * (1 - expected)).sum()) / len(frame)
+    assert world.oracle() >= world.best_single() - 1e-9 and world.best_single() >= 0.0
+
+
+@pytest.mark.parametrize("name", sorted(UNSEEN))
+def test_an_unseen_worlds_logging_and_conversion_are_probabilities(name):
+    design = UNSEEN[name]
+    assert design.customers is not None and design.base is not None
+    customers = design.customers(3_000, np.random.default_rng(4))
+    n_offers = len(design.margins)
+    probs = (np.full((len(customers), n_offers + 1), 1.0 / (n_offers + 1))
+             if design.logging is None else design.logging(customers, n_offers))
+    assert probs.shape == (len(customers), n_offers + 1)
+    assert np.allclose(probs.sum(axis=1), 1.0) and probs.min() > 0.0
+    converted = design.base(customers)[:, None] + design.uplift(customers)
+    assert converted.min() >= 0.0 and converted.max() <= 1.0  # never clipped: truth is exact
+
+
+def test_loyal_multiplier_lifts_in_proportion_to_the_base(worlds):
+    design, world = UNSEEN["loyal_multiplier"], worlds["loyal_multiplier"]
+    assert design.base is not None
+    base = design.base(world.test)
+    assert base.min() < 0.02 and base.max() > 0.40
+    assert np.allclose(world.test_uplift[:, 0], 0.30 * base)
+    assert np.allclose(world.test_uplift[:, 1], 0.15 * base)
+    # no offer pays on average, yet the oracle serves about half of the customers something
+    assert world.best_single() == 0.0 and world.oracle() > 0.1
+    served = world.net.max(axis=1) > 0
+    assert 0.3 < served.mean() < 0.7
+    # the customers double points pay for are the ones most likely to buy anyway
+    assert base[world.net.argmax(axis=1) == 0].min() > base[~served].max() - 1e-9
+
+
+def test_store_events_pay_in_a_handful_of_150_stores(worlds):
+    world = worlds["store_events"]
+    assert world.exposures["store"].nunique() == N_STORES
+    levels = infer_spec(world.exposures, list(world.columns)).features[0].levels
+    assert len(levels) == MAX_LEVELS  # the contract folds the long tail into "unknown"
+    assert 0 < len(set(EVENT_STORES) - set(levels)) < len(EVENT_STORES)
+    event = world.test["store"].isin(EVENT_STORES).to_numpy()
+    assert world.test_uplift[event, 0].max() > 0.08
+    assert np.allclose(world.test_uplift[~event, 0], 0.005)
+    assert world.oracle() >= 1.5 * world.best_single() > 0.0
+
+
+def test_new_and_missing_the_missing_history_is_the_signal(worlds):
+    world = worlds["new_and_missing"]
+    never = world.test["orders_12m"].isna().to_numpy()
+    assert 0.28 < never.mean() < 0.38
+    # a third of the numeric features missing together, for exactly the never-ordered
+    assert (world.test[list(HISTORY)].isna().to_numpy() == never[:, None]).all()
+    assert 0.15 < world.test["age"].isna().mean() < 0.25
+    assert world.exposures[list(HISTORY)].isna().any(axis=None)
+    best = world.net.argmax(axis=1)
+    assert (best[never] == 0).all() and (best[~never] != 0).all()
+    assert world.oracle() >= 1.5 * world.best_single() > 0.0
+
+
+def test_twins_small_the_best_single_offer_is_the_oracle(worlds):
+    design, world = UNSEEN["twins_small"], worlds["twins_small"]
+    assert len(design.margins) == 4 and design.rows_per_arm == 700
+    assert np.array_equal(world.test_uplift[:, 0], world.test_uplift[:, 1])
+    assert design.costs[0] < design.costs[1]
+    assert (world.test_uplift[:, 2] < 0).any()  # the bundle cannibalises frequent buyers
+    assert (world.net.argmax(axis=1) == 0).all()
+    assert np.isclose(world.oracle(), world.best_single())
+    postal = world.exposures["treatment"] == world.catalog.offer_ids[1]
+    card = world.exposures["account"] == "store_card"
+    seen = world.exposures.loc[postal, "propensity"].groupby(card[postal]).first()
+    assert np.allclose(seen.sort_index().to_numpy(), [0.03, 0.40])
+
+
+def test_at_least_two_unseen_worlds_pay_for_targeting(worlds):
+    assert sum(w.oracle() >= 1.5 * max(w.best_single(), 1e-9) for w in worlds.values()) >= 2
