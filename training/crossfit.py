@@ -114,3 +114,41 @@ def uplift_predictions(kind: Learner, X: np.ndarray, treatment: np.ndarray,
         uplift[np.ix_(np.flatnonzero(test), columns)] = model.predict(X[test])[0][:, modelled]
         per_fold[j][:, columns] = model.predict(X[spread])[0][:, modelled]
     return OutOfFold(uplift, spread, per_fold)
+
+
+def half_masks(customer_ids: np.ndarray, rows: np.ndarray, seed: int) -> tuple[np.ndarray,
+                                                                               np.ndarray]:
+    """Two disjoint halves of `rows` (a boolean mask), split by customer at random."""
+    groups = np.asarray(customer_ids).astype(str)
+    names = np.unique(groups[rows])
+    first = set(np.random.default_rng(seed).permutation(names)[: len(names) // 2].tolist())
+    in_first = np.fromiter((g in first for g in groups), dtype=bool, count=len(groups))
+    return rows & in_first, rows & ~in_first
+
+
+def split_half_uplift(kind: Learner, X: np.ndarray, treatment: np.ndarray,
+                      converted: np.ndarray, propensity: np.ndarray, fold: np.ndarray,
+                      customer_ids: np.ndarray, *, offer_ids: tuple[str, ...],
+                      control_label: str, params: BoosterParams, seed: int) -> np.ndarray:
+    """Per row: two uplift predictions (rows, 2, n_offers) by models of the same learner fitted
+    on disjoint halves, by customer, of the rows outside the row's fold (all rows where `fold`
+    is all -1: the served case, predicting the rows themselves).
+
+    Their fitting noise is independent, so across rows cov(u_A, u_B) estimates the variance of
+    the per-customer signal the learner can pick up (`rules.split_half_reliability`); no
+    outcome of a fold enters its own rows' predictions.
+    """
+    out = np.full((len(X), 2, len(offer_ids)), np.nan)
+    for j in np.unique(fold):
+        test = fold == j
+        train = ~test if j >= 0 else np.ones(len(X), dtype=bool)
+        for h, half in enumerate(half_masks(customer_ids, train, seed + 7919 * (int(j) + 1))):
+            model = fit_learner(kind, X[half], treatment[half], converted[half],
+                                propensity[half], control_label=control_label, params=params,
+                                seed=seed + h)
+            columns = np.array([offer_ids.index(o) for o in model.offer_ids if o in offer_ids],
+                               dtype=np.int64)
+            modelled = [i for i, o in enumerate(model.offer_ids) if o in offer_ids]
+            out[np.ix_(np.flatnonzero(test), [h], columns)] = \
+                model.predict(X[test])[0][:, modelled][:, None, :]
+    return out
