@@ -47,7 +47,7 @@ def halves_cached(name: str, seed: int, pairs: list[str], trees: int, cache: Pat
     """Each pair's split-half uplift per fold (`h_<pair>`, rows x 2 x offers), cached."""
     path = cache / f"{name}_{seed}_{trees}_halves.npz"
     data = dict(np.load(path)) if path.exists() else {}
-    if all(f"h_{p}" in data for p in pairs):
+    if all(f"h_{p}" in data and f"p_{p}" in data for p in pairs):
         return data
     world = generate(WORLDS[name], 100 + seed)
     settings = TrainSettings(params=BoosterParams(n_estimators=trees, n_jobs=1), seed=seed)
@@ -57,15 +57,17 @@ def halves_cached(name: str, seed: int, pairs: list[str], trees: int, cache: Pat
     customers = frame["customer_id"].astype(str).to_numpy()
     fold = crossfit.folds(customers, settings.folds, seed)
     for pair in pairs:
-        if f"h_{pair}" in data:
-            continue
-        learner, capacity = pair.split("_", 1)
-        data[f"h_{pair}"] = crossfit.split_half_uplift(
-            learner, X, frame["treatment"].to_numpy(dtype=object),  # type: ignore[arg-type]
-            frame["converted"].to_numpy(), frame["propensity"].to_numpy(), fold, customers,
-            offer_ids=world.catalog.offer_ids, control_label=world.catalog.control_label,
-            params=CAPACITIES[capacity].apply(settings.params), seed=seed)
-        print(f"  {name} seed {seed}: {pair} split halves fitted", file=sys.stderr, flush=True)
+        for key, placebo in ((f"h_{pair}", False), (f"p_{pair}", True)):
+            if key in data:
+                continue
+            learner, capacity = pair.split("_", 1)
+            data[key] = crossfit.split_half_uplift(
+                learner, X, frame["treatment"].to_numpy(dtype=object),  # type: ignore[arg-type]
+                frame["converted"].to_numpy(), frame["propensity"].to_numpy(), fold, customers,
+                offer_ids=world.catalog.offer_ids, control_label=world.catalog.control_label,
+                params=CAPACITIES[capacity].apply(settings.params), seed=seed, placebo=placebo)
+            print(f"  {name} seed {seed}: {key} split halves fitted", file=sys.stderr,
+                  flush=True)
     cache.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(path, **data)
     return data
@@ -135,6 +137,30 @@ def world_seed(data: dict[str, np.ndarray], halves: dict[str, np.ndarray], pairs
                 out[f"{pair}/rel_screen_{z:g}/kept varying"] = float(keep[:, ~flat].mean())
             if z == zs[0]:
                 added[f"{pair}/rel_screen_{z:g}"] = screened_u
+        # the placebo's halves (arms shuffled: no offer varies) give each fold a null of the
+        # covariance the learner's own bias reaches, over the offers
+        real, null = [], []
+        for j in range(int(fold.max()) + 1):
+            rows = fold == j
+            real.append(rules.split_half_reliability(u[rows], h[rows], clusters[rows])[1])
+            null.append(rules.split_half_reliability(
+                u[rows], halves[f"p_{pair}"][rows], clusters[rows])[1])
+        real_cov, null_cov = np.stack(real), np.stack(null)
+        spread = np.stack([np.var(u[fold == j], axis=0) for j in range(len(real))])
+        for label, bound in (("max", null_cov.max(axis=1)),
+                             ("q95", null_cov.mean(axis=1) + 1.645 * null_cov.std(axis=1))):
+            keep = (real_cov > bound[:, None]).astype(np.float64)
+            out[f"{pair}/placebo_{label}"] = value(rules.apply(u, population, keep[fold]))
+            offers[f"{pair} kept placebo_{label}"] = keep.mean(axis=0)
+            if flat.any():
+                out[f"{pair}/placebo_{label}/kept flat"] = float(keep[:, flat].mean())
+            if not flat.all():
+                out[f"{pair}/placebo_{label}/kept varying"] = float(keep[:, ~flat].mean())
+        corrected = np.clip(np.divide(real_cov - null_cov.mean(axis=1, keepdims=True), spread,
+                                      out=np.zeros_like(spread), where=spread > 0), 0.0, 1.0)
+        out[f"{pair}/placebo_shrink"] = value(rules.apply(u, population, corrected[fold]))
+        offers[f"{pair} null cov/var"] = (null_cov / np.where(spread > 0, spread, np.nan)
+                                          ).mean(axis=0)
         if flat.any():
             out[f"{pair}/target_0/kept flat"] = float(kept_target[flat].mean())
         if not flat.all():

@@ -129,26 +129,31 @@ def half_masks(customer_ids: np.ndarray, rows: np.ndarray, seed: int) -> tuple[n
 def split_half_uplift(kind: Learner, X: np.ndarray, treatment: np.ndarray,
                       converted: np.ndarray, propensity: np.ndarray, fold: np.ndarray,
                       customer_ids: np.ndarray, *, offer_ids: tuple[str, ...],
-                      control_label: str, params: BoosterParams, seed: int) -> np.ndarray:
+                      control_label: str, params: BoosterParams, seed: int,
+                      placebo: bool = False) -> np.ndarray:
     """Per row: two uplift predictions (rows, 2, n_offers) by models of the same learner fitted
-    on disjoint halves, by customer, of the rows outside the row's fold (all rows where `fold`
-    is all -1: the served case, predicting the rows themselves).
+    on disjoint halves, by customer, of the rows outside the row's fold.
 
     Their fitting noise is independent, so across rows cov(u_A, u_B) estimates the variance of
-    the per-customer signal the learner can pick up (`rules.split_half_reliability`); no
-    outcome of a fold enters its own rows' predictions.
+    the per-customer signal the learner picks up (`rules.split_half_reliability`); no outcome
+    of a fold enters its own rows' predictions. `placebo`: each half's arms shuffled between
+    its rows (propensity: the arm's share), so no offer's effect varies: what the halves then
+    agree on is the learner's own bias, a null for the real halves' covariance.
     """
     out = np.full((len(X), 2, len(offer_ids)), np.nan)
     for j in np.unique(fold):
         test = fold == j
-        train = ~test if j >= 0 else np.ones(len(X), dtype=bool)
-        for h, half in enumerate(half_masks(customer_ids, train, seed + 7919 * (int(j) + 1))):
-            model = fit_learner(kind, X[half], treatment[half], converted[half],
-                                propensity[half], control_label=control_label, params=params,
-                                seed=seed + h)
+        for h, half in enumerate(half_masks(customer_ids, ~test, seed + 7919 * (int(j) + 1))):
+            arms, shares = treatment[half], propensity[half]
+            if placebo:
+                arms = np.random.default_rng(seed + 31 * int(j) + h).permutation(arms)
+                _, which, counts = np.unique(arms, return_inverse=True, return_counts=True)
+                shares = (counts / len(arms))[which]
+            model = fit_learner(kind, X[half], arms, converted[half], shares,
+                                control_label=control_label, params=params, seed=seed + h)
             columns = np.array([offer_ids.index(o) for o in model.offer_ids if o in offer_ids],
                                dtype=np.int64)
             modelled = [i for i, o in enumerate(model.offer_ids) if o in offer_ids]
-            out[np.ix_(np.flatnonzero(test), [h], columns)] = \
+            out[np.ix_(np.flatnonzero(test), np.array([h]), columns)] = \
                 model.predict(X[test])[0][:, modelled][:, None, :]
     return out
