@@ -12,7 +12,10 @@ Policies scored by their TRUE value / the oracle (per customer):
 - `rel_screen_<z>`: an offer keeps its per-customer uplift where its split-half covariance is
   above z SE (over rows, clustered by customer), else competes by its average;
 - `rel_shrink`: each offer's uplift shrunk towards its average by its reliability;
-- `rel_sb_shrink`: the same with the half-model reliability stepped up by Spearman-Brown.
+- `rel_sb_shrink`: the same with the half-model reliability stepped up by Spearman-Brown;
+- `placebo_max` / `placebo_q95`: the halves refitted with the arms shuffled (no offer varies) give
+  each fold a null covariance per offer; an offer is kept above the fold's null maximum over
+  offers / null mean + 1.645 sd; `placebo_shrink`: the reliability less the null's mean.
 Per offer (`--per-offer`): the true sd of its uplift, its mean reliability and covariance
 z-score over folds and seeds, and the shares of folds each screen kept it.
 Last, the menu's DR argmax (best single, pairs x full and shrink_0.5) with and without the
