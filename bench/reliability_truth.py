@@ -3,9 +3,9 @@ out-of-fold truth on the selection rows, no choice noise).
 
 Per world and seed, on the selection rows and folds `bench/offer_screen_truth.py` uses (its
 cache), each (learner, capacity) is also fitted twice per fold on disjoint halves, by
-customer, of the rows outside the fold (`crossfit.split_half_uplift`). On each fold's own rows
+customer, of the rows outside the fold (`split_half_uplift`). On each fold's own rows
 the halves' covariance over the fold model's variance is the offer's reliability
-(`rules.split_half_reliability`): models fitted without the fold, outcomes of the fold unused.
+(`split_half_reliability`): models fitted without the fold, outcomes of the fold unused.
 Policies scored by their TRUE value / the oracle (per customer):
 - `full`, `oracle_screen` (offers whose true uplift is flat compete by their out-of-fold DR
   average), `target_0` (`rules.offer_screen`, the `screened` rule);
@@ -40,9 +40,103 @@ from features.build import build_matrix, infer_spec  # noqa: E402
 from nba.worlds import generate  # noqa: E402
 from training import crossfit, rules  # noqa: E402
 from training import evaluate as ev  # noqa: E402
-from training.learners import CAPACITIES  # noqa: E402
+from training.learners import CAPACITIES, fit_learner  # noqa: E402
 from training.pipeline import selection_mask  # noqa: E402
 from training.settings import BoosterParams, TrainSettings  # noqa: E402
+from training.uplift import Learner  # noqa: E402
+
+
+def half_masks(customer_ids: np.ndarray, rows: np.ndarray, seed: int) -> tuple[np.ndarray,
+                                                                               np.ndarray]:
+    """Two disjoint halves of `rows` (a boolean mask), split by customer at random."""
+    groups = np.asarray(customer_ids).astype(str)
+    names = np.unique(groups[rows])
+    first = set(np.random.default_rng(seed).permutation(names)[: len(names) // 2].tolist())
+    in_first = np.fromiter((g in first for g in groups), dtype=bool, count=len(groups))
+    return rows & in_first, rows & ~in_first
+
+
+def split_half_uplift(kind: Learner, X: np.ndarray, treatment: np.ndarray,
+                      converted: np.ndarray, propensity: np.ndarray, fold: np.ndarray,
+                      customer_ids: np.ndarray, *, offer_ids: tuple[str, ...],
+                      control_label: str, params: BoosterParams, seed: int,
+                      placebo: bool = False) -> np.ndarray:
+    """Per row: two uplift predictions (rows, 2, n_offers) by models of the same learner fitted
+    on disjoint halves, by customer, of the rows outside the row's fold.
+
+    Their fitting noise is independent, so across rows cov(u_A, u_B) estimates the variance of
+    the per-customer signal the learner picks up (`split_half_reliability`); no outcome
+    of a fold enters its own rows' predictions. `placebo`: each half's arms shuffled between
+    its rows (propensity: the arm's share), so no offer's effect varies: what the halves then
+    agree on is the learner's own bias, a null for the real halves' covariance.
+    """
+    out = np.full((len(X), 2, len(offer_ids)), np.nan)
+    for j in np.unique(fold):
+        test = fold == j
+        for h, half in enumerate(half_masks(customer_ids, ~test, seed + 7919 * (int(j) + 1))):
+            arms, shares = treatment[half], propensity[half]
+            if placebo:
+                arms = np.random.default_rng(seed + 31 * int(j) + h).permutation(arms)
+                _, which, counts = np.unique(arms, return_inverse=True, return_counts=True)
+                shares = (counts / len(arms))[which]
+            model = fit_learner(kind, X[half], arms, converted[half], shares,
+                                control_label=control_label, params=params, seed=seed + h)
+            columns = np.array([offer_ids.index(o) for o in model.offer_ids if o in offer_ids],
+                               dtype=np.int64)
+            modelled = [i for i, o in enumerate(model.offer_ids) if o in offer_ids]
+            out[np.ix_(np.flatnonzero(test), np.array([h]), columns)] = \
+                model.predict(X[test])[0][:, modelled][:, None, :]
+    return out
+
+
+def split_half_reliability(uplift: np.ndarray, halves: np.ndarray, clusters: np.ndarray
+                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per offer over the rows: (reliability, split-half covariance, its SE by customer).
+
+    `halves` (rows, 2, n_offers) are two models' uplift fitted on disjoint halves of the
+    customers (`split_half_uplift`): their fitting noise is independent, so
+    cov(u_A, u_B) across rows estimates the variance of the per-customer signal the learner
+    picks up, while var(uplift) also holds the noise. Their ratio is the share of the uplift's
+    spread that is signal: ~0 for an offer whose effect is the same for everyone, and the
+    coefficient of the best linear predictor of that signal from the uplift (the empirical-Bayes
+    shrinkage towards the offer's average), clipped to [0, 1]. Outcomes are not used, so it has
+    none of the DR slope's outcome noise (`fold_slopes`). The SE is over rows (clustered by
+    `clusters`) for fixed models: it leaves out the models' own fitting noise.
+    """
+    n_offers = uplift.shape[1]
+    reliability, cov, se = np.zeros(n_offers), np.zeros(n_offers), np.full(n_offers, np.inf)
+    _, which = np.unique(clusters, return_inverse=True)
+    for k in range(n_offers):
+        u, a, b = uplift[:, k], halves[:, 0, k], halves[:, 1, k]
+        rows = np.isfinite(u) & np.isfinite(a) & np.isfinite(b)
+        if rows.sum() < 2:
+            continue
+        da, db, du = a[rows] - a[rows].mean(), b[rows] - b[rows].mean(), u[rows] - u[rows].mean()
+        cov[k] = float(np.mean(da * db))
+        spread = float(np.mean(du * du))
+        if spread > 0.0:
+            reliability[k] = float(np.clip(cov[k] / spread, 0.0, 1.0))
+        influence = np.bincount(which[rows], weights=da * db - cov[k]) / rows.sum()
+        se[k] = float(np.sqrt(influence @ influence))
+    return reliability, cov, se
+
+
+def reliability_by_fold(uplift: np.ndarray, halves: np.ndarray, fold: np.ndarray,
+                        clusters: np.ndarray, screen_z: float | None = None) -> np.ndarray:
+    """Per fold and offer (k, n_offers): the split-half reliability on the fold's own rows,
+    whose uplift and halves come from models fitted without them (`crossfit`), so no outcome
+    of a fold sets its own parameter. `screen_z`: 1 where the split-half covariance is above
+    z SE, else 0 (a screen), instead of the reliability (a shrinkage).
+    """
+    out = []
+    for j in range(int(fold.max()) + 1):
+        rows = fold == j
+        reliability, cov, se = split_half_reliability(uplift[rows], halves[rows],
+                                                      clusters[rows])
+        out.append(reliability if screen_z is None
+                   else (cov - screen_z * se > 0.0).astype(np.float64))
+    return np.stack(out)
+
 
 
 def halves_cached(name: str, seed: int, pairs: list[str], trees: int, cache: Path
@@ -64,7 +158,7 @@ def halves_cached(name: str, seed: int, pairs: list[str], trees: int, cache: Pat
             if key in data:
                 continue
             learner, capacity = pair.split("_", 1)
-            data[key] = crossfit.split_half_uplift(
+            data[key] = split_half_uplift(
                 learner, X, frame["treatment"].to_numpy(dtype=object),  # type: ignore[arg-type]
                 frame["converted"].to_numpy(), frame["propensity"].to_numpy(), fold, customers,
                 offer_ids=world.catalog.offer_ids, control_label=world.catalog.control_label,
@@ -115,7 +209,7 @@ def world_seed(data: dict[str, np.ndarray], halves: dict[str, np.ndarray], pairs
         target, kept_target = screened(u, data, fold_population, pseudo_net, 0.0, screen_target)
         out[f"{pair}/target_0"] = value(target)
         menu[f"{pair}/full"], menu[f"{pair}/shrink_0.5"] = u, rules.apply(u, population, 0.5)
-        reliability = rules.reliability_by_fold(u, h, fold, clusters)
+        reliability = reliability_by_fold(u, h, fold, clusters)
         shrunk = rules.apply(u, population, reliability[fold])
         out[f"{pair}/rel_shrink"] = value(shrunk)
         out[f"{pair}/rel_sb_shrink"] = value(rules.apply(u, population,
@@ -125,12 +219,12 @@ def world_seed(data: dict[str, np.ndarray], halves: dict[str, np.ndarray], pairs
         offers[f"{pair} kept target_0"] = kept_target
         zscores = []
         for j in range(int(fold.max()) + 1):
-            _, cov, se = rules.split_half_reliability(u[fold == j], h[fold == j],
+            _, cov, se = split_half_reliability(u[fold == j], h[fold == j],
                                                       clusters[fold == j])
             zscores.append(cov / se)
         offers[f"{pair} cov z"] = np.mean(zscores, axis=0)
         for z in zs:
-            keep = rules.reliability_by_fold(u, h, fold, clusters, screen_z=z)
+            keep = reliability_by_fold(u, h, fold, clusters, screen_z=z)
             screened_u = rules.apply(u, population, keep[fold])
             out[f"{pair}/rel_screen_{z:g}"] = value(screened_u)
             offers[f"{pair} kept rel_{z:g}"] = keep.mean(axis=0)
@@ -145,8 +239,8 @@ def world_seed(data: dict[str, np.ndarray], halves: dict[str, np.ndarray], pairs
         real, null = [], []
         for j in range(int(fold.max()) + 1):
             rows = fold == j
-            real.append(rules.split_half_reliability(u[rows], h[rows], clusters[rows])[1])
-            null.append(rules.split_half_reliability(
+            real.append(split_half_reliability(u[rows], h[rows], clusters[rows])[1])
+            null.append(split_half_reliability(
                 u[rows], halves[f"p_{pair}"][rows], clusters[rows])[1])
         real_cov, null_cov = np.stack(real), np.stack(null)
         spread = np.stack([np.var(u[fold == j], axis=0) for j in range(len(real))])

@@ -203,55 +203,6 @@ def calibration_slopes(uplift: np.ndarray, pseudo: np.ndarray, fold: np.ndarray)
     return np.clip(fold_slopes(uplift, pseudo, fold)[0], 0.0, 1.0)
 
 
-def split_half_reliability(uplift: np.ndarray, halves: np.ndarray, clusters: np.ndarray
-                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per offer over the rows: (reliability, split-half covariance, its SE by customer).
-
-    `halves` (rows, 2, n_offers) are two models' uplift fitted on disjoint halves of the
-    customers (`crossfit.split_half_uplift`): their fitting noise is independent, so
-    cov(u_A, u_B) across rows estimates the variance of the per-customer signal the learner
-    picks up, while var(uplift) also holds the noise. Their ratio is the share of the uplift's
-    spread that is signal: ~0 for an offer whose effect is the same for everyone, and the
-    coefficient of the best linear predictor of that signal from the uplift (the empirical-Bayes
-    shrinkage towards the offer's average), clipped to [0, 1]. Outcomes are not used, so it has
-    none of the DR slope's outcome noise (`fold_slopes`). The SE is over rows (clustered by
-    `clusters`) for fixed models: it leaves out the models' own fitting noise.
-    """
-    n_offers = uplift.shape[1]
-    reliability, cov, se = np.zeros(n_offers), np.zeros(n_offers), np.full(n_offers, np.inf)
-    _, which = np.unique(clusters, return_inverse=True)
-    for k in range(n_offers):
-        u, a, b = uplift[:, k], halves[:, 0, k], halves[:, 1, k]
-        rows = np.isfinite(u) & np.isfinite(a) & np.isfinite(b)
-        if rows.sum() < 2:
-            continue
-        da, db, du = a[rows] - a[rows].mean(), b[rows] - b[rows].mean(), u[rows] - u[rows].mean()
-        cov[k] = float(np.mean(da * db))
-        spread = float(np.mean(du * du))
-        if spread > 0.0:
-            reliability[k] = float(np.clip(cov[k] / spread, 0.0, 1.0))
-        influence = np.bincount(which[rows], weights=da * db - cov[k]) / rows.sum()
-        se[k] = float(np.sqrt(influence @ influence))
-    return reliability, cov, se
-
-
-def reliability_by_fold(uplift: np.ndarray, halves: np.ndarray, fold: np.ndarray,
-                        clusters: np.ndarray, screen_z: float | None = None) -> np.ndarray:
-    """Per fold and offer (k, n_offers): the split-half reliability on the fold's own rows,
-    whose uplift and halves come from models fitted without them (`crossfit`), so no outcome
-    of a fold sets its own parameter. `screen_z`: 1 where the split-half covariance is above
-    z SE, else 0 (a screen), instead of the reliability (a shrinkage).
-    """
-    out = []
-    for j in range(int(fold.max()) + 1):
-        rows = fold == j
-        reliability, cov, se = split_half_reliability(uplift[rows], halves[rows],
-                                                      clusters[rows])
-        out.append(reliability if screen_z is None
-                   else (cov - screen_z * se > 0.0).astype(np.float64))
-    return np.stack(out)
-
-
 #: (out-of-fold uplift, DR pseudo-outcome, fold, customer) -> a shrinkage per offer
 PerOffer = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
