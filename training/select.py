@@ -112,6 +112,130 @@ def choose(table: pd.DataFrame, candidates: Sequence[Candidate], tolerance: floa
     return min((by_name[name] for name in within["candidate"]), key=lambda c: c.complexity)
 
 
+#: how the menu's per-row DR terms choose a candidate (before the contact guard):
+#: argmax: the best mean, as `choose` at tolerance 0; bagged: the most frequent argmax over
+#: customer bootstrap resamples; eb_shrunk: each gain over the best single offer shrunk on its
+#: own towards 0; eb_posterior: posterior mean gains under a normal prior, correlations kept
+CHOICES = ("argmax", "bagged", "eb_shrunk", "eb_posterior")
+
+
+def choose_by_evidence(terms: np.ndarray, clusters: np.ndarray,
+                       candidates: Sequence[Candidate], choice: str = "argmax", seed: int = 0,
+                       resamples: int = 200) -> Candidate:
+    """The candidate `choice` (one of CHOICES) picks from per-row DR profit terms
+    (candidates x rows, in `candidates`' order), clustered by customer.
+
+    The argmax of ~19 noisy, correlated values picks noise as often as signal (the winner's
+    curse); the other choices spend the same evidence more cautiously. Ties go to the simplest.
+    """
+    terms = np.asarray(terms, dtype=np.float64)
+    if terms.shape[0] != len(candidates):
+        raise ValueError(f"{terms.shape[0]} rows of terms for {len(candidates)} candidates")
+    if choice == "argmax":
+        return _simplest_best(terms.mean(axis=1), candidates)
+    if choice == "bagged":
+        return bagged_choice(terms, clusters, candidates, seed, resamples)
+    if choice not in ("eb_shrunk", "eb_posterior"):
+        raise ValueError(f"unknown choice {choice!r}; use {', '.join(CHOICES)}")
+    base = next((i for i, c in enumerate(candidates) if c.rule == "best_single"), None)
+    if base is None:
+        raise ValueError(f"choice {choice} shrinks gains over best_single, not on the menu")
+    gains = terms - terms[base]
+    shrunk = eb_shrunk_gains(gains, clusters) if choice == "eb_shrunk" \
+        else eb_posterior_gains(gains, clusters)
+    return _simplest_best(shrunk, candidates)
+
+
+def _simplest_best(values: np.ndarray, candidates: Sequence[Candidate]) -> Candidate:
+    """The simplest candidate whose value equals the best."""
+    return min((c for c, v in zip(candidates, values, strict=True) if v >= values.max()),
+               key=lambda c: c.complexity)
+
+
+def cluster_sums(values: np.ndarray, clusters: np.ndarray) -> np.ndarray:
+    """Per customer, the sum of each row of `values` (k x rows) over their rows: (customers, k)."""
+    _, which = np.unique(np.asarray(clusters), return_inverse=True)
+    sums = np.zeros((which.max() + 1, values.shape[0]))
+    np.add.at(sums, which, values.T)
+    return sums
+
+
+def bagged_choice(terms: np.ndarray, clusters: np.ndarray, candidates: Sequence[Candidate],
+                  seed: int, resamples: int = 200) -> Candidate:
+    """The candidate the argmax picks most often over `resamples` bootstrap resamples of
+    customers (bagging, Breiman 1996; the selection frequency of stability selection,
+    Meinshausen and Buehlmann 2010): a winner by a noise spike on a few customers rarely
+    wins a resample, one ahead on most customers wins most. Ties to the simplest."""
+    sums = cluster_sums(terms, clusters)
+    rng = np.random.default_rng(seed)
+    weights = rng.multinomial(len(sums), np.full(len(sums), 1 / len(sums)), size=resamples)
+    wins = np.zeros(len(candidates))
+    for total in weights @ sums:  # per resample: the candidates' total profit (same rows each)
+        wins[candidates.index(_simplest_best(total, candidates))] += 1
+    return _simplest_best(wins, candidates)
+
+
+def _gain_covariance(gains: np.ndarray, clusters: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean per-row gains (k) and their cluster-robust covariance (k x k), as
+    `stats.mean_estimate` computes each variance (G / (G - 1) small-sample factor)."""
+    means = gains.mean(axis=1)
+    centred = cluster_sums(gains - means[:, None], clusters)
+    units, n = len(centred), gains.shape[1]
+    return means, centred.T @ centred / n**2 * units / max(units - 1, 1)
+
+
+def eb_shrunk_gains(gains: np.ndarray, clusters: np.ndarray) -> np.ndarray:
+    """Each gain over the baseline times tau^2 / (tau^2 + se^2), tau^2 = max(0, mean(gain^2 -
+    se^2)) over the candidates that differ from the baseline (moment estimate of the spread
+    of true gains, James-Stein / Efron-Morris); gains of zero variance stay as they are (0)."""
+    means, cov = _gain_covariance(gains, clusters)
+    var = np.diag(cov)
+    moving = var > 0
+    if not moving.any():
+        return means
+    tau2 = max(0.0, float(np.mean(means[moving] ** 2 - var[moving])))
+    factor = np.where(moving, tau2 / np.maximum(tau2 + var, 1e-300), 1.0)
+    return means * factor
+
+
+def eb_posterior_gains(gains: np.ndarray, clusters: np.ndarray) -> np.ndarray:
+    """Posterior mean gains over the baseline under theta ~ N(mu 1, tau^2 I), with the
+    estimates ~ N(theta, Sigma) and Sigma their clustered covariance; mu and tau^2 by maximum
+    marginal likelihood (parametric empirical Bayes, Efron and Morris 1975; its posterior
+    means are the selection-bias correction of Efron 2011, "Tweedie's formula and selection
+    bias"). Unlike `eb_shrunk_gains` it keeps the correlations: candidates that differ by a
+    well-measured margin stay apart however noisy their common level is. Candidates with
+    zero variance or identical to another are scored through their first twin."""
+    means, cov = _gain_covariance(gains, clusters)
+    var = np.diag(cov)
+    keep = [i for i in range(len(means)) if var[i] > 0
+            and not any(np.array_equal(gains[i], gains[j]) for j in range(i))]
+    out = means.copy()
+    if not keep:
+        return out
+    g, sigma = means[keep], cov[np.ix_(keep, keep)]
+    scale = float(max(np.abs(g).max(), np.sqrt(var[keep].max())))
+    best: tuple[float, float, float] = (-np.inf, 0.0, float(g.mean()))
+    for tau2 in np.concatenate([[0.0], scale**2 * np.geomspace(1e-4, 1e2, 121)]):
+        a = sigma + tau2 * np.eye(len(g)) + 1e-12 * scale**2 * np.eye(len(g))
+        inv = np.linalg.inv(a)
+        mu = float(inv.sum(axis=0) @ g / inv.sum())
+        r = g - mu
+        loglik = -0.5 * (np.linalg.slogdet(a)[1] + r @ inv @ r)
+        if loglik > best[0]:
+            best = (loglik, tau2, mu)
+    _, tau2, mu = best
+    a = sigma + tau2 * np.eye(len(g)) + 1e-12 * scale**2 * np.eye(len(g))
+    posterior = mu + tau2 * np.linalg.solve(a, g - mu)
+    for pos, i in enumerate(keep):
+        out[i] = posterior[pos]
+    for i in range(len(means)):  # twins of a kept candidate score as it does
+        if i not in keep and var[i] > 0:
+            twin = next(j for j in keep if np.array_equal(gains[i], gains[j]))
+            out[i] = out[twin]
+    return out
+
+
 @dataclass(frozen=True)
 class Nested:
     """The selection procedure itself evaluated out of fold (nested cross-validation).

@@ -1,0 +1,225 @@
+"""Choice rules compared offline on the same menu (issue 12: the choice's winner's curse).
+
+Per world x seed the menu is scored once as training does (`selection_truth.selection_with_truth`:
+every candidate's out-of-fold arms and per-row DR profit terms on the selection rows, no refit)
+and cached as .npz; every choice rule of `training.select.CHOICES` (plus the existing one-SE
+tolerance and nested check, for reference) is then applied to the same cache, followed by the
+contact guard as in training, and scored by the TRUE value of its pick's out-of-fold arms / the
+oracle on the same rows. "argmax" must reproduce the choice training served on those rows.
+Run: `nice .venv/bin/python bench/choice_truth.py --sets design,unseen --seeds 3
+--cache /tmp/choice_cache [--out choice_truth.md]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import markdown_table, publish, quiet_logging  # noqa: E402
+from selection_truth import selection_with_truth, true_value  # noqa: E402
+
+from nba.blind_worlds import BLIND  # noqa: E402
+from nba.fresh_worlds import FRESH  # noqa: E402
+from nba.unseen_worlds import UNSEEN  # noqa: E402
+from nba.worlds import DESIGNS, HELD_OUT, Design, generate  # noqa: E402
+from training import crossfit, select  # noqa: E402
+from training.select import Candidate  # noqa: E402
+from training.settings import BoosterParams, TrainSettings  # noqa: E402
+
+SETS: dict[str, dict[str, Design]] = {"design": DESIGNS, "held_out": HELD_OUT, "fresh": FRESH,
+                                      "blind": BLIND, "unseen": UNSEEN}
+HETEROGENEOUS = 1.5  # oracle / best single at which a world counts as worth targeting (worlds.py)
+STRICT = 0.02  # a seed is below the best single offer when its true gap exceeds this x oracle
+
+
+@dataclass(frozen=True)
+class Cached:
+    """One world x seed's menu on its selection rows: what every choice rule needs, and the
+    truth to score it."""
+
+    names: list[str]
+    terms: np.ndarray  # candidates x rows: per-row DR profit terms
+    arms: np.ndarray  # candidates x rows: out-of-fold arm per row
+    clusters: np.ndarray  # customer id per row
+    net: np.ndarray  # rows x offers: true incremental profit
+    table: pd.DataFrame  # the menu's DR table (for the contact guard)
+    served: str  # what training served on these rows (after the guard)
+    full_choice: str  # training's choice before the guard
+
+
+def cache_path(cache: Path, world_set: str, name: str, seed: int) -> Path:
+    """Where one world x seed's menu is kept."""
+    return cache / f"{world_set}-{name}-{seed}.npz"
+
+
+def build_cache(path: Path, design: Design, seed: int, base: TrainSettings) -> None:
+    """Score the menu once on this world x seed and write it to `path`."""
+    selection, sample, net = selection_with_truth(generate(design, 100 + seed), design.uplift,
+                                                  replace(base, seed=seed))
+    names = list(selection.table["candidate"])
+    clusters = sample["customer_id"].astype(str).to_numpy()
+    np.savez_compressed(
+        path, names=np.array(names), terms=np.stack([selection.terms[n] for n in names]),
+        arms=np.stack([selection.arms[n] for n in names]), clusters=clusters, net=net,
+        dr=selection.table["dr"].to_numpy(), dr_low=selection.table["dr_low"].to_numpy(),
+        dr_high=selection.table["dr_high"].to_numpy(), served=selection.chosen.name,
+        full_choice=(selection.full_choice or selection.chosen).name)
+
+
+def load(path: Path) -> Cached:
+    """One cached world x seed."""
+    z = np.load(path, allow_pickle=True)  # our own cache: customer ids as objects
+    names = [str(n) for n in z["names"]]
+    table = pd.DataFrame({"candidate": names, "dr": z["dr"], "dr_low": z["dr_low"],
+                          "dr_high": z["dr_high"]})
+    return Cached(names, z["terms"], z["arms"], z["clusters"], z["net"], table,
+                  str(z["served"]), str(z["full_choice"]))
+
+
+def reference_rules(seed: int, settings: TrainSettings
+                    ) -> dict[str, Callable[[Cached, list[Candidate]], Candidate]]:
+    """Choices already in training, for reference: the one-SE rule and the nested check."""
+    def one_se(c: Cached, candidates: list[Candidate]) -> Candidate:
+        terms = dict(zip(c.names, c.terms, strict=True))
+        gap, se = select.gaps_to_best(terms, c.names, c.clusters)
+        return select.choose(pd.DataFrame({"candidate": c.names, "gap_to_best": gap,
+                                           "gap_se": se}), candidates, 1.0)
+
+    def nested(c: Cached, candidates: list[Candidate]) -> Candidate:
+        chosen = select.choose_by_evidence(c.terms, c.clusters, candidates, "argmax", seed)
+        if chosen.rule in select.SINGLE_RULES or "best_single" not in [x.rule for x in candidates]:
+            return chosen
+        terms = dict(zip(c.names, c.terms, strict=True))
+        single = next(x for x in candidates if x.rule == "best_single")
+        fold = crossfit.folds(c.clusters, settings.nested_folds, seed + 1)
+        result = select.nested_selection(terms, candidates, terms[single.name], fold,
+                                         c.clusters)
+        return chosen if select.beats_baseline(result, 0.0) else single
+
+    return {"one_se": one_se, "nested_z0": nested}
+
+
+def run_rules(c: Cached, seed: int, settings: TrainSettings) -> dict[str, tuple[str, float]]:
+    """Per rule: (the candidate served after the contact guard, its truth / oracle)."""
+    candidates = [Candidate(*n.split("/")) for n in c.names]
+    single = next((x for x in candidates if x.rule == "best_single"), None)
+    oracle = float(np.mean(np.maximum(c.net.max(axis=1), 0)))
+    def by_evidence(choice: str) -> Callable[[Cached, list[Candidate]], Candidate]:
+        return lambda cc, cands: select.choose_by_evidence(cc.terms, cc.clusters, cands,
+                                                           choice, seed)
+
+    rules = {name: by_evidence(name) for name in select.CHOICES}
+    rules.update(reference_rules(seed, settings))
+    out = {}
+    for name, rule in rules.items():
+        pick = rule(c, candidates)
+        if settings.contact_z is not None:
+            pick, _ = select.guard_contacts(c.table, pick, single, settings.contact_z)
+        value = 0.0 if pick.rule == "nobody" else true_value(c.net, c.arms[c.names.index(
+            pick.name)])
+        out[name] = (pick.name, value / oracle)
+    if out["argmax"][0] != c.served:
+        raise RuntimeError(f"argmax serves {out['argmax'][0]}, training served {c.served}")
+    return out
+
+
+def summarize(results: dict[str, dict[str, list[dict[str, tuple[str, float]]]]],
+              truths: dict[str, dict[str, list[tuple[float, float]]]]) -> str:
+    """Per world set: mean policy/oracle over heterogeneous worlds, seeds below the best single
+    offer (strict), and per world."""
+    parts = []
+    rules = list(next(iter(next(iter(results.values())).values()))[0])
+    overview = []
+    for world_set, worlds in results.items():
+        per_world_rows: list[list[str]] = []
+        het_means: dict[str, list[float]] = {r: [] for r in rules}
+        below = {r: 0 for r in rules}
+        for world, seeds in worlds.items():
+            oracle = float(np.mean([t[0] for t in truths[world_set][world]]))
+            best = float(np.mean([t[1] for t in truths[world_set][world]]))
+            het = oracle >= HETEROGENEOUS * best
+            cells = []
+            for r in rules:
+                ratios = [s[r][1] for s in seeds]
+                lost = sum(1 for s, (o, b) in zip(seeds, truths[world_set][world], strict=True)
+                           if (b - s[r][1] * o) > STRICT * o)
+                below[r] += lost
+                if het:
+                    het_means[r].append(float(np.mean(ratios)))
+                cells.append(f"{np.mean(ratios):.3f}" + (f" ({lost}↓)" if lost else ""))
+            per_world_rows.append([world + (" *" if het else ""), f"{best / oracle:.2f}",
+                                   *cells])
+        parts.append(f"\n#### {world_set} ({len(next(iter(worlds.values())))} seeds; * "
+                     f"heterogeneous: oracle >= {HETEROGENEOUS}x best single; (n↓): seeds "
+                     f"below the best single offer by > {STRICT:.0%} of the oracle)\n\n"
+                     + markdown_table(["world", "best single / oracle", *rules],
+                                      per_world_rows))
+        overview.append([world_set, *(f"{np.mean(het_means[r]):.3f} / {below[r]}"
+                                      if het_means[r] else f"- / {below[r]}" for r in rules)])
+    head = ("\nMean policy/oracle over heterogeneous worlds / seeds below the best single "
+            "offer (all worlds), per world set\n\n"
+            + markdown_table(["world set", *rules], overview))
+    return head + "\n" + "\n".join(parts)
+
+
+def main() -> None:
+    """Cache every world x seed's menu (once), then compare the choice rules on it."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sets", default="design,unseen,blind,held_out,fresh")
+    parser.add_argument("--worlds", default=None, help="comma-separated worlds (default all)")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--trees", type=int, default=100)
+    parser.add_argument("--cache", type=Path, default=Path("/tmp/choice_cache"))
+    parser.add_argument("--only-cache", action="store_true", help="build the cache, no table")
+    parser.add_argument("--out", default=None, help="also write bench/results/<out>")
+    args = parser.parse_args()
+    quiet_logging()
+    logging.getLogger("training").setLevel(logging.WARNING)
+    args.cache.mkdir(parents=True, exist_ok=True)
+    settings = TrainSettings(params=BoosterParams(n_estimators=args.trees, n_jobs=1))
+    wanted = None if args.worlds is None else set(args.worlds.split(","))
+    results: dict[str, dict[str, list[dict[str, tuple[str, float]]]]] = {}
+    truths: dict[str, dict[str, list[tuple[float, float]]]] = {}
+    for world_set in args.sets.split(","):
+        for name, design in SETS[world_set].items():
+            if wanted is not None and name not in wanted:
+                continue
+            for seed in range(args.seeds):
+                path = cache_path(args.cache, world_set, name, seed)
+                if not path.exists():
+                    started = time.perf_counter()
+                    build_cache(path, design, seed, settings)
+                    print(f"cached {path.name} ({time.perf_counter() - started:.0f} s)",
+                          file=sys.stderr, flush=True)
+                if args.only_cache:
+                    continue
+                cached = load(path)
+                oracle = float(np.mean(np.maximum(cached.net.max(axis=1), 0)))
+                best = max(float(cached.net.mean(axis=0).max()), 0.0)
+                out = run_rules(cached, seed, replace(settings, seed=seed))
+                results.setdefault(world_set, {}).setdefault(name, []).append(out)
+                truths.setdefault(world_set, {}).setdefault(name, []).append((oracle, best))
+                print(f"{world_set}/{name} seed {seed}: " + ", ".join(
+                    f"{r} {p} {v:.2f}" for r, (p, v) in out.items()), file=sys.stderr,
+                    flush=True)
+    if args.only_cache:
+        return
+    text = summarize(results, truths)
+    if args.out:
+        publish(args.out, text)
+    else:
+        print(text)
+
+
+if __name__ == "__main__":
+    main()
