@@ -117,13 +117,17 @@ def fixed_policies(world: World, design_uplift: Uplift, settings: TrainSettings
 def selection_with_truth(world: World, design_uplift: Uplift, settings: TrainSettings
                          ) -> tuple[Selection, pd.DataFrame, np.ndarray]:
     """The menu scored on the selection rows as training does (no refit): the selection, those
-    rows, and their true net profit per offer (rows x offers)."""
+    rows, and their true net profit per offer (rows x offers), from the world's logged truth
+    (which hidden-truth worlds, e.g. fresh library_logistic, need) or else `design_uplift`."""
     spec = infer_spec(world.exposures, list(world.columns))
     cap = settings.selection_cap(len(world.catalog.offers) + 1)
-    sample = world.exposures[selection_mask(world.exposures["customer_id"], cap, settings.seed)]
+    mask = selection_mask(world.exposures["customer_id"], cap, settings.seed)
+    sample = world.exposures[mask]
     selection = select_policy(sample, spec, world.catalog, settings, Progress(STEPS))
     margins, costs = economics(world.catalog)
-    return selection, sample, design_uplift(sample) * margins[1:] - costs[1:]
+    truth = world.logged_truth  # kept by `generate`: worlds whose truth columns are hidden
+    uplift = design_uplift(sample) if truth is None else truth[mask, 1:] - truth[mask, :1]
+    return selection, sample, uplift * margins[1:] - costs[1:]
 
 
 def truth_over_oracle(world: World, design_uplift: Uplift, settings: TrainSettings

@@ -199,13 +199,16 @@ def eb_shrunk_gains(gains: np.ndarray, clusters: np.ndarray) -> np.ndarray:
 
 
 def eb_posterior_gains(gains: np.ndarray, clusters: np.ndarray) -> np.ndarray:
-    """Posterior mean gains over the baseline under theta ~ N(mu 1, tau^2 I), with the
-    estimates ~ N(theta, Sigma) and Sigma their clustered covariance; mu and tau^2 by maximum
-    marginal likelihood (parametric empirical Bayes, Efron and Morris 1975; its posterior
-    means are the selection-bias correction of Efron 2011, "Tweedie's formula and selection
-    bias"). Unlike `eb_shrunk_gains` it keeps the correlations: candidates that differ by a
-    well-measured margin stay apart however noisy their common level is. Candidates with
-    zero variance or identical to another are scored through their first twin."""
+    """Posterior mean gains over the baseline under theta ~ N(mu 1, tau^2 I), the estimates
+    ~ N(theta, Sigma) with Sigma their clustered covariance, a flat prior on mu and a uniform
+    one on tau (hierarchical normal model; the uniform prior on the scale as Gelman 2006,
+    "Prior distributions for variance parameters in hierarchical models", advises). Its
+    posterior means are the selection-bias correction of the max (Efron 2011, "Tweedie's
+    formula and selection bias"); averaging over tau rather than plugging in its maximum
+    likelihood estimate avoids the boundary tau = 0, where every candidate would tie.
+    Unlike `eb_shrunk_gains` it keeps the correlations: candidates that differ by a
+    well-measured margin stay apart however noisy their common level is. Candidates with zero
+    variance keep their gain (the baseline's 0); twins score as their first twin."""
     means, cov = _gain_covariance(gains, clusters)
     var = np.diag(cov)
     keep = [i for i in range(len(means)) if var[i] > 0
@@ -214,25 +217,26 @@ def eb_posterior_gains(gains: np.ndarray, clusters: np.ndarray) -> np.ndarray:
     if not keep:
         return out
     g, sigma = means[keep], cov[np.ix_(keep, keep)]
+    ones, eye = np.ones(len(g)), np.eye(len(g))
     scale = float(max(np.abs(g).max(), np.sqrt(var[keep].max())))
-    best: tuple[float, float, float] = (-np.inf, 0.0, float(g.mean()))
-    for tau2 in np.concatenate([[0.0], scale**2 * np.geomspace(1e-4, 1e2, 121)]):
-        a = sigma + tau2 * np.eye(len(g)) + 1e-12 * scale**2 * np.eye(len(g))
+    taus = scale * np.geomspace(1e-3, 1e1, 161)  # a geometric grid: d tau is proportional to tau
+    logs, posteriors = [], []
+    for tau in taus:
+        a = sigma + tau**2 * eye + 1e-12 * scale**2 * eye
         inv = np.linalg.inv(a)
-        mu = float(inv.sum(axis=0) @ g / inv.sum())
+        precision = float(ones @ inv @ ones)
+        mu = float(ones @ inv @ g) / precision
         r = g - mu
-        loglik = -0.5 * (np.linalg.slogdet(a)[1] + r @ inv @ r)
-        if loglik > best[0]:
-            best = (loglik, tau2, mu)
-    _, tau2, mu = best
-    a = sigma + tau2 * np.eye(len(g)) + 1e-12 * scale**2 * np.eye(len(g))
-    posterior = mu + tau2 * np.linalg.solve(a, g - mu)
-    for pos, i in enumerate(keep):
-        out[i] = posterior[pos]
+        # log p(g | tau) with mu integrated out under its flat prior, + log d tau
+        logs.append(-0.5 * (np.linalg.slogdet(a)[1] + np.log(precision) + r @ inv @ r)
+                    + np.log(tau))
+        posteriors.append(mu + tau**2 * (inv @ r))
+    weights = np.exp(np.array(logs) - max(logs))
+    posterior = weights @ np.array(posteriors) / weights.sum()
+    out[keep] = posterior
     for i in range(len(means)):  # twins of a kept candidate score as it does
         if i not in keep and var[i] > 0:
-            twin = next(j for j in keep if np.array_equal(gains[i], gains[j]))
-            out[i] = out[twin]
+            out[i] = out[next(j for j in keep if np.array_equal(gains[i], gains[j]))]
     return out
 
 
