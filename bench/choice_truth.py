@@ -110,8 +110,10 @@ def reference_rules(seed: int, settings: TrainSettings
     return {"one_se": one_se, "nested_z0": nested}
 
 
-def run_rules(c: Cached, seed: int, settings: TrainSettings) -> dict[str, tuple[str, float]]:
-    """Per rule: (the candidate served after the contact guard, its truth / oracle)."""
+def run_rules(c: Cached, seed: int, settings: TrainSettings, fixed: tuple[str, ...] = ()
+              ) -> dict[str, tuple[str, float]]:
+    """Per rule: (the candidate served after the contact guard, its truth / oracle); `fixed`
+    candidates (no choice, the guard still applies) for reference."""
     candidates = [Candidate(*n.split("/")) for n in c.names]
     single = next((x for x in candidates if x.rule == "best_single"), None)
     oracle = float(np.mean(np.maximum(c.net.max(axis=1), 0)))
@@ -121,6 +123,8 @@ def run_rules(c: Cached, seed: int, settings: TrainSettings) -> dict[str, tuple[
 
     rules = {name: by_evidence(name) for name in select.CHOICES}
     rules.update(reference_rules(seed, settings))
+    for name in fixed:
+        rules[name] = lambda cc, cands, name=name: Candidate(*name.split("/"))  # type: ignore[misc]
     out = {}
     for name, rule in rules.items():
         pick = rule(c, candidates)
@@ -188,6 +192,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--trees", type=int, default=100)
     parser.add_argument("--cache", type=Path, default=Path("/tmp/choice_cache"))
+    parser.add_argument("--fixed", default="",
+                        help="comma-separated candidates served without a choice, for reference")
     parser.add_argument("--only-cache", action="store_true", help="build the cache, no table")
     parser.add_argument("--out", default=None, help="also write bench/results/<out>")
     args = parser.parse_args()
@@ -195,6 +201,7 @@ def main() -> None:
     logging.getLogger("training").setLevel(logging.WARNING)
     args.cache.mkdir(parents=True, exist_ok=True)
     settings = TrainSettings(params=BoosterParams(n_estimators=args.trees, n_jobs=1))
+    fixed = tuple(filter(None, args.fixed.split(",")))
     wanted = None if args.worlds is None else set(args.worlds.split(","))
     results: dict[str, dict[str, list[dict[str, tuple[str, float]]]]] = {}
     truths: dict[str, dict[str, list[tuple[float, float]]]] = {}
@@ -214,7 +221,7 @@ def main() -> None:
                 cached = load(path)
                 oracle = float(np.mean(np.maximum(cached.net.max(axis=1), 0)))
                 best = max(float(cached.net.mean(axis=0).max()), 0.0)
-                out = run_rules(cached, seed, replace(settings, seed=seed))
+                out = run_rules(cached, seed, replace(settings, seed=seed), fixed)
                 results.setdefault(world_set, {}).setdefault(name, []).append(out)
                 truths.setdefault(world_set, {}).setdefault(name, []).append((oracle, best))
                 print(f"{world_set}/{name} seed {seed}: " + ", ".join(
