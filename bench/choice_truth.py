@@ -2,7 +2,7 @@
 
 Per world x seed the menu is scored once as training does (`selection_truth.selection_with_truth`:
 every candidate's out-of-fold arms and per-row DR profit terms on the selection rows, no refit)
-and cached as .npz; every choice rule of `training.select.CHOICES` (plus the existing one-SE
+and cached as .npz; every choice rule of `training.CHOICES` (plus the existing one-SE
 tolerance and nested check, for reference) is then applied to the same cache, followed by the
 contact guard as in training, and scored by the TRUE value of its pick's out-of-fold arms / the
 oracle on the same rows. "argmax" must reproduce the choice training served on those rows.
@@ -16,7 +16,7 @@ import argparse
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -35,6 +35,134 @@ from nba.worlds import DESIGNS, HELD_OUT, Design, generate  # noqa: E402
 from training import crossfit, select  # noqa: E402
 from training.select import Candidate  # noqa: E402
 from training.settings import BoosterParams, TrainSettings  # noqa: E402
+
+#: how the menu's per-row DR terms choose a candidate (before the contact guard):
+#: argmax: the best mean, as `choose` at tolerance 0; bagged: the most frequent argmax over
+#: customer bootstrap resamples; eb_shrunk: each gain over the best single offer shrunk on its
+#: own towards 0; eb_posterior: posterior mean gains under a normal prior, correlations kept
+CHOICES = ("argmax", "bagged", "eb_shrunk", "eb_posterior")
+
+
+def choose_by_evidence(terms: np.ndarray, clusters: np.ndarray,
+                       candidates: Sequence[Candidate], choice: str = "argmax", seed: int = 0,
+                       resamples: int = 200) -> Candidate:
+    """The candidate `choice` (one of CHOICES) picks from per-row DR profit terms
+    (candidates x rows, in `candidates`' order), clustered by customer.
+
+    The argmax of ~19 noisy, correlated values picks noise as often as signal (the winner's
+    curse); the other choices spend the same evidence more cautiously. Ties go to the simplest.
+    """
+    terms = np.asarray(terms, dtype=np.float64)
+    if terms.shape[0] != len(candidates):
+        raise ValueError(f"{terms.shape[0]} rows of terms for {len(candidates)} candidates")
+    if choice == "argmax":
+        return _simplest_best(terms.mean(axis=1), candidates)
+    if choice == "bagged":
+        return bagged_choice(terms, clusters, candidates, seed, resamples)
+    if choice not in ("eb_shrunk", "eb_posterior"):
+        raise ValueError(f"unknown choice {choice!r}; use {', '.join(CHOICES)}")
+    base = next((i for i, c in enumerate(candidates) if c.rule == "best_single"), None)
+    if base is None:
+        raise ValueError(f"choice {choice} shrinks gains over best_single, not on the menu")
+    gains = terms - terms[base]
+    shrunk = eb_shrunk_gains(gains, clusters) if choice == "eb_shrunk" \
+        else eb_posterior_gains(gains, clusters)
+    return _simplest_best(shrunk, candidates)
+
+
+def _simplest_best(values: np.ndarray, candidates: Sequence[Candidate]) -> Candidate:
+    """The simplest candidate whose value equals the best."""
+    return min((c for c, v in zip(candidates, values, strict=True) if v >= values.max()),
+               key=lambda c: c.complexity)
+
+
+def cluster_sums(values: np.ndarray, clusters: np.ndarray) -> np.ndarray:
+    """Per customer, the sum of each row of `values` (k x rows) over their rows: (customers, k)."""
+    _, which = np.unique(np.asarray(clusters), return_inverse=True)
+    sums = np.zeros((which.max() + 1, values.shape[0]))
+    np.add.at(sums, which, values.T)
+    return sums
+
+
+def bagged_choice(terms: np.ndarray, clusters: np.ndarray, candidates: Sequence[Candidate],
+                  seed: int, resamples: int = 200) -> Candidate:
+    """The candidate the argmax picks most often over `resamples` bootstrap resamples of
+    customers (bagging, Breiman 1996; the selection frequency of stability selection,
+    Meinshausen and Buehlmann 2010): a winner by a noise spike on a few customers rarely
+    wins a resample, one ahead on most customers wins most. Ties to the simplest."""
+    sums = cluster_sums(terms, clusters)
+    rng = np.random.default_rng(seed)
+    weights = rng.multinomial(len(sums), np.full(len(sums), 1 / len(sums)), size=resamples)
+    wins = np.zeros(len(candidates))
+    for total in weights @ sums:  # per resample: the candidates' total profit (same rows each)
+        wins[candidates.index(_simplest_best(total, candidates))] += 1
+    return _simplest_best(wins, candidates)
+
+
+def _gain_covariance(gains: np.ndarray, clusters: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean per-row gains (k) and their cluster-robust covariance (k x k), as
+    `stats.mean_estimate` computes each variance (G / (G - 1) small-sample factor)."""
+    means = gains.mean(axis=1)
+    centred = cluster_sums(gains - means[:, None], clusters)
+    units, n = len(centred), gains.shape[1]
+    return means, centred.T @ centred / n**2 * units / max(units - 1, 1)
+
+
+def eb_shrunk_gains(gains: np.ndarray, clusters: np.ndarray) -> np.ndarray:
+    """Each gain over the baseline times tau^2 / (tau^2 + se^2), tau^2 = max(0, mean(gain^2 -
+    se^2)) over the candidates that differ from the baseline (moment estimate of the spread
+    of true gains, James-Stein / Efron-Morris); gains of zero variance stay as they are (0)."""
+    means, cov = _gain_covariance(gains, clusters)
+    var = np.diag(cov)
+    moving = var > 0
+    if not moving.any():
+        return means
+    tau2 = max(0.0, float(np.mean(means[moving] ** 2 - var[moving])))
+    factor = np.where(moving, tau2 / np.maximum(tau2 + var, 1e-300), 1.0)
+    return means * factor
+
+
+def eb_posterior_gains(gains: np.ndarray, clusters: np.ndarray) -> np.ndarray:
+    """Posterior mean gains over the baseline under theta ~ N(mu 1, tau^2 I), the estimates
+    ~ N(theta, Sigma) with Sigma their clustered covariance, a flat prior on mu and a uniform
+    one on tau (hierarchical normal model; the uniform prior on the scale as Gelman 2006,
+    "Prior distributions for variance parameters in hierarchical models", advises). Its
+    posterior means are the selection-bias correction of the max (Efron 2011, "Tweedie's
+    formula and selection bias"); averaging over tau rather than plugging in its maximum
+    likelihood estimate avoids the boundary tau = 0, where every candidate would tie.
+    Unlike `eb_shrunk_gains` it keeps the correlations: candidates that differ by a
+    well-measured margin stay apart however noisy their common level is. Candidates with zero
+    variance keep their gain (the baseline's 0); twins score as their first twin."""
+    means, cov = _gain_covariance(gains, clusters)
+    var = np.diag(cov)
+    keep = [i for i in range(len(means)) if var[i] > 0
+            and not any(np.array_equal(gains[i], gains[j]) for j in range(i))]
+    out = means.copy()
+    if not keep:
+        return out
+    g, sigma = means[keep], cov[np.ix_(keep, keep)]
+    ones, eye = np.ones(len(g)), np.eye(len(g))
+    scale = float(max(np.abs(g).max(), np.sqrt(var[keep].max())))
+    taus = scale * np.geomspace(1e-3, 1e1, 161)  # a geometric grid: d tau is proportional to tau
+    logs, posteriors = [], []
+    for tau in taus:
+        a = sigma + tau**2 * eye + 1e-12 * scale**2 * eye
+        inv = np.linalg.inv(a)
+        precision = float(ones @ inv @ ones)
+        mu = float(ones @ inv @ g) / precision
+        r = g - mu
+        # log p(g | tau) with mu integrated out under its flat prior, + log d tau
+        logs.append(-0.5 * (np.linalg.slogdet(a)[1] + np.log(precision) + r @ inv @ r)
+                    + np.log(tau))
+        posteriors.append(mu + tau**2 * (inv @ r))
+    weights = np.exp(np.array(logs) - max(logs))
+    posterior = weights @ np.array(posteriors) / weights.sum()
+    out[keep] = posterior
+    for i in range(len(means)):  # twins of a kept candidate score as it does
+        if i not in keep and var[i] > 0:
+            out[i] = out[next(j for j in keep if np.array_equal(gains[i], gains[j]))]
+    return out
+
 
 SETS: dict[str, dict[str, Design]] = {"design": DESIGNS, "held_out": HELD_OUT, "fresh": FRESH,
                                       "blind": BLIND, "unseen": UNSEEN}
@@ -97,7 +225,7 @@ def reference_rules(seed: int, settings: TrainSettings
                                            "gap_se": se}), candidates, 1.0)
 
     def nested(c: Cached, candidates: list[Candidate]) -> Candidate:
-        chosen = select.choose_by_evidence(c.terms, c.clusters, candidates, "argmax", seed)
+        chosen = choose_by_evidence(c.terms, c.clusters, candidates, "argmax", seed)
         if chosen.rule in select.SINGLE_RULES or "best_single" not in [x.rule for x in candidates]:
             return chosen
         terms = dict(zip(c.names, c.terms, strict=True))
@@ -118,10 +246,10 @@ def run_rules(c: Cached, seed: int, settings: TrainSettings, fixed: tuple[str, .
     single = next((x for x in candidates if x.rule == "best_single"), None)
     oracle = float(np.mean(np.maximum(c.net.max(axis=1), 0)))
     def by_evidence(choice: str) -> Callable[[Cached, list[Candidate]], Candidate]:
-        return lambda cc, cands: select.choose_by_evidence(cc.terms, cc.clusters, cands,
+        return lambda cc, cands: choose_by_evidence(cc.terms, cc.clusters, cands,
                                                            choice, seed)
 
-    rules = {name: by_evidence(name) for name in select.CHOICES}
+    rules = {name: by_evidence(name) for name in CHOICES}
     rules.update(reference_rules(seed, settings))
     for name in fixed:
         rules[name] = lambda cc, cands, name=name: Candidate(*name.split("/"))  # type: ignore[misc]
