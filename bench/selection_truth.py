@@ -25,6 +25,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -40,6 +41,7 @@ from training.learners import CAPACITIES  # noqa: E402
 from training.pipeline import (  # noqa: E402
     STEPS,
     Progress,
+    Selection,
     arm_index,
     economics,
     fit_chosen,
@@ -112,16 +114,27 @@ def fixed_policies(world: World, design_uplift: Uplift, settings: TrainSettings
     return out
 
 
+def selection_with_truth(world: World, design_uplift: Uplift, settings: TrainSettings
+                         ) -> tuple[Selection, pd.DataFrame, np.ndarray]:
+    """The menu scored on the selection rows as training does (no refit): the selection, those
+    rows, and their true net profit per offer (rows x offers), from the world's logged truth
+    (which hidden-truth worlds, e.g. fresh library_logistic, need) or else `design_uplift`."""
+    spec = infer_spec(world.exposures, list(world.columns))
+    cap = settings.selection_cap(len(world.catalog.offers) + 1)
+    mask = selection_mask(world.exposures["customer_id"], cap, settings.seed)
+    sample = world.exposures[mask]
+    selection = select_policy(sample, spec, world.catalog, settings, Progress(STEPS))
+    margins, costs = economics(world.catalog)
+    truth = world.logged_truth  # kept by `generate`: worlds whose truth columns are hidden
+    uplift = design_uplift(sample) if truth is None else truth[mask, 1:] - truth[mask, :1]
+    return selection, sample, uplift * margins[1:] - costs[1:]
+
+
 def truth_over_oracle(world: World, design_uplift: Uplift, settings: TrainSettings
                       ) -> dict[str, float]:
     """Per candidate: true value of its out-of-fold arms / the oracle's, on the selection rows
     (and "chosen": the menu's choice), without the refit."""
-    spec = infer_spec(world.exposures, list(world.columns))
-    cap = settings.selection_cap(len(world.catalog.offers) + 1)
-    sample = world.exposures[selection_mask(world.exposures["customer_id"], cap, settings.seed)]
-    selection = select_policy(sample, spec, world.catalog, settings, Progress(STEPS))
-    margins, costs = economics(world.catalog)
-    net = design_uplift(sample) * margins[1:] - costs[1:]
+    selection, _, net = selection_with_truth(world, design_uplift, settings)
     oracle = float(np.mean(np.maximum(net.max(axis=1), 0)))
     ratios = {name: true_value(net, arms) / oracle for name, arms in selection.arms.items()}
     # the contact guard may serve `nobody`, which has no arms in the menu: truly worth 0

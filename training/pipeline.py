@@ -164,6 +164,9 @@ class Selection:
     #: each candidate's arm per selection row, from out-of-fold uplift (what its DR value
     #: scores; bench/selection_truth.py compares it with the truth)
     arms: dict[str, np.ndarray] = field(default_factory=dict)
+    #: each candidate's per-row DR profit terms (what its DR value is the mean of; the choice
+    #: rules of bench/choice_truth.py resample them)
+    terms: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def selection_mask(customer_ids: pd.Series, max_rows: int, seed: int) -> np.ndarray:
@@ -297,7 +300,7 @@ def select_policy(frame: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
                  ", ".join(f"{o} {s:.2f}" for o, s in per_offer.items()))
     return Selection(chosen, table, population, penalty, evaluation, shrinkage=shrinkage,
                      rows=len(frame), nested=nested, full_choice=full_choice, note=note,
-                     arms=arms)
+                     arms=arms, terms=terms)
 
 
 def _nested_check(nested: select.Nested, chosen: Candidate, best_single: Candidate,
