@@ -9,7 +9,8 @@ They differ in kind from DESIGNS, HELD_OUT, FRESH and BLIND:
   and uplift and baseline propensity are confounded in any ranking. The base runs from 1% to
   about 45% (visits, recency, club membership). Double points are costly (0.6) and pay only
   above a base of ~13%; free delivery (0.3) pays above 10% and beats double points below 20%;
-  a basket discount adds 5% of it plus half a point and never pays; a reactivation coupon has
+  a basket discount adds 5% of it plus half a point and is never the best offer (it pays
+  only above a 10% base); a reactivation coupon has
   an additive effect (4.5 points) for customers lapsed 60+ days, who are the ones least likely
   to buy. No offer pays on average (the best single answer is nobody). Uniform logging, 2,500
   rows per arm.
