@@ -9,6 +9,8 @@ CUSTOMERS ?= 50000
 NEW_CUSTOMERS ?= 20000
 RETRAIN ?= 0
 RETRAIN_DIR ?= retrain
+#: extra `nba train` flags for `make retrain`, e.g. TRAIN_FLAGS='--trees 300 --seed 7'
+TRAIN_FLAGS ?=
 PORT ?= 8000
 WORKERS ?= 2
 export MLFLOW_TRACKING_URI ?= sqlite:///mlflow.db
@@ -49,12 +51,12 @@ run: nginx champion stock customers ## set up, build demo data, train, promote, 
 browser: ## install Debian's chromium for the browser tests (no Playwright browser download)
 	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
 
-retrain: venv ## retrain from the decision log: export it after the original exposures, train, compare, promote only if not worse
+retrain: venv ## retrain from the decision log: export it after the original exposures, train (TRAIN_FLAGS: more `nba train` flags), compare, promote only if not worse
 	@mkdir -p $(RETRAIN_DIR)
 	$(NBA) export-training --data-dir $(DATA_DIR) --append-to $(DATA_DIR)/exposures.parquet --out $(RETRAIN_DIR)/exposures.parquet
 	cp $(DATA_DIR)/offers.yaml $(DATA_DIR)/customers.parquet $(RETRAIN_DIR)/
 	@test ! -f $(DATA_DIR)/inventory.parquet || cp $(DATA_DIR)/inventory.parquet $(RETRAIN_DIR)/
-	$(NBA) train --data-dir $(RETRAIN_DIR)
+	$(NBA) train --data-dir $(RETRAIN_DIR) $(TRAIN_FLAGS)
 	$(NBA) promote --version latest --data-dir $(RETRAIN_DIR)
 
 nginx: ## install Debian's nginx, the buffering front `nba serve` starts before gunicorn

@@ -28,6 +28,10 @@ DEMO_CUSTOMERS = 30_000
 DEMO_EXPOSURES = 150_000
 DEMO_SEED = 11
 DEMO_TREES = 120
+#: the small retailer and policy of the tests whose subject is not model quality
+SMALL_CUSTOMERS = 3_000
+SMALL_EXPOSURES = 12_000
+SMALL_TREES = 30
 #: a one-candidate menu for tests whose subject is not model selection (the menu has its own,
 #: cheap tests on small worlds in tests/training)
 class Menu(TypedDict):
@@ -113,6 +117,26 @@ def trained(demo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Trained
 def loaded(trained: Trained):
     """The champion loaded exactly as the service loads it."""
     return load_champion(trained)
+
+
+@pytest.fixture(scope="session")
+def small_demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small demo retailer (the full demo's catalog, stock and customer mix), for the folders
+    whose subject is not model quality (tests/service, tests/scale override `demo_dir` with it)."""
+    return write_demo(tmp_path_factory.mktemp("small-demo"), SMALL_CUSTOMERS, SMALL_EXPOSURES)
+
+
+@pytest.fixture(scope="session")
+def small_trained(small_demo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Trained:
+    """A small policy trained, registered and promoted by the real pipeline, once per session
+    for every folder that uses it (they only read its registry and data)."""
+    return train_champion(small_demo_dir, tmp_path_factory.mktemp("small-registry"), SMALL_TREES)
+
+
+@pytest.fixture(scope="session")
+def small_loaded(small_trained: Trained):
+    """The small policy loaded exactly as the service loads it."""
+    return load_champion(small_trained)
 
 
 @pytest.fixture

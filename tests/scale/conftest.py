@@ -1,8 +1,9 @@
 """The scale engines' fixtures: a small demo policy and ONE Spark session for the whole run.
 
 `demo_dir`, `trained` and `loaded` override tests/conftest.py's for this folder with the
-service tests' small retailer (the engines' equality does not hang on model quality). Spark
-starts a JVM (several seconds and ~0.5 GB), so the session is made once and shared.
+service tests' small retailer and policy (tests/conftest.py's `small_*`, trained once for both
+folders: the engines' equality does not hang on model quality). Spark starts a JVM (several
+seconds and ~0.5 GB), so the session is made once and shared.
 """
 
 from __future__ import annotations
@@ -12,29 +13,25 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Trained, load_champion, train_champion, write_demo
-
-SCALE_CUSTOMERS = 3_000
-SCALE_EXPOSURES = 12_000
-SCALE_TREES = 30
+from tests.conftest import Trained
 
 
 @pytest.fixture(scope="session")
-def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def demo_dir(small_demo_dir: Path) -> Path:
     """A small demo retailer on disk."""
-    return write_demo(tmp_path_factory.mktemp("scale-demo"), SCALE_CUSTOMERS, SCALE_EXPOSURES)
+    return small_demo_dir
 
 
 @pytest.fixture(scope="session")
-def trained(demo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Trained:
+def trained(small_trained: Trained) -> Trained:
     """A small policy trained, registered and promoted by the real pipeline."""
-    return train_champion(demo_dir, tmp_path_factory.mktemp("scale-registry"), SCALE_TREES)
+    return small_trained
 
 
 @pytest.fixture(scope="session")
-def loaded(trained: Trained):
+def loaded(small_loaded):
     """The small policy loaded exactly as the service loads it."""
-    return load_champion(trained)
+    return small_loaded
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,8 @@
 These fixtures override `demo_dir`, `trained` and `loaded` of tests/conftest.py for this folder
 only. The service's behaviour does not hang on model quality (tests/model checks that against
 the true uplift), so a small demo retailer and few trees do: `pytest tests/service` then waits
-seconds for its model instead of the full training run.
+seconds for its model instead of the full training run. The small policy is the one
+tests/scale uses (tests/conftest.py's `small_*`): one training for both.
 """
 
 from __future__ import annotations
@@ -12,27 +13,22 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Trained, load_champion, train_champion, write_demo
-
-SERVICE_CUSTOMERS = 3_000
-SERVICE_EXPOSURES = 12_000
-SERVICE_TREES = 30
+from tests.conftest import Trained
 
 
 @pytest.fixture(scope="session")
-def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def demo_dir(small_demo_dir: Path) -> Path:
     """A small demo retailer on disk (the full demo's catalog, stock and customer mix)."""
-    return write_demo(tmp_path_factory.mktemp("service-demo"), SERVICE_CUSTOMERS,
-                      SERVICE_EXPOSURES)
+    return small_demo_dir
 
 
 @pytest.fixture(scope="session")
-def trained(demo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Trained:
+def trained(small_trained: Trained) -> Trained:
     """A small policy trained, registered and promoted by the real `training.pipeline.train`."""
-    return train_champion(demo_dir, tmp_path_factory.mktemp("service-registry"), SERVICE_TREES)
+    return small_trained
 
 
 @pytest.fixture(scope="session")
-def loaded(trained: Trained):
+def loaded(small_loaded):
     """The small policy loaded exactly as the service loads it."""
-    return load_champion(trained)
+    return small_loaded
