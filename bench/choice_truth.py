@@ -193,7 +193,7 @@ def cache_path(cache: Path, world_set: str, name: str, seed: int) -> Path:
 
 def build_cache(path: Path, design: Design, seed: int, base: TrainSettings) -> None:
     """Score the menu once on this world x seed and write it to `path`."""
-    selection, sample, net = selection_with_truth(generate(design, 100 + seed), design.uplift,
+    selection, sample, net = selection_with_truth(generate(design, 100 + seed),
                                                   replace(base, seed=seed))
     names = list(selection.table["candidate"])
     clusters = sample["customer_id"].astype(str).to_numpy()
