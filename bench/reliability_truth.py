@@ -34,7 +34,15 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import markdown_table, quiet_logging  # noqa: E402
-from offer_screen_truth import WORLDS, cached, greedy, screen_target, screened  # noqa: E402
+from offer_screen_truth import (  # noqa: E402
+    WORLDS,
+    cached,
+    drop_stale,
+    fitted_with,
+    greedy,
+    screen_target,
+    screened,
+)
 
 from features.build import build_matrix, infer_spec  # noqa: E402
 from nba.worlds import generate  # noqa: E402
@@ -141,9 +149,12 @@ def reliability_by_fold(uplift: np.ndarray, halves: np.ndarray, fold: np.ndarray
 
 def halves_cached(name: str, seed: int, pairs: list[str], trees: int, cache: Path
                   ) -> dict[str, np.ndarray]:
-    """Each pair's split-half uplift per fold (`h_<pair>`, rows x 2 x offers), cached."""
+    """Each pair's split-half uplift per fold (`h_<pair>`, rows x 2 x offers) and its placebo
+    (`p_<pair>`), cached with the capacity settings they were fitted with (`s_<pair>`)."""
     path = cache / f"{name}_{seed}_{trees}_halves.npz"
     data = dict(np.load(path)) if path.exists() else {}
+    fitted = fitted_with(pairs, trees)
+    drop_stale(data, fitted, ("h_", "p_"))
     if all(f"h_{p}" in data and f"p_{p}" in data for p in pairs):
         return data
     world = generate(WORLDS[name], 100 + seed)
@@ -154,6 +165,7 @@ def halves_cached(name: str, seed: int, pairs: list[str], trees: int, cache: Pat
     customers = frame["customer_id"].astype(str).to_numpy()
     fold = crossfit.folds(customers, settings.folds, seed)
     for pair in pairs:
+        data[f"s_{pair}"] = np.array(fitted[pair])
         for key, placebo in ((f"h_{pair}", False), (f"p_{pair}", True)):
             if key in data:
                 continue
