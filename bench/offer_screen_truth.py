@@ -220,6 +220,17 @@ def world_seed(data: dict[str, np.ndarray], pairs: list[str], zs: list[float]
     return out
 
 
+def policy_table(table: dict[str, dict[str, list[float]]], names: list[str]) -> str:
+    """Markdown policy x world: each figure's mean over seeds (`-` where a world has none),
+    and its mean over the worlds that have it."""
+    rows = []
+    for key, worlds in table.items():
+        means = [float(np.mean(worlds[n])) if n in worlds else np.nan for n in names]
+        rows.append([key, *("-" if np.isnan(m) else f"{m:.3f}" for m in means),
+                     f"{np.nanmean(means):.3f}"])
+    return markdown_table(["policy", *names, "mean"], rows)
+
+
 def main() -> None:
     """Print policy x world: means over seeds, and the mean over worlds."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -242,14 +253,9 @@ def main() -> None:
             for key, figure in figures.items():
                 table.setdefault(key, {}).setdefault(name, []).append(figure)
             print(f"{name} seed {seed} done", file=sys.stderr, flush=True)
-    rows = []
-    for key, worlds in table.items():
-        means = [float(np.mean(worlds[n])) if n in worlds else np.nan for n in names]
-        rows.append([key, *("-" if np.isnan(m) else f"{m:.3f}" for m in means),
-                     f"{np.nanmean(means):.3f}"])
     print(f"\nTrue value / oracle on the selection rows of policies on out-of-fold uplift, mean "
           f"over {args.seeds} seed(s) ({args.trees} trees)\n")
-    print(markdown_table(["policy", *names, "mean"], rows), flush=True)
+    print(policy_table(table, names), flush=True)
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ from offer_screen_truth import (  # noqa: E402
     drop_stale,
     fitted_with,
     greedy,
+    policy_table,
     screen_target,
     screened,
 )
@@ -313,14 +314,9 @@ def main() -> None:
             for key, values in offers.items():
                 per_offer.setdefault(name, {}).setdefault(key, []).append(values)
             print(f"{name} seed {seed} done", file=sys.stderr, flush=True)
-    rows = []
-    for key, worlds in table.items():
-        means = [float(np.mean(worlds[n])) if n in worlds else np.nan for n in names]
-        rows.append([key, *("-" if np.isnan(m) else f"{m:.3f}" for m in means),
-                     f"{np.nanmean(means):.3f}"])
     print(f"\nTrue value / oracle on the selection rows, out of fold, mean over {args.seeds} "
           f"seed(s) ({args.trees} trees)\n")
-    print(markdown_table(["policy", *names, "mean"], rows), flush=True)
+    print(policy_table(table, names), flush=True)
     if args.per_offer:
         for name in names:
             columns = {k: np.mean(v, axis=0) for k, v in per_offer[name].items()}
