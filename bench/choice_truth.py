@@ -2,7 +2,7 @@
 
 Per world x seed the menu is scored once as training does (`selection_truth.selection_with_truth`:
 every candidate's out-of-fold arms and per-row DR profit terms on the selection rows, no refit)
-and cached as .npz; every choice rule of `training.CHOICES` (plus the existing one-SE
+and cached as .npz; every choice rule of `CHOICES` below (plus the existing one-SE
 tolerance and nested check, for reference) is then applied to the same cache, followed by the
 contact guard as in training, and scored by the TRUE value of its pick's out-of-fold arms / the
 oracle on the same rows. "argmax" must reproduce the choice training served on those rows.
@@ -268,9 +268,9 @@ def run_rules(c: Cached, seed: int, settings: TrainSettings, fixed: tuple[str, .
     candidates = [Candidate(*n.split("/")) for n in c.names]
     single = next((x for x in candidates if x.rule == "best_single"), None)
     oracle = float(np.mean(np.maximum(c.net.max(axis=1), 0)))
+
     def by_evidence(choice: str) -> Callable[[Cached, list[Candidate]], Candidate]:
-        return lambda cc, cands: choose_by_evidence(cc.terms, cc.clusters, cands,
-                                                           choice, seed)
+        return lambda cc, cands: choose_by_evidence(cc.terms, cc.clusters, cands, choice, seed)
 
     rules = {name: by_evidence(name) for name in CHOICES}
     rules.update(reference_rules(seed, settings))
@@ -338,25 +338,41 @@ def summarize(results: dict[str, dict[str, list[dict[str, tuple[str, float]]]]],
 def main() -> None:
     """Cache every world x seed's menu (once), then compare the choice rules on it."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sets", default="design,unseen,blind,held_out,fresh")
-    parser.add_argument("--worlds", default=None, help="comma-separated worlds (default all)")
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--trees", type=int, default=100)
-    parser.add_argument("--cache", type=Path, default=Path("/tmp/choice_cache"))
+    parser.add_argument("--sets", default="design,unseen,blind,held_out,fresh",
+                        help=f"comma-separated world sets, of: {', '.join(SETS)}")
+    parser.add_argument("--worlds", default=None,
+                        help="comma-separated worlds of those sets (default all)")
+    parser.add_argument("--seeds", type=int, default=3,
+                        help="seeds 0..n-1 per world (world seed 100 + seed)")
+    parser.add_argument("--trees", type=int, default=100,
+                        help="LightGBM trees of every menu model (part of the cache's key)")
+    parser.add_argument("--cache", type=Path, default=Path("/tmp/choice_cache"),
+                        help="directory of the scored menus, one .npz per set x world x seed x "
+                             "trees; rebuilt when the settings differ")
     parser.add_argument("--fixed", default="",
-                        help="comma-separated candidates served without a choice, for reference")
+                        help="comma-separated menu candidates (learner/capacity/rule) served "
+                             "without a choice, for reference")
     parser.add_argument("--only-cache", action="store_true", help="build the cache, no table")
     parser.add_argument("--out", default=None, help="also write bench/results/<out>")
     args = parser.parse_args()
+    sets = args.sets.split(",")
+    if unknown := [s for s in sets if s not in SETS]:
+        parser.error(f"unknown world set(s) {', '.join(unknown)}; use {', '.join(SETS)}")
+    wanted = None if args.worlds is None else set(args.worlds.split(","))
+    if unknown := sorted((wanted or set()) - {n for s in sets for n in SETS[s]}):
+        parser.error(f"world(s) {', '.join(unknown)} not in the set(s) {args.sets}")
+    settings = TrainSettings(params=BoosterParams(n_estimators=args.trees, n_jobs=1))
+    fixed = tuple(filter(None, args.fixed.split(",")))
+    names = [c.name for c in select.menu(settings.learners, settings.capacities,
+                                         settings.menu_rules)]
+    if unknown := [f for f in fixed if f not in names]:
+        parser.error(f"--fixed {', '.join(unknown)} not on the menu; use {', '.join(names)}")
     quiet_logging()
     logging.getLogger("training").setLevel(logging.WARNING)
     args.cache.mkdir(parents=True, exist_ok=True)
-    settings = TrainSettings(params=BoosterParams(n_estimators=args.trees, n_jobs=1))
-    fixed = tuple(filter(None, args.fixed.split(",")))
-    wanted = None if args.worlds is None else set(args.worlds.split(","))
     results: dict[str, dict[str, list[dict[str, tuple[str, float]]]]] = {}
     truths: dict[str, dict[str, list[tuple[float, float]]]] = {}
-    for world_set in args.sets.split(","):
+    for world_set in sets:
         for name, design in SETS[world_set].items():
             if wanted is not None and name not in wanted:
                 continue
