@@ -147,7 +147,6 @@ def reliability_by_fold(uplift: np.ndarray, halves: np.ndarray, fold: np.ndarray
     return np.stack(out)
 
 
-
 def halves_cached(name: str, seed: int, pairs: list[str], trees: int, cache: Path
                   ) -> dict[str, np.ndarray]:
     """Each pair's split-half uplift per fold (`h_<pair>`, rows x 2 x offers) and its placebo
@@ -183,7 +182,7 @@ def halves_cached(name: str, seed: int, pairs: list[str], trees: int, cache: Pat
     return data
 
 
-def spearman_brown(u: np.ndarray, halves: np.ndarray, fold: np.ndarray) -> np.ndarray:
+def spearman_brown(halves: np.ndarray, fold: np.ndarray) -> np.ndarray:
     """Per fold and offer: the halves' correlation stepped up to full data, 2r / (1 + r)."""
     out = []
     for j in range(int(fold.max()) + 1):
@@ -226,14 +225,14 @@ def world_seed(data: dict[str, np.ndarray], halves: dict[str, np.ndarray], pairs
         shrunk = rules.apply(u, population, reliability[fold])
         out[f"{pair}/rel_shrink"] = value(shrunk)
         out[f"{pair}/rel_sb_shrink"] = value(rules.apply(u, population,
-                                                         spearman_brown(u, h, fold)[fold]))
+                                                         spearman_brown(h, fold)[fold]))
         added[f"{pair}/rel_shrink"] = shrunk
         offers[f"{pair} rel"] = reliability.mean(axis=0)
         offers[f"{pair} kept target_0"] = kept_target
         zscores = []
         for j in range(int(fold.max()) + 1):
             _, cov, se = split_half_reliability(u[fold == j], h[fold == j],
-                                                      clusters[fold == j])
+                                                clusters[fold == j])
             zscores.append(cov / se)
         offers[f"{pair} cov z"] = np.mean(zscores, axis=0)
         for z in zs:
