@@ -49,7 +49,7 @@ from features.build import build_matrix, infer_spec  # noqa: E402
 from nba.worlds import generate  # noqa: E402
 from training import crossfit, rules  # noqa: E402
 from training import evaluate as ev  # noqa: E402
-from training.learners import CAPACITIES, fit_learner  # noqa: E402
+from training.learners import CAPACITIES, LEARNERS, fit_learner  # noqa: E402
 from training.pipeline import selection_mask  # noqa: E402
 from training.settings import BoosterParams, TrainSettings  # noqa: E402
 from training.uplift import Learner  # noqa: E402
@@ -289,17 +289,32 @@ def world_seed(data: dict[str, np.ndarray], halves: dict[str, np.ndarray], pairs
 
 def main() -> None:
     """Print policy x world (means over seeds, and over worlds); per offer with --per-offer."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--worlds", required=True)
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--pairs", default="x_low,t_low")
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
+    parser.add_argument("--worlds", required=True,
+                        help=f"comma-separated design, held-out or blind worlds, of: "
+                             f"{', '.join(WORLDS)}")
+    parser.add_argument("--seeds", type=int, default=3,
+                        help="seeds 0..n-1 per world (world seed 100 + seed)")
+    parser.add_argument("--pairs", default="x_low,t_low",
+                        help="comma-separated learner_capacity (or learner/capacity) pairs")
     parser.add_argument("--z", default="0,1.645", help="screen thresholds, comma-separated")
-    parser.add_argument("--trees", type=int, default=100)
-    parser.add_argument("--per-offer", action="store_true")
-    parser.add_argument("--cache", type=Path, default=Path("/tmp/offer_screen_truth"))
+    parser.add_argument("--trees", type=int, default=100, help="LightGBM trees of every model")
+    parser.add_argument("--per-offer", action="store_true",
+                        help="also a table per world of each offer's reliability and screens")
+    parser.add_argument("--cache", type=Path, default=Path("/tmp/offer_screen_truth"),
+                        help="directory of the out-of-fold fits (shared with "
+                             "offer_screen_truth.py) and of the split halves")
     args = parser.parse_args()
+    names = args.worlds.split(",")
+    if unknown := [n for n in names if n not in WORLDS]:
+        parser.error(f"unknown world(s) {', '.join(unknown)}; use {', '.join(WORLDS)}")
+    pairs = [p.replace("/", "_", 1) for p in args.pairs.split(",")]
+    for pair in pairs:
+        learner, _, capacity = pair.partition("_")
+        if learner not in LEARNERS or capacity not in CAPACITIES:
+            parser.error(f"unknown pair {pair}: learner one of {', '.join(LEARNERS)}, capacity "
+                         f"one of {', '.join(CAPACITIES)}, as x_low or x/low")
     quiet_logging()
-    names, pairs = args.worlds.split(","), args.pairs.split(",")
     zs = [float(z) for z in args.z.split(",")]
     table: dict[str, dict[str, list[float]]] = {}
     per_offer: dict[str, dict[str, list[np.ndarray]]] = {}
