@@ -233,7 +233,7 @@ def policy_table(table: dict[str, dict[str, list[float]]], names: list[str]) -> 
 
 def main() -> None:
     """Print policy x world: means over seeds, and the mean over worlds."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--worlds", required=True,
                         help="comma-separated names of design, held-out or blind worlds")
     parser.add_argument("--seeds", type=int, default=3)
