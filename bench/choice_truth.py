@@ -2,7 +2,7 @@
 
 Per world x seed the menu is scored once as training does (`selection_truth.selection_with_truth`:
 every candidate's out-of-fold arms and per-row DR profit terms on the selection rows, no refit)
-and cached as .npz; every choice rule of `training.CHOICES` (plus the existing one-SE
+and cached as .npz; every choice rule of `CHOICES` below (plus the existing one-SE
 tolerance and nested check, for reference) is then applied to the same cache, followed by the
 contact guard as in training, and scored by the TRUE value of its pick's out-of-fold arms / the
 oracle on the same rows. "argmax" must reproduce the choice training served on those rows.
@@ -33,6 +33,7 @@ from nba.fresh_worlds import FRESH  # noqa: E402
 from nba.unseen_worlds import UNSEEN  # noqa: E402
 from nba.worlds import DESIGNS, HELD_OUT, Design, generate  # noqa: E402
 from training import crossfit, select  # noqa: E402
+from training.learners import CAPACITIES  # noqa: E402
 from training.select import Candidate  # noqa: E402
 from training.settings import BoosterParams, TrainSettings  # noqa: E402
 
@@ -186,19 +187,41 @@ class Cached:
     full_choice: str  # training's choice before the guard
 
 
-def cache_path(cache: Path, world_set: str, name: str, seed: int) -> Path:
-    """Where one world x seed's menu is kept."""
-    return cache / f"{world_set}-{name}-{seed}.npz"
+def cache_path(cache: Path, world_set: str, name: str, seed: int, trees: int) -> Path:
+    """Where one world x seed's menu at `trees` trees is kept."""
+    return cache / f"{world_set}-{name}-{seed}-{trees}.npz"
+
+
+def fingerprint(settings: TrainSettings) -> str:
+    """The settings a cached menu was scored with, beside the world, seed and trees of its file
+    name: the booster, the menu (learners, each capacity as it applies to the booster, rules),
+    selection's caps and folds and the choice's own settings. A cache whose fingerprint differs
+    is stale (as `offer_screen_truth.cached` keeps `s_<pair>`: `low` was once redefined)."""
+    params = settings.params
+    return repr((params, settings.learners,
+                 {c: CAPACITIES[c].apply(params) for c in settings.capacities}, settings.rules,
+                 settings.folds, settings.select_rows, settings.select_rows_per_arm,
+                 settings.tolerance, settings.nested_z, settings.nested_folds,
+                 settings.contact_z, settings.shrinkage))
+
+
+def is_current(path: Path, settings: TrainSettings) -> bool:
+    """Whether `path` holds a menu scored with these settings."""
+    if not path.exists():
+        return False
+    with np.load(path) as z:
+        return "settings" in z.files and str(z["settings"]) == fingerprint(settings)
 
 
 def build_cache(path: Path, design: Design, seed: int, base: TrainSettings) -> None:
     """Score the menu once on this world x seed and write it to `path`."""
-    selection, sample, net = selection_with_truth(generate(design, 100 + seed), design.uplift,
-                                                  replace(base, seed=seed))
+    settings = replace(base, seed=seed)
+    selection, sample, net = selection_with_truth(generate(design, 100 + seed), settings)
     names = list(selection.table["candidate"])
-    clusters = sample["customer_id"].astype(str).to_numpy()
+    clusters = sample["customer_id"].astype(str).to_numpy().astype("U")
     np.savez_compressed(
-        path, names=np.array(names), terms=np.stack([selection.terms[n] for n in names]),
+        path, settings=np.array(fingerprint(settings)), names=np.array(names),
+        terms=np.stack([selection.terms[n] for n in names]),
         arms=np.stack([selection.arms[n] for n in names]), clusters=clusters, net=net,
         dr=selection.table["dr"].to_numpy(), dr_low=selection.table["dr_low"].to_numpy(),
         dr_high=selection.table["dr_high"].to_numpy(), served=selection.chosen.name,
@@ -207,12 +230,12 @@ def build_cache(path: Path, design: Design, seed: int, base: TrainSettings) -> N
 
 def load(path: Path) -> Cached:
     """One cached world x seed."""
-    z = np.load(path, allow_pickle=True)  # our own cache: customer ids as objects
-    names = [str(n) for n in z["names"]]
-    table = pd.DataFrame({"candidate": names, "dr": z["dr"], "dr_low": z["dr_low"],
-                          "dr_high": z["dr_high"]})
-    return Cached(names, z["terms"], z["arms"], z["clusters"], z["net"], table,
-                  str(z["served"]), str(z["full_choice"]))
+    with np.load(path) as z:
+        names = [str(n) for n in z["names"]]
+        table = pd.DataFrame({"candidate": names, "dr": z["dr"], "dr_low": z["dr_low"],
+                              "dr_high": z["dr_high"]})
+        return Cached(names, z["terms"], z["arms"], z["clusters"], z["net"], table,
+                      str(z["served"]), str(z["full_choice"]))
 
 
 def reference_rules(seed: int, settings: TrainSettings
@@ -245,9 +268,9 @@ def run_rules(c: Cached, seed: int, settings: TrainSettings, fixed: tuple[str, .
     candidates = [Candidate(*n.split("/")) for n in c.names]
     single = next((x for x in candidates if x.rule == "best_single"), None)
     oracle = float(np.mean(np.maximum(c.net.max(axis=1), 0)))
+
     def by_evidence(choice: str) -> Callable[[Cached, list[Candidate]], Candidate]:
-        return lambda cc, cands: choose_by_evidence(cc.terms, cc.clusters, cands,
-                                                           choice, seed)
+        return lambda cc, cands: choose_by_evidence(cc.terms, cc.clusters, cands, choice, seed)
 
     rules = {name: by_evidence(name) for name in CHOICES}
     rules.update(reference_rules(seed, settings))
@@ -270,9 +293,9 @@ def run_rules(c: Cached, seed: int, settings: TrainSettings, fixed: tuple[str, .
 
 
 def summarize(results: dict[str, dict[str, list[dict[str, tuple[str, float]]]]],
-              truths: dict[str, dict[str, list[tuple[float, float]]]]) -> str:
+              truths: dict[str, dict[str, list[tuple[float, float]]]], trees: int) -> str:
     """Per world set: mean policy/oracle over heterogeneous worlds, seeds below the best single
-    offer (strict), and per world."""
+    offer (strict), and per world; the menu's models had `trees` trees."""
     parts = []
     rules = list(next(iter(next(iter(results.values())).values()))[0])
     overview = []
@@ -305,9 +328,9 @@ def summarize(results: dict[str, dict[str, list[dict[str, tuple[str, float]]]]],
         overview.append([world_set, *((f"{np.mean(het_means[r]):.3f}" if het_means[r] else "-")
                                       + f" / {below[r]} / +{sum(d > MOVED for d in moves[r])}"
                                       f" -{sum(d < -MOVED for d in moves[r])}" for r in rules)])
-    head = ("\nPer world set: mean policy/oracle over heterogeneous worlds / seeds below the best "
-            f"single offer (all worlds) / seeds truly better + and worse - than argmax's pick "
-            f"by more than {MOVED} of the oracle\n\n"
+    head = (f"\nPer world set ({trees} trees): mean policy/oracle over heterogeneous worlds / "
+            f"seeds below the best single offer (all worlds) / seeds truly better + and worse "
+            f"- than argmax's pick by more than {MOVED} of the oracle\n\n"
             + markdown_table(["world set", *rules], overview))
     return head + "\n" + "\n".join(parts)
 
@@ -315,31 +338,47 @@ def summarize(results: dict[str, dict[str, list[dict[str, tuple[str, float]]]]],
 def main() -> None:
     """Cache every world x seed's menu (once), then compare the choice rules on it."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sets", default="design,unseen,blind,held_out,fresh")
-    parser.add_argument("--worlds", default=None, help="comma-separated worlds (default all)")
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--trees", type=int, default=100)
-    parser.add_argument("--cache", type=Path, default=Path("/tmp/choice_cache"))
+    parser.add_argument("--sets", default="design,unseen,blind,held_out,fresh",
+                        help=f"comma-separated world sets, of: {', '.join(SETS)}")
+    parser.add_argument("--worlds", default=None,
+                        help="comma-separated worlds of those sets (default all)")
+    parser.add_argument("--seeds", type=int, default=3,
+                        help="seeds 0..n-1 per world (world seed 100 + seed)")
+    parser.add_argument("--trees", type=int, default=100,
+                        help="LightGBM trees of every menu model (part of the cache's key)")
+    parser.add_argument("--cache", type=Path, default=Path("/tmp/choice_cache"),
+                        help="directory of the scored menus, one .npz per set x world x seed x "
+                             "trees; rebuilt when the settings differ")
     parser.add_argument("--fixed", default="",
-                        help="comma-separated candidates served without a choice, for reference")
+                        help="comma-separated menu candidates (learner/capacity/rule) served "
+                             "without a choice, for reference")
     parser.add_argument("--only-cache", action="store_true", help="build the cache, no table")
     parser.add_argument("--out", default=None, help="also write bench/results/<out>")
     args = parser.parse_args()
+    sets = args.sets.split(",")
+    if unknown := [s for s in sets if s not in SETS]:
+        parser.error(f"unknown world set(s) {', '.join(unknown)}; use {', '.join(SETS)}")
+    wanted = None if args.worlds is None else set(args.worlds.split(","))
+    if unknown := sorted((wanted or set()) - {n for s in sets for n in SETS[s]}):
+        parser.error(f"world(s) {', '.join(unknown)} not in the set(s) {args.sets}")
+    settings = TrainSettings(params=BoosterParams(n_estimators=args.trees, n_jobs=1))
+    fixed = tuple(filter(None, args.fixed.split(",")))
+    names = [c.name for c in select.menu(settings.learners, settings.capacities,
+                                         settings.menu_rules)]
+    if unknown := [f for f in fixed if f not in names]:
+        parser.error(f"--fixed {', '.join(unknown)} not on the menu; use {', '.join(names)}")
     quiet_logging()
     logging.getLogger("training").setLevel(logging.WARNING)
     args.cache.mkdir(parents=True, exist_ok=True)
-    settings = TrainSettings(params=BoosterParams(n_estimators=args.trees, n_jobs=1))
-    fixed = tuple(filter(None, args.fixed.split(",")))
-    wanted = None if args.worlds is None else set(args.worlds.split(","))
     results: dict[str, dict[str, list[dict[str, tuple[str, float]]]]] = {}
     truths: dict[str, dict[str, list[tuple[float, float]]]] = {}
-    for world_set in args.sets.split(","):
+    for world_set in sets:
         for name, design in SETS[world_set].items():
             if wanted is not None and name not in wanted:
                 continue
             for seed in range(args.seeds):
-                path = cache_path(args.cache, world_set, name, seed)
-                if not path.exists():
+                path = cache_path(args.cache, world_set, name, seed, args.trees)
+                if not is_current(path, replace(settings, seed=seed)):
                     started = time.perf_counter()
                     build_cache(path, design, seed, settings)
                     print(f"cached {path.name} ({time.perf_counter() - started:.0f} s)",
@@ -357,7 +396,7 @@ def main() -> None:
                     flush=True)
     if args.only_cache:
         return
-    text = summarize(results, truths)
+    text = summarize(results, truths, args.trees)
     if args.out:
         publish(args.out, text)
     else:

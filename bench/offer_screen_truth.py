@@ -54,18 +54,30 @@ Screen = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, n
                    np.ndarray, float], np.ndarray]
 
 
+def fitted_with(pairs: list[str], trees: int) -> dict[str, str]:
+    """Per `learner_capacity` pair, the booster settings its models are fitted with: a pair's
+    cached fits are stale once its capacity's settings change (low was redefined)."""
+    params = TrainSettings(params=BoosterParams(n_estimators=trees, n_jobs=1)).params
+    return {p: repr(CAPACITIES[p.split("_", 1)[1]].apply(params)) for p in pairs}
+
+
+def drop_stale(data: dict[str, np.ndarray], fitted: dict[str, str], prefixes: tuple[str, ...]
+               ) -> None:
+    """Drop each pair's `<prefix><pair>` entries whose `s_<pair>` is not what it is fitted with."""
+    for pair, settings in fitted.items():
+        if str(data.get(f"s_{pair}", "")) != settings:
+            for prefix in prefixes:
+                data.pop(f"{prefix}{pair}", None)
+
+
 def cached(name: str, seed: int, pairs: list[str], trees: int, cache: Path
            ) -> dict[str, np.ndarray]:
     """The world's selection rows' DR scores, folds, truth and each pair's out-of-fold uplift
     (`u_<learner>_<capacity>`), computed as `select_policy` does, from the cache if there."""
     path = cache / f"{name}_{seed}_{trees}.npz"
     data = dict(np.load(path)) if path.exists() else {}
-    # a pair's uplift is stale once its capacity's settings change (low was redefined)
-    params = TrainSettings(params=BoosterParams(n_estimators=trees, n_jobs=1)).params
-    fitted_with = {p: repr(CAPACITIES[p.split("_", 1)[1]].apply(params)) for p in pairs}
-    for pair in pairs:
-        if str(data.get(f"s_{pair}", "")) != fitted_with[pair]:
-            data.pop(f"u_{pair}", None)
+    fitted = fitted_with(pairs, trees)
+    drop_stale(data, fitted, ("u_",))
     if all(f"u_{p}" in data for p in pairs):
         return data
     design = WORLDS[name]
@@ -90,7 +102,7 @@ def cached(name: str, seed: int, pairs: list[str], trees: int, cache: Path
         if f"u_{pair}" in data:
             continue
         learner, capacity = pair.split("_", 1)  # capacities may hold "_" (low_smooth)
-        data[f"s_{pair}"] = np.array(fitted_with[pair])
+        data[f"s_{pair}"] = np.array(fitted[pair])
         data[f"u_{pair}"] = crossfit.uplift_predictions(
             learner, X, frame["treatment"].to_numpy(dtype=object), converted,  # type: ignore[arg-type]
             propensity, fold, offer_ids=world.catalog.offer_ids,
@@ -208,9 +220,20 @@ def world_seed(data: dict[str, np.ndarray], pairs: list[str], zs: list[float]
     return out
 
 
+def policy_table(table: dict[str, dict[str, list[float]]], names: list[str]) -> str:
+    """Markdown policy x world: each figure's mean over seeds (`-` where a world has none),
+    and its mean over the worlds that have it."""
+    rows = []
+    for key, worlds in table.items():
+        means = [float(np.mean(worlds[n])) if n in worlds else np.nan for n in names]
+        rows.append([key, *("-" if np.isnan(m) else f"{m:.3f}" for m in means),
+                     f"{np.nanmean(means):.3f}"])
+    return markdown_table(["policy", *names, "mean"], rows)
+
+
 def main() -> None:
     """Print policy x world: means over seeds, and the mean over worlds."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--worlds", required=True,
                         help="comma-separated names of design, held-out or blind worlds")
     parser.add_argument("--seeds", type=int, default=3)
@@ -230,14 +253,9 @@ def main() -> None:
             for key, figure in figures.items():
                 table.setdefault(key, {}).setdefault(name, []).append(figure)
             print(f"{name} seed {seed} done", file=sys.stderr, flush=True)
-    rows = []
-    for key, worlds in table.items():
-        means = [float(np.mean(worlds[n])) if n in worlds else np.nan for n in names]
-        rows.append([key, *("-" if np.isnan(m) else f"{m:.3f}" for m in means),
-                     f"{np.nanmean(means):.3f}"])
     print(f"\nTrue value / oracle on the selection rows of policies on out-of-fold uplift, mean "
           f"over {args.seeds} seed(s) ({args.trees} trees)\n")
-    print(markdown_table(["policy", *names, "mean"], rows), flush=True)
+    print(policy_table(table, names), flush=True)
 
 
 if __name__ == "__main__":

@@ -34,13 +34,22 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import markdown_table, quiet_logging  # noqa: E402
-from offer_screen_truth import WORLDS, cached, greedy, screen_target, screened  # noqa: E402
+from offer_screen_truth import (  # noqa: E402
+    WORLDS,
+    cached,
+    drop_stale,
+    fitted_with,
+    greedy,
+    policy_table,
+    screen_target,
+    screened,
+)
 
 from features.build import build_matrix, infer_spec  # noqa: E402
 from nba.worlds import generate  # noqa: E402
 from training import crossfit, rules  # noqa: E402
 from training import evaluate as ev  # noqa: E402
-from training.learners import CAPACITIES, fit_learner  # noqa: E402
+from training.learners import CAPACITIES, LEARNERS, fit_learner  # noqa: E402
 from training.pipeline import selection_mask  # noqa: E402
 from training.settings import BoosterParams, TrainSettings  # noqa: E402
 from training.uplift import Learner  # noqa: E402
@@ -138,12 +147,14 @@ def reliability_by_fold(uplift: np.ndarray, halves: np.ndarray, fold: np.ndarray
     return np.stack(out)
 
 
-
 def halves_cached(name: str, seed: int, pairs: list[str], trees: int, cache: Path
                   ) -> dict[str, np.ndarray]:
-    """Each pair's split-half uplift per fold (`h_<pair>`, rows x 2 x offers), cached."""
+    """Each pair's split-half uplift per fold (`h_<pair>`, rows x 2 x offers) and its placebo
+    (`p_<pair>`), cached with the capacity settings they were fitted with (`s_<pair>`)."""
     path = cache / f"{name}_{seed}_{trees}_halves.npz"
     data = dict(np.load(path)) if path.exists() else {}
+    fitted = fitted_with(pairs, trees)
+    drop_stale(data, fitted, ("h_", "p_"))
     if all(f"h_{p}" in data and f"p_{p}" in data for p in pairs):
         return data
     world = generate(WORLDS[name], 100 + seed)
@@ -154,6 +165,7 @@ def halves_cached(name: str, seed: int, pairs: list[str], trees: int, cache: Pat
     customers = frame["customer_id"].astype(str).to_numpy()
     fold = crossfit.folds(customers, settings.folds, seed)
     for pair in pairs:
+        data[f"s_{pair}"] = np.array(fitted[pair])
         for key, placebo in ((f"h_{pair}", False), (f"p_{pair}", True)):
             if key in data:
                 continue
@@ -170,7 +182,7 @@ def halves_cached(name: str, seed: int, pairs: list[str], trees: int, cache: Pat
     return data
 
 
-def spearman_brown(u: np.ndarray, halves: np.ndarray, fold: np.ndarray) -> np.ndarray:
+def spearman_brown(halves: np.ndarray, fold: np.ndarray) -> np.ndarray:
     """Per fold and offer: the halves' correlation stepped up to full data, 2r / (1 + r)."""
     out = []
     for j in range(int(fold.max()) + 1):
@@ -213,14 +225,14 @@ def world_seed(data: dict[str, np.ndarray], halves: dict[str, np.ndarray], pairs
         shrunk = rules.apply(u, population, reliability[fold])
         out[f"{pair}/rel_shrink"] = value(shrunk)
         out[f"{pair}/rel_sb_shrink"] = value(rules.apply(u, population,
-                                                         spearman_brown(u, h, fold)[fold]))
+                                                         spearman_brown(h, fold)[fold]))
         added[f"{pair}/rel_shrink"] = shrunk
         offers[f"{pair} rel"] = reliability.mean(axis=0)
         offers[f"{pair} kept target_0"] = kept_target
         zscores = []
         for j in range(int(fold.max()) + 1):
             _, cov, se = split_half_reliability(u[fold == j], h[fold == j],
-                                                      clusters[fold == j])
+                                                clusters[fold == j])
             zscores.append(cov / se)
         offers[f"{pair} cov z"] = np.mean(zscores, axis=0)
         for z in zs:
@@ -277,17 +289,32 @@ def world_seed(data: dict[str, np.ndarray], halves: dict[str, np.ndarray], pairs
 
 def main() -> None:
     """Print policy x world (means over seeds, and over worlds); per offer with --per-offer."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--worlds", required=True)
-    parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--pairs", default="x_low,t_low")
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
+    parser.add_argument("--worlds", required=True,
+                        help=f"comma-separated design, held-out or blind worlds, of: "
+                             f"{', '.join(WORLDS)}")
+    parser.add_argument("--seeds", type=int, default=3,
+                        help="seeds 0..n-1 per world (world seed 100 + seed)")
+    parser.add_argument("--pairs", default="x_low,t_low",
+                        help="comma-separated learner_capacity (or learner/capacity) pairs")
     parser.add_argument("--z", default="0,1.645", help="screen thresholds, comma-separated")
-    parser.add_argument("--trees", type=int, default=100)
-    parser.add_argument("--per-offer", action="store_true")
-    parser.add_argument("--cache", type=Path, default=Path("/tmp/offer_screen_truth"))
+    parser.add_argument("--trees", type=int, default=100, help="LightGBM trees of every model")
+    parser.add_argument("--per-offer", action="store_true",
+                        help="also a table per world of each offer's reliability and screens")
+    parser.add_argument("--cache", type=Path, default=Path("/tmp/offer_screen_truth"),
+                        help="directory of the out-of-fold fits (shared with "
+                             "offer_screen_truth.py) and of the split halves")
     args = parser.parse_args()
+    names = args.worlds.split(",")
+    if unknown := [n for n in names if n not in WORLDS]:
+        parser.error(f"unknown world(s) {', '.join(unknown)}; use {', '.join(WORLDS)}")
+    pairs = [p.replace("/", "_", 1) for p in args.pairs.split(",")]
+    for pair in pairs:
+        learner, _, capacity = pair.partition("_")
+        if learner not in LEARNERS or capacity not in CAPACITIES:
+            parser.error(f"unknown pair {pair}: learner one of {', '.join(LEARNERS)}, capacity "
+                         f"one of {', '.join(CAPACITIES)}, as x_low or x/low")
     quiet_logging()
-    names, pairs = args.worlds.split(","), args.pairs.split(",")
     zs = [float(z) for z in args.z.split(",")]
     table: dict[str, dict[str, list[float]]] = {}
     per_offer: dict[str, dict[str, list[np.ndarray]]] = {}
@@ -301,14 +328,9 @@ def main() -> None:
             for key, values in offers.items():
                 per_offer.setdefault(name, {}).setdefault(key, []).append(values)
             print(f"{name} seed {seed} done", file=sys.stderr, flush=True)
-    rows = []
-    for key, worlds in table.items():
-        means = [float(np.mean(worlds[n])) if n in worlds else np.nan for n in names]
-        rows.append([key, *("-" if np.isnan(m) else f"{m:.3f}" for m in means),
-                     f"{np.nanmean(means):.3f}"])
     print(f"\nTrue value / oracle on the selection rows, out of fold, mean over {args.seeds} "
           f"seed(s) ({args.trees} trees)\n")
-    print(markdown_table(["policy", *names, "mean"], rows), flush=True)
+    print(policy_table(table, names), flush=True)
     if args.per_offer:
         for name in names:
             columns = {k: np.mean(v, axis=0) for k, v in per_offer[name].items()}

@@ -33,7 +33,7 @@ from common import markdown_table, quiet_logging  # noqa: E402
 
 from features.build import build_matrix, infer_spec  # noqa: E402
 from nba.blind_worlds import BLIND  # noqa: E402
-from nba.worlds import DESIGNS, FEATURES, HELD_OUT, Design, Uplift, World, generate  # noqa: E402
+from nba.worlds import DESIGNS, FEATURES, HELD_OUT, Design, World, generate  # noqa: E402
 from stats import aipw_scores, mean_estimate, profit_terms  # noqa: E402
 from training import crossfit, rules  # noqa: E402
 from training import evaluate as ev  # noqa: E402
@@ -57,16 +57,30 @@ def true_value(net: np.ndarray, arms: np.ndarray) -> float:
     return float(np.mean(ev.at_arms(net, arms)))
 
 
-def menu_against_truth(world: World, design_uplift: Uplift, settings: TrainSettings
-                       ) -> tuple[list[list[str]], str]:
+def selection_truth(world: World, settings: TrainSettings) -> tuple[np.ndarray, np.ndarray]:
+    """The selection rows (a mask over the exposures, as `select_policy` samples them) and their
+    true net profit per offer (rows x offers), from the world's logged truth: the one truth
+    every world has, hidden-truth ones (fresh library_logistic, unseen) included.
+
+    Raises ValueError for a world built without it (`nba.worlds.generate` always keeps it).
+    """
+    truth = world.logged_truth
+    if truth is None:
+        raise ValueError(f"world {world.name!r} has no logged truth: build it with "
+                         "nba.worlds.generate")
+    cap = settings.selection_cap(len(world.catalog.offers) + 1)
+    mask = selection_mask(world.exposures["customer_id"], cap, settings.seed)
+    margins, costs = economics(world.catalog)
+    return mask, (truth[mask, 1:] - truth[mask, :1]) * margins[1:] - costs[1:]
+
+
+def menu_against_truth(world: World, settings: TrainSettings) -> tuple[list[list[str]], str]:
     """Every candidate's DR value and the truth of its out-of-fold arms; the refit's truth."""
     spec = infer_spec(world.exposures, FEATURES)
     policy, selection = fit_chosen(world.exposures, spec, world.catalog, settings,
                                    Progress(STEPS))
-    cap = settings.selection_cap(len(world.catalog.offers) + 1)
-    sample = world.exposures[selection_mask(world.exposures["customer_id"], cap, settings.seed)]
-    margins, costs = economics(world.catalog)
-    net = design_uplift(sample) * margins[1:] - costs[1:]
+    mask, net = selection_truth(world, settings)
+    sample = world.exposures[mask]
     rows = []
     for r in selection.table.itertuples():
         truth = true_value(net, selection.arms[str(r.candidate)])
@@ -85,11 +99,10 @@ def menu_against_truth(world: World, design_uplift: Uplift, settings: TrainSetti
     return rows, summary
 
 
-def fixed_policies(world: World, design_uplift: Uplift, settings: TrainSettings
-                   ) -> list[list[str]]:
+def fixed_policies(world: World, settings: TrainSettings) -> list[list[str]]:
     """DR against the truth for policies fixed before seeing the outcomes (no selection)."""
-    cap = settings.selection_cap(len(world.catalog.offers) + 1)
-    frame = world.exposures[selection_mask(world.exposures["customer_id"], cap, settings.seed)]
+    mask, net = selection_truth(world, settings)
+    frame = world.exposures[mask]
     X = build_matrix(frame, infer_spec(frame, FEATURES))
     logged = arm_index(frame["treatment"], world.catalog)
     customers = frame["customer_id"].astype(str).to_numpy()
@@ -100,7 +113,6 @@ def fixed_policies(world: World, design_uplift: Uplift, settings: TrainSettings
                                       params=settings.params, seed=settings.seed)
     dr = aipw_scores(logged, frame["propensity"].to_numpy(), converted, mu)
     margins, costs = economics(world.catalog)
-    net = design_uplift(frame) * margins[1:] - costs[1:]
     rng = np.random.default_rng(settings.seed)
     policies = {"oracle": np.where(net.max(axis=1) > 0, net.argmax(axis=1) + 1, 0),
                 "offer 1 to all": np.ones(len(frame), dtype=np.int64),
@@ -114,27 +126,20 @@ def fixed_policies(world: World, design_uplift: Uplift, settings: TrainSettings
     return out
 
 
-def selection_with_truth(world: World, design_uplift: Uplift, settings: TrainSettings
+def selection_with_truth(world: World, settings: TrainSettings
                          ) -> tuple[Selection, pd.DataFrame, np.ndarray]:
     """The menu scored on the selection rows as training does (no refit): the selection, those
-    rows, and their true net profit per offer (rows x offers), from the world's logged truth
-    (which hidden-truth worlds, e.g. fresh library_logistic, need) or else `design_uplift`."""
+    rows, and their true net profit per offer (rows x offers, `selection_truth`)."""
     spec = infer_spec(world.exposures, list(world.columns))
-    cap = settings.selection_cap(len(world.catalog.offers) + 1)
-    mask = selection_mask(world.exposures["customer_id"], cap, settings.seed)
+    mask, net = selection_truth(world, settings)
     sample = world.exposures[mask]
-    selection = select_policy(sample, spec, world.catalog, settings, Progress(STEPS))
-    margins, costs = economics(world.catalog)
-    truth = world.logged_truth  # kept by `generate`: worlds whose truth columns are hidden
-    uplift = design_uplift(sample) if truth is None else truth[mask, 1:] - truth[mask, :1]
-    return selection, sample, uplift * margins[1:] - costs[1:]
+    return select_policy(sample, spec, world.catalog, settings, Progress(STEPS)), sample, net
 
 
-def truth_over_oracle(world: World, design_uplift: Uplift, settings: TrainSettings
-                      ) -> dict[str, float]:
+def truth_over_oracle(world: World, settings: TrainSettings) -> dict[str, float]:
     """Per candidate: true value of its out-of-fold arms / the oracle's, on the selection rows
     (and "chosen": the menu's choice), without the refit."""
-    selection, _, net = selection_with_truth(world, design_uplift, settings)
+    selection, _, net = selection_with_truth(world, settings)
     oracle = float(np.mean(np.maximum(net.max(axis=1), 0)))
     ratios = {name: true_value(net, arms) / oracle for name, arms in selection.arms.items()}
     # the contact guard may serve `nobody`, which has no arms in the menu: truly worth 0
@@ -149,7 +154,7 @@ def summarize(names: list[str], seeds: int, first_seed: int, base: TrainSettings
     by_world: dict[str, dict[str, list[float]]] = {}
     for name in names:
         for seed in range(first_seed, first_seed + seeds):
-            ratios = truth_over_oracle(generate(designs[name], 100 + seed), designs[name].uplift,
+            ratios = truth_over_oracle(generate(designs[name], 100 + seed),
                                        replace(base, seed=seed))
             for candidate, ratio in ratios.items():
                 by_world.setdefault(candidate, {}).setdefault(name, []).append(ratio)
@@ -264,13 +269,13 @@ def main() -> None:
         return
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         world, settings = generate(design, 100 + seed), replace(base, seed=seed)
-        rows, summary = menu_against_truth(world, design.uplift, settings)
+        rows, summary = menu_against_truth(world, settings)
         print(f"\n### {args.world}, seed {seed} (as in bench/worlds.py)\n\n{summary}\n")
         print(markdown_table(["candidate (<- chosen)", "DR value [95% CI]",
                               "true value of its out-of-fold arms", "DR - truth"], rows))
         print("\nFixed policies, no selection:\n")
         print(markdown_table(["policy", "DR value [95% CI]", "truth", "(DR - truth) / SE"],
-                             fixed_policies(world, design.uplift, settings)), flush=True)
+                             fixed_policies(world, settings)), flush=True)
 
 
 if __name__ == "__main__":

@@ -164,8 +164,9 @@ class Selection:
     #: each candidate's arm per selection row, from out-of-fold uplift (what its DR value
     #: scores; bench/selection_truth.py compares it with the truth)
     arms: dict[str, np.ndarray] = field(default_factory=dict)
-    #: each candidate's per-row DR profit terms (what its DR value is the mean of; the choice
-    #: rules of bench/choice_truth.py resample them)
+    #: each candidate's per-row DR profit terms (what its DR value is the mean of): kept only
+    #: for the benches (bench/choice_truth.py's choice rules resample them); nothing in
+    #: training reads it
     terms: dict[str, np.ndarray] = field(default_factory=dict)
 
 

@@ -4,6 +4,7 @@ DR terms whose answer is known."""
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ import choice_truth as ct  # noqa: E402
 
 from training import select  # noqa: E402
 from training.select import Candidate  # noqa: E402
+from training.settings import BoosterParams, TrainSettings  # noqa: E402
 
 MENU3 = [Candidate("s", "low", "best_single"), Candidate("s", "low", "confident"),
          Candidate("s", "low", "full")]
@@ -92,3 +94,20 @@ def test_eb_posterior_keeps_well_measured_gains_and_pools_noisy_ones():
     assert posterior[2] - posterior[1] == pytest.approx(0.01, abs=2e-3)
     with pytest.raises(ValueError, match="best_single"):
         ct.choose_by_evidence(level, clusters, MENU3[1:] + MENU3[1:2], "eb_posterior")
+
+
+def test_a_cached_menu_is_stale_once_any_setting_it_was_scored_with_changes(tmp_path):
+    base = TrainSettings(params=BoosterParams(n_estimators=100, n_jobs=1))
+    path = ct.cache_path(tmp_path, "design", "smooth", 0, 100)
+    assert path.name == "design-smooth-0-100.npz"
+    assert not ct.is_current(path, base)  # no file yet
+    np.savez_compressed(path, settings=np.array(ct.fingerprint(base)))
+    assert ct.is_current(path, base)
+    assert ct.is_current(path, replace(base, seed=7))  # the seed is in the file name
+    for changed in (replace(base, params=BoosterParams(n_estimators=100, num_leaves=7, n_jobs=1)),
+                    replace(base, capacities=("low",)), replace(base, learners=("s",)),
+                    replace(base, rules=("best_single", "full")),
+                    replace(base, select_rows_per_arm=500), replace(base, contact_z=None)):
+        assert not ct.is_current(path, changed)
+    np.savez_compressed(path, clusters=np.array(["c1", "c2"]))  # an older cache: no settings
+    assert not ct.is_current(path, base)

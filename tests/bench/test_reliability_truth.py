@@ -58,3 +58,13 @@ def test_the_reliability_screen_keeps_the_varying_offer_and_shuts_the_flat_one_p
     assert keep[:, 1:].sum() <= 1  # each flat offer passes a 5% one-sided test by luck only
     shrink = rt.reliability_by_fold(uplift, halves, fold, customers)
     assert np.all(shrink[:, 0] > 0.2) and np.all(shrink[:, 1:] < 0.05)
+
+
+def test_cached_fits_of_a_pair_are_dropped_once_its_capacity_settings_change():
+    now = rt.fitted_with(["x_low", "t_base"], 100)
+    data = {"s_x_low": np.array(now["x_low"]), "h_x_low": np.zeros(2), "p_x_low": np.zeros(2),
+            "s_t_base": np.array("fitted with an older base"), "h_t_base": np.zeros(2),
+            "p_t_base": np.zeros(2), "dr": np.zeros(2)}
+    rt.drop_stale(data, now, ("h_", "p_"))
+    assert sorted(data) == ["dr", "h_x_low", "p_x_low", "s_t_base", "s_x_low"]
+    assert now["x_low"] != rt.fitted_with(["x_low"], 50)["x_low"]  # trees count too

@@ -8,14 +8,13 @@ import hashlib
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pytest
 
-from features.build import build_matrix, infer_spec
-from features.io import exposures_frame
-from features.schema import MAX_LEVELS, feature_columns
+from features.build import infer_spec
+from features.schema import MAX_LEVELS
 from nba.unseen_worlds import EVENT_STORES, HISTORY, N_STORES, UNSEEN
-from nba.worlds import HIDDEN, World, generate
+from nba.worlds import World, generate
+from tests.model.world_checks import assert_contract_valid
 
 
 @pytest.fixture(scope="module")
@@ -39,34 +38,7 @@ def test_the_same_seed_generates_the_same_world(name, worlds):
 
 @pytest.mark.parametrize("name", sorted(UNSEEN))
 def test_an_unseen_world_is_valid_under_the_data_contract(name, worlds):
-    design, world = UNSEEN[name], worlds[name]
-    n_offers = len(design.margins)
-    table = pa.Table.from_pandas(world.exposures, preserve_index=False)
-    frame = exposures_frame(table, "exposures.parquet", world.catalog)
-    assert feature_columns(table.schema, "exposures.parquet") == list(design.columns)
-    assert not [c for c in world.test.columns if c.startswith(HIDDEN)]
-    assert len(world.exposures) == design.rows_per_arm * (n_offers + 1)
-    assert set(frame["treatment"]) == {"control", *world.catalog.offer_ids}
-
-    spec = infer_spec(frame, list(world.columns))
-    for rows in (frame, world.test):
-        X = build_matrix(rows, spec)
-        assert X.shape == (len(rows), spec.width)
-        # missing values reach the model as NaN (LightGBM's missing), nothing else is missing
-        numeric = [i for i, n in enumerate(spec.matrix_names) if n in rows.columns]
-        assert np.array_equal(np.isnan(X[:, numeric]),
-                              rows[[spec.matrix_names[i] for i in numeric]].isna().to_numpy())
-        assert np.isfinite(np.delete(X, numeric, axis=1)).all()
-
-    truth = world.logged_truth
-    assert truth is not None and truth.shape == (len(frame), n_offers + 1)
-    assert truth.min() >= 0.0 and truth.max() <= 1.0
-    arm = frame["treatment"].map({t: i for i, t in enumerate(["control",
-                                                              *world.catalog.offer_ids])})
-    expected = truth[np.arange(len(frame)), arm.to_numpy()]
-    assert abs(frame["converted"].mean() - expected.mean()) < 4 * np.sqrt(
-        (expected * (1 - expected)).sum()) / len(frame)
-    assert world.oracle() >= world.best_single() - 1e-9 and world.best_single() >= 0.0
+    assert_contract_valid(UNSEEN[name], worlds[name], nulls=True)
 
 
 @pytest.mark.parametrize("name", sorted(UNSEEN))

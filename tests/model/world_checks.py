@@ -1,0 +1,54 @@
+"""Checks shared by the tests of the worlds written blind (fresh, blind, unseen): a world's data
+is valid under the data contract and its logged truth is what the outcomes were drawn from."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from features.build import build_matrix, infer_spec
+from features.io import exposures_frame
+from features.schema import feature_columns
+from nba.worlds import HIDDEN, Design, World
+
+
+def assert_contract_valid(design: Design, world: World, *, nulls: bool = False) -> pd.DataFrame:
+    """Assert `world` (generated from `design`) passes the contract's reader with exactly the
+    design's feature columns (no hidden truth column leaks), logs every arm, builds a feature
+    matrix of the right width, and that its logged truth is probabilities the outcomes agree
+    with (within 4 SE). `nulls`: features may be missing, as NaN exactly where the frame has
+    them (LightGBM's missing); else every column is finite and varies. Returns the read frame.
+    """
+    n_offers = len(design.margins)
+    table = pa.Table.from_pandas(world.exposures, preserve_index=False)
+    frame = exposures_frame(table, "exposures.parquet", world.catalog)
+    assert feature_columns(table.schema, "exposures.parquet") == list(design.columns)
+    assert not [c for c in world.test.columns if c.startswith(HIDDEN)]
+    assert len(world.exposures) == design.rows_per_arm * (n_offers + 1)
+    assert set(frame["treatment"]) == {"control", *world.catalog.offer_ids}
+
+    spec = infer_spec(frame, list(world.columns))
+    for rows in (frame, world.test):
+        X = build_matrix(rows, spec)
+        assert X.shape == (len(rows), spec.width)
+        if nulls:  # missing values reach the model as NaN, nothing else is missing
+            numeric = [i for i, n in enumerate(spec.matrix_names) if n in rows.columns]
+            assert np.array_equal(np.isnan(X[:, numeric]),
+                                  rows[[spec.matrix_names[i] for i in numeric]].isna().to_numpy())
+            assert np.isfinite(np.delete(X, numeric, axis=1)).all()
+        else:
+            assert np.isfinite(X).all()
+            assert X.std(axis=0).min() > 0  # every column (and every level seen) varies
+
+    truth = world.logged_truth
+    assert truth is not None and truth.shape == (len(frame), n_offers + 1)
+    assert truth.min() >= 0.0 and truth.max() <= 1.0
+    # the outcomes were drawn from that truth: logged conversions match it within 4 SE
+    arm = frame["treatment"].map({t: i for i, t in enumerate(["control",
+                                                              *world.catalog.offer_ids])})
+    expected = truth[np.arange(len(frame)), arm.to_numpy()]
+    assert abs(frame["converted"].mean() - expected.mean()) < 4 * np.sqrt(
+        (expected * (1 - expected)).sum()) / len(frame)
+    assert world.oracle() >= world.best_single() - 1e-9 and world.best_single() >= 0.0
+    return frame
