@@ -235,6 +235,8 @@ def main() -> None:
     parser.add_argument("--rules", default=None, help="comma-separated menu rules")
     parser.add_argument("--capacities", default=None, help="comma-separated menu capacities")
     parser.add_argument("--learners", default=None, help="comma-separated menu learners")
+    parser.add_argument("--folds", type=int, default=None,
+                        help="cross-fitting folds by customer (TrainSettings.folds)")
     parser.add_argument("--held-out", action="store_true",
                         help="with --summary: the held-out worlds (nba.worlds.HELD_OUT)")
     args = parser.parse_args()
@@ -251,6 +253,8 @@ def main() -> None:
         base = replace(base, capacities=tuple(args.capacities.split(",")))
     if args.learners:
         base = replace(base, learners=tuple(args.learners.split(",")))
+    if args.folds:
+        base = replace(base, folds=args.folds)
     if args.slopes:
         names = list(DESIGNS) if args.worlds == "all" else args.worlds.split(",")
         print(f"\nCalibration slope of the {args.slopes}/low out-of-fold uplift per offer, "

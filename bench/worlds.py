@@ -300,6 +300,8 @@ def main() -> None:
                         help="the contact guard's z (TrainSettings.contact_z), or 'off'")
     parser.add_argument("--nested-folds", type=int, default=None,
                         help="folds of the nested check (TrainSettings.nested_folds)")
+    parser.add_argument("--folds", type=int, default=None,
+                        help="cross-fitting folds by customer (TrainSettings.folds)")
     args = parser.parse_args()
     quiet_logging()
     logging.getLogger("training").setLevel(logging.WARNING)
@@ -314,6 +316,8 @@ def main() -> None:
                            else float(args.contact_z))
     if args.nested_folds:
         settings = replace(settings, nested_folds=args.nested_folds)
+    if args.folds:
+        settings = replace(settings, folds=args.folds)
     if args.capacities:
         settings = replace(settings, capacities=tuple(args.capacities.split(",")))
     which = ("fresh" if args.fresh else "blind" if args.blind else "unseen" if args.unseen
