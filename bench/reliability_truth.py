@@ -47,6 +47,7 @@ from offer_screen_truth import (  # noqa: E402
 
 from features.build import build_matrix, infer_spec  # noqa: E402
 from nba.worlds import generate  # noqa: E402
+from stats import mean_variance  # noqa: E402
 from training import crossfit, rules  # noqa: E402
 from training import evaluate as ev  # noqa: E402
 from training.learners import CAPACITIES, LEARNERS, fit_learner  # noqa: E402
@@ -114,19 +115,17 @@ def split_half_reliability(uplift: np.ndarray, halves: np.ndarray, clusters: np.
     """
     n_offers = uplift.shape[1]
     reliability, cov, se = np.zeros(n_offers), np.zeros(n_offers), np.full(n_offers, np.inf)
-    _, which = np.unique(clusters, return_inverse=True)
     for k in range(n_offers):
         u, a, b = uplift[:, k], halves[:, 0, k], halves[:, 1, k]
         rows = np.isfinite(u) & np.isfinite(a) & np.isfinite(b)
         if rows.sum() < 2:
             continue
         da, db, du = a[rows] - a[rows].mean(), b[rows] - b[rows].mean(), u[rows] - u[rows].mean()
-        cov[k] = float(np.mean(da * db))
+        cov[k], variance, _ = mean_variance(da * db, clusters[rows])
         spread = float(np.mean(du * du))
         if spread > 0.0:
             reliability[k] = float(np.clip(cov[k] / spread, 0.0, 1.0))
-        influence = np.bincount(which[rows], weights=da * db - cov[k]) / rows.sum()
-        se[k] = float(np.sqrt(influence @ influence))
+        se[k] = float(np.sqrt(variance))
     return reliability, cov, se
 
 
