@@ -14,10 +14,11 @@ Also the nested check (`TrainSettings.nested_z`) at several z from the same runs
 IPW on simulated data: interval width and coverage of a known policy's value.
 `--held-out` runs nba.worlds.HELD_OUT instead, `--fresh` nba.fresh_worlds.FRESH and `--blind`
 nba.blind_worlds.BLIND (worlds written blind to the method, to be run once), `--unseen`
-nba.unseen_worlds.UNSEEN (four more, written blind and run once), `--truth-only`
+nba.unseen_worlds.UNSEEN (four more, written blind and run once), `--sealed`
+nba.sealed_worlds.SEALED (five more, written blind and run once), `--truth-only`
 prints each world's oracle, best single offer and nobody from the truth alone, without training.
 Run: `.venv/bin/python bench/worlds.py [--seeds 3] [--held-out | --fresh | --blind |
---unseen] [--truth-only]`.
+--unseen | --sealed] [--truth-only]`.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from common import markdown_table, publish, quiet_logging  # noqa: E402
 
 from nba.blind_worlds import BLIND  # noqa: E402
 from nba.fresh_worlds import FRESH  # noqa: E402
+from nba.sealed_worlds import SEALED  # noqa: E402
 from nba.unseen_worlds import UNSEEN  # noqa: E402
 from nba.worlds import DESIGNS, HELD_OUT, Design, Outcome, World, generate, train_and_score  # noqa: E402
 from stats import Z95, aipw_scores, ipw_scores, mean_estimate, profit_terms  # noqa: E402
@@ -171,7 +173,7 @@ def dr_vs_ipw(replications: int = 400, n: int = 4_000) -> list[list[str]]:
 def report(outcomes: list[Outcome], coverage: list[list[str]], settings: TrainSettings,
            seeds: int, trees: int, seconds: float, which: str = "") -> str:
     """The markdown: the worlds table, the targets, DR vs IPW (`which`: "", "held-out",
-    "fresh", "blind" or "unseen", the world set and its flag)."""
+    "fresh", "blind", "unseen" or "sealed", the world set and its flag)."""
     rows, never_below, never_below_noise, ratio = world_rows(outcomes)
     worlds = list(dict.fromkeys(o.world for o in outcomes))
     return "\n".join([
@@ -277,6 +279,10 @@ def main() -> None:
                            help="the unseen worlds (nba.unseen_worlds.UNSEEN), written from "
                                 "descriptions before any training and run once; written to "
                                 "worlds_unseen.md")
+    world_set.add_argument("--sealed", action="store_true",
+                           help="the sealed worlds (nba.sealed_worlds.SEALED), written from "
+                                "descriptions before any training and run once; written to "
+                                "worlds_sealed.md")
     parser.add_argument("--truth-only", action="store_true",
                         help="print each world's oracle, best single and nobody from the truth "
                              "alone (seeds 100..), no training")
@@ -321,9 +327,9 @@ def main() -> None:
     if args.capacities:
         settings = replace(settings, capacities=tuple(args.capacities.split(",")))
     which = ("fresh" if args.fresh else "blind" if args.blind else "unseen" if args.unseen
-             else "held-out" if args.held_out else "")
-    designs = {"fresh": FRESH, "blind": BLIND, "unseen": UNSEEN, "held-out": HELD_OUT,
-               "": DESIGNS}[which]
+             else "sealed" if args.sealed else "held-out" if args.held_out else "")
+    designs = {"fresh": FRESH, "blind": BLIND, "unseen": UNSEEN, "sealed": SEALED,
+               "held-out": HELD_OUT, "": DESIGNS}[which]
     names = args.worlds.split(",") if args.worlds else list(designs)
     if args.truth_only:
         for name in names:

@@ -32,6 +32,9 @@ Uplift = Callable[[pd.DataFrame], np.ndarray]  # features -> (n, n_offers) true 
 Logging = Callable[[pd.DataFrame, int], np.ndarray]  # features, n_offers -> (n, arms) probs
 Customers = Callable[[int, np.random.Generator], pd.DataFrame]  # n, rng -> features
 Base = Callable[[pd.DataFrame], np.ndarray]  # features -> (n,) conversion without an offer
+#: rows, rng -> the rows with the request's own columns (device, page, ...) added, drawn per
+#: exposure, so one customer's exposures may differ in them
+Context = Callable[[pd.DataFrame, np.random.Generator], pd.DataFrame]
 #: a customer generator may add columns named "_..." holding per-row truth (e.g. a library's
 #: treatment effect) for its design's uplift, base and logging; they never reach the exposures
 #: or the test features
@@ -56,6 +59,9 @@ class Design:
     #: exposures per customer on average (customers drawn with replacement from the log's
     #: population); more means fewer, more clustered customers for the same rows
     rows_per_customer: float = ROWS_PER_CUSTOMER
+    #: None: no per-exposure columns; else drawn for every logged row and test customer after
+    #: the customers (the draws of a design without it are unchanged), named last in `columns`
+    context: Context | None = None
 
 
 @dataclass(frozen=True)
@@ -121,6 +127,8 @@ def generate(design: Design, seed: int) -> World:
         test = pool.iloc[n_customers:].reset_index(drop=True)
     who = rng.integers(0, len(customers), rows)
     frame = customers.iloc[who].reset_index(drop=True)
+    if design.context is not None:
+        frame = design.context(frame, rng)
     probs = (np.full((rows, n_offers + 1), 1.0 / (n_offers + 1)) if design.logging is None
              else design.logging(frame, n_offers))
     arm = (probs.cumsum(axis=1) < rng.random((rows, 1))).sum(axis=1)
@@ -141,6 +149,8 @@ def generate(design: Design, seed: int) -> World:
         propensity=probs[np.arange(rows), arm])
     if test is None:
         test = features(TEST_CUSTOMERS, rng)
+    if design.context is not None:
+        test = design.context(test, rng)
     return World(design.name, catalog, exposures, _visible(test), design.uplift(test),
                  design.columns, np.column_stack([base, base[:, None] + lift]))
 

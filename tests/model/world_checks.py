@@ -1,5 +1,6 @@
-"""Checks shared by the tests of the worlds written blind (fresh, blind, unseen): a world's data
-is valid under the data contract and its logged truth is what the outcomes were drawn from."""
+"""Checks shared by the tests of the worlds written blind (fresh, blind, unseen, sealed): a
+world's data is valid under the data contract and its logged truth is what the outcomes were
+drawn from."""
 
 from __future__ import annotations
 
