@@ -219,7 +219,9 @@ class Policy:
             if installed.get(name) != version:
                 warnings.warn(f"policy saved with {name}=={version}, running "
                               f"{installed.get(name)}", RuntimeWarning, stacklevel=2)
-        spec = FeatureSpec(tuple(Feature(f["name"], f["kind"], tuple(f["levels"]))
+        # a spec saved before encodings existed has no "encoding": one-hot throughout
+        spec = FeatureSpec(tuple(Feature(f["name"], f["kind"], tuple(f["levels"]),
+                                         f.get("encoding", "one_hot"))
                                  for f in document["spec"]))
         offer_ids = tuple(document["uplift_offer_ids"])
         kind = document.get("uplift_kind", "t")
