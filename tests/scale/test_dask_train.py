@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
@@ -144,3 +145,22 @@ def test_the_real_service_serves_the_dask_trained_champion(on_dask: Trained, sta
     body = response.get_json()
     assert body["model"]["version"] == on_dask.version
     assert len(body["offers"]) + len(body["suppressed"]) == len(loaded.policy.catalog.offers)
+
+
+def test_levels_counted_on_the_cluster_encode_as_on_one_machine() -> None:
+    """A categorical past MAX_LEVELS becomes level codes on Dask as on one machine; the rest
+    stay one-hot."""
+    import dask.dataframe as dd
+
+    from features.schema import MAX_LEVELS
+    from training import dask_train
+
+    many = [f"st{i:03d}" for i in range(MAX_LEVELS + 30)]
+    frame = pd.DataFrame({"store": [s for i, s in enumerate(many) for _ in range(i + 1)]})
+    frame["device"] = np.where(np.arange(len(frame)) % 3 == 0, "app", "web")
+    frame["recency"] = np.arange(len(frame), dtype=float)
+    kinds = [("store", "categorical"), ("device", "categorical"), ("recency", "numeric")]
+    spec = dask_train.infer_spec(dd.from_pandas(frame, npartitions=3), kinds)
+    assert spec == infer_spec(frame, kinds)
+    assert [f.encoding for f in spec.features[:2]] == ["codes", "one_hot"]
+    assert spec.categorical_columns == (0,)
