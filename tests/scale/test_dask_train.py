@@ -152,14 +152,15 @@ def test_levels_counted_on_the_cluster_encode_as_on_one_machine() -> None:
     stay one-hot."""
     import dask.dataframe as dd
 
-    from features.schema import MAX_LEVELS
+    from features.schema import MAX_LEVELS, Kind
     from training import dask_train
 
     many = [f"st{i:03d}" for i in range(MAX_LEVELS + 30)]
     frame = pd.DataFrame({"store": [s for i, s in enumerate(many) for _ in range(i + 1)]})
     frame["device"] = np.where(np.arange(len(frame)) % 3 == 0, "app", "web")
     frame["recency"] = np.arange(len(frame), dtype=float)
-    kinds = [("store", "categorical"), ("device", "categorical"), ("recency", "numeric")]
+    kinds: list[tuple[str, Kind]] = [("store", "categorical"), ("device", "categorical"),
+                                     ("recency", "numeric")]
     spec = dask_train.infer_spec(dd.from_pandas(frame, npartitions=3), kinds)
     assert spec == infer_spec(frame, kinds)
     assert [f.encoding for f in spec.features[:2]] == ["codes", "one_hot"]

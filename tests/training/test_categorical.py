@@ -155,6 +155,12 @@ def test_a_saved_policy_keeps_the_encoding_and_an_old_spec_loads_one_hot(
     assert old.matrix_names == ["store=s000", "store=s001", "age"]
     assert old.categorical_columns == ()
 
+    # an encoding from a later version is refused, never scored as something else
+    document["spec"][0]["encoding"] = "hashed"
+    (tmp_path / "policy" / "policy.json").write_text(json.dumps(document))
+    with pytest.raises(ValueError, match="unsupported feature encoding"):
+        Policy.load(tmp_path / "policy")
+
 
 def test_booster_params_pass_the_categorical_columns() -> None:
     params = BoosterParams(categorical=(2, 5))
