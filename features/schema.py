@@ -10,6 +10,9 @@ import pyarrow as pa
 from features.errors import ContractError
 
 Kind = Literal["numeric", "bool", "categorical"]
+#: How a categorical enters the model matrix: one-hot columns, or one column of level codes
+#: that LightGBM splits as a native categorical.
+Encoding = Literal["one_hot", "codes"]
 
 #: Columns of exposures.parquet that are not features.
 EXPOSURE_RESERVED: tuple[str, ...] = (
@@ -40,8 +43,15 @@ CONTEXT_COLUMNS: dict[str, Kind] = {
     "page": "categorical",
     "cart_value": "numeric",
 }
-#: Categorical levels kept per feature; rarer levels fold into "unknown" (all zeros).
+#: A categorical with at most this many levels in training is one-hot encoded over them.
 MAX_LEVELS = 50
+#: A categorical with more levels is one column of level codes over its this-many most
+#: frequent ones (LightGBM's native categorical splits); rarer levels are missing (NaN).
+#: LightGBM itself bins a categorical's most frequent levels (up to max_bin, 255, or more
+#: until 99% of rows are covered) and a split needs min_data_per_group (100) rows a side, so a
+#: level past the 1,000th (under 1 row in 1,000 on average) could not earn a split of its own;
+#: the cap bounds the spec shipped with the model and the request-time lookup.
+MAX_CODES = 1_000
 
 
 def kind_of(arrow_type: pa.DataType) -> Kind | None:
@@ -59,21 +69,33 @@ def kind_of(arrow_type: pa.DataType) -> Kind | None:
 
 @dataclass(frozen=True)
 class Feature:
-    """One feature column: its name, kind and, for categoricals, the levels seen in training."""
+    """One feature column: its name, kind and, for categoricals, the levels seen in training
+    and their encoding (a spec saved before encodings existed is one-hot throughout)."""
 
     name: str
     kind: Kind
     levels: tuple[str, ...] = ()
+    encoding: Encoding = "one_hot"
+
+    @property
+    def one_hot(self) -> bool:
+        """True for a categorical one-hot encoded over its levels."""
+        return self.kind == "categorical" and self.encoding == "one_hot"
+
+    @property
+    def codes(self) -> bool:
+        """True for a categorical encoded as one column of level codes (NaN: unseen or null)."""
+        return self.kind == "categorical" and self.encoding == "codes"
 
     @property
     def width(self) -> int:
-        """Columns this feature takes in the model matrix (one-hot for categoricals)."""
-        return len(self.levels) if self.kind == "categorical" else 1
+        """Columns this feature takes in the model matrix (one per level when one-hot)."""
+        return len(self.levels) if self.one_hot else 1
 
     @property
     def matrix_names(self) -> list[str]:
         """Names of this feature's model-matrix columns."""
-        if self.kind == "categorical":
+        if self.one_hot:
             return [f"{self.name}={level}" for level in self.levels]
         return [self.name]
 
@@ -98,6 +120,17 @@ class FeatureSpec:
     def width(self) -> int:
         """Number of model-matrix columns."""
         return sum(f.width for f in self.features)
+
+    @property
+    def categorical_columns(self) -> tuple[int, ...]:
+        """Model-matrix indices of the level-code columns: LightGBM's categorical_feature."""
+        indices: list[int] = []
+        col = 0
+        for feature in self.features:
+            if feature.codes:
+                indices.append(col)
+            col += feature.width
+        return tuple(indices)
 
     def check_schema(self, schema: pa.Schema, file: str) -> None:
         """Raise ContractError unless `schema` has every feature column with a matching kind.

@@ -183,7 +183,9 @@ def compare_policies(candidate: Policy, champion: Policy, frame: pd.DataFrame,
                                 np.array([code[a] for a in logged]),
                                 frame["revenue"].to_numpy(dtype=np.float64),
                                 folds(customers, COMPARE_FOLDS, seed), n_arms=len(arms),
-                                params=BoosterParams(), seed=seed)
+                                params=BoosterParams(
+                                    categorical=candidate.spec.categorical_columns),
+                                seed=seed)
     return paired_comparison(chosen_offers(candidate, frame), chosen_offers(champion, frame),
                              logged, frame["revenue"].to_numpy(), frame["propensity"].to_numpy(),
                              arms=arms, mu=mu, clusters=customers)

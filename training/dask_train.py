@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from features import io
-from features.build import MAX_LEVELS, build_matrix
+from features.build import build_matrix, categorical_feature
 from features.catalog import Catalog
 from features.errors import ContractError
 from features.schema import NEW_CUSTOMER, Feature, FeatureSpec, feature_columns
@@ -107,16 +107,16 @@ def read_exposures(path: Path, catalog: Catalog, partitions: int | None) -> dd.D
 
 def infer_spec(frame: dd.DataFrame, columns: list[tuple[str, Any]]) -> FeatureSpec:
     """`features.build.infer_spec` on a Dask DataFrame: categorical levels counted on the
-    cluster (the most frequent MAX_LEVELS, sorted), the rest as declared."""
+    cluster and encoded by `features.build.categorical_feature`, the rest as declared."""
     import dask
 
     categorical = [name for name, kind in columns if kind == "categorical"]
     counts = dask.compute(*(frame[name].dropna().astype(str).value_counts()
                             for name in categorical))
-    levels = {name: tuple(sorted(c.sort_values(ascending=False).index[:MAX_LEVELS]))
-              for name, c in zip(categorical, counts, strict=True)}
-    return FeatureSpec(tuple(Feature(name, kind, levels[name]) if kind == "categorical"
-                             else Feature(name, kind) for name, kind in columns))
+    encoded = {name: categorical_feature(name, c.sort_values(ascending=False))
+               for name, c in zip(categorical, counts, strict=True)}
+    return FeatureSpec(tuple(encoded[name] if kind == "categorical" else Feature(name, kind)
+                             for name, kind in columns))
 
 
 def _design(part: pd.DataFrame, spec: FeatureSpec, catalog: Catalog, target: str,
@@ -154,7 +154,9 @@ def _fit(client: Client, frame: dd.DataFrame, spec: FeatureSpec, catalog: Catalo
     meta["label"] = pd.Series(dtype=np.float64 if target == "value" else np.int8)
     design = frame.map_partitions(_design, spec, catalog, target, offer, meta=meta)
     model_type = DaskLGBMRegressor if target == "value" else DaskLGBMClassifier
-    params = settings.params.as_lightgbm(settings.seed)
+    # level codes as native categoricals; the uplift input has the treatment flag in front
+    booster_params = replace(settings.params, categorical=spec.categorical_columns)
+    params = booster_params.shifted(1 if target == "uplift" else 0).as_lightgbm(settings.seed)
     del params["n_jobs"]  # lightgbm.dask gives each worker its own threads (dask's nthreads)
     model = model_type(client=client, **params)
     with warnings.catch_warnings():

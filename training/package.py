@@ -18,7 +18,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import lightgbm as lgb
 import numpy as np
@@ -39,7 +39,7 @@ from decisioning.snapshot import EMPTY, ContactHistory, LaunchStatus, StateSnaps
 from features.catalog import Catalog
 from features.context import context_values, has_context, situate
 from features.customers import CustomerTable
-from features.schema import Feature, FeatureSpec
+from features.schema import Encoding, Feature, FeatureSpec
 from state.records import StockRow, StockSnapshot
 from training import rules
 from training.uplift import UpliftModel
@@ -219,8 +219,15 @@ class Policy:
             if installed.get(name) != version:
                 warnings.warn(f"policy saved with {name}=={version}, running "
                               f"{installed.get(name)}", RuntimeWarning, stacklevel=2)
-        spec = FeatureSpec(tuple(Feature(f["name"], f["kind"], tuple(f["levels"]))
-                                 for f in document["spec"]))
+        # a spec saved before encodings existed has no "encoding": one-hot throughout
+        encodings = [f.get("encoding", "one_hot") for f in document["spec"]]
+        unknown = sorted(set(encodings) - set(get_args(Encoding)))
+        if unknown:
+            raise ValueError(f"unsupported feature encoding(s) {unknown} (this version knows "
+                             f"{', '.join(get_args(Encoding))})")
+        spec = FeatureSpec(tuple(Feature(f["name"], f["kind"], tuple(f["levels"]), encoding)
+                                 for f, encoding in zip(document["spec"], encodings,
+                                                        strict=True)))
         offer_ids = tuple(document["uplift_offer_ids"])
         kind = document.get("uplift_kind", "t")
         boosters = len(offer_ids) * (2 if kind == "x" else 1)  # X: two effect models per offer

@@ -11,7 +11,7 @@ import logging
 import tempfile
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -119,10 +119,17 @@ def incremental_profit(policy: Policy, frame: pd.DataFrame, uplift: np.ndarray) 
                                      frame["propensity"].to_numpy(), margins, costs)
 
 
+def with_categoricals(settings: TrainSettings, spec: FeatureSpec) -> TrainSettings:
+    """`settings` whose boosters split `spec`'s level-code columns as native categoricals."""
+    return replace(settings, params=replace(settings.params,
+                                            categorical=spec.categorical_columns))
+
+
 def fit_models(train: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
                 settings: TrainSettings, candidate: Candidate, population: np.ndarray,
                 progress: Progress | None = None) -> Policy:
     """Fit the candidate's uplift learner, the response and the value models on `train`."""
+    settings = with_categoricals(settings, spec)
     X = build_matrix(train, spec)
     converted = train["converted"].to_numpy()
     arms = sorted(set(train["treatment"]) - {catalog.control_label})
@@ -184,6 +191,7 @@ def select_policy(frame: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
     Outcome models for DR and every (learner, capacity)'s K uplift models are fitted once;
     every rule on top reuses their out-of-fold predictions.
     """
+    settings = with_categoricals(settings, spec)
     candidates = select.menu(settings.learners, settings.capacities, settings.menu_rules)
     X = build_matrix(frame, spec)
     n_arms = len(catalog.offers) + 1

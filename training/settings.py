@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,14 @@ class BoosterParams:
     extra_trees: bool = False
     #: LightGBM's shrinkage of a node's value towards its parent's, in rows (0: none)
     path_smooth: float = 0.0
+    #: input columns LightGBM splits as native categoricals (level codes; `features.schema.
+    #: FeatureSpec.categorical_columns`, shifted by a learner that puts columns in front)
+    categorical: tuple[int, ...] = ()
+
+    def shifted(self, columns: int) -> BoosterParams:
+        """These settings for an input with `columns` more columns in front (the S-learner's
+        treatment flag)."""
+        return replace(self, categorical=tuple(i + columns for i in self.categorical))
 
     def as_lightgbm(self, seed: int) -> dict[str, Any]:
         """Keyword arguments for lightgbm.LGBMClassifier / LGBMRegressor (the opt-in
@@ -39,6 +47,12 @@ class BoosterParams:
             extra["extra_trees"] = True
         if self.path_smooth:
             extra["path_smooth"] = self.path_smooth
+        if self.categorical:
+            # a Dataset parameter, under the alias LightGBM's Dataset sets itself: the name
+            # `categorical_feature` in params works the same but warns it is ignored (it is
+            # not; lightgbm-org/LightGBM#2288 recommends an alias). causalml fits its learners
+            # without fit arguments, so the estimator's params are the one way in
+            extra["categorical_column"] = list(self.categorical)
         return extra | {
             "n_estimators": self.n_estimators,
             "learning_rate": self.learning_rate,

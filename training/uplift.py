@@ -127,7 +127,9 @@ def fit_uplift(
     # heavy import, and serving never fits
     from causalml.inference.meta import BaseSClassifier, BaseTClassifier
 
-    base = lgb.LGBMClassifier(**params.as_lightgbm(seed))
+    # the S-learner puts the treatment flag in front of X (`with_treatment_flag`)
+    base = lgb.LGBMClassifier(**(params.shifted(1) if learner == "s" else params)
+                              .as_lightgbm(seed))
     if learner == "t":
         fitted = BaseTClassifier(learner=base, control_name=control_label)
         fitted.fit(X, treatment=treatment, y=converted)

@@ -13,10 +13,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from features import io
-from features.build import build_matrix, build_row, infer_spec
+from features.build import build_matrix, build_row, categorical_feature, infer_spec
 from features.context import situate
 from features.customers import CustomerTable
-from features.schema import CONTEXT_COLUMNS, MAX_LEVELS, Feature, FeatureSpec, feature_columns
+from features.schema import (
+    CONTEXT_COLUMNS,
+    MAX_CODES,
+    MAX_LEVELS,
+    Feature,
+    FeatureSpec,
+    feature_columns,
+)
 from nba import demo
 
 SPEC = FeatureSpec((
@@ -91,17 +98,6 @@ def test_infer_spec_sorted_levels_and_kinds() -> None:
                                        ("bronze", "gold", "platinum", "silver"))
     assert spec.features[0].levels == () and spec.features[2].levels == ()
     assert spec.width == 1 + 4 + 1
-
-
-def test_infer_spec_keeps_the_most_frequent_levels() -> None:
-    levels = [f"L{i:02d}" for i in range(MAX_LEVELS + 10)]
-    # level i occurs i + 1 times: the MAX_LEVELS most frequent are the last ones
-    values = [level for i, level in enumerate(levels) for _ in range(i + 1)]
-    spec = infer_spec(pd.DataFrame({"x": values}), [("x", "categorical")])
-    assert spec.features[0].levels == tuple(levels[10:])
-    matrix = build_matrix(pd.DataFrame({"x": ["L00", "L10"]}), spec)  # a folded rare level
-    assert matrix.shape == (2, MAX_LEVELS)
-    np.testing.assert_array_equal(matrix.sum(axis=1), [0, 1])
 
 
 def test_training_and_serving_frames_agree(tmp_path: Path, demo_data) -> None:
@@ -220,3 +216,68 @@ def test_build_row_encodes_each_row_as_build_matrix_does(demo_data: demo.DemoDat
     matrix = build_matrix(frame, spec)
     for row, record in enumerate(frame.to_dict("records")):
         np.testing.assert_array_equal(build_row(record, spec)[0], matrix[row])
+
+
+def _old_one_hot(frame: pd.DataFrame, spec: FeatureSpec) -> np.ndarray:
+    """The encoding before level codes existed, written out longhand: the reference."""
+    columns = []
+    for feature in spec.features:
+        values = frame[feature.name].tolist()
+        if feature.kind == "categorical":
+            columns += [[1.0 if v == level else 0.0 for v in values] for level in feature.levels]
+        else:
+            columns.append([np.nan if v is None or v != v else float(v) for v in values])
+    return np.array(columns, dtype=np.float32).T
+
+
+def test_at_most_max_levels_is_one_hot_as_before() -> None:
+    """A categorical of up to MAX_LEVELS levels keeps its one-hot columns, byte for byte."""
+    rng = np.random.default_rng(3)
+    levels = np.array([f"L{i:02d}" for i in range(MAX_LEVELS)], dtype=object)
+    frame = pd.DataFrame({"x": levels[rng.integers(0, MAX_LEVELS, 2_000)],
+                          "n": rng.normal(size=2_000)})
+    frame.loc[::11, "x"] = None
+    spec = infer_spec(frame, [("x", "categorical"), ("n", "numeric")])
+    assert spec.features[0] == Feature("x", "categorical", tuple(levels))  # default encoding
+    assert spec.features[0].encoding == "one_hot" and spec.categorical_columns == ()
+    serving = frame.assign(x=frame["x"].where(frame.index % 13 > 0, "new level"))
+    matrix = build_matrix(serving, spec)
+    assert matrix.tobytes() == _old_one_hot(serving, spec).tobytes()
+    assert spec.matrix_names[:2] == ["x=L00", "x=L01"] and spec.width == MAX_LEVELS + 1
+
+
+def test_more_than_max_levels_is_one_column_of_level_codes() -> None:
+    levels = [f"L{i:02d}" for i in range(MAX_LEVELS + 10)]
+    values = [level for i, level in enumerate(levels) for _ in range(i + 1)]
+    spec = infer_spec(pd.DataFrame({"n": 1.0, "x": values}),
+                      [("n", "numeric"), ("x", "categorical")])
+    feature = spec.features[1]
+    assert feature == Feature("x", "categorical", tuple(levels), "codes")  # every level kept
+    assert feature.width == 1 and spec.width == 2 and spec.matrix_names == ["n", "x"]
+    assert spec.categorical_columns == (1,)
+    frame = pd.DataFrame({"n": [1.0, 2.0, 3.0, 4.0], "x": ["L00", "L59", "unseen", None]})
+    matrix = build_matrix(frame, spec)
+    np.testing.assert_array_equal(matrix, np.array([[1, 0], [2, 59], [3, np.nan],
+                                                    [4, np.nan]], dtype=np.float32))
+    for row, record in enumerate(frame.astype(object).to_dict("records")):
+        np.testing.assert_array_equal(build_row(record, spec)[0], matrix[row])
+    assert build_row({}, spec)[0, 1] != build_row({}, spec)[0, 1]  # absent: NaN
+
+
+def test_level_codes_keep_the_max_codes_most_frequent() -> None:
+    counts = pd.Series(np.arange(MAX_CODES + 20, 0, -1),
+                       index=[f"L{i:04d}" for i in range(MAX_CODES + 20)])
+    feature = categorical_feature("x", counts)
+    assert feature.encoding == "codes" and len(feature.levels) == MAX_CODES
+    assert feature.levels == tuple(sorted(counts.index[:MAX_CODES]))
+
+
+def test_a_coded_context_column_is_situated_like_training() -> None:
+    """A request's store (a context column) is encoded as its code, like training's matrix."""
+    levels = tuple(f"st{i:03d}" for i in range(MAX_LEVELS + 1))
+    spec = FeatureSpec((Feature("recency", "numeric"),
+                        Feature("store_id", "categorical", levels, "codes")))
+    table = CustomerTable.from_frame(pd.DataFrame({"customer_id": ["a"], "recency": [3.0]}),
+                                     spec, lambda matrix: np.zeros(len(matrix)))
+    np.testing.assert_array_equal(situate(table, {"store_id": "st050"}, spec).matrix[0], [3, 50])
+    assert np.isnan(situate(table, {"store_id": "st999"}, spec).matrix[0, 1])

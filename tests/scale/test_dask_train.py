@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
@@ -144,3 +145,60 @@ def test_the_real_service_serves_the_dask_trained_champion(on_dask: Trained, sta
     body = response.get_json()
     assert body["model"]["version"] == on_dask.version
     assert len(body["offers"]) + len(body["suppressed"]) == len(loaded.policy.catalog.offers)
+
+
+def test_levels_counted_on_the_cluster_encode_as_on_one_machine() -> None:
+    """A categorical past MAX_LEVELS becomes level codes on Dask as on one machine; the rest
+    stay one-hot."""
+    import dask.dataframe as dd
+
+    from features.schema import MAX_LEVELS, Kind
+    from training import dask_train
+
+    many = [f"st{i:03d}" for i in range(MAX_LEVELS + 30)]
+    frame = pd.DataFrame({"store": [s for i, s in enumerate(many) for _ in range(i + 1)]})
+    frame["device"] = np.where(np.arange(len(frame)) % 3 == 0, "app", "web")
+    frame["recency"] = np.arange(len(frame), dtype=float)
+    kinds: list[tuple[str, Kind]] = [("store", "categorical"), ("device", "categorical"),
+                                     ("recency", "numeric")]
+    spec = dask_train.infer_spec(dd.from_pandas(frame, npartitions=3), kinds)
+    assert spec == infer_spec(frame, kinds)
+    assert [f.encoding for f in spec.features[:2]] == ["codes", "one_hot"]
+    assert spec.categorical_columns == (0,)
+
+
+def test_dask_boosters_split_level_codes_as_categoricals() -> None:
+    """lightgbm.dask gets the coded column as categorical, one column later in the S-learner's
+    input (its treatment flag comes first) and in place for the value model."""
+    import dask.dataframe as dd
+
+    from features.catalog import Catalog, Offer
+    from features.schema import MAX_LEVELS, Kind
+    from training import dask_train
+
+    rng = np.random.default_rng(8)
+    n = 4_000
+    stores = np.array([f"st{i:03d}" for i in range(MAX_LEVELS + 30)], dtype=object)
+    frame = pd.DataFrame({"customer_id": [f"c{i}" for i in range(n)],
+                          "store": stores[rng.integers(0, len(stores), n)],
+                          "age": rng.normal(40.0, 10.0, n),
+                          "treatment": rng.choice(np.array(["control", "a"], dtype=object), n)})
+    frame["converted"] = (rng.random(n) < 0.1 + 0.2 * (frame["store"] < "st040")
+                          * (frame["treatment"] == "a")).astype(np.int8)
+    frame["revenue"] = frame["converted"] * 30.0 * (1 + (frame["store"] < "st040"))
+    kinds: list[tuple[str, Kind]] = [("store", "categorical"), ("age", "numeric")]
+    spec = infer_spec(frame, kinds)
+    catalog = Catalog(offers=(Offer(offer_id="a", name="A", category="t", margin=10.0),))
+    settings = TrainSettings(params=replace(PARAMS, n_estimators=5, min_child_samples=20))
+    client = dask_train.connect(DaskSettings(workers=1, partitions=2))
+    try:
+        parts = dd.from_pandas(frame, npartitions=2)
+        uplift = dask_train._fit(client, parts, spec, catalog, settings, "uplift", "a")
+        value = dask_train._fit(client, parts, spec, catalog, settings, "value")
+    finally:
+        dask_train._close(client, DaskSettings(workers=1, partitions=2))
+    # a categorical's feature info lists its levels; a numeric column's lists none
+    levels = {name: len(info["values"]) for booster, name in ((uplift, "flag"), (value, "value"))
+              for info in [booster.dump_model()["feature_infos"]["Column_0"]]}
+    levels["uplift"] = len(uplift.dump_model()["feature_infos"]["Column_1"]["values"])
+    assert levels["flag"] == 0 and levels["uplift"] > MAX_LEVELS and levels["value"] > MAX_LEVELS
