@@ -207,6 +207,13 @@ def exposures_frame(table: pa.Table, file: str, catalog: Catalog, part: bool = F
             file, f"no control rows (label '{catalog.control_label}'): uplift needs a control arm",
             "treatment",
         )
+    known_rows = pc.filter(table["treatment"], pc.invert(new))
+    if not part and len(known_rows) and pc.all(
+            pc.equal(known_rows, catalog.control_label)).as_py():
+        raise ContractError(
+            file, f"every row is control (label '{catalog.control_label}'): uplift needs rows "
+            "of at least one offer of offers.yaml beside the control arm", "treatment",
+        )
 
     converted_type = table.schema.field("converted").type
     if not (pa.types.is_boolean(converted_type) or pa.types.is_integer(converted_type)):

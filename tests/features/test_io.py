@@ -174,6 +174,8 @@ VIOLATIONS = [
                  "unknown offer id(s) ['mystery_offer'] in 1 row(s)", id="exposures-unknown-offer"),
     pytest.param(EXPOSURES, lambda f: f[f["treatment"] != "control"], "treatment",
                  "no control rows", id="exposures-no-control"),
+    pytest.param(EXPOSURES, lambda f: f.assign(treatment="control"), "treatment",
+                 "every row is control", id="exposures-all-control"),
     pytest.param(CUSTOMERS, set_first("customer_id", "C0000002"), "customer_id",
                  "duplicate key {'customer_id': 'C0000002'} (2 rows share a key)",
                  id="customers-duplicate-id"),
