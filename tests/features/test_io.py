@@ -161,6 +161,8 @@ VIOLATIONS = [
                  id="exposures-converted-2"),
     pytest.param(EXPOSURES, set_first("revenue", -0.01), "revenue", "negative revenue",
                  id="exposures-revenue-negative"),
+    pytest.param(EXPOSURES, set_first("revenue", np.inf), "revenue", "infinite revenue",
+                 id="exposures-revenue-inf"),
     pytest.param(EXPOSURES, set_first("propensity", 0.0), "propensity", "must lie in (0, 1]",
                  id="exposures-propensity-0"),
     pytest.param(EXPOSURES, set_first("propensity", 1.5), "propensity", "must lie in (0, 1]",
