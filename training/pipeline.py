@@ -540,6 +540,8 @@ def train(settings: TrainSettings) -> TrainResult:
     exposures, newcomers = first_visit.split(io.read_exposures(data / io.EXPOSURES, catalog))
     kinds = feature_columns(pq.read_schema(data / io.EXPOSURES), io.EXPOSURES)
     spec = infer_spec(exposures, kinds)
+    # customers.parquet is checked now, not after an hour of fitting
+    example = _input_example(settings, exposures, spec)
     policy, selection = fit_chosen(exposures, spec, catalog, settings, progress)
     chosen = selection.chosen
     evaluation = selection.evaluation
@@ -548,7 +550,6 @@ def train(settings: TrainSettings) -> TrainResult:
     if policy.first_visit is not None:
         evaluation.metrics.update(policy.first_visit.meta["metrics"])
         evaluation.metrics["first_visit_rows"] = float(len(newcomers))
-    example = _input_example(settings, exposures, spec)
     return publish(settings, policy, evaluation, example, progress,
                    {"candidate": chosen.name, "folds": settings.folds,
                     "menu_learners": ",".join(settings.learners),

@@ -133,6 +133,21 @@ def test_train_names_the_bad_file_and_column(tmp_path, demo_dir):
     assert not (tmp_path / "m.db").exists() or "Traceback" not in result.stderr
 
 
+def test_train_checks_customers_parquet_before_fitting(tmp_path, demo_dir):
+    import pandas as pd
+
+    for name in ("offers.yaml", "exposures.parquet"):
+        (tmp_path / name).write_bytes((demo_dir / name).read_bytes())
+    customers = pd.read_parquet(demo_dir / "customers.parquet")
+    customers.drop(columns=["recency_days"]).to_parquet(tmp_path / "customers.parquet")
+    result = run("train", "--data-dir", str(tmp_path), "--tracking-uri",
+                 f"sqlite:///{tmp_path / 'm.db'}", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "customers.parquet" in result.stderr and "recency_days" in result.stderr
+    assert "cross-fitting" not in result.stderr + result.stdout  # refused before any fit
+    assert "Traceback" not in result.stderr
+
+
 def test_inventory_load_show_and_preview_decisions_read_the_state_store(trained, tmp_path):
     env = {"MLFLOW_TRACKING_URI": trained.tracking_uri, "NBA_DATA_DIR": str(trained.data_dir),
            "NBA_STATE_URL": f"sqlite:///{tmp_path / 'state.db'}"}
