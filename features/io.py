@@ -91,9 +91,12 @@ def _read_table(path: Path) -> pa.Table:
     if not path.exists():
         raise ContractError(str(path), "file not found")
     try:
-        return pq.read_table(path)
+        table = pq.read_table(path)
     except (pa.ArrowException, OSError) as exc:
         raise ContractError(path.name, f"not a readable parquet file ({exc})") from None
+    if path.is_dir() and table.num_columns == 0:  # else: "missing required column"
+        raise ContractError(str(path), "a directory holding no parquet file")
+    return table
 
 
 def _require(table: pa.Table, file: str, columns: tuple[str, ...]) -> None:

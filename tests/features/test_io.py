@@ -227,6 +227,15 @@ def test_not_a_parquet_file(data_dir: Path, file: str) -> None:
 
 
 @pytest.mark.parametrize("file", [EXPOSURES, CUSTOMERS, INVENTORY])
+def test_empty_directory_in_place_of_a_file(data_dir: Path, file: str) -> None:
+    (data_dir / file).unlink()
+    (data_dir / file).mkdir()
+    with pytest.raises(ContractError) as info:
+        read(file, data_dir)
+    assert_contract_error(info.value, file, None, "a directory holding no parquet file")
+
+
+@pytest.mark.parametrize("file", [EXPOSURES, CUSTOMERS, INVENTORY])
 def test_missing_file(data_dir: Path, file: str) -> None:
     (data_dir / file).unlink()
     with pytest.raises(ContractError) as info:
