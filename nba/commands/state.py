@@ -83,7 +83,11 @@ def _prune(args: argparse.Namespace) -> int:
         if not args.older_than > 0:
             raise CliError("--older-than must be a positive number of days")
         older_than = args.older_than
-        before = now - timedelta(days=older_than)
+        try:
+            before = now - timedelta(days=older_than)
+        except OverflowError:
+            raise CliError(f"--older-than {older_than:g} days goes back before the year 1"
+                           ) from None
         flag = f"--older-than {older_than:g}"
     else:
         raise CliError("prune needs --older-than DAYS or --before DATE")

@@ -84,6 +84,11 @@ def test_state_prune_counts_then_deletes_old_history(trained, tmp_path):
     (["promote", "--version", "999"], "has no version 999"),
     (["decide", "nobody"], "unknown customer_id 'nobody'"),
     (["decide", "C0000001", "--channel", "fax"], "unknown channel"),
+    (["report", "funnel", "--since", "9999-12-31T23:00:00-05:00"], "out of range"),
+    (["export-training", "--out", "x.parquet", "--since", "0001-01-01T00:00:00+05:00"],
+     "out of range"),
+    (["state", "prune", "--before", "9999-12-31T23:00:00-05:00"], "out of range"),
+    (["state", "prune", "--older-than", "1e9"], "before the year 1"),
 ])
 def test_cli_errors_are_one_clear_line(trained, args, message, tmp_path):
     env = {"MLFLOW_TRACKING_URI": trained.tracking_uri, "NBA_DATA_DIR": str(trained.data_dir),

@@ -341,6 +341,8 @@ def test_api_returns_the_report_as_json(client, store):
 
 @pytest.mark.parametrize(("query", "parameter"), [
     ("by=model", "by"), ("since=yesterday", "since"), ("by=offer&since=2025-13-01", "since"),
+    # valid ISO 8601, but outside datetime's range once in UTC (was an OverflowError, a 500)
+    ("since=9999-12-31T23:00:00-05:00", "since"), ("since=0001-01-01T00:00:00%2B05:00", "since"),
 ])
 def test_api_rejects_bad_parameters_by_name(client, query, parameter):
     response = client.get(f"/v1/reports/incrementality?{query}")
