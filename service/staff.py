@@ -47,7 +47,14 @@ from features.errors import ContractError
 from service.api import parse_json
 from service.auth import require
 from service.model_store import LoadedModel, ModelStore, UnknownCustomer
-from service.schemas import MAX_LIMIT, CustomerEventIn, InvalidRequest, OfferOut
+from service.schemas import (
+    MAX_LIMIT,
+    CustomerEventIn,
+    InvalidRequest,
+    OfferOut,
+    Printable,
+    printable,
+)
 from state import StateStoreError, StockRow
 
 log = logging.getLogger(__name__)
@@ -429,6 +436,11 @@ def staff_page() -> ResponseReturnValue:
 @require("staff")
 def get_customer(customer_ref: str) -> ResponseReturnValue:
     """One customer by customer_id or loyalty card: tier, value band, preferences, holdout."""
+    try:
+        printable(customer_ref)
+    except ValueError as exc:
+        raise InvalidRequest(f"invalid customer id or card: {exc}",
+                             {"field": "customer_ref"}) from None
     model = _model()
     index = _index(model)
     found = find_customer(model, index, customer_ref, _stored_profiles(model))
@@ -455,8 +467,8 @@ class RegisterRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     card: str = Field(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z \-]+$")
-    preferred_size: str | None = Field(default=None, min_length=1, max_length=32)
-    preferred_color: str | None = Field(default=None, min_length=1, max_length=64)
+    preferred_size: Printable | None = Field(default=None, min_length=1, max_length=32)
+    preferred_color: Printable | None = Field(default=None, min_length=1, max_length=64)
     contactable: bool | None = None
 
 
@@ -495,8 +507,8 @@ class ExplainRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    customer_id: str = Field(min_length=1, max_length=128)
-    store_id: str | None = Field(default=None, min_length=1, max_length=64)
+    customer_id: Printable = Field(min_length=1, max_length=128)
+    store_id: Printable | None = Field(default=None, min_length=1, max_length=64)
     offers: list[OfferOut] = Field(max_length=MAX_LIMIT)
 
 
