@@ -526,15 +526,22 @@ def explain() -> ResponseReturnValue:
         customer = {"customer_id": req.customer_id, "loyalty_tier": None}
     catalog = model.policy.catalog
     explained = []
-    for offer_out in req.offers:
+    for i, offer_out in enumerate(req.offers):
         offer = catalog.get(offer_out.offer_id)
+        try:
+            sentence = plain_reasons(offer_out.model_dump(), customer, store_id=req.store_id,
+                                     offer=offer)
+        except (KeyError, TypeError, ValueError) as exc:  # details no decision would carry
+            raise InvalidRequest(
+                f"invalid explain request: offers.{i}.reasons: details do not match their "
+                f"codes as a decision gives them ({type(exc).__name__}: {exc})",
+                {"field": f"offers.{i}.reasons"}) from None
         explained.append({
             "offer_id": offer_out.offer_id,
             "name": offer.name if offer is not None else offer_out.offer_id,
             "category": offer.category if offer is not None else None,
             "sku": offer.sku if offer is not None else None,
             "action": offer_out.action,
-            "sentence": plain_reasons(offer_out.model_dump(), customer, store_id=req.store_id,
-                                      offer=offer),
+            "sentence": sentence,
         })
     return jsonify({"customer_id": customer["customer_id"], "offers": explained})
