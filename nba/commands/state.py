@@ -67,16 +67,18 @@ def _prune(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime, timedelta
 
     from features import io
-    from nba.commands.common import parse_at
+    from nba.commands.common import parse_since
     from state import StateStoreError
     from state.retention import CutoffTooRecent, check_cutoff, prune
 
     now = datetime.now(UTC)
     if args.before is not None:
         try:
-            before = parse_at(args.before)
+            cut = parse_since(args.before)
         except CliError as exc:
-            raise CliError(str(exc).replace("--at", "--before")) from None
+            raise CliError(str(exc).replace("--since", "--before")) from None
+        assert cut is not None  # args.before is not None
+        before = cut
         older_than = (now - before).total_seconds() / 86_400
         flag = f"--before {args.before}"
     elif args.older_than is not None:
