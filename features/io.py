@@ -364,9 +364,10 @@ class ParquetChunkWriter:
     def __exit__(self, exc_type, exc, tb) -> None:
         if self._writer is not None:
             self._writer.close()
-        if exc_type is None and self._writer is not None:
-            os.replace(self._tmp, self.path)
-        else:
+        try:
+            if exc_type is None and self._writer is not None:
+                os.replace(self._tmp, self.path)
+        finally:  # a failed replace (the path a directory, ...) leaves no temporary file
             Path(self._tmp).unlink(missing_ok=True)
 
 

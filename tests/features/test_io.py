@@ -554,6 +554,14 @@ def test_chunk_writer_leaves_nothing_on_error(tmp_path: Path) -> None:
     assert _only_file(tmp_path) == []
 
 
+def test_chunk_writer_leaves_nothing_when_the_final_rename_fails(tmp_path: Path) -> None:
+    path = tmp_path / "out"
+    path.mkdir()  # the output path is a directory: os.replace fails at the very end
+    with pytest.raises(OSError), io.ParquetChunkWriter(path) as writer:
+        writer.write(pd.DataFrame({"a": [1, 2]}))
+    assert _only_file(tmp_path) == ["out"]
+
+
 def test_chunk_writer_appends_chunks(tmp_path: Path) -> None:
     path = tmp_path / "chunks.parquet"
     with io.ParquetChunkWriter(path) as writer:
