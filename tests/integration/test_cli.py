@@ -90,6 +90,8 @@ def test_state_prune_counts_then_deletes_old_history(trained, tmp_path):
     (["state", "prune", "--before", "9999-12-31T23:00:00-05:00"], "out of range"),
     (["state", "prune", "--older-than", "1e9"], "before the year 1"),
     (["decide", "C0000001", "--at", "0001-01-01"], "outside years 1970 to 9000"),
+    (["batch-score", "--customers", "c.parquet", "--out", "."], "is a directory"),
+    (["export-training", "--out", "."], "is a directory"),
 ])
 def test_cli_errors_are_one_clear_line(trained, args, message, tmp_path):
     env = {"MLFLOW_TRACKING_URI": trained.tracking_uri, "NBA_DATA_DIR": str(trained.data_dir),
