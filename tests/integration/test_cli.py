@@ -141,6 +141,20 @@ def test_train_names_the_bad_file_and_column(tmp_path, demo_dir):
     assert not (tmp_path / "m.db").exists() or "Traceback" not in result.stderr
 
 
+def test_train_refuses_arms_too_small_to_cross_fit(tmp_path, demo_dir):
+    import pandas as pd
+
+    for name in ("offers.yaml", "customers.parquet"):
+        (tmp_path / name).write_bytes((demo_dir / name).read_bytes())
+    pd.read_parquet(demo_dir / "exposures.parquet").head(30).to_parquet(
+        tmp_path / "exposures.parquet")
+    result = run("train", "--data-dir", str(tmp_path), "--tracking-uri",
+                 f"sqlite:///{tmp_path / 'm.db'}", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "exposures.parquet: column 'treatment': arm(s) with too few rows" in result.stderr
+    assert "Traceback" not in result.stderr and "cross-fitting" not in result.stderr
+
+
 def test_train_checks_customers_parquet_before_fitting(tmp_path, demo_dir):
     import pandas as pd
 
