@@ -396,6 +396,11 @@ def in_stock(units: int, location: str | None, size: str | None, color: str | No
         "Gold member; limited launch of 500; 2 pairs in store_002 — makes buying about 1 "
         "point more likely", id="other-store-no-variant"),
     pytest.param(
+        offer_doc("offer", ("in_stock", in_stock(2, "store_001", None)), uplift=0.0096),
+        {"loyalty_tier": "bronze"}, JACKET,
+        "Bronze member; 2 units in this store — makes buying about 1 point more likely",
+        id="just-under-one-point-reads-1-point"),  # was "1.0 points"
+    pytest.param(
         offer_doc("offer", ("tier_eligible", {"tier": "silver"}), uplift=0.0)
         | {"reasons": [VALUE, {"code": "tier_eligible", "message": "silver member",
                                "details": {"tier": "silver"}},
