@@ -141,6 +141,20 @@ def test_train_names_the_bad_file_and_column(tmp_path, demo_dir):
     assert not (tmp_path / "m.db").exists() or "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_a_state_store_error_is_one_line_not_a_traceback(tmp_path, demo_dir, store_url):
+    import pandas as pd
+
+    customers = pd.read_parquet(demo_dir / "customers.parquet").head(5)
+    customers.loc[0, "customer_id"] = "C\x00X"  # PostgreSQL refuses NUL in text
+    customers.to_parquet(tmp_path / "customers.parquet")
+    result = run("customers", "load", str(tmp_path / "customers.parquet"),
+                 "--state-url", store_url)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "nba customers: error: state store" in result.stderr and "NUL" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_train_refuses_arms_too_small_to_cross_fit(tmp_path, demo_dir):
     import pandas as pd
 
