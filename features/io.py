@@ -91,9 +91,12 @@ def _read_table(path: Path) -> pa.Table:
     if not path.exists():
         raise ContractError(str(path), "file not found")
     try:
-        return pq.read_table(path)
+        table = pq.read_table(path)
     except (pa.ArrowException, OSError) as exc:
         raise ContractError(path.name, f"not a readable parquet file ({exc})") from None
+    if path.is_dir() and table.num_columns == 0:  # else: "missing required column"
+        raise ContractError(str(path), "a directory holding no parquet file")
+    return table
 
 
 def _require(table: pa.Table, file: str, columns: tuple[str, ...]) -> None:
@@ -207,6 +210,13 @@ def exposures_frame(table: pa.Table, file: str, catalog: Catalog, part: bool = F
             file, f"no control rows (label '{catalog.control_label}'): uplift needs a control arm",
             "treatment",
         )
+    known_rows = pc.filter(table["treatment"], pc.invert(new))
+    if not part and len(known_rows) and pc.all(
+            pc.equal(known_rows, catalog.control_label)).as_py():
+        raise ContractError(
+            file, f"every row is control (label '{catalog.control_label}'): uplift needs rows "
+            "of at least one offer of offers.yaml beside the control arm", "treatment",
+        )
 
     converted_type = table.schema.field("converted").type
     if not (pa.types.is_boolean(converted_type) or pa.types.is_integer(converted_type)):
@@ -222,6 +232,9 @@ def exposures_frame(table: pa.Table, file: str, catalog: Catalog, part: bool = F
     _no_nulls(table, file, "revenue")
     if (pc.min(table["revenue"]).as_py() or 0) < 0:
         raise ContractError(file, "negative revenue; revenue must be >= 0", "revenue")
+    if not pc.all(pc.is_finite(table["revenue"])).as_py():
+        raise ContractError(file, "infinite revenue; revenue must be a finite number",
+                            "revenue")
 
     if "propensity" in table.column_names:
         _is_numeric(table, file, "propensity", "float in (0, 1]")
@@ -351,9 +364,10 @@ class ParquetChunkWriter:
     def __exit__(self, exc_type, exc, tb) -> None:
         if self._writer is not None:
             self._writer.close()
-        if exc_type is None and self._writer is not None:
-            os.replace(self._tmp, self.path)
-        else:
+        try:
+            if exc_type is None and self._writer is not None:
+                os.replace(self._tmp, self.path)
+        finally:  # a failed replace (the path a directory, ...) leaves no temporary file
             Path(self._tmp).unlink(missing_ok=True)
 
 

@@ -67,6 +67,14 @@ def main(argv: list[str] | None = None) -> int:
     except (CliError, ContractError) as exc:
         print(f"nba {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        # the state store's errors (its URL masked), e.g. PostgreSQL refusing a NUL in a
+        # file's text; state.errors is only loaded (with SQLAlchemy) by commands that use it
+        store_errors = sys.modules.get("state.errors")
+        if store_errors is None or not isinstance(exc, store_errors.StateStoreError):
+            raise
+        print(f"nba {args.command}: error: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 

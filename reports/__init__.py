@@ -35,4 +35,7 @@ def parse_since(text: str) -> datetime:
     except ValueError:
         raise ValueError(f"'{text}' is not an ISO 8601 date or timestamp "
                          "(e.g. 2025-03-01 or 2025-03-01T09:00:00+00:00)") from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    try:
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except OverflowError:  # e.g. 9999-12-31T23:00-05:00: past the last representable moment
+        raise ValueError(f"'{text}' is out of range in UTC (years 1 to 9999)") from None

@@ -219,8 +219,9 @@ def per_decision(decisions: pd.DataFrame, outcomes: pd.DataFrame,
     frame["holdout"] = decisions["holdout"].astype(bool).to_numpy()
     frame["converted"] = frame["decision_id"].isin(revenue.index).astype(np.float64)
     frame["revenue"] = frame["decision_id"].map(revenue).fillna(0.0).astype(np.float64)
-    margins = {o.offer_id: o.margin for o in catalog.offers}
-    costs = {o.offer_id: o.cost for o in catalog.offers}
+    every = (*catalog.offers, *catalog.new_customer_offers)  # first visits choose the latter
+    margins = {o.offer_id: o.margin for o in every}
+    costs = {o.offer_id: o.cost for o in every}
     chosen = frame["chosen_offer"]
     frame["margin"] = [0.0 if _missing(o) else margins.get(o, np.nan) for o in chosen]
     frame["cost"] = [0.0 if _missing(o) else costs.get(o, np.nan) for o in chosen]

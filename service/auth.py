@@ -125,7 +125,9 @@ class KeyRing:
         if scheme.lower() != "bearer" or not given.strip():
             if self.dev_mode:
                 return DEV
-            raise Unauthorized("missing API key: send 'Authorization: Bearer <key>'")
+            # worded so that service.redact (which masks what follows "Bearer ") leaves it
+            raise Unauthorized("missing API key: send an Authorization header whose value "
+                               "is the word Bearer, a space and the key")
         principal = self.identify(given.strip())
         if principal is None:  # a wrong key is an error even in development mode
             raise Unauthorized("unknown API key")

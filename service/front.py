@@ -35,6 +35,7 @@ PR_SET_PDEATHSIG = 1
 #: sent, code, message); the 5xx come with Retry-After
 _ERRORS = {
     400: (400, "bad_request", "the request could not be parsed"),
+    405: (405, "method_not_allowed", "the method is not allowed"),
     408: (408, "request_timeout", "the request was not sent in time"),
     413: (413, "payload_too_large", "the request body is larger than this endpoint accepts"),
     414: (414, "uri_too_long", "the request line is too long"),
@@ -42,6 +43,8 @@ _ERRORS = {
     502: (503, "service_unavailable", "no worker is answering; retry shortly"),
     504: (503, "service_unavailable", "no worker answered in time; retry shortly"),
 }
+#: the internal URIs of nginx's own error answers
+ERROR_PREFIX = "/.nba-error/"
 #: bulk routes (admin inventory updates) and the body size each accepts instead of the default
 BULK_ROUTES = ("/v1/inventory",)
 
@@ -109,12 +112,18 @@ def nginx_config(s: FrontSettings) -> str:
             client_max_body_size {s.bulk_body_bytes};{proxy}
         }}""" for route in BULK_ROUTES)
     retry = "\n            add_header Retry-After 2 always;"
+    # internal URIs, not named locations: an error met while reading the request line (a
+    # 414, a 400) has no URI yet, and nginx answers a redirect to a named location with its
+    # own HTML 500 ("empty URI in redirect to named location")
     errors = "".join(f"""
-        location @error_{status} {{
+        location = {ERROR_PREFIX}{status} {{
+            internal;
             default_type application/json;{retry if sent >= 500 else ""}
             return {sent} '{{"error": {{"code": "{code}", "message": "{message}", "details": null}}}}';
         }}""" for status, (sent, code, message) in _ERRORS.items())  # noqa: E501
-    pages = "\n".join(f"        error_page {status} @error_{status};" for status in _ERRORS)
+    # `=sent`: else the answer keeps nginx's own status (a 494 goes out as 400, a 502 as 502)
+    pages = "\n".join(f"        error_page {status} ={sent} {ERROR_PREFIX}{status};"
+                      for status, (sent, _, _) in _ERRORS.items())
     return f"""# written by service/front.py for one `nba serve`; regenerated at every start
 {user}
 daemon off;

@@ -32,6 +32,11 @@ accesslog = os.environ.get("NBA_ACCESS_LOG", "-") or None  # empty: no access lo
 errorlog = "-"
 loglevel = os.environ.get("NBA_LOG_LEVEL", "info").lower()
 raw_env = ["OMP_NUM_THREADS=1"]
+if front.enabled:  # nginx bounds request and header lines, answering in JSON; gunicorn's
+    # own (lower, slightly differently counted) limits would answer in HTML
+    limit_request_line = 0  # unlimited
+    limit_request_field_size = 64 * 1024  # here 0 means gunicorn's default, 8190
+    limit_request_fields = 32768  # gunicorn's maximum (default 100); nginx's buffers bound it
 
 
 def when_ready(server):

@@ -97,7 +97,7 @@ OPERATIONS: tuple[Operation, ...] = (
                      {"type": "string"})), tag="reports"),
     Operation("get", "/v1/customers/{customer_ref}", "staff.get_customer",
               "One customer by id or loyalty card: tier, value band, preferences, holdout", None,
-              {200: None, **_AUTH, 404: s.ErrorResponse, **_NOT_READY},
+              {200: None, **_ERRORS_4XX, **_AUTH, 404: s.ErrorResponse, **_NOT_READY},
               (Param("customer_ref", "path", "customer_id or loyalty card number",
                      {"type": "string", "minLength": 1}, required=True),), tag="staff"),
     Operation("get", "/v1/stock", "staff.get_stock",

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -18,10 +20,28 @@ from features.catalog import CHANNELS
 from service.domain import DomainError
 
 MAX_LIMIT = 20
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class InvalidRequest(DomainError):
     """A request that breaks its schema or the rules around it (e.g. an offer not shown)."""
+
+
+def printable(value: str) -> str:
+    """The value, or a ValueError when it holds a control character (NUL, a newline, ...).
+
+    PostgreSQL refuses NUL in text: let through, one would fail the state store's query, answer
+    503 and count towards opening its breaker for every client. No id or name needs one.
+    """
+    bad = _CONTROL.search(value)
+    if bad is not None:
+        raise ValueError(f"must not contain control characters (found {bad.group()!r} at "
+                         f"position {bad.start()})")
+    return value
+
+
+#: a request string that is an id or a name: no control characters
+Printable = Annotated[str, AfterValidator(printable)]
 
 
 def known_channel(value: str) -> str:
@@ -36,9 +56,9 @@ class DecisionContextIn(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    store_id: str | None = Field(default=None, min_length=1, max_length=64)
+    store_id: Printable | None = Field(default=None, min_length=1, max_length=64)
     device: Literal["mobile", "tablet", "desktop", "kiosk", "other"] | None = None
-    page: str | None = Field(default=None, min_length=1, max_length=128,
+    page: Printable | None = Field(default=None, min_length=1, max_length=128,
                              description="page or category being viewed")
     cart_value: float | None = Field(default=None, ge=0, le=1e7)
 
@@ -68,9 +88,9 @@ class _DecisionOptions(BaseModel):
 class DecisionRequest(_DecisionOptions):
     """POST /v1/decisions body: a customer_id, or a session_id for an anonymous visitor."""
 
-    customer_id: str | None = Field(default=None, min_length=1, max_length=128,
+    customer_id: Printable | None = Field(default=None, min_length=1, max_length=128,
                                     examples=["C0000001"])
-    session_id: str | None = Field(default=None, min_length=1, max_length=128,
+    session_id: Printable | None = Field(default=None, min_length=1, max_length=128,
                                    description="an anonymous visitor's session (no customer_id)")
 
     @model_validator(mode="after")
@@ -90,10 +110,10 @@ class InventoryRowIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    sku: str = Field(min_length=1, max_length=128)
-    size: str | None = Field(default=None, min_length=1, max_length=32)
-    color: str | None = Field(default=None, min_length=1, max_length=64)
-    location: str | None = Field(default=None, min_length=1, max_length=64)
+    sku: Printable = Field(min_length=1, max_length=128)
+    size: Printable | None = Field(default=None, min_length=1, max_length=32)
+    color: Printable | None = Field(default=None, min_length=1, max_length=64)
+    location: Printable | None = Field(default=None, min_length=1, max_length=64)
     on_hand: int = Field(ge=0, le=10_000_000)
 
 
@@ -121,8 +141,8 @@ class OutcomeRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    decision_id: str = Field(min_length=1, max_length=64)
-    offer_id: str | None = Field(default=None, min_length=1, max_length=128)
+    decision_id: Printable = Field(min_length=1, max_length=64)
+    offer_id: Printable | None = Field(default=None, min_length=1, max_length=128)
     event: Literal["shown", "accepted", "declined", "purchased"]
     revenue: float = Field(default=0.0, ge=0, le=1e9)
 
@@ -140,7 +160,7 @@ MAX_BATCH = 1_000
 class BatchDecisionRequest(_DecisionOptions):
     """POST /v1/decisions:batch body: one channel and context for up to 1,000 customers."""
 
-    customer_ids: list[Annotated[str, Field(min_length=1, max_length=128)]] = Field(
+    customer_ids: list[Annotated[Printable, Field(min_length=1, max_length=128)]] = Field(
         min_length=1, max_length=MAX_BATCH, examples=[["C0000001", "C0000002"]])
 
 
@@ -304,19 +324,19 @@ class CustomerEventIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    event_id: str = Field(min_length=1, max_length=128, examples=["ev-000123"])
-    customer_id: str = Field(min_length=1, max_length=128, examples=["C0000001"])
+    event_id: Printable = Field(min_length=1, max_length=128, examples=["ev-000123"])
+    customer_id: Printable = Field(min_length=1, max_length=128, examples=["C0000001"])
     type: Literal["purchase", "return", "consent", "sign_up"]
     occurred_at: AwareDatetime = Field(description="when it happened (with a time zone); "
                                                    "events may arrive late and out of order")
     amount: float | None = Field(default=None, ge=0, le=1e9,
                                  description="order value (purchase, return)")
     contactable: bool | None = Field(default=None, description="the new consent (consent)")
-    channel: str | None = Field(default=None, min_length=1, max_length=32)
-    loyalty_tier: str | None = Field(default=None, min_length=1, max_length=32)
-    preferred_size: str | None = Field(default=None, min_length=1, max_length=32)
-    preferred_color: str | None = Field(default=None, min_length=1, max_length=64)
-    loyalty_card: str | None = Field(default=None, min_length=1, max_length=64,
+    channel: Printable | None = Field(default=None, min_length=1, max_length=32)
+    loyalty_tier: Printable | None = Field(default=None, min_length=1, max_length=32)
+    preferred_size: Printable | None = Field(default=None, min_length=1, max_length=32)
+    preferred_color: Printable | None = Field(default=None, min_length=1, max_length=64)
+    loyalty_card: Printable | None = Field(default=None, min_length=1, max_length=64,
                                      description="the card number given at sign-up")
 
     @field_validator("amount")

@@ -47,7 +47,14 @@ from features.errors import ContractError
 from service.api import parse_json
 from service.auth import require
 from service.model_store import LoadedModel, ModelStore, UnknownCustomer
-from service.schemas import MAX_LIMIT, CustomerEventIn, InvalidRequest, OfferOut
+from service.schemas import (
+    MAX_LIMIT,
+    CustomerEventIn,
+    InvalidRequest,
+    OfferOut,
+    Printable,
+    printable,
+)
 from state import StateStoreError, StockRow
 
 log = logging.getLogger(__name__)
@@ -154,7 +161,7 @@ _PHRASES: dict[str, Callable[[Mapping[str, Any], str | None, str], str]] = {
 
 def _uplift_phrase(uplift: float) -> str:
     points = uplift * 100
-    shown = f"{points:.0f}" if points >= 1 else f"{points:.1f}"
+    shown = f"{points:.0f}" if points >= 1 else f"{points:.1f}".replace("1.0", "1")  # 0.96
     return f"makes buying about {shown} {'point' if shown == '1' else 'points'} more likely"
 
 
@@ -429,6 +436,11 @@ def staff_page() -> ResponseReturnValue:
 @require("staff")
 def get_customer(customer_ref: str) -> ResponseReturnValue:
     """One customer by customer_id or loyalty card: tier, value band, preferences, holdout."""
+    try:
+        printable(customer_ref)
+    except ValueError as exc:
+        raise InvalidRequest(f"invalid customer id or card: {exc}",
+                             {"field": "customer_ref"}) from None
     model = _model()
     index = _index(model)
     found = find_customer(model, index, customer_ref, _stored_profiles(model))
@@ -455,8 +467,8 @@ class RegisterRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     card: str = Field(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z \-]+$")
-    preferred_size: str | None = Field(default=None, min_length=1, max_length=32)
-    preferred_color: str | None = Field(default=None, min_length=1, max_length=64)
+    preferred_size: Printable | None = Field(default=None, min_length=1, max_length=32)
+    preferred_color: Printable | None = Field(default=None, min_length=1, max_length=64)
     contactable: bool | None = None
 
 
@@ -495,8 +507,8 @@ class ExplainRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    customer_id: str = Field(min_length=1, max_length=128)
-    store_id: str | None = Field(default=None, min_length=1, max_length=64)
+    customer_id: Printable = Field(min_length=1, max_length=128)
+    store_id: Printable | None = Field(default=None, min_length=1, max_length=64)
     offers: list[OfferOut] = Field(max_length=MAX_LIMIT)
 
 
@@ -514,15 +526,22 @@ def explain() -> ResponseReturnValue:
         customer = {"customer_id": req.customer_id, "loyalty_tier": None}
     catalog = model.policy.catalog
     explained = []
-    for offer_out in req.offers:
+    for i, offer_out in enumerate(req.offers):
         offer = catalog.get(offer_out.offer_id)
+        try:
+            sentence = plain_reasons(offer_out.model_dump(), customer, store_id=req.store_id,
+                                     offer=offer)
+        except (KeyError, TypeError, ValueError) as exc:  # details no decision would carry
+            raise InvalidRequest(
+                f"invalid explain request: offers.{i}.reasons: details do not match their "
+                f"codes as a decision gives them ({type(exc).__name__}: {exc})",
+                {"field": f"offers.{i}.reasons"}) from None
         explained.append({
             "offer_id": offer_out.offer_id,
             "name": offer.name if offer is not None else offer_out.offer_id,
             "category": offer.category if offer is not None else None,
             "sku": offer.sku if offer is not None else None,
             "action": offer_out.action,
-            "sentence": plain_reasons(offer_out.model_dump(), customer, store_id=req.store_id,
-                                      offer=offer),
+            "sentence": sentence,
         })
     return jsonify({"customer_id": customer["customer_id"], "offers": explained})

@@ -539,6 +539,23 @@ def _input_example(settings: TrainSettings, exposures: pd.DataFrame, spec: Featu
     return exposures[["customer_id", *spec.names]].drop_duplicates("customer_id").head(5)
 
 
+#: rows each arm needs per cross-fitting fold: a T-learner fits one model per arm on the
+#: other folds' rows, and LightGBM refuses fewer than 2 (a traceback after minutes of fitting)
+MIN_ARM_ROWS_PER_FOLD = 2
+
+
+def check_arm_rows(exposures: pd.DataFrame, folds: int) -> None:
+    """A ContractError naming the arms of exposures.parquet too small to cross-fit."""
+    from features.errors import ContractError
+
+    needed = MIN_ARM_ROWS_PER_FOLD * folds
+    counts = exposures["treatment"].value_counts()
+    few = {str(arm): int(n) for arm, n in counts.items() if n < needed}
+    if few:
+        raise ContractError(io.EXPOSURES, f"arm(s) with too few rows to cross-fit {folds} folds "
+                            f"(at least {needed} each): {few}", "treatment")
+
+
 def train(settings: TrainSettings) -> TrainResult:
     """Run the whole pipeline and register the policy; promotes the very first model."""
     progress = Progress(STEPS)
@@ -546,8 +563,11 @@ def train(settings: TrainSettings) -> TrainResult:
     progress(f"reading {data / io.OFFERS} and {data / io.EXPOSURES}")
     catalog = io.read_catalog(data / io.OFFERS)
     exposures, newcomers = first_visit.split(io.read_exposures(data / io.EXPOSURES, catalog))
+    check_arm_rows(exposures, settings.folds)
     kinds = feature_columns(pq.read_schema(data / io.EXPOSURES), io.EXPOSURES)
     spec = infer_spec(exposures, kinds)
+    # customers.parquet is checked now, not after an hour of fitting
+    example = _input_example(settings, exposures, spec)
     policy, selection = fit_chosen(exposures, spec, catalog, settings, progress)
     chosen = selection.chosen
     evaluation = selection.evaluation
@@ -556,7 +576,6 @@ def train(settings: TrainSettings) -> TrainResult:
     if policy.first_visit is not None:
         evaluation.metrics.update(policy.first_visit.meta["metrics"])
         evaluation.metrics["first_visit_rows"] = float(len(newcomers))
-    example = _input_example(settings, exposures, spec)
     return publish(settings, policy, evaluation, example, progress,
                    {"candidate": chosen.name, "folds": settings.folds,
                     "menu_learners": ",".join(settings.learners),

@@ -118,6 +118,8 @@ def run(args: argparse.Namespace) -> int:
     budget = _budget(args)
     if args.dry_run and args.campaign is None:
         raise CliError("--dry-run needs --campaign (without it nothing is logged anyway)")
+    if args.engine != "spark" and args.out.is_dir():  # checked before scoring, not after
+        raise CliError(f"--out {args.out}: is a directory; give the output parquet file's path")
     if args.engine == "spark" and budget is not None:
         raise CliError("--engine spark does not take --budget/--max-contacts: a budget picks "
                        "the best sends across ALL customers at once (a global greedy over "

@@ -73,6 +73,10 @@ def add_at_flag(parser: argparse.ArgumentParser) -> None:
                              "launch windows and contact-cap windows are read at it")
 
 
+#: the years --at accepts
+AT_RANGE = (1970, 9000)
+
+
 def parse_at(text: str | None) -> datetime:
     """--at as an aware UTC datetime, the wall clock when absent; CliError when unreadable."""
     from datetime import UTC
@@ -82,9 +86,14 @@ def parse_at(text: str | None) -> datetime:
     if text is None:
         return datetime.now(UTC)
     try:
-        return parse(text)
+        at = parse(text)
     except ValueError as exc:
         raise CliError(f"--at: {exc}") from None
+    # cap and launch windows reach days either side of the clock: near year 1 or 9999 that
+    # arithmetic overflows (a traceback), and no decision is made there anyway
+    if not AT_RANGE[0] <= at.year <= AT_RANGE[1]:
+        raise CliError(f"--at: '{text}' is outside years {AT_RANGE[0]} to {AT_RANGE[1]}")
+    return at
 
 
 def parse_since(text: str | None) -> datetime | None:

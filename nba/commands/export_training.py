@@ -56,6 +56,8 @@ def run(args: argparse.Namespace) -> int:
     from training.export import export_training
 
     since = parse_since(args.since)
+    if args.out.is_dir():
+        raise CliError(f"--out {args.out}: is a directory; give the output parquet file's path")
     catalog = io.read_catalog(args.data_dir / io.OFFERS)
     with open_state(args.state_url) as store:
         decisions = store.log.decisions_frame(since)

@@ -67,23 +67,29 @@ def _prune(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime, timedelta
 
     from features import io
-    from nba.commands.common import parse_at
+    from nba.commands.common import parse_since
     from state import StateStoreError
     from state.retention import CutoffTooRecent, check_cutoff, prune
 
     now = datetime.now(UTC)
     if args.before is not None:
         try:
-            before = parse_at(args.before)
+            cut = parse_since(args.before)
         except CliError as exc:
-            raise CliError(str(exc).replace("--at", "--before")) from None
+            raise CliError(str(exc).replace("--since", "--before")) from None
+        assert cut is not None  # args.before is not None
+        before = cut
         older_than = (now - before).total_seconds() / 86_400
         flag = f"--before {args.before}"
     elif args.older_than is not None:
         if not args.older_than > 0:
             raise CliError("--older-than must be a positive number of days")
         older_than = args.older_than
-        before = now - timedelta(days=older_than)
+        try:
+            before = now - timedelta(days=older_than)
+        except OverflowError:
+            raise CliError(f"--older-than {older_than:g} days goes back before the year 1"
+                           ) from None
         flag = f"--older-than {older_than:g}"
     else:
         raise CliError("prune needs --older-than DAYS or --before DATE")

@@ -103,6 +103,42 @@ def test_a_chunked_body_over_the_cap_is_cut_off_with_413(server):
     assert status == 413 and "payload_too_large" in text
 
 
+def raw_request(server: Served, method: str, target: str, headers: dict[str, str]
+                ) -> tuple[int, str, str]:
+    """One request with a request line and headers as long as we like (http.client checks
+    neither): status, content type, body."""
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=20)
+    try:
+        conn.putrequest(method, target, skip_accept_encoding=True)
+        for name, value in headers.items():
+            conn.putheader(name, value)
+        conn.endheaders()
+        response = conn.getresponse()
+        return response.status, response.getheader("Content-Type", ""), response.read().decode()
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize(("method", "target", "headers", "status", "code"), [
+    # the request line over nginx's buffer: was nginx's HTML 500 ("empty URI in redirect to
+    # named location"), since the error came before any URI was read
+    ("GET", "/v1/model?x=" + "a" * 40_000, {}, 414, "uri_too_long"),
+    ("GET", "/v1/model", {"X-Big": "a" * 30_000}, 431, "headers_too_large"),
+    ("TRACE", "/healthz", {}, 405, "method_not_allowed"),  # answered by nginx itself
+    # within nginx's bounds but over gunicorn's defaults: were gunicorn's HTML 400 / 431
+    ("GET", "/v1/model?x=" + "a" * 9_000, {}, 200, None),
+    ("GET", "/v1/model", {"X-Big": "a" * 9_000}, 200, None),
+    ("GET", "/v1/model", {f"X-H{i}": "v" for i in range(150)}, 200, None),
+])
+def test_oversized_request_lines_and_headers_are_json(server, method, target, headers, status,
+                                                      code):
+    got, content_type, text = raw_request(server, method, target, headers)
+    assert got == status, text[:300]
+    assert content_type.startswith("application/json"), text[:300]
+    if code is not None:
+        assert json.loads(text)["error"]["code"] == code
+
+
 def test_the_service_still_decides_afterwards(server):
     status, body = call(f"{server.base}/v1/decisions", {"customer_id": "C0000001",
                                                         "channel": "web"})

@@ -161,6 +161,8 @@ VIOLATIONS = [
                  id="exposures-converted-2"),
     pytest.param(EXPOSURES, set_first("revenue", -0.01), "revenue", "negative revenue",
                  id="exposures-revenue-negative"),
+    pytest.param(EXPOSURES, set_first("revenue", np.inf), "revenue", "infinite revenue",
+                 id="exposures-revenue-inf"),
     pytest.param(EXPOSURES, set_first("propensity", 0.0), "propensity", "must lie in (0, 1]",
                  id="exposures-propensity-0"),
     pytest.param(EXPOSURES, set_first("propensity", 1.5), "propensity", "must lie in (0, 1]",
@@ -174,6 +176,8 @@ VIOLATIONS = [
                  "unknown offer id(s) ['mystery_offer'] in 1 row(s)", id="exposures-unknown-offer"),
     pytest.param(EXPOSURES, lambda f: f[f["treatment"] != "control"], "treatment",
                  "no control rows", id="exposures-no-control"),
+    pytest.param(EXPOSURES, lambda f: f.assign(treatment="control"), "treatment",
+                 "every row is control", id="exposures-all-control"),
     pytest.param(CUSTOMERS, set_first("customer_id", "C0000002"), "customer_id",
                  "duplicate key {'customer_id': 'C0000002'} (2 rows share a key)",
                  id="customers-duplicate-id"),
@@ -220,6 +224,15 @@ def test_not_a_parquet_file(data_dir: Path, file: str) -> None:
     with pytest.raises(ContractError) as info:
         read(file, data_dir)
     assert_contract_error(info.value, file, None, "not a readable parquet file")
+
+
+@pytest.mark.parametrize("file", [EXPOSURES, CUSTOMERS, INVENTORY])
+def test_empty_directory_in_place_of_a_file(data_dir: Path, file: str) -> None:
+    (data_dir / file).unlink()
+    (data_dir / file).mkdir()
+    with pytest.raises(ContractError) as info:
+        read(file, data_dir)
+    assert_contract_error(info.value, file, None, "a directory holding no parquet file")
 
 
 @pytest.mark.parametrize("file", [EXPOSURES, CUSTOMERS, INVENTORY])
@@ -539,6 +552,14 @@ def test_chunk_writer_leaves_nothing_on_error(tmp_path: Path) -> None:
         writer.write(pd.DataFrame({"a": [1, 2]}))
         raise RuntimeError("crash mid-stream")
     assert _only_file(tmp_path) == []
+
+
+def test_chunk_writer_leaves_nothing_when_the_final_rename_fails(tmp_path: Path) -> None:
+    path = tmp_path / "out"
+    path.mkdir()  # the output path is a directory: os.replace fails at the very end
+    with pytest.raises(OSError), io.ParquetChunkWriter(path) as writer:
+        writer.write(pd.DataFrame({"a": [1, 2]}))
+    assert _only_file(tmp_path) == ["out"]
 
 
 def test_chunk_writer_appends_chunks(tmp_path: Path) -> None:

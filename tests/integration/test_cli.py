@@ -84,6 +84,14 @@ def test_state_prune_counts_then_deletes_old_history(trained, tmp_path):
     (["promote", "--version", "999"], "has no version 999"),
     (["decide", "nobody"], "unknown customer_id 'nobody'"),
     (["decide", "C0000001", "--channel", "fax"], "unknown channel"),
+    (["report", "funnel", "--since", "9999-12-31T23:00:00-05:00"], "out of range"),
+    (["export-training", "--out", "x.parquet", "--since", "0001-01-01T00:00:00+05:00"],
+     "out of range"),
+    (["state", "prune", "--before", "9999-12-31T23:00:00-05:00"], "out of range"),
+    (["state", "prune", "--older-than", "1e9"], "before the year 1"),
+    (["decide", "C0000001", "--at", "0001-01-01"], "outside years 1970 to 9000"),
+    (["batch-score", "--customers", "c.parquet", "--out", "."], "is a directory"),
+    (["export-training", "--out", "."], "is a directory"),
 ])
 def test_cli_errors_are_one_clear_line(trained, args, message, tmp_path):
     env = {"MLFLOW_TRACKING_URI": trained.tracking_uri, "NBA_DATA_DIR": str(trained.data_dir),
@@ -131,6 +139,49 @@ def test_train_names_the_bad_file_and_column(tmp_path, demo_dir):
     assert result.returncode == 2
     assert "exposures.parquet: column 'revenue': negative revenue" in result.stderr
     assert not (tmp_path / "m.db").exists() or "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_a_state_store_error_is_one_line_not_a_traceback(tmp_path, demo_dir, store_url):
+    import pandas as pd
+
+    customers = pd.read_parquet(demo_dir / "customers.parquet").head(5)
+    customers.loc[0, "customer_id"] = "C\x00X"  # PostgreSQL refuses NUL in text
+    customers.to_parquet(tmp_path / "customers.parquet")
+    result = run("customers", "load", str(tmp_path / "customers.parquet"),
+                 "--state-url", store_url)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "nba customers: error: state store" in result.stderr and "NUL" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_train_refuses_arms_too_small_to_cross_fit(tmp_path, demo_dir):
+    import pandas as pd
+
+    for name in ("offers.yaml", "customers.parquet"):
+        (tmp_path / name).write_bytes((demo_dir / name).read_bytes())
+    pd.read_parquet(demo_dir / "exposures.parquet").head(30).to_parquet(
+        tmp_path / "exposures.parquet")
+    result = run("train", "--data-dir", str(tmp_path), "--tracking-uri",
+                 f"sqlite:///{tmp_path / 'm.db'}", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "exposures.parquet: column 'treatment': arm(s) with too few rows" in result.stderr
+    assert "Traceback" not in result.stderr and "cross-fitting" not in result.stderr
+
+
+def test_train_checks_customers_parquet_before_fitting(tmp_path, demo_dir):
+    import pandas as pd
+
+    for name in ("offers.yaml", "exposures.parquet"):
+        (tmp_path / name).write_bytes((demo_dir / name).read_bytes())
+    customers = pd.read_parquet(demo_dir / "customers.parquet")
+    customers.drop(columns=["recency_days"]).to_parquet(tmp_path / "customers.parquet")
+    result = run("train", "--data-dir", str(tmp_path), "--tracking-uri",
+                 f"sqlite:///{tmp_path / 'm.db'}", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "customers.parquet" in result.stderr and "recency_days" in result.stderr
+    assert "cross-fitting" not in result.stderr + result.stdout  # refused before any fit
+    assert "Traceback" not in result.stderr
 
 
 def test_inventory_load_show_and_preview_decisions_read_the_state_store(trained, tmp_path):

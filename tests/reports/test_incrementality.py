@@ -241,6 +241,21 @@ def test_one_decision_per_customer_gives_the_textbook_intervals(frames):
     assert report.row("A").conversion_lift == unclustered.conversion_lift
 
 
+def test_an_offer_for_new_customers_has_its_margin_and_cost(store):
+    """First visits are decided from `audience: new` offers: the report knows their margin."""
+    from features.catalog import Offer
+
+    gift = Offer(offer_id="gift", name="Gift", category="welcome", margin=25.0, cost=2.0,
+                 audience="new", prior_uplift=0.05)
+    catalog = CATALOG.model_copy(update={"new_customer_offers": (gift,)})
+    write(store, [decision("n1", chosen="gift", segment="new_customer"),
+                  decision("n2", chosen="gift", segment="new_customer", holdout=True)])
+    report = incrementality(store.log.decisions_frame(), store.log.outcomes_frame(), catalog)
+    frame = per_decision(store.log.decisions_frame(), store.log.outcomes_frame(), catalog)
+    assert frame["margin"].tolist() == [25.0, 25.0] and frame["cost"].tolist() == [2.0, 2.0]
+    assert not any("not in the catalog" in note for note in report.notes)
+
+
 def test_no_holdout_is_a_note_and_an_srm(store):
     write(store, [decision(f"t{i}") for i in range(30)])
     report = incrementality(store.log.decisions_frame(), store.log.outcomes_frame(), CATALOG)
@@ -341,6 +356,8 @@ def test_api_returns_the_report_as_json(client, store):
 
 @pytest.mark.parametrize(("query", "parameter"), [
     ("by=model", "by"), ("since=yesterday", "since"), ("by=offer&since=2025-13-01", "since"),
+    # valid ISO 8601, but outside datetime's range once in UTC (was an OverflowError, a 500)
+    ("since=9999-12-31T23:00:00-05:00", "since"), ("since=0001-01-01T00:00:00%2B05:00", "since"),
 ])
 def test_api_rejects_bad_parameters_by_name(client, query, parameter):
     response = client.get(f"/v1/reports/incrementality?{query}")

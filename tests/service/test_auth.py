@@ -38,6 +38,7 @@ def test_missing_or_wrong_keys_are_401_with_a_challenge(app, header):
     assert response.status_code == 401
     assert response.get_json()["error"]["code"] == "unauthorized"
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert "[redacted]" not in response.get_json()["error"]["message"]  # says how, in words
 
 
 def test_public_endpoints_need_no_key(app):

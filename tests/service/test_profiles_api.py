@@ -115,6 +115,36 @@ def test_the_staff_lookup_reads_the_stored_profile(served: Served) -> None:
     assert missing.status_code == 404
 
 
+@pytest.mark.parametrize(("method", "path", "body", "field"), [
+    ("post", "/v1/decisions", {"customer_id": "C\u00001", "channel": "web"}, "customer_id"),
+    ("post", "/v1/decisions", {"session_id": "s\u0000", "channel": "web"}, "session_id"),
+    ("post", "/v1/decisions:batch", {"customer_ids": ["C0000001", "\u0000"], "channel": "web"},
+     "customer_ids.1"),
+    ("post", "/v1/outcomes", {"decision_id": "\u0000", "event": "purchased"}, "decision_id"),
+    ("put", "/v1/inventory", {"rows": [{"sku": "SKU\u0000", "on_hand": 1}]}, "rows.0.sku"),
+    ("post", "/v1/events", {"events": [{"event_id": "e\n1", "customer_id": "C0000001",
+                                        "type": "consent", "contactable": False,
+                                        "occurred_at": "2026-03-01T10:05:00Z"}]},
+     "events.0.event_id"),
+    ("post", "/v1/staff/explain", {"customer_id": "\u0000", "offers": []}, "customer_id"),
+    ("get", "/v1/customers/%00", None, "customer id or card"),
+])
+def test_a_control_character_in_an_id_is_a_400_and_the_store_stays_up(
+        served: Served, method: str, path: str, body: dict | None, field: str) -> None:
+    """PostgreSQL refuses NUL in text: let through, it was a 503 whose failures opened the
+    state store's breaker for every client."""
+    client = served.app.test_client()
+    auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    for _ in range(6):  # more than the breaker's failure threshold
+        response = getattr(client, method)(path, json=body, headers=auth)
+        assert response.status_code == 400, response.get_json()
+        error = response.get_json()["error"]
+        assert error["code"] == "invalid_request" and field in error["message"]
+        assert "control characters" in error["message"]
+    status, decided = served.decide("C0000001")
+    assert status == 200, decided
+
+
 def _events(served: Served, *events: dict) -> tuple[int, dict]:
     response = served.app.test_client().post(
         "/v1/events", json={"events": list(events)},

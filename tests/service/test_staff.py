@@ -312,6 +312,19 @@ def test_explain_rejects_bad_bodies_and_explains_for_a_walk_in(app):
     assert walk_in.get_json() == {"customer_id": "session:walkin-1", "offers": []}
 
 
+def test_explain_with_details_no_decision_gives_is_a_400_not_a_500(app):
+    details = {"size": "42"}  # an in_stock reason without its units
+    offer = {"offer_id": "x", "rank": 1, "expected_incremental_value": 1.0, "uplift": 0.1,
+             "conversion_probability": 0.2, "action": "offer", "reservation": None,
+             "reasons": [{"code": "in_stock", "message": "m", "details": details}]}
+    response = app.test_client().post("/v1/staff/explain", headers=STAFF,
+                                      json={"customer_id": "C0000001", "store_id": "store_002",
+                                            "offers": [offer]})
+    assert response.status_code == 400, response.get_json()
+    error = response.get_json()["error"]
+    assert error["code"] == "invalid_request" and "offers.0.reasons" in error["message"]
+
+
 # ---------------------------------------------------------------- plain_reasons
 
 SNEAKER = Offer(offer_id="collab", name="Collab sneaker", category="footwear",
@@ -382,6 +395,11 @@ def in_stock(units: int, location: str | None, size: str | None, color: str | No
         {"loyalty_tier": "gold"}, SNEAKER,
         "Gold member; limited launch of 500; 2 pairs in store_002 — makes buying about 1 "
         "point more likely", id="other-store-no-variant"),
+    pytest.param(
+        offer_doc("offer", ("in_stock", in_stock(2, "store_001", None)), uplift=0.0096),
+        {"loyalty_tier": "bronze"}, JACKET,
+        "Bronze member; 2 units in this store — makes buying about 1 point more likely",
+        id="just-under-one-point-reads-1-point"),  # was "1.0 points"
     pytest.param(
         offer_doc("offer", ("tier_eligible", {"tier": "silver"}), uplift=0.0)
         | {"reasons": [VALUE, {"code": "tier_eligible", "message": "silver member",
