@@ -108,6 +108,8 @@ def menu_against_truth(world: World, settings: TrainSettings
     X_rows, X_test = build_matrix(sample, spec), build_matrix(world.test, spec)
     refit_rows = true_value(net, policy_arms(policy, policy.score(X_rows)[0], None))
     refit_test = world.value(policy_arms(policy, policy.score(X_test)[0], None))
+    policy.shrinkage, policy.penalty = 0.0, None  # its best-single twin, as train_and_score
+    twin_test = world.value(policy_arms(policy, policy.score(X_test)[0], None))
     chosen = selection.chosen.name
     single = str(selection.table.loc[selection.table["rule"] == "best_single",
                                      "candidate"].iloc[0])
@@ -121,7 +123,7 @@ def menu_against_truth(world: World, settings: TrainSettings
         f"{claimed.value:+.3f} [{claimed.low:+.3f}, {claimed.high:+.3f}]",
         f"{oof_chosen - oof_single:+.3f}", f"{oof_chosen - best_rows:+.3f}",
         f"{refit_rows - best_rows:+.3f}", f"{refit_test - world.best_single():+.3f}",
-        f"{oof_single - best_rows:+.3f}",
+        f"{oof_single - best_rows:+.3f}", f"{twin_test - world.best_single():+.3f}",
         "-" if selection.nested is None else
         f"{selection.nested.gain.value:+.3f} [{selection.nested.gain.low:+.3f}, "
         f"{selection.nested.gain.high:+.3f}]"]
@@ -165,6 +167,23 @@ def fixed_policies(world: World, settings: TrainSettings) -> list[list[str]]:
         out.append([name, f"{estimate.value:+.3f} [{estimate.low:+.3f}, {estimate.high:+.3f}]",
                     f"{truth:+.3f}", f"{(estimate.value - truth) / estimate.se:+.2f}"])
     return out
+
+
+def fixed_only(design: Design, seeds: int, first_seed: int, base: TrainSettings) -> None:
+    """Print each seed's fixed policies and, per policy, the mean and spread over the seeds of
+    (DR - truth) / SE: about 0 and 1 when DR is unbiased with honest intervals."""
+    errors: dict[str, list[float]] = {}
+    for seed in range(first_seed, first_seed + seeds):
+        rows = fixed_policies(generate(design, 100 + seed), replace(base, seed=seed))
+        print(f"\n{design.name}, seed {seed}\n\n" + markdown_table(
+            ["policy", "DR value [95% CI]", "truth", "(DR - truth) / SE"], rows), flush=True)
+        for r in rows:
+            errors.setdefault(r[0].split(" (")[0], []).append(float(r[3]))
+    print(f"\n{design.name}: (DR - truth) / SE over {seeds} seed(s)\n")
+    print(markdown_table(["policy", "mean", "sd", "per seed"],
+                         [[name, f"{np.mean(e):+.2f}", f"{np.std(e, ddof=1):.2f}"
+                           if len(e) > 1 else "-", " ".join(f"{x:+.2f}" for x in e)]
+                          for name, e in errors.items()]), flush=True)
 
 
 def selection_with_truth(world: World, settings: TrainSettings
@@ -280,6 +299,9 @@ def main() -> None:
     parser.add_argument("--learners", default=None, help="comma-separated menu learners")
     parser.add_argument("--folds", type=int, default=None,
                         help="cross-fitting folds by customer (TrainSettings.folds)")
+    parser.add_argument("--fixed-only", action="store_true",
+                        help="only the fixed policies' DR against the truth per seed, and the "
+                             "mean (DR - truth) / SE over the seeds (no menu, no refit)")
     parser.add_argument("--held-out", action="store_true",
                         help="with --summary: the held-out worlds (nba.worlds.HELD_OUT)")
     args = parser.parse_args()
@@ -314,6 +336,9 @@ def main() -> None:
         # any set's worlds by name too (a diagnosis: naming a blind one spends its blindness)
         summarize(names, args.seeds, args.first_seed, base, {**designs, **ALL_WORLDS})
         return
+    if args.fixed_only:
+        fixed_only(design, args.seeds, args.first_seed, base)
+        return
     decomposition = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         world, settings = generate(design, 100 + seed), replace(base, seed=seed)
@@ -331,6 +356,7 @@ def main() -> None:
                           "OOF truth gain over the true best single",
                           "refit truth gain on the rows", "refit truth gain on fresh",
                           "best_single's OOF arms vs the true best single",
+                          "refit best-single twin vs the true best single, on fresh",
                           "nested check's DR gain [95% CI]"], decomposition))
 
 if __name__ == "__main__":
