@@ -196,11 +196,16 @@ def fixed_policies(world: World, settings: TrainSettings) -> list[list[str]]:
     best = int(np.argmax(net.mean(axis=0))) + 1
     in_sample = int(np.argmax(arm_effects(dr, logged) * margins[1:] - costs[1:])) + 1
     n = len(frame)
+    # the menu's best_single: each fold's offer from the other folds' DR arm effects
+    defaults = [rules.default_offer(p, margins, costs)
+                for p in crossfit.arm_effects_out_of_fold(dr, logged, fold)]
+    out_of_fold = np.array([0 if d is None else d + 1 for d in defaults])[fold]
     policies = {"oracle": np.where(net.max(axis=1) > 0, net.argmax(axis=1) + 1, 0),
                 "offer 1 to all": np.ones(n, dtype=np.int64),
                 f"true best single (offer {best}) to all": np.full(n, best),
                 "random offer": rng.integers(1, n_arms, n),
-                f"DR's in-sample best single (offer {in_sample})": np.full(n, in_sample)}
+                f"DR's in-sample best single (offer {in_sample})": np.full(n, in_sample),
+                "best single chosen out of fold (the menu's best_single)": out_of_fold}
     out = []
     for name, arms in policies.items():
         estimate = mean_estimate(profit_terms(arms, dr, margins, costs), customers)

@@ -28,6 +28,6 @@ def test_fixed_policies_score_a_world_with_its_own_columns():
     rows = st.fixed_policies(world, settings)
     assert [r[0].split(" (")[0] for r in rows] == [
         "oracle", "offer 1 to all", "true best single", "random offer",
-        "DR's in-sample best single"]
+        "DR's in-sample best single", "best single chosen out of fold"]
     _, net = st.selection_truth(world, settings)
     assert float(rows[0][2]) == round(float(net.max(axis=1).clip(0).mean()), 3)
