@@ -6,7 +6,12 @@ same selection rows (`nba.worlds` knows every row's uplift), the chosen candidat
 on those rows and on fresh customers; and, without any selection, DR against the truth for
 fixed policies (the oracle, one offer, random offers), which tells estimator bias from the
 winner's curse. Prints markdown; writes nothing.
-Run: `nice .venv/bin/python bench/selection_truth.py --world many_offers --seeds 2`.
+Run: `nice .venv/bin/python bench/selection_truth.py --world many_offers --seeds 2`; `--world`
+takes any world of any set (`WORLD_SETS`; sealed ones included, each with its own columns). Per
+seed it also prints the chosen candidate's gain over the best single offer four ways (DR claimed,
+out-of-fold truth, refit on the rows, refit on fresh customers) and the winner's curse that gain
+should carry (`expected_optimism`). `--fixed-only` prints only the fixed policies per seed and
+their mean (DR - truth) / SE over the seeds.
 `--summary` instead compares rules without choice noise: selection only (no refit), then per
 world the mean over seeds of every candidate's out-of-fold arms' TRUE value / the oracle on the
 same rows, e.g. `--summary --worlds all --seeds 3 --capacities low
