@@ -121,7 +121,10 @@ def measure_in_child(exposures: int, workers: str) -> dict:
           flush=True)
     out = subprocess.run([sys.executable, __file__, "--one", str(exposures), "--workers", workers],
                          check=True, stdout=subprocess.PIPE, text=True).stdout
-    return json.loads(out.strip().splitlines()[-1])
+    result: dict = json.loads(out.strip().splitlines()[-1])
+    print(f"  train() {result['train_s']:.1f} s, cross-fitting {crossfit_seconds(result):.1f} s, "
+          f"peak RSS {result['rss_train']:.0f} MB", file=sys.stderr, flush=True)
+    return result
 
 
 @contextmanager
