@@ -203,8 +203,10 @@ def select_policy(frame: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
     fold = crossfit.folds(customers, settings.folds, settings.seed)
     progress(f"cross-fitting outcome models for DR: {settings.folds} folds by customer, "
              f"{len(frame):,} rows")
+    workers = crossfit.available_workers(settings.crossfit_workers)
     mu = crossfit.outcome_predictions(X, logged, converted, fold, n_arms=n_arms,
-                                      params=settings.params, seed=settings.seed)
+                                      params=settings.params, seed=settings.seed,
+                                      workers=workers)
     dr = aipw_scores(logged, propensity, converted, mu)
     ipw = ipw_scores(logged, propensity, converted, n_arms)
     margins, costs = economics(catalog)
@@ -219,15 +221,14 @@ def select_policy(frame: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
                                if c.rule not in select.SINGLE_RULES))
     progress(f"cross-fitting {len(pairs)} learner x capacity pair(s) for "
              f"{len(candidates)} candidates")
-    oof = {}
-    for learner, capacity in pairs:
-        started = time.perf_counter()
-        oof[learner, capacity] = crossfit.uplift_predictions(
-            learner, X, treatment, converted, propensity, fold,  # type: ignore[arg-type]
-            offer_ids=catalog.offer_ids, control_label=catalog.control_label,
-            params=CAPACITIES[capacity].apply(settings.params), seed=settings.seed)
-        log.info("  %s/%s cross-fitted in %.1fs", learner, capacity,
-                 time.perf_counter() - started)
+    started = time.perf_counter()
+    oof = dict(zip(pairs, crossfit.uplift_predictions_many(
+        [(learner, CAPACITIES[capacity].apply(settings.params))  # type: ignore[misc]
+         for learner, capacity in pairs], X, treatment, converted, propensity, fold,
+        offer_ids=catalog.offer_ids, control_label=catalog.control_label, seed=settings.seed,
+        workers=workers), strict=True))
+    log.info("  %d pair(s) x %d folds cross-fitted in %.1fs, %d at a time", len(pairs),
+             settings.folds, time.perf_counter() - started, workers)
 
     pseudo = dr[:, 1:] - dr[:, :1]  # per offer: each row's DR effect estimate
 

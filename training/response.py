@@ -36,8 +36,10 @@ def fit_response(
     return model.booster_
 
 
-def predict_response(booster: lgb.Booster, X: np.ndarray, n_arms: int) -> np.ndarray:
-    """P(convert) for every row and arm: shape (n_rows, n_arms); column 0 is control."""
-    threads = 1 if len(X) < 1024 else 0
+def predict_response(booster: lgb.Booster, X: np.ndarray, n_arms: int,
+                     num_threads: int | None = None) -> np.ndarray:
+    """P(convert) for every row and arm: shape (n_rows, n_arms); column 0 is control
+    (`num_threads`: LightGBM's, default every core from 1,024 rows)."""
+    threads = num_threads if num_threads is not None else 1 if len(X) < 1024 else 0
     scores = np.asarray(booster.predict(all_arms(X, n_arms), num_threads=threads))
     return scores.reshape(X.shape[0], n_arms)

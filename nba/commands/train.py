@@ -55,6 +55,19 @@ def _z_text(z: float | None) -> str:
     return "off" if z is None else f"{z:g}"
 
 
+def _workers(text: str) -> int | None:
+    """--crossfit-workers: 'auto' (None: one per available core) or a whole number >= 1."""
+    if text.strip().lower() == "auto":
+        return None
+    try:
+        workers = int(text)
+    except ValueError:
+        workers = 0
+    if workers < 1:
+        raise CliError(f"--crossfit-workers must be 'auto' or a whole number >= 1, not {text!r}")
+    return workers
+
+
 def _contact_z(text: str) -> float | None:
     """--contact-z: 'off' or a number of standard errors >= 0."""
     if text.strip().lower() == "off":
@@ -109,6 +122,11 @@ def add_parser(add: AddCommand, settings: CliSettings) -> None:
     p.add_argument("--folds", type=int, default=defaults.folds,
                    help="K of the cross-fitting, folds grouped by customer (default "
                         "%(default)s)")
+    p.add_argument("--crossfit-workers", default="auto",
+                   help="cross-fitting fits run this many at a time, one LightGBM thread each "
+                        "(auto: one per core this process may use; 1: one after another, "
+                        "each with LightGBM's threads; the refit on all rows always uses "
+                        "them; default %(default)s)")
     p.add_argument("--tolerance", type=float, default=defaults.tolerance,
                    help="choose the simplest candidate within this many standard errors of "
                         "the best DR value (default %(default)s: the best, ties to the "
@@ -162,6 +180,7 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("--folds must be at least 2, --select-rows at least 100, "
                        "--select-rows-per-arm at least 0, --trees at least 1, --tolerance "
                        "and --nested-z at least 0")
+    workers = _workers(args.crossfit_workers)
     learners, capacities, rules = _names(args.learner), _names(args.capacity), _names(args.rule)
     try:
         menu(learners, capacities, rules)
@@ -175,7 +194,7 @@ def run(args: argparse.Namespace) -> int:
                              select_rows=args.select_rows,
                              select_rows_per_arm=args.select_rows_per_arm,
                              tolerance=args.tolerance, nested_z=args.nested_z,
-                             contact_z=_contact_z(args.contact_z),
+                             contact_z=_contact_z(args.contact_z), crossfit_workers=workers,
                              params=replace(BoosterParams(), n_estimators=args.trees))
     if args.engine == "dask":
         return _train_on_dask(args, settings, capacities)

@@ -170,6 +170,9 @@ def test_the_cli_parses_without_loading_the_heavy_libraries():
     (["train", "--engine", "dask", "--capacity", "low,high"], "give one --capacity"),
     (["train", "--contact-z", "-1"], "--contact-z must be 'off' or a number >= 0, not '-1'"),
     (["train", "--contact-z", "some"], "--contact-z must be 'off' or a number >= 0"),
+    (["train", "--crossfit-workers", "0"],
+     "--crossfit-workers must be 'auto' or a whole number >= 1, not '0'"),
+    (["train", "--crossfit-workers", "two"], "--crossfit-workers must be 'auto' or a whole"),
 ])
 def test_scale_engine_flags_are_checked_before_any_work(argv, message, capsys):
     assert main(argv) == 2

@@ -1,0 +1,98 @@
+"""Cross-fitting's fits run side by side (`crossfit_workers`) with the sequential path's results."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import replace
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from features.build import build_matrix
+from training import crossfit
+from training.settings import BoosterParams, TrainSettings
+
+
+def test_workers_default_to_the_available_cores_and_fall_back_to_one(monkeypatch):
+    assert crossfit.available_workers(3) == 3
+    assert crossfit.available_workers(0) == 1  # never below one
+    assert crossfit.available_workers() == len(os.sched_getaffinity(0))
+
+    def missing(_pid: int) -> set[int]:
+        raise AttributeError("no sched_getaffinity here")
+
+    monkeypatch.setattr(os, "sched_getaffinity", missing)
+    monkeypatch.setattr(os, "cpu_count", lambda: None)
+    assert crossfit.available_workers() == 1
+
+
+def test_one_worker_runs_the_jobs_in_this_thread_and_many_keep_their_order():
+    here = threading.current_thread()
+    assert crossfit.run_in_order([lambda: threading.current_thread()] * 3, 1) == [here] * 3
+
+    def job(i: int) -> int:
+        time.sleep(0.02 * (3 - i))  # the first job ends last
+        return i
+    assert crossfit.run_in_order([lambda i=i: job(i) for i in range(4)], 3) == [0, 1, 2, 3]
+    assert crossfit.per_fit(BoosterParams(n_jobs=2), 2).n_jobs == 1
+    assert crossfit.per_fit(BoosterParams(n_jobs=2), 1).n_jobs == 2
+
+
+def test_a_failing_fit_raises_from_the_pool():
+    def boom() -> int:
+        raise ValueError("fold 1 failed")
+    with pytest.raises(ValueError, match="fold 1 failed"):
+        crossfit.run_in_order([lambda: 0, boom, lambda: 2], 2)
+
+
+@pytest.fixture(scope="module")
+def world():
+    """A small 4-offer world (real LightGBM fits on it take seconds)."""
+    from features.build import infer_spec
+    from nba.worlds import DESIGNS, FEATURES, generate
+
+    design = next(iter(DESIGNS.values()))
+    data = generate(replace(design, rows_per_arm=300), 0)
+    return data, infer_spec(data.exposures, FEATURES)
+
+
+def test_side_by_side_fits_give_the_sequential_selection_exactly(world):
+    from training.pipeline import STEPS, Progress, fit_chosen
+
+    data, spec = world
+    settings = TrainSettings(params=BoosterParams(n_estimators=20, n_jobs=2),
+                             learners=("s", "t", "x"), capacities=("low", "base"),
+                             crossfit_workers=1)
+    sequential_policy, sequential = fit_chosen(data.exposures, spec, data.catalog, settings,
+                                               Progress(STEPS))
+    parallel_policy, parallel = fit_chosen(data.exposures, spec, data.catalog,
+                                           replace(settings, crossfit_workers=3),
+                                           Progress(STEPS))
+    pd.testing.assert_frame_equal(parallel.table, sequential.table, check_exact=True)
+    assert parallel.chosen == sequential.chosen
+    assert all(np.array_equal(parallel.arms[n], sequential.arms[n]) for n in sequential.arms)
+    X = build_matrix(data.exposures, spec)
+    assert np.array_equal(parallel_policy.uplift.predict(X)[0],
+                          sequential_policy.uplift.predict(X)[0])
+
+
+def test_side_by_side_out_of_fold_uplift_is_the_one_thread_sequential_one(world):
+    data, spec = world
+    frame = data.exposures
+    X = build_matrix(frame, spec)
+    args = (X, frame["treatment"].to_numpy(dtype=object), frame["converted"].to_numpy(),
+            frame["propensity"].to_numpy(), crossfit.folds(frame["customer_id"].to_numpy(), 3, 0))
+    learners = [("x", BoosterParams(n_estimators=20, num_leaves=3, n_jobs=2)),
+                ("s", BoosterParams(n_estimators=20, n_jobs=2))]
+    kwargs = {"offer_ids": data.catalog.offer_ids, "control_label": data.catalog.control_label,
+              "seed": 5}
+    parallel = crossfit.uplift_predictions_many(learners, *args, workers=2, **kwargs)
+    for (kind, params), got in zip(learners, parallel, strict=True):
+        for threads in (1, 2):  # LightGBM's thread count does not change its fits here
+            alone = crossfit.uplift_predictions(kind, *args, params=replace(params,
+                                                n_jobs=threads), **kwargs)
+            np.testing.assert_array_equal(got.uplift, alone.uplift)
+            np.testing.assert_array_equal(got.per_fold, alone.per_fold)
