@@ -161,7 +161,8 @@ _PHRASES: dict[str, Callable[[Mapping[str, Any], str | None, str], str]] = {
 
 def _uplift_phrase(uplift: float) -> str:
     points = uplift * 100
-    shown = f"{points:.0f}" if points >= 1 else f"{points:.1f}".replace("1.0", "1")  # 0.96
+    # whole points from 1 up, tenths below; :g drops a trailing .0 (0.96 rounds to "1")
+    shown = f"{round(points, 0 if points >= 1 else 1):g}"
     return f"makes buying about {shown} {'point' if shown == '1' else 'points'} more likely"
 
 

@@ -19,7 +19,7 @@ from features.catalog import Offer
 from service import create_app
 from service.model_store import LoadedModel, ModelNotReady, ModelStore
 from service.settings import ServiceSettings
-from service.staff import normalize_card, plain_reasons, stock_json, value_band
+from service.staff import _uplift_phrase, normalize_card, plain_reasons, stock_json, value_band
 from state import StockRow
 from tests.conftest import ADMIN_TOKEN, STAFF_KEY, STOREFRONT_KEY
 
@@ -350,6 +350,15 @@ def test_explain_failing_on_valid_details_is_the_servers_500_and_logged(app, mon
 
 
 # ---------------------------------------------------------------- plain_reasons
+
+
+@pytest.mark.parametrize(("uplift", "shown"), [
+    (0.062, "about 6 points"), (0.0149, "about 1 point "), (0.01, "about 1 point "),
+    (0.0096, "about 1 point "), (0.004, "about 0.4 points"), (0.0006, "about 0.1 points"),
+    (0.1, "about 10 points"), (0.1049, "about 10 points"),
+])
+def test_the_uplift_is_said_in_whole_points_or_tenths_below_one(uplift, shown):
+    assert shown in _uplift_phrase(uplift) + " "
 
 SNEAKER = Offer(offer_id="collab", name="Collab sneaker", category="footwear",
                 sku="SNK-COLLAB-01", margin=48.0)
