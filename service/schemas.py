@@ -46,7 +46,7 @@ Printable = Annotated[str, AfterValidator(printable)]
 
 
 def in_utc(moment: datetime) -> datetime:
-    """The aware moment in UTC, or a ValueError when it has none (e.g. 0001-01-01T00:00+05:00).
+    """The aware moment in UTC; ValueError when UTC has no such moment (0001-01-01T00:00+05:00).
 
     Pydantic accepts any aware datetime of years 1 to 9999 in its own offset; converting one at
     either end to UTC overflows, which the state store would raise inside a request (a 500).
