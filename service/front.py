@@ -32,16 +32,23 @@ log = logging.getLogger(__name__)
 NGINX = "nginx"
 PR_SET_PDEATHSIG = 1
 #: the errors nginx answers itself, in the service's one error shape: nginx's status -> (status
-#: sent, code, message); the 5xx come with Retry-After
+#: sent, code, message); the 503s come with Retry-After. The codes are the ones Flask gives the
+#: same status (404 not_found: a client asking for one of the internal URIs below)
 _ERRORS = {
     400: (400, "bad_request", "the request could not be parsed"),
+    404: (404, "not_found", "the requested URL was not found on the server"),
     405: (405, "method_not_allowed", "the method is not allowed"),
     408: (408, "request_timeout", "the request was not sent in time"),
+    411: (411, "length_required", "the request needs a Content-Length"),
     413: (413, "payload_too_large", "the request body is larger than this endpoint accepts"),
     414: (414, "uri_too_long", "the request line is too long"),
     494: (431, "headers_too_large", "the request headers are too large"),
+    500: (500, "internal_error", "unexpected server error; see the logs"),
+    501: (501, "not_implemented", "the request uses a feature (e.g. a transfer encoding) "
+                                  "this server does not support"),
     502: (503, "service_unavailable", "no worker is answering; retry shortly"),
     504: (503, "service_unavailable", "no worker answered in time; retry shortly"),
+    505: (505, "http_version_not_supported", "use HTTP/1.0 or HTTP/1.1"),
 }
 #: the internal URIs of nginx's own error answers
 ERROR_PREFIX = "/.nba-error/"
@@ -118,7 +125,7 @@ def nginx_config(s: FrontSettings) -> str:
     errors = "".join(f"""
         location = {ERROR_PREFIX}{status} {{
             internal;
-            default_type application/json;{retry if sent >= 500 else ""}
+            default_type application/json;{retry if sent == 503 else ""}
             return {sent} '{{"error": {{"code": "{code}", "message": "{message}", "details": null}}}}';
         }}""" for status, (sent, code, message) in _ERRORS.items())  # noqa: E501
     # `=sent`: else the answer keeps nginx's own status (a 494 goes out as 400, a 502 as 502)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -42,6 +43,22 @@ def printable(value: str) -> str:
 
 #: a request string that is an id or a name: no control characters
 Printable = Annotated[str, AfterValidator(printable)]
+
+
+def in_utc(moment: datetime) -> datetime:
+    """The aware moment in UTC; ValueError when UTC has no such moment (0001-01-01T00:00+05:00).
+
+    Pydantic accepts any aware datetime of years 1 to 9999 in its own offset; converting one at
+    either end to UTC overflows, which the state store would raise inside a request (a 500).
+    """
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("out of range in UTC (years 1 to 9999)") from None
+
+
+#: a request timestamp: with a time zone, held in UTC
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(in_utc)]
 
 
 def known_channel(value: str) -> str:
@@ -327,7 +344,7 @@ class CustomerEventIn(BaseModel):
     event_id: Printable = Field(min_length=1, max_length=128, examples=["ev-000123"])
     customer_id: Printable = Field(min_length=1, max_length=128, examples=["C0000001"])
     type: Literal["purchase", "return", "consent", "sign_up"]
-    occurred_at: AwareDatetime = Field(description="when it happened (with a time zone); "
+    occurred_at: UtcDatetime = Field(description="when it happened (with a time zone); "
                                                    "events may arrive late and out of order")
     amount: float | None = Field(default=None, ge=0, le=1e9,
                                  description="order value (purchase, return)")

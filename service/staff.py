@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 from flask import Blueprint, current_app, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from decisioning.decision import DecisionSettings
 from decisioning.experiment import in_holdout
@@ -161,7 +161,8 @@ _PHRASES: dict[str, Callable[[Mapping[str, Any], str | None, str], str]] = {
 
 def _uplift_phrase(uplift: float) -> str:
     points = uplift * 100
-    shown = f"{points:.0f}" if points >= 1 else f"{points:.1f}".replace("1.0", "1")  # 0.96
+    # whole points from 1 up, tenths below; :g drops a trailing .0 (0.96 rounds to "1")
+    shown = f"{round(points, 0 if points >= 1 else 1):g}"
     return f"makes buying about {shown} {'point' if shown == '1' else 'points'} more likely"
 
 
@@ -512,11 +513,78 @@ class ExplainRequest(BaseModel):
     offers: list[OfferOut] = Field(max_length=MAX_LIMIT)
 
 
+class _Details(BaseModel):
+    """The facts of a reason that `plain_reasons` reads, typed as the decision gives them."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class _VariantDetails(_Details):
+    size: str | int | None = None
+    color: str | None = None
+    location: str | None = None
+
+
+class _InStockDetails(_VariantDetails):
+    units: int
+
+
+class _SoldOutDetails(_VariantDetails):
+    launch: bool | None = None
+    supply: int | None = None
+    online_units: int | None = None
+
+
+class _LaunchDetails(_Details):
+    supply: int | None = None
+    remaining: int | None = None
+    floor: float | None = None
+    early_access: str | None = None
+
+
+class _TierDetails(_Details):
+    tier: str | None = None
+
+
+#: the details schema of each reason code `plain_reasons` renders from its details
+_DETAILS: dict[str, type[_Details]] = {
+    IN_STOCK: _InStockDetails, WAITLIST: _SoldOutDetails, PREORDER: _SoldOutDetails,
+    LAUNCH: _LaunchDetails, TIER_ELIGIBLE: _TierDetails,
+}
+
+
+def _check_details(offers: list[OfferOut]) -> None:
+    """InvalidRequest naming every reason whose details no decision would give its code.
+
+    Checked here, before rendering: an error while rendering is then the server's (a 500,
+    logged), not blamed on the client.
+    """
+    problems = []
+    for i, offer in enumerate(offers):
+        for j, reason in enumerate(offer.reasons):
+            schema = _DETAILS.get(reason.code)
+            if schema is None or not reason.details:  # rendered from its message
+                continue
+            try:
+                schema.model_validate(reason.details)
+            except ValidationError as exc:
+                problems += [{"field": ".".join(str(p) for p in
+                                                (f"offers.{i}.reasons.{j}.details", *e["loc"])),
+                              "problem": e["msg"]}
+                             for e in exc.errors(include_url=False, include_context=False,
+                                                 include_input=False)]
+    if problems:
+        summary = "; ".join(f"{p['field']}: {p['problem']}" for p in problems[:10])
+        raise InvalidRequest(f"invalid explain request: details do not match their codes as a "
+                             f"decision gives them: {summary}", problems)
+
+
 @bp.post("/v1/staff/explain")
 @require("staff")
 def explain() -> ResponseReturnValue:
     """Offer names, SKUs and one plain-language sentence per offer of a decision."""
     req = parse_json(ExplainRequest, "explain request")
+    _check_details(req.offers)
     model = _model()
     index = _index(model)
     try:
@@ -526,16 +594,10 @@ def explain() -> ResponseReturnValue:
         customer = {"customer_id": req.customer_id, "loyalty_tier": None}
     catalog = model.policy.catalog
     explained = []
-    for i, offer_out in enumerate(req.offers):
+    for offer_out in req.offers:
         offer = catalog.get(offer_out.offer_id)
-        try:
-            sentence = plain_reasons(offer_out.model_dump(), customer, store_id=req.store_id,
-                                     offer=offer)
-        except (KeyError, TypeError, ValueError) as exc:  # details no decision would carry
-            raise InvalidRequest(
-                f"invalid explain request: offers.{i}.reasons: details do not match their "
-                f"codes as a decision gives them ({type(exc).__name__}: {exc})",
-                {"field": f"offers.{i}.reasons"}) from None
+        sentence = plain_reasons(offer_out.model_dump(), customer, store_id=req.store_id,
+                                 offer=offer)
         explained.append({
             "offer_id": offer_out.offer_id,
             "name": offer.name if offer is not None else offer_out.offer_id,

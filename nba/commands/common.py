@@ -69,8 +69,9 @@ def open_state(url: str) -> StateStore:
 def add_at_flag(parser: argparse.ArgumentParser) -> None:
     """--at: the clock a decision reads (replaying or previewing a moment)."""
     parser.add_argument("--at", default=None, metavar="WHEN",
-                        help="decide as of this ISO 8601 time (naive = UTC; default now): "
-                             "launch windows and contact-cap windows are read at it")
+                        help="decide as of this ISO 8601 time (naive = UTC; default now; "
+                             "years 1970 to 9000): launch windows and contact-cap windows "
+                             "are read at it")
 
 
 #: the years --at accepts

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import make_url
 
 pytestmark = pytest.mark.slow  # runs the nba console script against the real trained registry
 
@@ -148,11 +149,15 @@ def test_a_state_store_error_is_one_line_not_a_traceback(tmp_path, demo_dir, sto
     customers = pd.read_parquet(demo_dir / "customers.parquet").head(5)
     customers.loc[0, "customer_id"] = "C\x00X"  # PostgreSQL refuses NUL in text
     customers.to_parquet(tmp_path / "customers.parquet")
+    url = make_url(store_url)
+    if url.password is None:  # the test server trusts local connections: any password does
+        url = url.set(password="pw-must-not-show-7f3a")
     result = run("customers", "load", str(tmp_path / "customers.parquet"),
-                 "--state-url", store_url)
+                 "--state-url", url.render_as_string(hide_password=False))
     assert result.returncode == 2, result.stderr[-2000:]
     assert "nba customers: error: state store" in result.stderr and "NUL" in result.stderr
     assert "Traceback" not in result.stderr
+    assert str(url.password) not in result.stderr + result.stdout
 
 
 def test_train_refuses_arms_too_small_to_cross_fit(tmp_path, demo_dir):

@@ -196,6 +196,9 @@ def test_a_purchase_reaches_the_features_of_the_next_decision(served: Served) ->
     ({"type": "refund", "amount": 1}, "events.1.type"),
     ({"type": "sign_up", "occurred_at": "2026-03-01T12:00:00"}, "events.1.occurred_at"),
     ({"type": "sign_up", "occurred_at": "2999-01-01T00:00:00Z"}, "events.1.occurred_at"),
+    # aware and in range in their own offset, out of range in UTC: a 400, not an overflow
+    ({"type": "sign_up", "occurred_at": "0001-01-01T00:00:00+05:00"}, "events.1.occurred_at"),
+    ({"type": "sign_up", "occurred_at": "9999-12-31T23:00:00-05:00"}, "events.1.occurred_at"),
 ])
 def test_a_bad_event_is_a_400_naming_the_field_and_nothing_is_applied(
         served: Served, event: dict, field: str) -> None:

@@ -19,7 +19,7 @@ from features.catalog import Offer
 from service import create_app
 from service.model_store import LoadedModel, ModelNotReady, ModelStore
 from service.settings import ServiceSettings
-from service.staff import normalize_card, plain_reasons, stock_json, value_band
+from service.staff import _uplift_phrase, normalize_card, plain_reasons, stock_json, value_band
 from state import StockRow
 from tests.conftest import ADMIN_TOKEN, STAFF_KEY, STOREFRONT_KEY
 
@@ -312,20 +312,53 @@ def test_explain_rejects_bad_bodies_and_explains_for_a_walk_in(app):
     assert walk_in.get_json() == {"customer_id": "session:walkin-1", "offers": []}
 
 
-def test_explain_with_details_no_decision_gives_is_a_400_not_a_500(app):
-    details = {"size": "42"}  # an in_stock reason without its units
-    offer = {"offer_id": "x", "rank": 1, "expected_incremental_value": 1.0, "uplift": 0.1,
-             "conversion_probability": 0.2, "action": "offer", "reservation": None,
-             "reasons": [{"code": "in_stock", "message": "m", "details": details}]}
+def _explained_offer(code: str, details: dict) -> dict:
+    return {"offer_id": "x", "rank": 1, "expected_incremental_value": 1.0, "uplift": 0.1,
+            "conversion_probability": 0.2, "action": "offer", "reservation": None,
+            "reasons": [{"code": code, "message": "m", "details": details}]}
+
+
+@pytest.mark.parametrize(("code", "details", "field"), [
+    ("in_stock", {"size": "42"}, "offers.0.reasons.0.details.units"),  # without its units
+    ("in_stock", {"units": 2, "color": ["red"]}, "offers.0.reasons.0.details.color"),
+    ("waitlist", {"location": "store_002", "online_units": "many"},
+     "offers.0.reasons.0.details.online_units"),
+    ("launch", {"supply": {"n": 1}}, "offers.0.reasons.0.details.supply"),
+])
+def test_explain_with_details_no_decision_gives_is_a_400_not_a_500(app, code, details, field):
     response = app.test_client().post("/v1/staff/explain", headers=STAFF,
                                       json={"customer_id": "C0000001", "store_id": "store_002",
-                                            "offers": [offer]})
+                                            "offers": [_explained_offer(code, details)]})
     assert response.status_code == 400, response.get_json()
     error = response.get_json()["error"]
-    assert error["code"] == "invalid_request" and "offers.0.reasons" in error["message"]
+    assert error["code"] == "invalid_request" and field in error["message"]
+    assert error["details"][0]["field"] == field
+
+
+def test_explain_failing_on_valid_details_is_the_servers_500_and_logged(app, monkeypatch,
+                                                                        caplog):
+    def broken(*args, **kwargs):
+        raise KeyError("units")
+
+    monkeypatch.setattr("service.staff.plain_reasons", broken)
+    response = app.test_client().post("/v1/staff/explain", headers=STAFF,
+                                      json={"customer_id": "C0000001", "offers": [
+                                          _explained_offer("in_stock", {"units": 2})]})
+    assert response.status_code == 500
+    assert response.get_json()["error"]["code"] == "internal_error"
+    assert any(r.exc_info for r in caplog.records)  # a bug of ours: logged with its traceback
 
 
 # ---------------------------------------------------------------- plain_reasons
+
+
+@pytest.mark.parametrize(("uplift", "shown"), [
+    (0.062, "about 6 points"), (0.0149, "about 1 point "), (0.01, "about 1 point "),
+    (0.0096, "about 1 point "), (0.004, "about 0.4 points"), (0.0006, "about 0.1 points"),
+    (0.1, "about 10 points"), (0.1049, "about 10 points"),
+])
+def test_the_uplift_is_said_in_whole_points_or_tenths_below_one(uplift, shown):
+    assert shown in _uplift_phrase(uplift) + " "
 
 SNEAKER = Offer(offer_id="collab", name="Collab sneaker", category="footwear",
                 sku="SNK-COLLAB-01", margin=48.0)
