@@ -24,12 +24,17 @@ def infer_spec(frame: pd.DataFrame, columns: list[tuple[str, Kind]]) -> FeatureS
 
 
 def categorical_feature(name: str, counts: pd.Series) -> Feature:
-    """A categorical feature from its training levels' counts, most frequent first: one-hot
-    over them when there are at most MAX_LEVELS, else level codes over the MAX_CODES most
-    frequent (levels sorted either way)."""
+    """A categorical feature from its training levels' counts (any order): one-hot over them
+    when there are at most MAX_LEVELS, else level codes over the MAX_CODES most frequent
+    (levels sorted either way).
+
+    Ties at the cut go to the lower level name, so the spec does not depend on row order
+    (nor on the engine that counted).
+    """
     if len(counts) <= MAX_LEVELS:
-        return Feature(name, "categorical", tuple(sorted(counts.index[:MAX_LEVELS])))
-    return Feature(name, "categorical", tuple(sorted(counts.index[:MAX_CODES])), "codes")
+        return Feature(name, "categorical", tuple(sorted(counts.index)))
+    ranked = counts.sort_index().sort_values(ascending=False, kind="stable")
+    return Feature(name, "categorical", tuple(sorted(ranked.index[:MAX_CODES])), "codes")
 
 
 def build_matrix(frame: pd.DataFrame, spec: FeatureSpec) -> np.ndarray:

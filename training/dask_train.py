@@ -113,7 +113,7 @@ def infer_spec(frame: dd.DataFrame, columns: list[tuple[str, Any]]) -> FeatureSp
     categorical = [name for name, kind in columns if kind == "categorical"]
     counts = dask.compute(*(frame[name].dropna().astype(str).value_counts()
                             for name in categorical))
-    encoded = {name: categorical_feature(name, c.sort_values(ascending=False))
+    encoded = {name: categorical_feature(name, c)
                for name, c in zip(categorical, counts, strict=True)}
     return FeatureSpec(tuple(encoded[name] if kind == "categorical" else Feature(name, kind)
                              for name, kind in columns))
