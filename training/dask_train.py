@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +40,7 @@ from training.pipeline import (
     _input_example,
     arm_index,
     evaluate_policy,
+    fitted_params,
     publish,
 )
 from training.response import with_arm
@@ -182,8 +183,8 @@ def fit_policy(client: Client, frame: dd.DataFrame, spec: FeatureSpec, catalog: 
     progress("fitting the response and the baseline value models with lightgbm.dask")
     response = _fit(client, frame, spec, catalog, settings, "response")
     value = _fit(client, frame, spec, catalog, settings, "value")
-    meta = {"learner": LEARNER_NAMES["s"], "engine": "dask", "params": asdict(settings.params),
-            "seed": settings.seed, "trained_rows": rows}
+    meta = {"learner": LEARNER_NAMES["s"], "engine": "dask",
+            "params": fitted_params(settings, spec), "seed": settings.seed, "trained_rows": rows}
     return Policy(spec, catalog, uplift, response, value, meta,
                   shrinkage=1.0 if settings.shrinkage is None else settings.shrinkage,
                   population_uplift=population)

@@ -125,6 +125,11 @@ def with_categoricals(settings: TrainSettings, spec: FeatureSpec) -> TrainSettin
                                             categorical=spec.categorical_columns))
 
 
+def fitted_params(settings: TrainSettings, spec: FeatureSpec) -> dict:
+    """The booster params as fitted (level-code columns as categoricals), for the run's log."""
+    return asdict(with_categoricals(settings, spec).params)
+
+
 def fit_models(train: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
                 settings: TrainSettings, candidate: Candidate, population: np.ndarray,
                 progress: Progress | None = None) -> Policy:
@@ -601,7 +606,7 @@ def publish(settings: TrainSettings, policy: Policy, evaluation: Evaluation,
     with mlflow.start_run(experiment_id=experiment_id) as run, \
             tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
-        mlflow.log_params({**asdict(settings.params), "seed": settings.seed,
+        mlflow.log_params({**fitted_params(settings, spec), "seed": settings.seed,
                            "test_size": settings.test_size, "learner": policy.meta["learner"],
                            **params,
                            "n_features": len(spec.features), "n_offers": len(catalog.offers)})

@@ -17,8 +17,9 @@ from features.schema import MAX_LEVELS, Feature, FeatureSpec
 from training.fastpredict import SingleRowPredictor
 from training.learners import fit_learner
 from training.package import Policy
+from training.pipeline import fitted_params
 from training.response import fit_response
-from training.settings import BoosterParams
+from training.settings import BoosterParams, TrainSettings
 from training.uplift import UpliftModel
 
 PARAMS = BoosterParams(n_estimators=40, min_child_samples=40, n_jobs=1)
@@ -167,3 +168,11 @@ def test_booster_params_pass_the_categorical_columns() -> None:
     assert params.as_lightgbm(1)["categorical_column"] == [2, 5]
     assert params.shifted(1).as_lightgbm(1)["categorical_column"] == [3, 6]
     assert "categorical_column" not in BoosterParams().as_lightgbm(1)  # unchanged by default
+
+
+def test_a_run_logs_the_categorical_columns_it_fitted_with(
+        world: tuple[pd.DataFrame, FeatureSpec]) -> None:
+    """The params MLflow and the Dask policy's meta record name the level-code column."""
+    _, spec = world
+    assert fitted_params(TrainSettings(params=PARAMS), spec)["categorical"] == (0,)
+    assert TrainSettings(params=PARAMS).params.categorical == ()  # the settings are unchanged
