@@ -270,10 +270,20 @@ def _spread(client: Client, frame: dd.DataFrame) -> dd.DataFrame:
 
 
 def _check_arms(frame: dd.DataFrame, catalog: Catalog) -> None:
-    """The file-wide checks a partition cannot make: a control arm is present."""
-    if not (frame["treatment"] == catalog.control_label).any().compute():
+    """The file-wide checks a partition cannot make (`features.io`'s): a control arm is
+    present and not every row is control (a policy with zero offers)."""
+    import dask
+
+    control = frame["treatment"] == catalog.control_label
+    has_control, has_offer = dask.compute(control.any(), (~control).any())
+    if not has_control:
         raise ContractError(io.EXPOSURES, f"no control rows (label '{catalog.control_label}'):"
                                           " uplift needs a control arm", "treatment")
+    if not has_offer:
+        raise ContractError(io.EXPOSURES, f"every row is control (label "
+                                          f"'{catalog.control_label}'): uplift needs rows of at "
+                                          "least one offer of offers.yaml beside the control "
+                                          "arm", "treatment")
 
 
 def _close(client: Client, dask: DaskSettings) -> None:
