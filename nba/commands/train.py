@@ -124,7 +124,7 @@ def add_parser(add: AddCommand, settings: CliSettings) -> None:
                         "%(default)s)")
     p.add_argument("--crossfit-workers", default="auto",
                    help="cross-fitting fits run this many at a time, one LightGBM thread each "
-                        "(auto: one per core this process may use; 1: one after another, "
+                        "(auto: one per core this process may use, at most 8; 1: one after another, "
                         "each with LightGBM's threads; the refit on all rows always uses "
                         "them; default %(default)s)")
     p.add_argument("--tolerance", type=float, default=defaults.tolerance,

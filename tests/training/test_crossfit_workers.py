@@ -16,17 +16,35 @@ from training import crossfit
 from training.settings import BoosterParams, TrainSettings
 
 
-def test_workers_default_to_the_available_cores_and_fall_back_to_one(monkeypatch):
+def test_workers_default_to_the_available_cores_and_fall_back_to_one(monkeypatch, tmp_path):
+    no_quota = tmp_path / "absent"
     assert crossfit.available_workers(3) == 3
     assert crossfit.available_workers(0) == 1  # never below one
-    assert crossfit.available_workers() == len(os.sched_getaffinity(0))
+    assert crossfit.available_workers(cpu_max=no_quota) == min(len(os.sched_getaffinity(0)),
+                                                               crossfit.MAX_AUTO_WORKERS)
 
     def missing(_pid: int) -> set[int]:
         raise AttributeError("no sched_getaffinity here")
 
     monkeypatch.setattr(os, "sched_getaffinity", missing)
     monkeypatch.setattr(os, "cpu_count", lambda: None)
-    assert crossfit.available_workers() == 1
+    assert crossfit.available_workers(cpu_max=no_quota) == 1
+
+
+@pytest.mark.parametrize(("cpu_max", "cpus"), [
+    ("max 100000\n", None),  # no quota
+    ("150000 100000\n", 2),  # 1.5 CPUs: two fits side by side
+    ("50000 100000\n", 1),
+    ("garbage\n", None),
+])
+def test_auto_workers_keep_to_a_container_cpu_quota(monkeypatch, tmp_path, cpu_max, cpus):
+    """The affinity mask ignores a container's quota; cgroup v2's cpu.max does not."""
+    path = tmp_path / "cpu.max"
+    path.write_text(cpu_max)
+    assert crossfit.cgroup_cpus(path) == cpus
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(64)))
+    assert crossfit.available_workers(cpu_max=path) == (cpus or crossfit.MAX_AUTO_WORKERS)
+    assert crossfit.available_workers(64, cpu_max=path) == 64  # asked for: as asked
 
 
 def test_one_worker_runs_the_jobs_in_this_thread_and_many_keep_their_order():
