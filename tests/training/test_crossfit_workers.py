@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from dataclasses import replace
 
 import numpy as np
@@ -50,11 +49,20 @@ def test_auto_workers_keep_to_a_container_cpu_quota(monkeypatch, tmp_path, cpu_m
 def test_one_worker_runs_the_jobs_in_this_thread_and_many_keep_their_order():
     here = threading.current_thread()
     assert crossfit.run_in_order([lambda: threading.current_thread()] * 3, 1) == [here] * 3
+    # job 0 waits for job 1 to finish: job 1 ends first, yet the results keep the jobs' order
+    one_done = threading.Event()
 
-    def job(i: int) -> int:
-        time.sleep(0.02 * (3 - i))  # the first job ends last
-        return i
-    assert crossfit.run_in_order([lambda i=i: job(i) for i in range(4)], 3) == [0, 1, 2, 3]
+    def first() -> int:
+        assert one_done.wait(timeout=10)
+        return 0
+
+    def second() -> int:
+        one_done.set()
+        return 1
+    assert crossfit.run_in_order([first, second, lambda: 2], 2) == [0, 1, 2]
+
+
+def test_side_by_side_fits_get_one_lightgbm_thread_each():
     assert crossfit.per_fit(BoosterParams(n_jobs=2), 2).n_jobs == 1
     assert crossfit.per_fit(BoosterParams(n_jobs=2), 1).n_jobs == 2
 
