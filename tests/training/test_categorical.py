@@ -82,9 +82,9 @@ def test_an_effect_in_stores_past_the_50th_is_learned(
         found[encoded.features[0].encoding] = (uplift[event_store].mean(),
                                                uplift[~event_store].mean())
         if encoded is spec:
-            flagged = 1 if learner == "s" else 0  # the S-learner's column 0 is the flag
+            store_col = 1 if learner == "s" else 0  # the S-learner's column 0 is the flag
             for booster in (*model.treated, *([] if model.control is None else [model.control])):
-                info = booster.dump_model()["feature_infos"][f"Column_{flagged}"]
+                info = booster.dump_model()["feature_infos"][f"Column_{store_col}"]
                 assert len(info["values"]) > MAX_LEVELS  # split as a categorical: its levels
     assert found["codes"][0] > 0.08 and found["codes"][1] < 0.02
     assert found["one_hot"][0] < 0.03
