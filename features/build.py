@@ -70,22 +70,17 @@ def build_row(values: Mapping[str, object], spec: FeatureSpec) -> np.ndarray:
     for feature in spec.features:
         value = values.get(feature.name)
         if feature.codes:
-            code = _positions(feature.levels).get(value, -1)  # type: ignore[call-overload]
+            code = feature.positions.get(value, -1)  # type: ignore[call-overload]
             out[0, col] = code if code >= 0 else np.nan
         elif feature.kind == "categorical":
             # get_indexer's lookup as a dict: ~1 µs instead of ~300 µs for one value
-            code = _positions(feature.levels).get(value, -1)  # type: ignore[call-overload]
+            code = feature.positions.get(value, -1)  # type: ignore[call-overload]
             if code >= 0:
                 out[0, col + code] = 1.0
         else:
             out[0, col] = np.nan if value is None else float(value)  # type: ignore[arg-type]
         col += feature.width
     return out
-
-
-@functools.lru_cache(maxsize=256)
-def _positions(levels: tuple[str, ...]) -> dict[str, int]:
-    return {level: i for i, level in enumerate(levels)}
 
 
 @functools.lru_cache(maxsize=256)

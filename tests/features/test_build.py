@@ -293,3 +293,18 @@ def test_a_coded_context_column_is_situated_like_training() -> None:
                                      spec, lambda matrix: np.zeros(len(matrix)))
     np.testing.assert_array_equal(situate(table, {"store_id": "st050"}, spec).matrix[0], [3, 50])
     assert np.isnan(situate(table, {"store_id": "st999"}, spec).matrix[0, 1])
+
+
+def test_a_feature_keeps_its_level_positions_out_of_equality_and_the_saved_spec() -> None:
+    """build_row's lookup is built once per Feature (not rehashing the levels per request)
+    and is no part of what a spec compares, hashes or saves."""
+    import pickle
+    from dataclasses import asdict
+
+    levels = tuple(f"L{i:04d}" for i in range(MAX_CODES))
+    feature = Feature("x", "categorical", levels, "codes")
+    assert feature.positions is feature.positions and feature.positions["L0500"] == 500
+    fresh = Feature("x", "categorical", levels, "codes")
+    assert fresh == feature and hash(fresh) == hash(feature)
+    assert "positions" not in asdict(feature)
+    assert pickle.loads(pickle.dumps(feature)) == feature
