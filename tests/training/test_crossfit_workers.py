@@ -85,10 +85,26 @@ def world():
     return data, infer_spec(data.exposures, FEATURES)
 
 
-def test_side_by_side_fits_give_the_sequential_selection_exactly(world):
+@pytest.fixture(scope="module")
+def store_world():
+    """A small store_events world: its 150 stores reach the model as one level-codes column
+    (LightGBM's categorical splits), which the 4-offer world has none of."""
+    from features.build import infer_spec
+    from nba.unseen_worlds import UNSEEN
+    from nba.worlds import generate
+
+    design = UNSEEN["store_events"]
+    data = generate(replace(design, rows_per_arm=400), 0)
+    spec = infer_spec(data.exposures, list(design.columns))
+    assert spec.categorical_columns, "no level-codes column: the case this world is here for"
+    return data, spec
+
+
+@pytest.mark.parametrize("fixture", ["world", "store_world"])
+def test_side_by_side_fits_give_the_sequential_selection_exactly(fixture, request):
     from training.pipeline import STEPS, Progress, fit_chosen
 
-    data, spec = world
+    data, spec = request.getfixturevalue(fixture)
     settings = TrainSettings(params=BoosterParams(n_estimators=20, n_jobs=2),
                              learners=("s", "t", "x"), capacities=("low", "base"),
                              crossfit_workers=1)
