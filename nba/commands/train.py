@@ -124,9 +124,9 @@ def add_parser(add: AddCommand, settings: CliSettings) -> None:
                         "%(default)s)")
     p.add_argument("--crossfit-workers", default="auto",
                    help="cross-fitting fits run this many at a time, one LightGBM thread each "
-                        "(auto: one per core this process may use, at most 8; 1: one after another, "
-                        "each with LightGBM's threads; the refit on all rows always uses "
-                        "them; not with --engine dask; default %(default)s)")
+                        "(auto: one per core this process may use, at most 8; 1: one after "
+                        "another, each with LightGBM's threads; the refit on all rows always "
+                        "uses them; not with --engine dask; default %(default)s)")
     p.add_argument("--tolerance", type=float, default=defaults.tolerance,
                    help="choose the simplest candidate within this many standard errors of "
                         "the best DR value (default %(default)s: the best, ties to the "
