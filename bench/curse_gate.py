@@ -28,9 +28,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from choice_truth import cluster_sums  # noqa: E402
 from common import markdown_table, publish, quiet_logging  # noqa: E402
-from selection_truth import WORLD_SETS  # noqa: E402
+from selection_truth import WORLD_SETS, clustered_covariance, normal_draws  # noqa: E402
 
 from features.build import build_matrix, infer_spec  # noqa: E402
 from nba.worlds import World, generate  # noqa: E402
@@ -48,15 +47,9 @@ def null_max_quantiles(gains: np.ndarray, clusters: np.ndarray, alphas: tuple[fl
     gains over the baseline would be if none truly differed from it.
 
     `gains` is (candidates x rows) per-row gain terms; Sigma the clustered covariance of their
-    means (G / (G - 1) small-sample factor, as `stats.mean_estimate`).
+    means (`selection_truth.clustered_covariance`).
     """
-    means = gains.mean(axis=1)
-    centred = cluster_sums(gains - means[:, None], clusters)
-    units, n = len(centred), gains.shape[1]
-    cov = centred.T @ centred / n**2 * units / max(units - 1, 1)
-    values, vectors = np.linalg.eigh(cov)
-    root = vectors * np.sqrt(np.clip(values, 0.0, None))
-    noise = np.random.default_rng(seed).standard_normal((draws, len(means))) @ root.T
+    noise = normal_draws(clustered_covariance(gains, clusters), draws, seed)
     return np.quantile(noise.max(axis=1), [1.0 - a for a in alphas])
 
 

@@ -232,7 +232,7 @@ def exposures_frame(table: pa.Table, file: str, catalog: Catalog, part: bool = F
     _no_nulls(table, file, "revenue")
     if (pc.min(table["revenue"]).as_py() or 0) < 0:
         raise ContractError(file, "negative revenue; revenue must be >= 0", "revenue")
-    if not pc.all(pc.is_finite(table["revenue"])).as_py():
+    if not pc.all(pc.is_finite(table["revenue"]), min_count=0).as_py():  # empty: true
         raise ContractError(file, "infinite revenue; revenue must be a finite number",
                             "revenue")
 

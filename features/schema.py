@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Literal
 
@@ -86,6 +87,12 @@ class Feature:
     def codes(self) -> bool:
         """True for a categorical encoded as one column of level codes (NaN: unseen or null)."""
         return self.kind == "categorical" and self.encoding == "codes"
+
+    @functools.cached_property
+    def positions(self) -> dict[str, int]:
+        """Each level's index in `levels`: the per-request lookup of `build_row` (kept here,
+        as a cache keyed by the levels tuple rehashes its 1,000 strings on every call)."""
+        return {level: i for i, level in enumerate(self.levels)}
 
     @property
     def width(self) -> int:

@@ -13,11 +13,13 @@ threads spend much of a fit synchronising, so one fit per core does more work pe
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from functools import partial
+from pathlib import Path
 from typing import TypeVar
 
 import lightgbm as lgb
@@ -36,14 +38,35 @@ SPREAD_ROWS = 5_000
 T = TypeVar("T")
 
 
-def available_workers(requested: int | None = None) -> int:
-    """Concurrent fits: `requested` (at least 1), or the cores this process may run on."""
+#: the most concurrent fits `available_workers` picks by itself: every running fit holds its
+#: own copy of its training rows, so memory grows with the workers, not only the speed
+MAX_AUTO_WORKERS = 8
+
+#: cgroup v2's CPU quota of this container ("max 100000" when unlimited)
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+
+
+def available_workers(requested: int | None = None, cpu_max: Path = CGROUP_CPU_MAX) -> int:
+    """Concurrent fits: `requested` (at least 1), or the cores this process may run on (its
+    CPU affinity, lowered to a container's CPU quota in `cpu_max`), at most MAX_AUTO_WORKERS."""
     if requested is not None:
         return max(1, requested)
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = len(os.sched_getaffinity(0))
     except AttributeError:  # no sched_getaffinity (macOS, Windows)
-        return max(1, os.cpu_count() or 1)
+        cores = os.cpu_count() or 1
+    quota = cgroup_cpus(cpu_max)
+    return max(1, min(cores, quota or cores, MAX_AUTO_WORKERS))
+
+
+def cgroup_cpus(cpu_max: Path = CGROUP_CPU_MAX) -> int | None:
+    """The CPUs a cgroup v2 quota allows (quota / period, rounded up), or None when there is
+    no quota or no readable cpu.max (cgroup v1, not Linux)."""
+    try:
+        quota, period = cpu_max.read_text().split()[:2]
+        return None if quota == "max" else max(1, math.ceil(int(quota) / int(period)))
+    except (OSError, ValueError):
+        return None
 
 
 def run_in_order(jobs: Sequence[Callable[[], T]], workers: int) -> list[T]:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,6 +40,7 @@ from training.pipeline import (
     _input_example,
     arm_index,
     evaluate_policy,
+    fitted_params,
     publish,
 )
 from training.response import with_arm
@@ -113,7 +114,7 @@ def infer_spec(frame: dd.DataFrame, columns: list[tuple[str, Any]]) -> FeatureSp
     categorical = [name for name, kind in columns if kind == "categorical"]
     counts = dask.compute(*(frame[name].dropna().astype(str).value_counts()
                             for name in categorical))
-    encoded = {name: categorical_feature(name, c.sort_values(ascending=False))
+    encoded = {name: categorical_feature(name, c)
                for name, c in zip(categorical, counts, strict=True)}
     return FeatureSpec(tuple(encoded[name] if kind == "categorical" else Feature(name, kind)
                              for name, kind in columns))
@@ -182,8 +183,8 @@ def fit_policy(client: Client, frame: dd.DataFrame, spec: FeatureSpec, catalog: 
     progress("fitting the response and the baseline value models with lightgbm.dask")
     response = _fit(client, frame, spec, catalog, settings, "response")
     value = _fit(client, frame, spec, catalog, settings, "value")
-    meta = {"learner": LEARNER_NAMES["s"], "engine": "dask", "params": asdict(settings.params),
-            "seed": settings.seed, "trained_rows": rows}
+    meta = {"learner": LEARNER_NAMES["s"], "engine": "dask",
+            "params": fitted_params(settings, spec), "seed": settings.seed, "trained_rows": rows}
     return Policy(spec, catalog, uplift, response, value, meta,
                   shrinkage=1.0 if settings.shrinkage is None else settings.shrinkage,
                   population_uplift=population)
@@ -269,10 +270,20 @@ def _spread(client: Client, frame: dd.DataFrame) -> dd.DataFrame:
 
 
 def _check_arms(frame: dd.DataFrame, catalog: Catalog) -> None:
-    """The file-wide checks a partition cannot make: a control arm is present."""
-    if not (frame["treatment"] == catalog.control_label).any().compute():
+    """The file-wide checks a partition cannot make (`features.io`'s): a control arm is
+    present and not every row is control (a policy with zero offers)."""
+    import dask
+
+    control = frame["treatment"] == catalog.control_label
+    has_control, has_offer = dask.compute(control.any(), (~control).any())
+    if not has_control:
         raise ContractError(io.EXPOSURES, f"no control rows (label '{catalog.control_label}'):"
                                           " uplift needs a control arm", "treatment")
+    if not has_offer:
+        raise ContractError(io.EXPOSURES, f"every row is control (label "
+                                          f"'{catalog.control_label}'): uplift needs rows of at "
+                                          "least one offer of offers.yaml beside the control "
+                                          "arm", "treatment")
 
 
 def _close(client: Client, dask: DaskSettings) -> None:

@@ -72,7 +72,8 @@ def fit(first: pd.DataFrame, kinds: list[tuple[str, Kind]], catalog: Catalog,
         settings: TrainSettings) -> Policy | None:
     """The first-visit policy of the rows of new customers, or None (logged why) when they
     cannot train one."""
-    from training.pipeline import Progress, fit_chosen  # the pipeline imports this module
+    # the pipeline imports this module
+    from training.pipeline import Progress, fit_chosen, selection_sample, thin_arms
 
     reason = why_not(first, kinds, catalog)
     if reason is not None:
@@ -84,6 +85,12 @@ def fit(first: pd.DataFrame, kinds: list[tuple[str, Kind]], catalog: Catalog,
     spec = infer_spec(first, [(name, kind) for name, kind in kinds if name in CONTEXT_COLUMNS])
     log.info("first-visit policy: %s exposures of new customers, features %s",
              f"{len(first):,}", spec.names)
+    few = thin_arms(selection_sample(first, offers, settings), settings)
+    if few:  # fit_chosen would refuse the whole training for them
+        log.warning("no first-visit policy: arm(s) of new customers with too few rows to "
+                    "cross-fit %d folds (the fewest rows each had to fit on: %s); new customers "
+                    "get the offers for new customers by their prior uplift", settings.folds, few)
+        return None
     policy, selection = fit_chosen(first, spec, offers, settings, Progress(4))
     policy.meta["first_visit_rows"] = len(first)
     policy.meta["metrics"] = {f"first_visit_{k}": v

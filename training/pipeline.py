@@ -125,6 +125,11 @@ def with_categoricals(settings: TrainSettings, spec: FeatureSpec) -> TrainSettin
                                             categorical=spec.categorical_columns))
 
 
+def fitted_params(settings: TrainSettings, spec: FeatureSpec) -> dict:
+    """The booster params as fitted (level-code columns as categoricals), for the run's log."""
+    return asdict(with_categoricals(settings, spec).params)
+
+
 def fit_models(train: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
                 settings: TrainSettings, candidate: Candidate, population: np.ndarray,
                 progress: Progress | None = None) -> Policy:
@@ -335,11 +340,47 @@ def _nested_check(nested: select.Nested, chosen: Candidate, best_single: Candida
                          f"sample ({bound})")
 
 
+def selection_sample(exposures: pd.DataFrame, catalog: Catalog, settings: TrainSettings
+                     ) -> pd.DataFrame:
+    """The rows selection cross-fits: a sample of whole customers (`selection_mask`)."""
+    cap = settings.selection_cap(len(catalog.offers) + 1)
+    return exposures[selection_mask(exposures["customer_id"], cap, settings.seed)]
+
+
+def thin_arms(sample: pd.DataFrame, settings: TrainSettings) -> dict[str, int]:
+    """{arm: the fewest rows it has to fit on over the folds} for the arms of `sample` below
+    MIN_ARM_ROWS_PER_FOLD in some fold's training rows (the other folds', by customer, as
+    `select_policy` folds them); empty when every arm can be cross-fitted."""
+    if sample["customer_id"].nunique() < settings.folds:
+        return {str(arm): 0 for arm in sample["treatment"].unique()}
+    fold = crossfit.folds(sample["customer_id"].astype(str).to_numpy(), settings.folds,
+                          settings.seed)
+    treatment = sample["treatment"].astype(str).to_numpy()
+    few: dict[str, int] = {}
+    for arm in np.unique(treatment):
+        held = np.bincount(fold[treatment == arm], minlength=settings.folds)
+        fewest = int(held.sum() - held.max())  # training rows of the fold holding the most
+        if fewest < MIN_ARM_ROWS_PER_FOLD:
+            few[str(arm)] = fewest
+    return few
+
+
 def fit_chosen(exposures: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
                settings: TrainSettings, progress: Progress) -> tuple[Policy, Selection]:
-    """Select on (a customer sample of) the exposures, then refit the choice on every row."""
-    cap = settings.selection_cap(len(catalog.offers) + 1)
-    sample = exposures[selection_mask(exposures["customer_id"], cap, settings.seed)]
+    """Select on (a customer sample of) the exposures, then refit the choice on every row.
+
+    Raises ContractError before any fit when an arm of the sample leaves a cross-fitting fold
+    too few rows to fit on (`thin_arms`).
+    """
+    sample = selection_sample(exposures, catalog, settings)
+    few = thin_arms(sample, settings)
+    if few:
+        from features.errors import ContractError
+
+        raise ContractError(io.EXPOSURES, f"arm(s) with too few rows to cross-fit "
+                            f"{settings.folds} folds by customer (each fold's models fit on the "
+                            f"other folds' rows, at least {MIN_ARM_ROWS_PER_FOLD} per arm); the "
+                            f"fewest rows each had to fit on: {few}", "treatment")
     log.info("%d features (%d matrix columns); %s rows, %s of them for selection",
              len(spec.features), spec.width, f"{len(exposures):,}", f"{len(sample):,}")
     selection = select_policy(sample, spec, catalog, settings, progress)
@@ -601,7 +642,7 @@ def publish(settings: TrainSettings, policy: Policy, evaluation: Evaluation,
     with mlflow.start_run(experiment_id=experiment_id) as run, \
             tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
-        mlflow.log_params({**asdict(settings.params), "seed": settings.seed,
+        mlflow.log_params({**fitted_params(settings, spec), "seed": settings.seed,
                            "test_size": settings.test_size, "learner": policy.meta["learner"],
                            **params,
                            "n_features": len(spec.features), "n_offers": len(catalog.offers)})

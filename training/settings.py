@@ -93,8 +93,9 @@ class TrainSettings:
     folds: int = 3
     #: cross-fitting's fits run this many at a time in threads, each with one LightGBM thread
     #: (training.crossfit.run_in_order); None: one per core this process may use
-    #: (os.sched_getaffinity); 1: one after another with params.n_jobs threads each. The
-    #: refit on all rows always uses params.n_jobs threads
+    #: (os.sched_getaffinity, lowered to a cgroup CPU quota; at most 8, as each fit holds a copy
+    #: of its rows); 1: one after another with params.n_jobs threads each. The refit on all rows
+    #: always uses params.n_jobs threads
     crossfit_workers: int | None = None
     #: selection scores candidates on at most max(select_rows, select_rows_per_arm x arms) rows
     #: (a sample of whole customers; `selection_cap`); the chosen candidate is then refit on

@@ -124,9 +124,9 @@ def add_parser(add: AddCommand, settings: CliSettings) -> None:
                         "%(default)s)")
     p.add_argument("--crossfit-workers", default="auto",
                    help="cross-fitting fits run this many at a time, one LightGBM thread each "
-                        "(auto: one per core this process may use; 1: one after another, "
-                        "each with LightGBM's threads; the refit on all rows always uses "
-                        "them; default %(default)s)")
+                        "(auto: one per core this process may use, at most 8; 1: one after "
+                        "another, each with LightGBM's threads; the refit on all rows always "
+                        "uses them; not with --engine dask; default %(default)s)")
     p.add_argument("--tolerance", type=float, default=defaults.tolerance,
                    help="choose the simplest candidate within this many standard errors of "
                         "the best DR value (default %(default)s: the best, ties to the "
@@ -230,6 +230,9 @@ def _train_on_dask(args: argparse.Namespace, settings: TrainSettings,
         raise CliError("--dask-workers must be at least 1")
     if len(capacities) != 1 and args.capacity != ",".join(TrainSettings().capacities):
         raise CliError("--engine dask fits one candidate: give one --capacity")
+    if args.crossfit_workers.strip().lower() != "auto":  # no cross-fitting on this engine
+        raise CliError("--crossfit-workers is for --engine local: --engine dask does not "
+                       "cross-fit (give --dask-workers for the LocalCluster's workers)")
     capacity = capacities[0] if len(capacities) == 1 else "base"
     try:
         from training.dask_train import DaskSettings, train

@@ -272,6 +272,18 @@ def test_level_codes_keep_the_max_codes_most_frequent() -> None:
     assert feature.levels == tuple(sorted(counts.index[:MAX_CODES]))
 
 
+def test_level_codes_break_ties_at_the_cut_by_name_not_row_order() -> None:
+    """1,200 levels of 2 rows each: a shuffled frame keeps the same 1,000 levels."""
+    levels = [f"L{i:04d}" for i in range(MAX_CODES + 200)]
+    frame = pd.DataFrame({"x": levels * 2})
+    shuffled = frame.sample(frac=1.0, random_state=7).reset_index(drop=True)
+    kept = infer_spec(frame, [("x", "categorical")]).features[0]
+    assert infer_spec(shuffled, [("x", "categorical")]).features[0] == kept
+    assert kept.levels == tuple(levels[:MAX_CODES])
+    reversed_counts = pd.Series(2, index=levels[::-1])
+    assert categorical_feature("x", reversed_counts) == kept
+
+
 def test_a_coded_context_column_is_situated_like_training() -> None:
     """A request's store (a context column) is encoded as its code, like training's matrix."""
     levels = tuple(f"st{i:03d}" for i in range(MAX_LEVELS + 1))
@@ -281,3 +293,18 @@ def test_a_coded_context_column_is_situated_like_training() -> None:
                                      spec, lambda matrix: np.zeros(len(matrix)))
     np.testing.assert_array_equal(situate(table, {"store_id": "st050"}, spec).matrix[0], [3, 50])
     assert np.isnan(situate(table, {"store_id": "st999"}, spec).matrix[0, 1])
+
+
+def test_a_feature_keeps_its_level_positions_out_of_equality_and_the_saved_spec() -> None:
+    """build_row's lookup is built once per Feature (not rehashing the levels per request)
+    and is no part of what a spec compares, hashes or saves."""
+    import pickle
+    from dataclasses import asdict
+
+    levels = tuple(f"L{i:04d}" for i in range(MAX_CODES))
+    feature = Feature("x", "categorical", levels, "codes")
+    assert feature.positions is feature.positions and feature.positions["L0500"] == 500
+    fresh = Feature("x", "categorical", levels, "codes")
+    assert fresh == feature and hash(fresh) == hash(feature)
+    assert "positions" not in asdict(feature)
+    assert pickle.loads(pickle.dumps(feature)) == feature

@@ -329,6 +329,16 @@ def test_converted_may_be_bool(rewrite, data_dir: Path) -> None:
     assert set(frame["converted"]) <= {0, 1}
 
 
+def test_an_empty_exposures_part_passes_the_row_checks(data_dir: Path) -> None:
+    """Dask validates partition by partition and builds its meta from an empty table: no rows
+    is no infinite revenue (pyarrow's `all` of nothing is null, not true)."""
+    catalog = io.read_catalog(data_dir / OFFERS)
+    empty = pq.read_table(data_dir / EXPOSURES).slice(0, 0)
+    frame = io.exposures_frame(empty, EXPOSURES, catalog, part=True,
+                               arms=len(catalog.offers) + 1)
+    assert len(frame) == 0 and "revenue" in frame
+
+
 def test_propensity_defaults_to_uniform_over_arms(rewrite, data_dir: Path) -> None:
     arms = ["control", "sitewide_10_off", "free_shipping"]
     rewrite(

@@ -5,14 +5,13 @@ byte what they did before a design could bring its own customers. No training he
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from features.build import infer_spec
 from nba.blind_worlds import BLIND
 from nba.fresh_worlds import FRESH
 from nba.worlds import DESIGNS, HELD_OUT, generate
-from tests.model.world_checks import assert_contract_valid
+from tests.model.world_checks import assert_contract_valid, digest
 
 #: sha of generate(design, 100)'s exposures, test features and truth, taken on main (34aaf6c)
 #: before `Design` took customers, columns and base
@@ -27,13 +26,7 @@ NEW = {**FRESH, **BLIND}
 
 
 def _digest(name: str) -> str:
-    import hashlib
-
-    world = generate({**DESIGNS, **HELD_OUT}[name], 100)
-    return hashlib.sha256(
-        pd.util.hash_pandas_object(world.exposures, index=True).to_numpy().tobytes()
-        + pd.util.hash_pandas_object(world.test, index=True).to_numpy().tobytes()
-        + world.test_uplift.tobytes()).hexdigest()[:16]
+    return digest(generate({**DESIGNS, **HELD_OUT}[name], 100))[:16]
 
 
 @pytest.mark.parametrize("name", sorted(BEFORE))

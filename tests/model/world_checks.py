@@ -1,8 +1,10 @@
 """Checks shared by the tests of the worlds written blind (fresh, blind, unseen, sealed): a
-world's data is valid under the data contract and its logged truth is what the outcomes were
-drawn from."""
+world is a function of its seed, its data is valid under the data contract and its logged truth
+is what the outcomes were drawn from."""
 
 from __future__ import annotations
+
+import hashlib
 
 import numpy as np
 import pandas as pd
@@ -11,7 +13,21 @@ import pyarrow as pa
 from features.build import build_matrix, infer_spec
 from features.io import exposures_frame
 from features.schema import feature_columns
-from nba.worlds import HIDDEN, Design, World
+from nba.worlds import HIDDEN, Design, World, generate
+
+
+def digest(world: World) -> str:
+    """A hash of everything a world generates: its exposures, test customers and their uplift."""
+    return hashlib.sha256(
+        pd.util.hash_pandas_object(world.exposures, index=True).to_numpy().tobytes()
+        + pd.util.hash_pandas_object(world.test, index=True).to_numpy().tobytes()
+        + world.test_uplift.tobytes()).hexdigest()
+
+
+def assert_seeded(design: Design, world: World, seed: int) -> None:
+    """Assert `design` at `seed` generates `world` again, and another seed another world."""
+    assert digest(generate(design, seed)) == digest(world)
+    assert digest(generate(design, seed + 1)) != digest(world)
 
 
 def assert_contract_valid(design: Design, world: World, *, nulls: bool = False) -> pd.DataFrame:

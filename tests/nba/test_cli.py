@@ -168,6 +168,9 @@ def test_the_cli_parses_without_loading_the_heavy_libraries():
     (["train", "--engine", "dask", "--dask-workers", "0"], "--dask-workers must be at least 1"),
     # the default menu's capacities are compared at run time (was a NameError)
     (["train", "--engine", "dask", "--capacity", "low,high"], "give one --capacity"),
+    # dask does not cross-fit: the flag would be silently ignored
+    (["train", "--engine", "dask", "--crossfit-workers", "2"],
+     "--crossfit-workers is for --engine local"),
     (["train", "--contact-z", "-1"], "--contact-z must be 'off' or a number >= 0, not '-1'"),
     (["train", "--contact-z", "some"], "--contact-z must be 'off' or a number >= 0"),
     (["train", "--crossfit-workers", "0"],

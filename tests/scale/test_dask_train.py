@@ -202,3 +202,21 @@ def test_dask_boosters_split_level_codes_as_categoricals() -> None:
               for info in [booster.dump_model()["feature_infos"]["Column_0"]]}
     levels["uplift"] = len(uplift.dump_model()["feature_infos"]["Column_1"]["values"])
     assert levels["flag"] == 0 and levels["uplift"] > MAX_LEVELS and levels["value"] > MAX_LEVELS
+
+
+@pytest.mark.parametrize(("treatments", "message"), [
+    (["control"] * 6, "every row is control"),
+    (["a"] * 6, "no control rows"),
+])
+def test_dask_runs_the_file_wide_arm_checks(treatments: list[str], message: str) -> None:
+    """Checked on the whole (partitioned) frame, as `features.io` checks the file."""
+    import dask.dataframe as dd
+
+    from features.catalog import Catalog, Offer
+    from features.errors import ContractError
+    from training import dask_train
+
+    catalog = Catalog(offers=(Offer(offer_id="a", name="A", category="t", margin=1.0),))
+    frame = dd.from_pandas(pd.DataFrame({"treatment": treatments}), npartitions=3)
+    with pytest.raises(ContractError, match=message):
+        dask_train._check_arms(frame, catalog)

@@ -17,8 +17,9 @@ from features.schema import MAX_LEVELS, Feature, FeatureSpec
 from training.fastpredict import SingleRowPredictor
 from training.learners import fit_learner
 from training.package import Policy
+from training.pipeline import fitted_params
 from training.response import fit_response
-from training.settings import BoosterParams
+from training.settings import BoosterParams, TrainSettings
 from training.uplift import UpliftModel
 
 PARAMS = BoosterParams(n_estimators=40, min_child_samples=40, n_jobs=1)
@@ -81,9 +82,9 @@ def test_an_effect_in_stores_past_the_50th_is_learned(
         found[encoded.features[0].encoding] = (uplift[event_store].mean(),
                                                uplift[~event_store].mean())
         if encoded is spec:
-            flagged = 1 if learner == "s" else 0  # the S-learner's column 0 is the flag
+            store_col = 1 if learner == "s" else 0  # the S-learner's column 0 is the flag
             for booster in (*model.treated, *([] if model.control is None else [model.control])):
-                info = booster.dump_model()["feature_infos"][f"Column_{flagged}"]
+                info = booster.dump_model()["feature_infos"][f"Column_{store_col}"]
                 assert len(info["values"]) > MAX_LEVELS  # split as a categorical: its levels
     assert found["codes"][0] > 0.08 and found["codes"][1] < 0.02
     assert found["one_hot"][0] < 0.03
@@ -167,3 +168,11 @@ def test_booster_params_pass_the_categorical_columns() -> None:
     assert params.as_lightgbm(1)["categorical_column"] == [2, 5]
     assert params.shifted(1).as_lightgbm(1)["categorical_column"] == [3, 6]
     assert "categorical_column" not in BoosterParams().as_lightgbm(1)  # unchanged by default
+
+
+def test_a_run_logs_the_categorical_columns_it_fitted_with(
+        world: tuple[pd.DataFrame, FeatureSpec]) -> None:
+    """The params MLflow and the Dask policy's meta record name the level-code column."""
+    _, spec = world
+    assert fitted_params(TrainSettings(params=PARAMS), spec)["categorical"] == (0,)
+    assert TrainSettings(params=PARAMS).params.categorical == ()  # the settings are unchanged

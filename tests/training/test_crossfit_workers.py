@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import threading
-import time
 from dataclasses import replace
 
 import numpy as np
@@ -16,27 +15,54 @@ from training import crossfit
 from training.settings import BoosterParams, TrainSettings
 
 
-def test_workers_default_to_the_available_cores_and_fall_back_to_one(monkeypatch):
+def test_workers_default_to_the_available_cores_and_fall_back_to_one(monkeypatch, tmp_path):
+    no_quota = tmp_path / "absent"
     assert crossfit.available_workers(3) == 3
     assert crossfit.available_workers(0) == 1  # never below one
-    assert crossfit.available_workers() == len(os.sched_getaffinity(0))
+    assert crossfit.available_workers(cpu_max=no_quota) == min(len(os.sched_getaffinity(0)),
+                                                               crossfit.MAX_AUTO_WORKERS)
 
     def missing(_pid: int) -> set[int]:
         raise AttributeError("no sched_getaffinity here")
 
     monkeypatch.setattr(os, "sched_getaffinity", missing)
     monkeypatch.setattr(os, "cpu_count", lambda: None)
-    assert crossfit.available_workers() == 1
+    assert crossfit.available_workers(cpu_max=no_quota) == 1
+
+
+@pytest.mark.parametrize(("cpu_max", "cpus"), [
+    ("max 100000\n", None),  # no quota
+    ("150000 100000\n", 2),  # 1.5 CPUs: two fits side by side
+    ("50000 100000\n", 1),
+    ("garbage\n", None),
+])
+def test_auto_workers_keep_to_a_container_cpu_quota(monkeypatch, tmp_path, cpu_max, cpus):
+    """The affinity mask ignores a container's quota; cgroup v2's cpu.max does not."""
+    path = tmp_path / "cpu.max"
+    path.write_text(cpu_max)
+    assert crossfit.cgroup_cpus(path) == cpus
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(64)))
+    assert crossfit.available_workers(cpu_max=path) == (cpus or crossfit.MAX_AUTO_WORKERS)
+    assert crossfit.available_workers(64, cpu_max=path) == 64  # asked for: as asked
 
 
 def test_one_worker_runs_the_jobs_in_this_thread_and_many_keep_their_order():
     here = threading.current_thread()
     assert crossfit.run_in_order([lambda: threading.current_thread()] * 3, 1) == [here] * 3
+    # job 0 waits for job 1 to finish: job 1 ends first, yet the results keep the jobs' order
+    one_done = threading.Event()
 
-    def job(i: int) -> int:
-        time.sleep(0.02 * (3 - i))  # the first job ends last
-        return i
-    assert crossfit.run_in_order([lambda i=i: job(i) for i in range(4)], 3) == [0, 1, 2, 3]
+    def first() -> int:
+        assert one_done.wait(timeout=10)
+        return 0
+
+    def second() -> int:
+        one_done.set()
+        return 1
+    assert crossfit.run_in_order([first, second, lambda: 2], 2) == [0, 1, 2]
+
+
+def test_side_by_side_fits_get_one_lightgbm_thread_each():
     assert crossfit.per_fit(BoosterParams(n_jobs=2), 2).n_jobs == 1
     assert crossfit.per_fit(BoosterParams(n_jobs=2), 1).n_jobs == 2
 
@@ -59,10 +85,26 @@ def world():
     return data, infer_spec(data.exposures, FEATURES)
 
 
-def test_side_by_side_fits_give_the_sequential_selection_exactly(world):
+@pytest.fixture(scope="module")
+def store_world():
+    """A small store_events world: its 150 stores reach the model as one level-codes column
+    (LightGBM's categorical splits), which the 4-offer world has none of."""
+    from features.build import infer_spec
+    from nba.unseen_worlds import UNSEEN
+    from nba.worlds import generate
+
+    design = UNSEEN["store_events"]
+    data = generate(replace(design, rows_per_arm=400), 0)
+    spec = infer_spec(data.exposures, list(design.columns))
+    assert spec.categorical_columns, "no level-codes column: the case this world is here for"
+    return data, spec
+
+
+@pytest.mark.parametrize("fixture", ["world", "store_world"])
+def test_side_by_side_fits_give_the_sequential_selection_exactly(fixture, request):
     from training.pipeline import STEPS, Progress, fit_chosen
 
-    data, spec = world
+    data, spec = request.getfixturevalue(fixture)
     settings = TrainSettings(params=BoosterParams(n_estimators=20, n_jobs=2),
                              learners=("s", "t", "x"), capacities=("low", "base"),
                              crossfit_workers=1)

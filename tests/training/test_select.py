@@ -352,6 +352,31 @@ def test_fit_chosen_scores_every_row_of_a_many_arm_log_under_the_cap():
     assert capped.rows < 1_200  # about 1,000: the floor alone
 
 
+def test_fit_chosen_refuses_an_arm_one_fold_cannot_fit_before_fitting():
+    """6 rows of one customer pass a count over all rows (2 per fold x 3 folds), but the fold
+    holding that customer leaves its models 0 rows of the arm to fit on."""
+    from dataclasses import replace
+
+    from features.build import infer_spec
+    from features.errors import ContractError
+    from nba.worlds import DESIGNS, FEATURES, generate
+    from training.pipeline import STEPS, Progress, check_arm_rows, fit_chosen, thin_arms
+    from training.settings import TrainSettings
+
+    world = generate(replace(DESIGNS["many_offers"], rows_per_arm=60), 0)
+    rare = world.exposures["treatment"] == world.catalog.offer_ids[0]
+    exposures = world.exposures.copy()
+    exposures.loc[rare, "customer_id"] = "one_customer"
+    exposures = pd.concat([exposures[~rare], exposures[rare].head(6)], ignore_index=True)
+    settings = TrainSettings(folds=3, select_rows=10_000)
+    check_arm_rows(exposures, settings.folds)  # the count over all rows passes
+    assert thin_arms(exposures, settings) == {world.catalog.offer_ids[0]: 0}
+    assert thin_arms(world.exposures, settings) == {}
+    with pytest.raises(ContractError, match="too few rows to cross-fit 3 folds"):
+        fit_chosen(exposures, infer_spec(exposures, FEATURES), world.catalog, settings,
+                   Progress(STEPS))
+
+
 def test_calibration_slopes_shrink_noise_to_the_average_and_keep_calibrated_uplift():
     # offer 0's uplift is its true effect; offer 1's is noise around a flat effect; offer 2's is
     # the truth at half scale (slope 2, clipped to 1); offer 3's is anti-correlated (clipped to 0)
