@@ -8,7 +8,11 @@ import pytest
 
 from nba.sealed_worlds import CATEGORIES, SEALED
 from nba.worlds import World, generate
-from tests.model.world_checks import assert_contract_valid, assert_seeded
+from tests.model.world_checks import (
+    assert_contract_valid,
+    assert_seeded,
+    assert_truth_is_probabilities,
+)
 
 
 @pytest.fixture(scope="module")
@@ -37,19 +41,7 @@ def test_a_sealed_world_is_valid_under_the_data_contract(name, worlds):
 
 @pytest.mark.parametrize("name", sorted(SEALED))
 def test_a_sealed_worlds_logging_and_conversion_are_probabilities(name):
-    design = SEALED[name]
-    assert design.customers is not None and design.base is not None
-    rng = np.random.default_rng(4)
-    customers = design.customers(3_000, rng)
-    if design.context is not None:
-        customers = design.context(customers, rng)
-    n_offers = len(design.margins)
-    probs = (np.full((len(customers), n_offers + 1), 1.0 / (n_offers + 1))
-             if design.logging is None else design.logging(customers, n_offers))
-    assert probs.shape == (len(customers), n_offers + 1)
-    assert np.allclose(probs.sum(axis=1), 1.0) and probs.min() > 0.0
-    converted = design.base(customers)[:, None] + design.uplift(customers)
-    assert converted.min() >= 0.0 and converted.max() <= 1.0  # never clipped: truth is exact
+    assert_truth_is_probabilities(SEALED[name])
 
 
 def test_electronics_sessions_context_varies_per_exposure_and_drives_the_effects(worlds):

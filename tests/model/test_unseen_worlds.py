@@ -11,7 +11,11 @@ from features.build import infer_spec
 from features.schema import MAX_LEVELS
 from nba.unseen_worlds import EVENT_STORES, HISTORY, N_STORES, UNSEEN
 from nba.worlds import World, generate
-from tests.model.world_checks import assert_contract_valid, assert_seeded
+from tests.model.world_checks import (
+    assert_contract_valid,
+    assert_seeded,
+    assert_truth_is_probabilities,
+)
 
 
 @pytest.fixture(scope="module")
@@ -32,16 +36,7 @@ def test_an_unseen_world_is_valid_under_the_data_contract(name, worlds):
 
 @pytest.mark.parametrize("name", sorted(UNSEEN))
 def test_an_unseen_worlds_logging_and_conversion_are_probabilities(name):
-    design = UNSEEN[name]
-    assert design.customers is not None and design.base is not None
-    customers = design.customers(3_000, np.random.default_rng(4))
-    n_offers = len(design.margins)
-    probs = (np.full((len(customers), n_offers + 1), 1.0 / (n_offers + 1))
-             if design.logging is None else design.logging(customers, n_offers))
-    assert probs.shape == (len(customers), n_offers + 1)
-    assert np.allclose(probs.sum(axis=1), 1.0) and probs.min() > 0.0
-    converted = design.base(customers)[:, None] + design.uplift(customers)
-    assert converted.min() >= 0.0 and converted.max() <= 1.0  # never clipped: truth is exact
+    assert_truth_is_probabilities(UNSEEN[name])
 
 
 def test_loyal_multiplier_lifts_in_proportion_to_the_base(worlds):

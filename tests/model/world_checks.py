@@ -69,3 +69,21 @@ def assert_contract_valid(design: Design, world: World, *, nulls: bool = False) 
         (expected * (1 - expected)).sum()) / len(frame)
     assert world.oracle() >= world.best_single() - 1e-9 and world.best_single() >= 0.0
     return frame
+
+
+def assert_truth_is_probabilities(design: Design) -> None:
+    """Assert `design`'s logging and its conversion under every arm are probabilities on 3,000
+    of its own customers (with their per-exposure context, if any), without clipping: the
+    truth a world is scored against must be exactly what its outcomes are drawn from."""
+    assert design.customers is not None and design.base is not None
+    rng = np.random.default_rng(4)
+    customers = design.customers(3_000, rng)
+    if design.context is not None:
+        customers = design.context(customers, rng)
+    n_offers = len(design.margins)
+    probs = (np.full((len(customers), n_offers + 1), 1.0 / (n_offers + 1))
+             if design.logging is None else design.logging(customers, n_offers))
+    assert probs.shape == (len(customers), n_offers + 1)
+    assert np.allclose(probs.sum(axis=1), 1.0) and probs.min() > 0.0
+    converted = design.base(customers)[:, None] + design.uplift(customers)
+    assert converted.min() >= 0.0 and converted.max() <= 1.0
