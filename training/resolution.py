@@ -107,8 +107,8 @@ def resolution_summary(table: pd.DataFrame, difference: Estimate | None, rows_pe
             metrics
     metrics["offer_rows_per_arm_to_resolve_top_two"] = float(needed)
     return (f"{line}; {figures}: the best single offer is not told from the runner-up; about "
-            f"{needed:,} rows per arm would tell them apart (5% test, 80% power; the top of "
-            f"many noisy estimates is optimistic)"), metrics
+            f"{needed:,} rows per arm would tell a gap of this size apart (5% test, 80% power; "
+            f"the gap is itself a noisy estimate)"), metrics
 
 
 def format_resolution(table: pd.DataFrame, line: str, top: int = 10) -> str:

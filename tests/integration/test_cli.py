@@ -128,7 +128,9 @@ def test_train_prints_the_menu_and_the_chosen_policy_dr_value(tmp_path):
     offers = result.stdout[result.stdout.index("offers: DR net value per row"):]
     assert result.stdout.index("<-") < result.stdout.index("offers: DR net value per row")
     assert "net_low" in offers and "offers' 95% intervals overlap the best one's" in offers
-    run_id = re.search(r"\(run (\w+)\)", result.stdout).group(1)  # type: ignore[union-attr]
+    found = re.search(r"\(run (\w+)\)", result.stdout)
+    assert found is not None
+    run_id = found.group(1)
     client = MlflowClient(f"sqlite:///{tmp_path / 'm.db'}")
     logged = {a.path for a in client.list_artifacts(run_id, "evaluation")}
     assert "evaluation/offers.csv" in logged

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from stats.policy_value import aipw_scores, arm_effects
-from training.resolution import (format_resolution, offer_resolution, resolution_summary,
-                                 top_two)
+from training.resolution import format_resolution, offer_resolution, resolution_summary, top_two
 
 OFFERS = ("a", "b", "c")
 MARGINS = np.array([0.0, 2.0, 1.0, 1.0])  # index 0: control
@@ -56,7 +55,7 @@ def test_offers_the_data_cannot_tell_apart_are_counted_and_the_rows_to_resolve_t
     if difference.value > 0:
         needed = metrics["offer_rows_per_arm_to_resolve_top_two"]
         assert needed > 500  # the SE shrinks as 1 / sqrt(rows): more rows than today
-        assert f"{int(needed):,} rows per arm would tell them apart" in line
+        assert f"{int(needed):,} rows per arm would tell a gap of this size apart" in line
 
 
 def test_a_clear_best_offer_is_said_to_be_told_from_the_runner_up():
