@@ -38,7 +38,7 @@ from stats import (
     paired_difference,
     profit_terms,
 )
-from training import crossfit, first_visit, plots, registry, rules, select
+from training import crossfit, first_visit, plots, registry, resolution, rules, select
 from training import evaluate as ev
 from training.learners import CAPACITIES, fit_learner, rows_per_arm
 from training.package import NBAPolicyModel, Policy, decision_rows
@@ -86,6 +86,7 @@ class TrainResult:
     promoted: bool
     metrics: dict[str, float]
     menu: str = ""
+    offers: str = ""  # each offer's DR net value and how finely the data tell them apart
 
 
 def arm_index(treatment: pd.Series, catalog: Catalog) -> np.ndarray:
@@ -180,6 +181,9 @@ class Selection:
     #: for the benches (bench/choice_truth.py's choice rules resample them); nothing in
     #: training reads it
     terms: dict[str, np.ndarray] = field(default_factory=dict)
+    #: each offer's DR net value with its interval, best first (`resolution`): report only
+    offers: pd.DataFrame | None = None
+    offers_note: str = ""  # how many offers overlap the best; rows to resolve the top two
 
 
 def selection_mask(customer_ids: pd.Series, max_rows: int, seed: int) -> np.ndarray:
@@ -306,6 +310,13 @@ def select_policy(frame: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
             if needed is not None:
                 evaluation.metrics["select_rows_per_arm_needed"] = float(needed)
             note = "\n".join(filter(None, [note, line]))
+    # report only: how finely these rows tell the offers apart (no choice reads it)
+    offers = resolution.offer_resolution(dr, logged, margins, costs, catalog.offer_ids,
+                                         customers)
+    offers_note, offer_metrics = resolution.resolution_summary(
+        offers, resolution.top_two(dr, margins, costs, catalog.offer_ids, offers, customers),
+        rows_per_arm(treatment))
+    evaluation.metrics.update(offer_metrics)
     _, penalty, shrinkage = uplift_of(chosen)
     if isinstance(shrinkage, np.ndarray):  # gated, screened, calibrated: one per offer
         evaluation.metrics["shrinkage"] = float(np.mean(shrinkage))
@@ -315,7 +326,7 @@ def select_policy(frame: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
                  ", ".join(f"{o} {s:.2f}" for o, s in per_offer.items()))
     return Selection(chosen, table, population, penalty, evaluation, shrinkage=shrinkage,
                      rows=len(frame), nested=nested, full_choice=full_choice, note=note,
-                     arms=arms, terms=terms)
+                     arms=arms, terms=terms, offers=offers, offers_note=offers_note)
 
 
 def _nested_check(nested: select.Nested, chosen: Candidate, best_single: Candidate,
@@ -614,6 +625,9 @@ def train(settings: TrainSettings) -> TrainResult:
     chosen = selection.chosen
     evaluation = selection.evaluation
     menu_text = select.format_menu(selection.table, chosen, selection.note)
+    offers = selection.offers if selection.offers is not None else \
+        pd.DataFrame(columns=resolution.COLUMNS)
+    offers_text = resolution.format_resolution(offers, selection.offers_note)
     policy.first_visit = first_visit.fit(newcomers, kinds, catalog, settings)
     if policy.first_visit is not None:
         evaluation.metrics.update(policy.first_visit.meta["metrics"])
@@ -625,13 +639,16 @@ def train(settings: TrainSettings) -> TrainResult:
                     "menu_rules": ",".join(settings.menu_rules),
                     "train_rows": len(exposures), "select_rows": selection.rows},
                    texts={"selection.csv": selection.table.to_csv(index=False),
-                          "selection.txt": menu_text + "\n"},
-                   menu=menu_text)
+                          "selection.txt": menu_text + "\n",
+                          "offers.csv": offers.to_csv(index=False),
+                          "offers.txt": offers_text + "\n"},
+                   menu=menu_text, offers=offers_text)
 
 
 def publish(settings: TrainSettings, policy: Policy, evaluation: Evaluation,
             example: pd.DataFrame, progress: Progress, params: dict,
-            texts: dict[str, str] | None = None, menu: str = "") -> TrainResult:
+            texts: dict[str, str] | None = None, menu: str = "", offers: str = ""
+            ) -> TrainResult:
     """Log the run (params, metrics, plots, `texts` as evaluation files) and register the
     policy as an MLflow pyfunc; promotes it when asked or when it is the first. Shared by every
     training engine (this machine's menu, `training.dask_train`)."""
@@ -704,5 +721,5 @@ def publish(settings: TrainSettings, policy: Policy, evaluation: Evaluation,
              + (" and promoted it to champion" if promoted else
                 f" (champion stays version {champion.version if champion else '?'}; "
                 f"promote with: nba promote --version {version})"))
-    return TrainResult(run.info.run_id, version, promoted, evaluation.metrics, menu)
+    return TrainResult(run.info.run_id, version, promoted, evaluation.metrics, menu, offers)
 

@@ -202,6 +202,10 @@ def run(args: argparse.Namespace) -> int:
     m = result.metrics
     print("\nmenu: cross-fitted DR incremental profit per row (95% CI clustered by customer)")
     print(result.menu)
+    if result.offers:
+        print("\noffers: DR net value per row of sending each to everyone vs nothing (95% CI "
+              "clustered by customer; report only, no choice reads it)")
+        print(result.offers)
     print(f"\nregistered {args.model_name} version {result.version} (run {result.run_id})"
           + ("; champion" if result.promoted else ""))
     key = "dr_incremental_profit_learned_uplift_policy"

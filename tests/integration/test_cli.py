@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from mlflow.tracking import MlflowClient
 from sqlalchemy.engine import make_url
 
 pytestmark = pytest.mark.slow  # runs the nba console script against the real trained registry
@@ -122,6 +124,17 @@ def test_train_prints_the_menu_and_the_chosen_policy_dr_value(tmp_path):
     assert "DR incremental profit per row" in result.stdout and "<-" in result.stdout
     # whether these data can tell targeting from the best single offer, and at what size
     assert "top targeting candidate vs the best single offer" in result.stdout
+    # each offer's DR net value after the menu, and how finely the data tell them apart
+    offers = result.stdout[result.stdout.index("offers: DR net value per row"):]
+    assert result.stdout.index("<-") < result.stdout.index("offers: DR net value per row")
+    assert "net_low" in offers and "offers' 95% intervals overlap the best one's" in offers
+    found = re.search(r"\(run (\w+)\)", result.stdout)
+    assert found is not None
+    run_id = found.group(1)
+    client = MlflowClient(f"sqlite:///{tmp_path / 'm.db'}")
+    logged = {a.path for a in client.list_artifacts(run_id, "evaluation")}
+    assert "evaluation/offers.csv" in logged
+    assert "offers_indistinguishable_from_best" in client.get_run(run_id).data.metrics
     bad = run("train", "--data-dir", str(data), "--rule", "bold", cwd=tmp_path)
     assert bad.returncode == 2 and "unknown rule 'bold'" in bad.stderr
     assert "Traceback" not in bad.stderr
