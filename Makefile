@@ -81,12 +81,13 @@ wrk: ## install Debian's wrk, the load generator of bench/bench_online.py
 bench: venv wrk nginx java ## benchmarks: decision latency, training, allocation, online vs mlflow models serve, batch, cold start, customers in the store, Spark and Dask (~25 min)
 	$(BIN)/python bench/run_all.py
 
-bench-quality: venv ## synthetic worlds with known truth (design, held-out, fresh, blind, unseen: targets met / not met); Hillstrom targets; learners
+bench-quality: venv ## synthetic worlds with known truth (design, held-out, fresh, blind, unseen, sealed: targets met / not met); Hillstrom targets; learners
 	$(BIN)/python bench/worlds.py --seeds 5
 	$(BIN)/python bench/worlds.py --seeds 5 --held-out
 	$(BIN)/python bench/worlds.py --seeds 5 --fresh
 	$(BIN)/python bench/worlds.py --seeds 5 --blind
 	$(BIN)/python bench/worlds.py --seeds 5 --unseen
+	$(BIN)/python bench/worlds.py --seeds 5 --sealed
 	$(BIN)/python bench/quality.py --seeds 2
 	$(BIN)/python bench/learners.py
 
