@@ -192,6 +192,8 @@ def main() -> None:
     parser.add_argument("--worlds", default=None, help="comma-separated world names (default: "
                                                        "every world of the sets)")
     parser.add_argument("--seeds", type=int, default=2)
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="seeds first-seed .. first-seed + seeds - 1 (worlds 100 + seed)")
     parser.add_argument("--trees", type=int, default=100)
     parser.add_argument("--out", default="refit_gap.md", help="results file in bench/results")
     args = parser.parse_args()
@@ -201,11 +203,12 @@ def main() -> None:
     sets = {s: [n for n in WORLD_SETS[s] if not args.worlds or n in args.worlds.split(",")]
             for s in args.sets.split(",")}
     command = (f"bench/refit_gap.py --sets {args.sets} --seeds {args.seeds} --trees "
-               f"{args.trees}" + (f" --worlds {args.worlds}" if args.worlds else ""))
+               f"{args.trees}" + (f" --worlds {args.worlds}" if args.worlds else "")
+               + (f" --first-seed {args.first_seed}" if args.first_seed else ""))
     started, gaps = time.perf_counter(), []
     for label, names in sets.items():
         for name in names:
-            for seed in range(args.seeds):
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
                 t0 = time.perf_counter()
                 g = measure(generate(WORLD_SETS[label][name], 100 + seed),
                             replace(settings, seed=seed))
