@@ -30,7 +30,7 @@ from stats import arm_effects
 from training.learners import fit_learner
 from training.response import all_arms, fit_response, predict_response, with_arm
 from training.settings import BoosterParams
-from training.uplift import Learner
+from training.uplift import Learner, UpliftModel
 
 #: rows whose K fold-model predictions give the confidence rule's fold spread
 SPREAD_ROWS = 5_000
@@ -155,6 +155,9 @@ class OutOfFold:
     uplift: np.ndarray  # (n_rows, n_offers), each row predicted by the model without its fold
     spread_rows: np.ndarray  # indices of the rows every fold model scored
     per_fold: np.ndarray  # (k, len(spread_rows), n_offers): each fold model on those rows
+    #: the K fold models themselves (fold j's fitted without fold j's rows): what the
+    #: out-of-fold values measured, kept so the measured policy can be served or scored again
+    models: tuple[UpliftModel, ...] = ()
 
 
 def uplift_predictions(kind: Learner, X: np.ndarray, treatment: np.ndarray,
@@ -184,8 +187,9 @@ def uplift_predictions_many(learners: Sequence[tuple[Learner, BoosterParams]], X
     threads = 1 if workers > 1 else None  # predictions: LightGBM's default unless side by side
 
     def fit_fold(kind: Learner, params: BoosterParams, j: int
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(offer columns, the fold's rows' uplift, the spread rows' uplift) of fold j's model."""
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, UpliftModel]:
+        """(offer columns, the fold's rows' uplift, the spread rows' uplift, the model) of fold
+        j's model."""
         test = fold == j
         model = fit_learner(kind, X[~test], treatment[~test], converted[~test],
                             propensity[~test], control_label=control_label,
@@ -194,7 +198,7 @@ def uplift_predictions_many(learners: Sequence[tuple[Learner, BoosterParams]], X
                            dtype=np.int64)
         modelled = [i for i, o in enumerate(model.offer_ids) if o in offer_ids]
         return (columns, model.predict(X[test], threads)[0][:, modelled],
-                model.predict(X[spread], threads)[0][:, modelled])
+                model.predict(X[spread], threads)[0][:, modelled], model)
 
     jobs = [(kind, params, j) for kind, params in learners for j in range(k)]
     fitted = iter(run_in_order([partial(fit_fold, *job) for job in jobs], workers))
@@ -202,9 +206,11 @@ def uplift_predictions_many(learners: Sequence[tuple[Learner, BoosterParams]], X
     for _ in learners:
         uplift = np.full((len(X), len(offer_ids)), np.nan)
         per_fold = np.full((k, len(spread), len(offer_ids)), np.nan)
+        models = []
         for j in range(k):
-            columns, on_fold, on_spread = next(fitted)
+            columns, on_fold, on_spread, model = next(fitted)
             uplift[np.ix_(np.flatnonzero(fold == j), columns)] = on_fold
             per_fold[j][:, columns] = on_spread
-        results.append(OutOfFold(uplift, spread, per_fold))
+            models.append(model)
+        results.append(OutOfFold(uplift, spread, per_fold, tuple(models)))
     return results

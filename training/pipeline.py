@@ -41,6 +41,7 @@ from stats import (
 from training import crossfit, first_visit, plots, registry, resolution, rules, select
 from training import evaluate as ev
 from training.learners import CAPACITIES, fit_learner, rows_per_arm
+from training.measured import FoldPolicies
 from training.package import NBAPolicyModel, Policy, decision_rows
 from training.response import fit_response, predict_response
 from training.select import Candidate
@@ -184,6 +185,9 @@ class Selection:
     #: each offer's DR net value with its interval, best first (`resolution`): report only
     offers: pd.DataFrame | None = None
     offers_note: str = ""  # how many offers overlap the best; rows to resolve the top two
+    #: the chosen candidate as measured: its K fold models and each fold's rule
+    #: (`training.measured`); None when the menu had no targeting pair
+    measured: FoldPolicies | None = None
 
 
 def selection_mask(customer_ids: pd.Series, max_rows: int, seed: int) -> np.ndarray:
@@ -265,6 +269,29 @@ def select_policy(frame: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
                             penalties[fold]),
                 rules.deviation_penalty(fitted.per_fold, default, margins), rule.shrinkage)
 
+    def measured_of(c: Candidate) -> FoldPolicies | None:
+        """`c`'s fold models with each fold's rule, as `uplift_of` scored its rows."""
+        rule, k = select.rule_of(c), settings.folds
+        if not rule.contacts or rule.shrinkage == 0.0:  # offer averages only: no model
+            targets = fold_population if rule.contacts else np.zeros_like(fold_population)
+            return FoldPolicies(catalog.offer_ids, (None,) * k, targets, (0.0,) * k,
+                                (None,) * k)
+        fitted = oof.get((c.learner, c.capacity))
+        if fitted is None:
+            return None
+        models = tuple(fitted.models)
+        targets = fold_population
+        estimate = rules.per_offer_estimator(rule)
+        if estimate is not None:
+            shrink: tuple[float | np.ndarray, ...] = tuple(
+                estimate(fitted.uplift[fold != j], pseudo[fold != j], fold[fold != j],
+                         customers[fold != j]) for j in range(k))
+        else:
+            shrink = (rule.shrinkage,) * k
+        penalty = tuple(rules.deviation_penalty(fitted.per_fold, d, margins)
+                        for d in fold_defaults) if rule.confident else (None,) * k
+        return FoldPolicies(catalog.offer_ids, models, targets, shrink, penalty)
+
     def arms_of(c: Candidate) -> np.ndarray:
         net = np.nan_to_num(uplift_of(c)[0] * margins[1:] - costs[1:], nan=-np.inf)
         return ev.greedy_arm(net, eligible)
@@ -326,7 +353,8 @@ def select_policy(frame: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
                  ", ".join(f"{o} {s:.2f}" for o, s in per_offer.items()))
     return Selection(chosen, table, population, penalty, evaluation, shrinkage=shrinkage,
                      rows=len(frame), nested=nested, full_choice=full_choice, note=note,
-                     arms=arms, terms=terms, offers=offers, offers_note=offers_note)
+                     arms=arms, terms=terms, offers=offers, offers_note=offers_note,
+                     measured=measured_of(chosen))
 
 
 def _nested_check(nested: select.Nested, chosen: Candidate, best_single: Candidate,
