@@ -52,7 +52,9 @@ from service.schemas import (
     CustomerEventIn,
     InvalidRequest,
     OfferOut,
-    Printable,
+    Text32,
+    Text64,
+    Text128,
     printable,
 )
 from state import StateStoreError, StockRow
@@ -468,8 +470,8 @@ class RegisterRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     card: str = Field(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z \-]+$")
-    preferred_size: Printable | None = Field(default=None, min_length=1, max_length=32)
-    preferred_color: Printable | None = Field(default=None, min_length=1, max_length=64)
+    preferred_size: Text32 | None = None
+    preferred_color: Text64 | None = None
     contactable: bool | None = None
 
 
@@ -508,8 +510,8 @@ class ExplainRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    customer_id: Printable = Field(min_length=1, max_length=128)
-    store_id: Printable | None = Field(default=None, min_length=1, max_length=64)
+    customer_id: Text128
+    store_id: Text64 | None = None
     offers: list[OfferOut] = Field(max_length=MAX_LIMIT)
 
 
