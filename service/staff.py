@@ -435,10 +435,14 @@ def staff_page() -> ResponseReturnValue:
     return page, 200, PAGE_HEADERS
 
 
-@bp.get("/v1/customers/<customer_ref>")
+@bp.get("/v1/customers/<path:customer_ref>")
 @require("staff")
 def get_customer(customer_ref: str) -> ResponseReturnValue:
-    """One customer by customer_id or loyalty card: tier, value band, preferences, holdout."""
+    """One customer by customer_id or loyalty card: tier, value band, preferences, holdout.
+
+    `path:` since an id may hold a '/' (the page sends it as %2F, which the server decodes):
+    otherwise no route matched, and the page said "The requested URL was not found".
+    """
     try:
         printable(customer_ref)
     except ValueError as exc:
