@@ -106,6 +106,14 @@ class _DecisionOptions(BaseModel):
     def _known_channel(cls, value: str) -> str:
         return known_channel(value)
 
+    @field_validator("limit", mode="before")
+    @classmethod
+    def _not_a_bool(cls, value: object) -> object:
+        # pydantic reads true as 1: a client's {"limit": true} silently got one offer
+        if isinstance(value, bool):
+            raise ValueError(f"must be a whole number from 1 to {MAX_LIMIT}, not true/false")
+        return value
+
 
 class DecisionRequest(_DecisionOptions):
     """POST /v1/decisions body: a customer_id, or a session_id for an anonymous visitor."""
