@@ -17,6 +17,10 @@ class StockLookup(Protocol):
     def units(self, sku: str, size: str | None, color: str | None,
               location: str | None) -> int: ...
 
+    def variants(self, sku: str, location: str | None) -> tuple[bool, bool]:
+        """Whether the SKU's units on hand at `location` come in sizes, and in colours."""
+        ...
+
 
 @dataclass(frozen=True)
 class LaunchStatus:

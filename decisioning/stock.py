@@ -8,19 +8,19 @@ from decisioning.snapshot import StockLookup
 from features.catalog import Offer
 
 
-def _variant(customer: CustomerFacts) -> str:
-    parts = [f"size {customer.preferred_size}" if customer.preferred_size else "",
-             customer.preferred_color or ""]
-    return " ".join(p for p in parts if p) or "any variant"
+def _variant(size: str | None, color: str | None, sku: str) -> str:
+    parts = [f"size {size}" if size else "", color or ""]
+    return " ".join(p for p in parts if p) or sku
 
 
 def stock_check(offer: Offer, customer: CustomerFacts, context: DecisionContext,
                 stock: StockLookup | None) -> tuple[Suppression | None, Reason | None]:
     """Out-of-stock suppression, or a reason naming the stock that backs the offer.
 
-    Details: sku, size and colour (None when the SKU has no such variant in stock at all, so
-    the words name the SKU), location (a store id, None = online), units; a sell-out in a store
-    also gives online_units.
+    Details: sku, size and colour (each None when the SKU's stock there does not come in
+    sizes, colours, e.g. an unsized SKU, or when none is in stock at all: the words then name
+    the SKU rather than a variant it does not have), location (a store id, None = online),
+    units; a sell-out in a store also gives online_units.
     """
     if offer.sku is None or stock is None:
         return None, None
@@ -28,11 +28,13 @@ def stock_check(offer: Offer, customer: CustomerFacts, context: DecisionContext,
     in_store = context.channel == "store" and context.store_id is not None
     where = context.store_id if in_store else None
     units = stock.units(offer.sku, size, color, where)
-    # name the customer's size/colour only when the SKU has other variants in stock
-    any_variant = units or stock.units(offer.sku, None, None, where)
-    variant = _variant(customer) if any_variant else offer.sku
-    details: dict = {"sku": offer.sku, "size": size if any_variant else None,
-                     "color": color if any_variant else None, "location": where,
+    # name the customer's size (colour) only when the SKU's stock there comes in sizes
+    # (colours): an unsized box is not "for size 43", and with nothing in stock at all the
+    # SKU itself is sold out
+    sized, coloured = stock.variants(offer.sku, where)
+    named_size, named_color = (size if sized else None), (color if coloured else None)
+    variant = _variant(named_size, named_color, offer.sku)
+    details: dict = {"sku": offer.sku, "size": named_size, "color": named_color, "location": where,
                      "units": units}
     if units > 0:
         place = f"in {context.store_id}" if in_store else "online"

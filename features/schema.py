@@ -173,9 +173,12 @@ def feature_columns(schema: pa.Schema, file: str) -> list[tuple[str, Kind]]:
             continue
         kind = kind_of(field.type)
         if kind is None:
+            # pandas writes a column of nothing but None/NaN objects as type null
+            hint = ("; every value is null: drop the column or write it with a type"
+                    if pa.types.is_null(field.type) else "")
             raise ContractError(
-                file, f"type {field.type} is not allowed for a feature (numeric, bool or string)",
-                field.name,
+                file, f"type {field.type} is not allowed for a feature (numeric, bool or "
+                f"string){hint}", field.name,
             )
         declared = CONTEXT_COLUMNS.get(field.name)
         if declared is not None and kind != declared:

@@ -63,8 +63,19 @@ def parse_json(schema: type[T], what: str) -> T:
 def _json_body() -> dict:
     body = limits.read_json(_settings().max_json_depth)
     if not isinstance(body, dict):
-        raise InvalidRequest(f"request body must be a JSON object, got {type(body).__name__}")
+        raise InvalidRequest(f"request body must be a JSON object, got {_json_kind(body)}")
     return body
+
+
+def _json_kind(value: object) -> str:
+    """What a JSON value is, in JSON's words (the body `null` was "got NoneType")."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, list):
+        return "an array"
+    return "a string" if isinstance(value, str) else "a number"
 
 
 def _parse(schema: type[T], body: dict, what: str) -> T:

@@ -116,8 +116,14 @@ def _start_request() -> None:
     request_id()
 
 
+#: a rule's converter (<path:customer_ref>): not part of the metric label, which names the
+#: route as it always has (/v1/customers/<customer_ref>)
+_CONVERTER = re.compile(r"<\w+:(\w+)>")
+
+
 def _finish_request(response: Response) -> Response:
-    endpoint = request.url_rule.rule if request.url_rule is not None else UNMATCHED
+    endpoint = (_CONVERTER.sub(r"<\1>", request.url_rule.rule) if request.url_rule is not None
+                else UNMATCHED)
     status = str(response.status_code)
     REQUESTS.labels(endpoint, status).inc()
     started = g.get("request_started")

@@ -24,6 +24,9 @@ MASK = "***"
 _ANY_URL = re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.-]*)://[^\s'\"<>)]+")
 _IP = re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}\b")
 _BEARER = re.compile(r"(?i)(bearer\s+)[^\s\"',;]+")
+#: a key a client put in a query string (?api_key=...): the access log writes the request line
+_QUERY_KEY = re.compile(
+    r"(?i)([?&](?:api[_-]?key|key|token|access[_-]?token|auth|secret|password)=)[^&\s\"']+")
 #: words too common to hide as a "user" or "database" (they would mangle ordinary messages)
 _COMMON = {"", "postgresql", "admin", "user", "redis", "mlflow", "test", "default",
            "localhost", "db", "0"}
@@ -64,6 +67,8 @@ class Redactor:
             text = self._secret.sub(MASK, text)
         if "://" in text or "password=" in text.lower():
             text = _ANY_URL.sub(lambda m: mask_url(m.group(0)), text)
+        if "=" in text:
+            text = _QUERY_KEY.sub(r"\1[redacted]", text)
         return _BEARER.sub(r"\1[redacted]", text)
 
     def public(self, text: str) -> str:

@@ -43,6 +43,11 @@ def printable(value: str) -> str:
 
 #: a request string that is an id or a name: no control characters
 Printable = Annotated[str, AfterValidator(printable)]
+# the length inside the type, checked before `printable`: a Field(max_length=) beside an
+# AfterValidator is checked after it, as a generic "Value should have at most 128 items"
+Text32 = Annotated[str, Field(min_length=1, max_length=32), AfterValidator(printable)]
+Text64 = Annotated[str, Field(min_length=1, max_length=64), AfterValidator(printable)]
+Text128 = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(printable)]
 
 
 def in_utc(moment: datetime) -> datetime:
@@ -73,9 +78,9 @@ class DecisionContextIn(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    store_id: Printable | None = Field(default=None, min_length=1, max_length=64)
+    store_id: Text64 | None = None
     device: Literal["mobile", "tablet", "desktop", "kiosk", "other"] | None = None
-    page: Printable | None = Field(default=None, min_length=1, max_length=128,
+    page: Text128 | None = Field(default=None,
                              description="page or category being viewed")
     cart_value: float | None = Field(default=None, ge=0, le=1e7)
 
@@ -101,13 +106,21 @@ class _DecisionOptions(BaseModel):
     def _known_channel(cls, value: str) -> str:
         return known_channel(value)
 
+    @field_validator("limit", mode="before")
+    @classmethod
+    def _not_a_bool(cls, value: object) -> object:
+        # pydantic reads true as 1: a client's {"limit": true} silently got one offer
+        if isinstance(value, bool):
+            raise ValueError(f"must be a whole number from 1 to {MAX_LIMIT}, not true/false")
+        return value
+
 
 class DecisionRequest(_DecisionOptions):
     """POST /v1/decisions body: a customer_id, or a session_id for an anonymous visitor."""
 
-    customer_id: Printable | None = Field(default=None, min_length=1, max_length=128,
+    customer_id: Text128 | None = Field(default=None,
                                     examples=["C0000001"])
-    session_id: Printable | None = Field(default=None, min_length=1, max_length=128,
+    session_id: Text128 | None = Field(default=None,
                                    description="an anonymous visitor's session (no customer_id)")
 
     @model_validator(mode="after")
@@ -127,10 +140,10 @@ class InventoryRowIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    sku: Printable = Field(min_length=1, max_length=128)
-    size: Printable | None = Field(default=None, min_length=1, max_length=32)
-    color: Printable | None = Field(default=None, min_length=1, max_length=64)
-    location: Printable | None = Field(default=None, min_length=1, max_length=64)
+    sku: Text128
+    size: Text32 | None = None
+    color: Text64 | None = None
+    location: Text64 | None = None
     on_hand: int = Field(ge=0, le=10_000_000)
 
 
@@ -158,8 +171,8 @@ class OutcomeRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    decision_id: Printable = Field(min_length=1, max_length=64)
-    offer_id: Printable | None = Field(default=None, min_length=1, max_length=128)
+    decision_id: Text64
+    offer_id: Text128 | None = None
     event: Literal["shown", "accepted", "declined", "purchased"]
     revenue: float = Field(default=0.0, ge=0, le=1e9)
 
@@ -177,7 +190,7 @@ MAX_BATCH = 1_000
 class BatchDecisionRequest(_DecisionOptions):
     """POST /v1/decisions:batch body: one channel and context for up to 1,000 customers."""
 
-    customer_ids: list[Annotated[Printable, Field(min_length=1, max_length=128)]] = Field(
+    customer_ids: list[Text128] = Field(
         min_length=1, max_length=MAX_BATCH, examples=[["C0000001", "C0000002"]])
 
 
@@ -341,19 +354,19 @@ class CustomerEventIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    event_id: Printable = Field(min_length=1, max_length=128, examples=["ev-000123"])
-    customer_id: Printable = Field(min_length=1, max_length=128, examples=["C0000001"])
+    event_id: Text128 = Field(examples=["ev-000123"])
+    customer_id: Text128 = Field(examples=["C0000001"])
     type: Literal["purchase", "return", "consent", "sign_up"]
     occurred_at: UtcDatetime = Field(description="when it happened (with a time zone); "
                                                    "events may arrive late and out of order")
     amount: float | None = Field(default=None, ge=0, le=1e9,
                                  description="order value (purchase, return)")
     contactable: bool | None = Field(default=None, description="the new consent (consent)")
-    channel: Printable | None = Field(default=None, min_length=1, max_length=32)
-    loyalty_tier: Printable | None = Field(default=None, min_length=1, max_length=32)
-    preferred_size: Printable | None = Field(default=None, min_length=1, max_length=32)
-    preferred_color: Printable | None = Field(default=None, min_length=1, max_length=64)
-    loyalty_card: Printable | None = Field(default=None, min_length=1, max_length=64,
+    channel: Text32 | None = None
+    loyalty_tier: Text32 | None = None
+    preferred_size: Text32 | None = None
+    preferred_color: Text64 | None = None
+    loyalty_card: Text64 | None = Field(default=None,
                                      description="the card number given at sign-up")
 
     @field_validator("amount")

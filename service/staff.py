@@ -52,7 +52,9 @@ from service.schemas import (
     CustomerEventIn,
     InvalidRequest,
     OfferOut,
-    Printable,
+    Text32,
+    Text64,
+    Text128,
     printable,
 )
 from state import StateStoreError, StockRow
@@ -433,10 +435,14 @@ def staff_page() -> ResponseReturnValue:
     return page, 200, PAGE_HEADERS
 
 
-@bp.get("/v1/customers/<customer_ref>")
+@bp.get("/v1/customers/<path:customer_ref>")
 @require("staff")
 def get_customer(customer_ref: str) -> ResponseReturnValue:
-    """One customer by customer_id or loyalty card: tier, value band, preferences, holdout."""
+    """One customer by customer_id or loyalty card: tier, value band, preferences, holdout.
+
+    `path:` since an id may hold a '/' (the page sends it as %2F, which the server decodes):
+    otherwise no route matched, and the page said "The requested URL was not found".
+    """
     try:
         printable(customer_ref)
     except ValueError as exc:
@@ -468,8 +474,8 @@ class RegisterRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     card: str = Field(min_length=1, max_length=64, pattern=r"^[0-9A-Za-z \-]+$")
-    preferred_size: Printable | None = Field(default=None, min_length=1, max_length=32)
-    preferred_color: Printable | None = Field(default=None, min_length=1, max_length=64)
+    preferred_size: Text32 | None = None
+    preferred_color: Text64 | None = None
     contactable: bool | None = None
 
 
@@ -508,8 +514,8 @@ class ExplainRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    customer_id: Printable = Field(min_length=1, max_length=128)
-    store_id: Printable | None = Field(default=None, min_length=1, max_length=64)
+    customer_id: Text128
+    store_id: Text64 | None = None
     offers: list[OfferOut] = Field(max_length=MAX_LIMIT)
 
 

@@ -33,6 +33,8 @@ class StockSnapshot:
     # answers already worked out: a snapshot never changes, and every decision asks again
     _answers: dict[tuple[str, str | None, str | None, str | None], int] = field(
         init=False, repr=False, compare=False)
+    _variants: dict[tuple[str, str | None], tuple[bool, bool]] = field(
+        init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         by_sku: dict[str, list[StockRow]] = defaultdict(list)
@@ -41,6 +43,7 @@ class StockSnapshot:
         object.__setattr__(self, "_by_sku",
                            MappingProxyType({sku: tuple(rows) for sku, rows in by_sku.items()}))
         object.__setattr__(self, "_answers", {})
+        object.__setattr__(self, "_variants", {})
 
     @classmethod
     def from_rows(cls, rows: Iterable[StockRow], version: int = 0) -> StockSnapshot:
@@ -59,6 +62,18 @@ class StockSnapshot:
             answer = self._count(sku, size, color, location)
             if len(self._answers) < _MAX_STOCK_ANSWERS:
                 self._answers[key] = answer
+        return answer
+
+    def variants(self, sku: str, location: str | None) -> tuple[bool, bool]:
+        """Whether `sku`'s units on hand at `location` come in sizes, and in colours."""
+        key = (sku, location)
+        answer = self._variants.get(key)
+        if answer is None:
+            rows = [r for r in self._by_sku.get(sku, ()) if r.location == location and r.on_hand]
+            answer = (any(r.size is not None for r in rows),
+                      any(r.color is not None for r in rows))
+            if len(self._variants) < _MAX_STOCK_ANSWERS:
+                self._variants[key] = answer
         return answer
 
     def _count(self, sku: str, size: str | None, color: str | None,

@@ -25,6 +25,7 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from decisioning.budget import Budget, allocate, send_spend, within_budget
@@ -243,9 +244,21 @@ def _allocate(job: Job, parquet: pq.ParquetFile, name: str, chunk_size: int, wor
 
 def _checked_chunks(parquet: pq.ParquetFile, name: str, chunk_size: int
                     ) -> Iterator[pa.RecordBatch]:
+    """The file's chunks; a ContractError for a null or repeated customer_id in one.
+
+    A customer twice in a chunk was a traceback (the chunk's table keeps one row per id).
+    Checked per chunk, so memory stays flat: a repeat in another chunk gets its own rows.
+    """
     for batch in parquet.iter_batches(batch_size=chunk_size):
-        if batch.column("customer_id").null_count:
+        ids = batch.column("customer_id")
+        if ids.null_count:
             raise ContractError(name, "null customer_id", "customer_id")
+        if pc.count_distinct(ids).as_py() < len(ids):
+            counts = pc.value_counts(ids)
+            repeated = pc.filter(counts.field("values"), pc.greater(counts.field("counts"), 1))
+            raise ContractError(
+                name, f"{len(repeated)} customer_id(s) appear more than once, e.g. "
+                f"{repeated[0].as_py()!r}; one row per customer", "customer_id")
         yield batch
 
 

@@ -694,7 +694,8 @@ def publish(settings: TrainSettings, policy: Policy, evaluation: Evaluation,
         mlflow.set_tags({f"data.{name}.sha256": io.file_sha256(data / name)
                          for name in (io.EXPOSURES, io.OFFERS, io.CUSTOMERS)
                          if (data / name).exists()})
-        mlflow.log_metrics({k: v for k, v in evaluation.metrics.items() if np.isfinite(v)})
+        mlflow.log_metrics({registry.metric_name(k): v for k, v in evaluation.metrics.items()
+                            if np.isfinite(v)})
         plots.qini_plot(evaluation.qini_curves, tmp_path / "qini_curves.png")
         plots.decile_plot(evaluation.deciles, tmp_path / "uplift_by_decile.png")
         (tmp_path / "features.json").write_text(json.dumps(

@@ -7,8 +7,11 @@ Every move of the champion alias is appended to the registered model's `champion
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import posixpath
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +48,22 @@ class AliasedVersion:
     alias: str
     run_id: str | None
     source: str
+
+
+_METRIC_NAME = re.compile(r"^[\w.\- ]+$")
+
+
+def metric_name(name: str) -> str:
+    """`name` as MLflow accepts a metric name (word characters, '.', '-', ' ').
+
+    Per-offer metrics carry the offer id, which the catalog allows to be any text (an emoji, a
+    '/'): such a name is written with '_' for each other character plus a hash of the
+    original, so two offers never share a metric.
+    """
+    if _METRIC_NAME.match(name) and posixpath.normpath(name) == name:
+        return name
+    digest = hashlib.sha1(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return re.sub(r"[^\w\- ]", "_", name) + "-" + digest
 
 
 def driver_uri(tracking_uri: str) -> str:

@@ -9,9 +9,9 @@ from nba.settings import CliSettings
 
 EXAMPLES = ("examples:\n  nba compare --candidate 4                  # version 4 vs the "
             "champion\n  nba compare --candidate 4 --champion 2\n\nBoth versions are "
-            "evaluated on the candidate run's holdout split of\nexposures.parquet: IPW policy "
-            "value with 95% interval, the paired difference,\nresponse AUC and Qini per "
-            "offer.")
+            "evaluated on the candidate run's holdout split of\nexposures.parquet: doubly "
+            "robust (DR) policy value with 95% intervals clustered\nby customer, the paired "
+            "difference (and its IPW estimate), response AUC and\nQini per offer.")
 
 
 def add_parser(add: AddCommand, settings: CliSettings) -> None:

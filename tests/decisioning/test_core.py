@@ -224,6 +224,26 @@ def test_sold_out_launch_and_out_of_stock_colour_fall_back_to_waitlist_and_preor
     assert {o.offer_id: o.action for o in black.offers}["jacket"] == OFFER
 
 
+def test_stock_reason_names_only_the_variants_the_sku_has():
+    """An unsized, uncoloured SKU is not "for size 43 white"; a sized one names the size."""
+    from decisioning.stock import stock_check
+
+    stock = snapshot_of(pd.DataFrame([
+        {"sku": "BOX", "size": None, "color": None, "location": None, "on_hand": 250},
+        {"sku": "RUN", "size": "43", "color": None, "location": None, "on_hand": 37},
+        {"sku": "RUN", "size": "44", "color": None, "location": None, "on_hand": 0},
+    ]))
+    facts = customer(preferred_size="43", preferred_color="white")
+    _, boxed = stock_check(offer("box", sku="BOX"), facts, context(), stock)
+    assert boxed is not None and boxed.message == "250 left online for BOX"
+    assert (boxed.details["size"], boxed.details["color"]) == (None, None)
+    _, sized = stock_check(offer("run", sku="RUN"), facts, context(), stock)
+    assert sized is not None and sized.message == "37 left online for size 43"
+    assert (sized.details["size"], sized.details["color"]) == ("43", None)
+    gone, _ = stock_check(offer("run", sku="RUN"), customer(preferred_size="44"), context(), stock)
+    assert gone is not None and gone.message == "size 44 sold out online"
+
+
 def test_early_access_window_opens_first_for_loyal_tiers():
     before = {"now": NOW - timedelta(hours=36)}  # after early access, before the launch
     gold = live_decide({"drop": LaunchStatus(5, 0.0)}, **before)
@@ -300,7 +320,7 @@ def test_reasons_carry_their_facts_as_details():
                              "remaining": 3, "supply": 10}
     jacket = next(o for o in decision.offers if o.offer_id == "jacket")
     assert jacket.reasons[-1].code == PREORDER
-    assert jacket.reasons[-1].details == {"sku": "JKT", "size": "42", "color": "red",
+    assert jacket.reasons[-1].details == {"sku": "JKT", "size": None, "color": "red",
                                           "location": None, "units": 0}
     value = jacket.reasons[0]
     assert value.details["value"] == pytest.approx(0.03 * 10 - 0.1)

@@ -308,3 +308,15 @@ def test_a_feature_keeps_its_level_positions_out_of_equality_and_the_saved_spec(
     assert fresh == feature and hash(fresh) == hash(feature)
     assert "positions" not in asdict(feature)
     assert pickle.loads(pickle.dumps(feature)) == feature
+
+
+def test_an_all_null_feature_column_says_so() -> None:
+    """pandas writes a column of only None as type null; the message said only 'type null'."""
+    from features.errors import ContractError
+    from features.schema import feature_columns
+
+    schema = pa.schema([("customer_id", pa.string()), ("treatment", pa.string()),
+                        ("empty", pa.null())])
+    with pytest.raises(ContractError, match="column 'empty': type null is not allowed for a "
+                       r"feature \(numeric, bool or string\); every value is null: drop"):
+        feature_columns(schema, "exposures.parquet")

@@ -81,7 +81,10 @@ def test_low_value_customer_is_below_the_derived_launch_floor(client, customers)
      "invalid_request", "context.cart_value"),
     ({"session_id": "s1", "channel": "web", "context": {"device": "toaster"}}, 400,
      "invalid_request", "context.device"),
-    ([1, 2], 400, "invalid_request", "JSON object"),
+    ([1, 2], 400, "invalid_request", "must be a JSON object, got an array"),
+    ("C0000001", 400, "invalid_request", "must be a JSON object, got a string"),
+    ({"customer_id": "C0000001", "channel": "web", "limit": True}, 400, "invalid_request",
+     "limit: Value error, must be a whole number from 1 to 20, not true/false"),
 ])
 def test_bad_requests_get_a_4xx_json_error_naming_the_problem(client, body, status, code,
                                                               mentions):
@@ -90,6 +93,15 @@ def test_bad_requests_get_a_4xx_json_error_naming_the_problem(client, body, stat
     error = response.get_json()["error"]
     assert error["code"] == code
     assert mentions in error["message"]
+
+
+@pytest.mark.parametrize(("raw", "said"), [(b"null", "got null"), (b"true", "got true/false"),
+                                           (b"1.5", "got a number")])
+def test_a_body_that_is_not_an_object_is_named_in_json_words(client, raw, said):
+    """`null` was "got NoneType"."""
+    response = client.post("/v1/decisions", data=raw, content_type="application/json")
+    assert response.status_code == 400
+    assert response.get_json()["error"]["message"] == f"request body must be a JSON object, {said}"
 
 
 @pytest.mark.parametrize("raw", [b"{not json", b"", b"null", b"\xff\xfe"])

@@ -193,6 +193,14 @@ def test_unknown_customer_is_404(app):
         "details": {"customer_ref": "NOBODY"}}
 
 
+@pytest.mark.parametrize("ref", ["a%2Fb", "C00%2F..%2F1", "%3Cb%3Ex%3C%2Fb%3E"])
+def test_an_id_with_a_slash_is_looked_up_not_an_unknown_route(app, ref):
+    """The staff page encodes a typed '/' as %2F; the route did not match it (404 not_found)."""
+    response = app.test_client().get(f"/v1/customers/{ref}", headers=STAFF)
+    assert response.status_code == 404
+    assert response.get_json()["error"]["code"] == "unknown_customer"
+
+
 @pytest.mark.parametrize("typed", [card_of("C0000005"), "6001 0000 0005", "6001-0000-0005"])
 def test_lookup_by_loyalty_card(make_app, card_dir, typed):
     body = make_app(data_dir=card_dir).test_client().get(
