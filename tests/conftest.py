@@ -288,3 +288,16 @@ def store_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> I
     finally:
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist, the files marked slow first (each file's order kept).
+
+    `--dist loadfile` hands files to the workers in collection order; a long file handed out
+    last runs alone while the other worker idles. Starting with the long files (trainings,
+    servers) leaves the many short ones to even out the end.
+    """
+    if "PYTEST_XDIST_WORKER" not in os.environ:  # the workers collect; the controller sends
+        return
+    slow = {item.path for item in items if item.get_closest_marker("slow") is not None}
+    items.sort(key=lambda item: item.path not in slow)  # stable: each file's order kept
