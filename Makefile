@@ -12,7 +12,8 @@ RETRAIN_DIR ?= retrain
 #: extra `nba train` flags for `make retrain`, e.g. TRAIN_FLAGS='--trees 300 --seed 7'
 TRAIN_FLAGS ?=
 #: pytest-xdist workers of `make test`: two overlap one test's waits (servers, sleeps) with
-#: another's CPU on CI's two cores; each test file stays on one worker (module fixtures)
+#: another's CPU on CI's two cores; each test file stays on one worker (module fixtures);
+#: TEST_WORKERS=0 runs the suite serially in one process
 TEST_WORKERS ?= 2
 PORT ?= 8000
 WORKERS ?= 2
