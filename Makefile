@@ -11,6 +11,10 @@ RETRAIN ?= 0
 RETRAIN_DIR ?= retrain
 #: extra `nba train` flags for `make retrain`, e.g. TRAIN_FLAGS='--trees 300 --seed 7'
 TRAIN_FLAGS ?=
+#: pytest-xdist workers of `make test`: two overlap one test's waits (servers, sleeps) with
+#: another's CPU on CI's two cores; each test file stays on one worker (module fixtures);
+#: TEST_WORKERS=0 runs the suite serially in one process
+TEST_WORKERS ?= 2
 PORT ?= 8000
 WORKERS ?= 2
 export MLFLOW_TRACKING_URI ?= sqlite:///mlflow.db
@@ -62,8 +66,8 @@ retrain: venv ## retrain from the decision log: export it after the original exp
 nginx: ## install Debian's nginx, the buffering front `nba serve` starts before gunicorn
 	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends nginx-light; }
 
-test: venv browser nginx java ## run the whole test suite (installs Debian's chromium, nginx and Java)
-	$(BIN)/python -m pytest
+test: venv browser nginx java ## run the whole test suite on TEST_WORKERS pytest-xdist workers (installs Debian's chromium, nginx and Java)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 test-fast: venv ## the inner loop: every test not marked slow (no full training run, no servers)
 	$(BIN)/python -m pytest -m "not slow"

@@ -6,13 +6,16 @@ every service, model and integration test reuses that registry.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
+import pickle
+import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any, TypedDict, TypeVar
 from urllib.parse import quote
 
 import pytest
@@ -101,16 +104,60 @@ def load_champion(trained: Trained):
                                               data_dir=trained.data_dir, holdout_share=0.0))
 
 
+T = TypeVar("T")
+
+
+def once_per_run(factory: pytest.TempPathFactory, name: str,
+                 build: Callable[[Path], T]) -> T:
+    """`build(folder)` run once per test run, however many pytest-xdist workers ask for it.
+
+    Without xdist this is `build` in a fresh temporary folder. Under xdist every worker is a
+    session of its own, so each would redo a session fixture's training; here the first worker
+    builds into the run's shared temporary folder under a file lock and the others wait for it
+    and read the pickled result. `build` must be seeded (any worker may be the one to run it)
+    and its result read-only to the tests.
+    """
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return build(factory.mktemp(name))
+    shared = factory.getbasetemp().parent / f"shared-{name}"
+    shared.mkdir(exist_ok=True)
+    done = shared / "result.pickle"
+    with open(shared / "lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not done.exists():
+            (shared / "built").mkdir(exist_ok=True)
+            result = build(shared / "built")
+            done.write_bytes(pickle.dumps(result))
+        loaded: T = pickle.loads(done.read_bytes())
+        return loaded
+
+
+def worker_registry(factory: pytest.TempPathFactory, trained: Trained) -> Trained:
+    """`trained` with a registry database of this worker's own (the model files stay shared).
+
+    Tests register and promote versions in the session's registry; under xdist two workers
+    share one trained policy, so each gets a copy of its database, as one session always had.
+    """
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return trained
+    root = factory.mktemp("registry")
+    shutil.copy(trained.root / "mlflow.db", root / "mlflow.db")
+    (root / "mlruns").symlink_to(trained.root / "mlruns")
+    return replace(trained, root=root, tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+
+
 @pytest.fixture(scope="session")
 def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The demo retailer on disk, with its true uplift."""
-    return write_demo(tmp_path_factory.mktemp("demo"), DEMO_CUSTOMERS, DEMO_EXPOSURES)
+    return once_per_run(tmp_path_factory, "demo",
+                        lambda folder: write_demo(folder, DEMO_CUSTOMERS, DEMO_EXPOSURES))
 
 
 @pytest.fixture(scope="session")
 def trained(demo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Trained:
     """Train, register and promote one real policy (the suite's only full training run)."""
-    return train_champion(demo_dir, tmp_path_factory.mktemp("registry"), DEMO_TREES)
+    return worker_registry(tmp_path_factory, once_per_run(
+        tmp_path_factory, "registry", lambda folder: train_champion(demo_dir, folder, DEMO_TREES)))
 
 
 @pytest.fixture(scope="session")
@@ -123,14 +170,17 @@ def loaded(trained: Trained):
 def small_demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small demo retailer (the full demo's catalog, stock and customer mix), for the folders
     whose subject is not model quality (tests/service, tests/scale override `demo_dir` with it)."""
-    return write_demo(tmp_path_factory.mktemp("small-demo"), SMALL_CUSTOMERS, SMALL_EXPOSURES)
+    return once_per_run(tmp_path_factory, "small-demo",
+                        lambda folder: write_demo(folder, SMALL_CUSTOMERS, SMALL_EXPOSURES))
 
 
 @pytest.fixture(scope="session")
 def small_trained(small_demo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Trained:
     """A small policy trained, registered and promoted by the real pipeline, once per session
     for every folder that uses it (they only read its registry and data)."""
-    return train_champion(small_demo_dir, tmp_path_factory.mktemp("small-registry"), SMALL_TREES)
+    return worker_registry(tmp_path_factory, once_per_run(
+        tmp_path_factory, "small-registry",
+        lambda folder: train_champion(small_demo_dir, folder, SMALL_TREES)))
 
 
 @pytest.fixture(scope="session")
@@ -238,3 +288,16 @@ def store_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> I
     finally:
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist, the files marked slow first (each file's order kept).
+
+    `--dist loadfile` hands files to the workers in collection order; a long file handed out
+    last runs alone while the other worker idles. Starting with the long files (trainings,
+    servers) leaves the many short ones to even out the end.
+    """
+    if "PYTEST_XDIST_WORKER" not in os.environ:  # the workers collect; the controller sends
+        return
+    slow = {item.path for item in items if item.get_closest_marker("slow") is not None}
+    items.sort(key=lambda item: item.path not in slow)  # stable: each file's order kept

@@ -1,4 +1,9 @@
-"""The `nba` command line against the real registry."""
+"""The `nba` command line against the real registry.
+
+The console script runs in processes of its own where the process is the subject (help,
+demo-data, train, exit statuses); commands whose subject is their answer run in this process
+(`nba_main`, tests/integration/conftest.py), sparing each a fresh interpreter.
+"""
 
 from __future__ import annotations
 
@@ -43,23 +48,23 @@ def test_demo_data_writes_the_contract(tmp_path):
     assert "2,000 exposures" in result.stdout
 
 
-def test_model_decide_and_promote_against_the_registry(trained, tmp_path):
+def test_model_decide_and_promote_against_the_registry(trained, tmp_path, nba_main):
     env = {"MLFLOW_TRACKING_URI": trained.tracking_uri, "NBA_DATA_DIR": str(trained.data_dir),
            "NBA_STATE_URL": f"sqlite:///{tmp_path / 'state.db'}"}
-    shown = run("model", env=env)
+    shown = nba_main("model", env=env)
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout)["version"] == trained.version
 
-    decided = run("decide", "C0000002", "--channel", "app", env=env)
+    decided = nba_main("decide", "C0000002", "--channel", "app", env=env)
     assert decided.returncode == 0, decided.stderr
     assert json.loads(decided.stdout)["customer_id"] == "C0000002"
 
-    promoted = run("promote", "--version", trained.version, "--alias", "challenger", env=env)
+    promoted = nba_main("promote", "--version", trained.version, "--alias", "challenger", env=env)
     assert promoted.returncode == 0 and "challenger" in promoted.stdout
-    assert run("model", "--alias", "challenger", env=env).returncode == 0
+    assert nba_main("model", "--alias", "challenger", env=env).returncode == 0
 
 
-def test_state_prune_counts_then_deletes_old_history(trained, tmp_path):
+def test_state_prune_counts_then_deletes_old_history(trained, tmp_path, nba_main):
     from datetime import UTC, datetime, timedelta
 
     from state import open_store
@@ -72,14 +77,14 @@ def test_state_prune_counts_then_deletes_old_history(trained, tmp_path):
             store.log.record(DecisionRecord(decision_id, now - timedelta(days=age), "c1", "web",
                                             "1", ("a",)), count_contacts=True)
     env = {"NBA_STATE_URL": url, "NBA_DATA_DIR": str(trained.data_dir)}
-    dry = run("state", "prune", "--older-than", "400", "--dry-run", env=env)
+    dry = nba_main("state", "prune", "--older-than", "400", "--dry-run", env=env)
     assert dry.returncode == 0, dry.stderr
     assert "would delete" in dry.stdout and "decisions              1" in dry.stdout
-    done = run("state", "prune", "--older-than", "400", env=env)
+    done = nba_main("state", "prune", "--older-than", "400", env=env)
     assert done.returncode == 0 and "deleted history" in done.stdout
     with open_store(url) as store:
         assert store.log.decisions_frame()["decision_id"].tolist() == ["new"]
-    refused = run("state", "prune", "--older-than", "2", env=env)  # the demo caps look back 30
+    refused = nba_main("state", "prune", "--older-than", "2", env=env)  # the demo caps look back 30
     assert refused.returncode == 2 and "contact caps" in refused.stderr
 
 
@@ -96,10 +101,11 @@ def test_state_prune_counts_then_deletes_old_history(trained, tmp_path):
     (["batch-score", "--customers", "c.parquet", "--out", "."], "is a directory"),
     (["export-training", "--out", "."], "is a directory"),
 ])
-def test_cli_errors_are_one_clear_line(trained, args, message, tmp_path):
+def test_cli_errors_are_one_clear_line(trained, args, message, tmp_path, nba_main):
+    """In process (the console script's own exit status: test_missing_alias_exits_3)."""
     env = {"MLFLOW_TRACKING_URI": trained.tracking_uri, "NBA_DATA_DIR": str(trained.data_dir),
            "NBA_STATE_URL": f"sqlite:///{tmp_path / 'state.db'}"}
-    result = run(*args, env=env)
+    result = nba_main(*args, env=env)
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
 
@@ -202,22 +208,23 @@ def test_train_checks_customers_parquet_before_fitting(tmp_path, demo_dir):
     assert "Traceback" not in result.stderr
 
 
-def test_inventory_load_show_and_preview_decisions_read_the_state_store(trained, tmp_path):
+def test_inventory_load_show_and_preview_decisions_read_the_state_store(trained, tmp_path,
+                                                                       nba_main):
     env = {"MLFLOW_TRACKING_URI": trained.tracking_uri, "NBA_DATA_DIR": str(trained.data_dir),
            "NBA_STATE_URL": f"sqlite:///{tmp_path / 'state.db'}"}
     inventory = str(trained.data_dir / "inventory.parquet")
-    loaded = run("inventory", "load", inventory, env=env)
+    loaded = nba_main("inventory", "load", inventory, env=env)
     assert loaded.returncode == 0, loaded.stderr
     assert "stock rows" in loaded.stdout and "version 1" in loaded.stdout
-    again = run("inventory", "load", inventory, "--if-empty", env=env)
+    again = nba_main("inventory", "load", inventory, "--if-empty", env=env)
     assert again.returncode == 0 and "already holds stock" in again.stdout
-    shown = run("inventory", "show", env=env)
+    shown = nba_main("inventory", "show", env=env)
     assert shown.returncode == 0 and "SNK-COLLAB-01" in shown.stdout
-    preview = run("decide", "C0000002", "--limit", "20", env=env)
+    preview = nba_main("decide", "C0000002", "--limit", "20", env=env)
     assert preview.returncode == 0, preview.stderr
     body = json.loads(preview.stdout)
     assert all(o["reservation"] is None for o in body["offers"])  # a preview holds nothing
-    assert "launch" not in run("inventory", "show", env=env).stdout
+    assert "launch" not in nba_main("inventory", "show", env=env).stdout
 
 
 @pytest.mark.parametrize(("args", "message"), [

@@ -7,7 +7,8 @@ registered again under this name.
 
 The first promotion runs the `nba` console script in a process of its own (the environment,
 the entry point, the exit status); the later commands call the same `nba.cli.main` in this
-process, which spares each a fresh interpreter importing MLflow, causalml and LightGBM.
+process (`nba_main`, tests/integration/conftest.py), which spares each a fresh interpreter
+importing MLflow, causalml and LightGBM.
 """
 
 from __future__ import annotations
@@ -34,24 +35,6 @@ def run(*args: str, env: dict) -> subprocess.CompletedProcess:
     """`nba *args` in a process of its own."""
     return subprocess.run([NBA, *args], capture_output=True, text=True, timeout=300,
                           env=os.environ | env)
-
-
-@pytest.fixture
-def nba(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]):
-    """`nba *args` through `nba.cli.main` in this process, with `env` set as `run` sets it;
-    the same (args, returncode, stdout, stderr) as `run`."""
-    from nba.cli import main
-
-    def call(*args: str, env: dict) -> subprocess.CompletedProcess:
-        with monkeypatch.context() as patch:
-            for key, value in env.items():
-                patch.setenv(key, value)
-            capsys.readouterr()  # only this command's output
-            code = main(list(args))
-            out, err = capsys.readouterr()
-        return subprocess.CompletedProcess(["nba", *args], code, out, err)
-
-    return call
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +68,7 @@ def history(client) -> list[str]:
     return json.loads(client.get_registered_model(NAME).tags[registry.HISTORY_TAG])
 
 
-def test_gate_passes_better_refuses_worse_records_force_and_rolls_back(gate, trained, nba):
+def test_gate_passes_better_refuses_worse_records_force_and_rolls_back(gate, trained, nba_main):
     client, env = gate
     assert champion(client) == "1" and history(client) == ["1"]  # the pipeline's first promotion
     assert tags(client, "1")["validation_status"] == "first_champion"
@@ -103,7 +86,7 @@ def test_gate_passes_better_refuses_worse_records_force_and_rolls_back(gate, tra
     assert float(passed["candidate_policy_value"]) > float(passed["champion_policy_value"])
     assert champion(client) == "2" and history(client) == ["1", "2"]
 
-    refused = nba("promote", "--version", "1", env=env)
+    refused = nba_main("promote", "--version", "1", env=env)
     assert refused.returncode == 1, refused.stderr
     line = next(x for x in refused.stderr.splitlines() if x.startswith("nba promote: refused"))
     assert "version 1 is worse than champion version 2 beyond noise" in line
@@ -114,7 +97,8 @@ def test_gate_passes_better_refuses_worse_records_force_and_rolls_back(gate, tra
     assert float(failed["difference_ci_high"]) < 0
     assert champion(client) == "2" and history(client) == ["1", "2"]
 
-    forced = nba("promote", "--version", "1", "--force", env=env)  # reuses the refusal's numbers
+    # reuses the refusal's numbers
+    forced = nba_main("promote", "--version", "1", "--force", env=env)
     assert forced.returncode == 0, forced.stderr
     assert "reused the comparison recorded on version 1 against champion version 2" in forced.stdout
     assert "validation_status=forced" in forced.stdout
@@ -122,15 +106,15 @@ def test_gate_passes_better_refuses_worse_records_force_and_rolls_back(gate, tra
     assert tags(client, "1")["difference_ci_high"] == failed["difference_ci_high"]
     assert champion(client) == "1" and history(client) == ["1", "2", "1"]
 
-    rolled = nba("promote", "--rollback", env=env)
+    rolled = nba_main("promote", "--rollback", env=env)
     assert rolled.returncode == 0, rolled.stderr
     assert "-> version 2 (rolled back from version 1)" in rolled.stdout
     assert champion(client) == "2" and history(client) == ["1", "2"]
 
 
-def test_compare_prints_identical_versions_as_not_worse(gate, nba):
+def test_compare_prints_identical_versions_as_not_worse(gate, nba_main):
     _, env = gate
-    result = nba("compare", "--candidate", "1", "--champion", "1", env=env)
+    result = nba_main("compare", "--candidate", "1", "--champion", "1", env=env)
     assert result.returncode == 0, result.stderr
     assert "candidate v1" in result.stdout and "champion v1" in result.stdout
     assert "verdict: candidate is not worse than champion" in result.stdout
