@@ -11,10 +11,10 @@ RETRAIN ?= 0
 RETRAIN_DIR ?= retrain
 #: extra `nba train` flags for `make retrain`, e.g. TRAIN_FLAGS='--trees 300 --seed 7'
 TRAIN_FLAGS ?=
-#: pytest-xdist workers of `make test`: two overlap one test's waits (servers, sleeps) with
-#: another's CPU on CI's two cores; each test file stays on one worker (module fixtures);
-#: TEST_WORKERS=0 runs the suite serially in one process
-TEST_WORKERS ?= 2
+#: pytest-xdist workers of `make test` (0: serially, in one process, the default). Two workers
+#: overlap one test's waits with another's CPU, but leave the timing-sensitive tests (faults,
+#: hot reload, the 200-client launch) less headroom: bench/results/ci_speed.md, 2026-12-01
+TEST_WORKERS ?= 0
 PORT ?= 8000
 WORKERS ?= 2
 export MLFLOW_TRACKING_URI ?= sqlite:///mlflow.db
