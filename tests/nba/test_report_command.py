@@ -102,6 +102,26 @@ def test_user_errors_are_one_line_cli_errors(parser, state_url, catalog_path, tm
     assert message in str(error.value) and "\n" not in str(error.value)
 
 
+@pytest.mark.parametrize(("argv", "message"), [
+    (["incrementality", "--html", "."], "--html .: is a directory"),
+    (["incrementality", "--html", "notes.txt/report.html"], "notes.txt is not a directory"),
+    (["incrementality", "--out", "lift.xlsx"], "--out: cannot write 'lift.xlsx'"),
+    (["funnel", "--out", "notes.txt/f.csv"], "notes.txt is not a directory"),
+    (["balance", "--out", "."], "--out .: is a directory"),
+])
+def test_output_paths_are_checked_before_the_log_is_read(parser, tmp_path, monkeypatch, argv,
+                                                         message):
+    """A bad --html/--out failed only after the whole report was computed (and printed)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.txt").write_text("a file, not a folder")
+    missing = f"sqlite:///{tmp_path / 'missing.db'}"  # read first, it would be the error
+    if argv[0] == "incrementality":
+        argv += ["--catalog", "nope.yaml"]  # read second, it would be the error
+    with pytest.raises(CliError) as error:
+        report(parser, *argv, "--state-url", missing)
+    assert message in str(error.value)
+
+
 def test_store_problems_are_cli_errors(parser, tmp_path):
     with pytest.raises(CliError, match="no state store at .*missing.db"):
         report(parser, "funnel", "--state-url", f"sqlite:///{tmp_path / 'missing.db'}")
