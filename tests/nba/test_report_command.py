@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -41,6 +42,13 @@ def state_url(tmp_path: Path) -> str:
     return url
 
 
+def current_umask() -> int:
+    """The process umask (reading it means setting it: put straight back)."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
 def report(parser: argparse.ArgumentParser, *argv: str) -> int:
     return run(parser.parse_args(["report", *argv]))
 
@@ -58,6 +66,8 @@ def test_incrementality_prints_and_writes_csv_and_html(parser, state_url, catalo
     assert list(written["group"]) == ["A", "B", "all"]
     assert written.loc[0, "conversion_lift_low"] > 0
     html = page.read_text(encoding="utf-8")
+    assert page.stat().st_mode & 0o777 == 0o666 & ~current_umask()  # was 0600 (mkstemp)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~current_umask()
     assert html.count('src="data:image/png;base64,') == 3  # lift, revenue, funnel
     assert "http://" not in html and "https://" not in html  # no external assets
     assert "sample ratio OK" in html and "Funnel" in html
