@@ -32,7 +32,7 @@ EXAMPLES = {
                       "--holdout-share 0.1\n\n"
                       "Treated decisions against the randomized holdout (intent-to-treat by the "
                       "offer the\npolicy picked): conversion and revenue-per-decision lift with "
-                      "95% intervals\n(normal approximation / Welch; relative lift by the delta "
+                      "95% intervals\n(Newcombe score / Welch; relative lift by the delta "
                       "method), incremental\nrevenue and margin, contact cost and ROI. A "
                       "sample-ratio mismatch of the holdout\n(chi-square p < 0.001) is printed "
                       "first: when it shows, fix assignment before\nreading the lifts.",
