@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -327,12 +327,26 @@ def read_inventory(path: str | Path) -> pd.DataFrame:
 # ---------------------------------------------------------------- writing and hashing
 
 
+def temp_beside(path: Path) -> str:
+    """A new empty file in `path`'s folder for an atomic write, made as any new file is.
+
+    Its mode is 0666 less the umask, like `open()`'s: `tempfile.mkstemp` makes 0600, which the
+    rename kept, so a report, table or catalog was readable by its writer alone.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}"
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:  # a 48-bit name taken: try another
+            continue
+        return str(tmp)
+
+
 def write_parquet(frame: pd.DataFrame, path: str | Path) -> None:
     """Write a frame as parquet atomically: readers see the old file or the whole new one."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
+    tmp = temp_beside(path)
     try:
         frame.to_parquet(tmp, index=False)
         os.replace(tmp, path)
@@ -346,9 +360,7 @@ class ParquetChunkWriter:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, self._tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-        os.close(fd)
+        self._tmp = temp_beside(self.path)
         self._writer: pq.ParquetWriter | None = None
 
     def write(self, frame: pd.DataFrame) -> None:
@@ -379,10 +391,9 @@ def iter_parquet_batches(path: str | Path, batch_size: int) -> Iterator[pd.DataF
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    tmp = temp_beside(path)
     try:
-        with os.fdopen(fd, "wb") as handle:
+        with open(tmp, "wb") as handle:
             handle.write(data)
         os.replace(tmp, path)
     except BaseException:

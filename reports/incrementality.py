@@ -14,16 +14,23 @@ independent draws: every variance is cluster-robust by customer (the holdout is 
 customer, so a customer's decisions all sit in one arm). With one decision per customer each
 formula reduces exactly to its textbook form:
 
-- conversion lift: difference of proportions, normal approximation with unpooled variances;
+- conversion lift: difference of proportions, Newcombe's hybrid score interval (each arm's
+  Wilson interval over its effective number of customers). The Wald interval collapses to a
+  point when an arm has 0 (or all) conversions: a holdout of 7 with none made any lift look
+  certain;
+- an arm with 0 or all conversions has no variance for the other normal intervals to read:
+  that group's revenue and relative lifts (and a margin mixing several offers) are withheld
+  (None), and the row's `too_small` names the arm;
 - revenue-per-decision lift: difference of means, Welch's t interval (Welch-Satterthwaite df,
   counted in customers);
 - relative lifts: delta method on the log of the ratio of means, exponentiated (so the
   interval is asymmetric and never below -100%);
 - incremental revenue: revenue lift x n treated; incremental margin: the lift of
-  margin-weighted conversion (converted x margin of the decision's chosen offer, normal
-  approximation) x n treated, which for one offer is exactly conversion lift x margin x n
-  treated; contact cost: the chosen offer's cost per treated decision; ROI =
-  (incremental margin - cost) / cost, its interval from the margin interval (cost is known);
+  margin-weighted conversion (converted x margin of the decision's chosen offer) x n
+  treated: for one margin (a group by offer) exactly conversion lift x margin x n treated,
+  otherwise a normal approximation; contact cost: the chosen offer's cost per treated
+  decision; ROI = (incremental margin - cost) / cost, its interval from the margin interval
+  (cost is known);
 - sample-ratio mismatch: chi-square goodness of fit (1 df) of the holdout count over all
   decisions against the configured share; p < 0.001 flags a mismatch. The same test over
   distinct customers is reported alongside, because assignment is per customer.
@@ -40,7 +47,14 @@ import pandas as pd
 
 from features.catalog import Catalog
 from reports import ReportError
-from stats import Interval, normal_difference, relative_lift, srm_chi_square, welch_difference
+from stats import (
+    Interval,
+    newcombe_difference,
+    normal_difference,
+    relative_lift,
+    srm_chi_square,
+    welch_difference,
+)
 
 BY_OPTIONS = ("offer", "channel", "segment")
 ALL = "all"
@@ -48,10 +62,13 @@ NONE_GROUP = "(none)"  # decisions with no chosen offer (or no segment)
 SRM_ALPHA = 0.001
 METHODS = {
     "clustering": "variances cluster-robust by customer (repeat decisions are not independent)",
-    "conversion_lift": "difference of proportions, normal approximation (unpooled), 95%",
+    "conversion_lift": "difference of proportions, Newcombe hybrid score interval, 95%",
+    "too_small": ("an arm with 0 or all conversions: revenue, relative and mixed-margin "
+                  "intervals withheld (None), the reason in the row's too_small"),
     "revenue_lift": "difference of means per decision, Welch t interval (df in customers), 95%",
     "relative_lift": "delta method on the log ratio of means, exponentiated, 95%",
-    "incremental_margin": "lift of converted x chosen-offer margin (normal approx.) x n treated",
+    "incremental_margin": ("lift of converted x chosen-offer margin x n treated (one margin: "
+                           "conversion lift x margin; several: normal approx.)"),
     "roi": "(incremental margin - contact cost) / contact cost; None when cost is 0",
     "srm": f"chi-square goodness of fit of the holdout count, 1 df; p < {SRM_ALPHA} flags",
 }
@@ -112,6 +129,7 @@ class GroupLift:
     incremental_margin: Interval | None
     contact_cost: float | None
     roi: Interval | None
+    too_small: str | None = None  # why the intervals besides conversion lift are withheld
 
 
 @dataclass(frozen=True)
@@ -202,6 +220,7 @@ def incrementality(decisions: pd.DataFrame, outcomes: pd.DataFrame, catalog: Cat
         order = sorted(set(keys), key=lambda k: (k == NONE_GROUP, k))
     rows = [group_lift(str(key), frame[keys == key]) for key in order]
     rows.append(group_lift(ALL, frame))
+    notes += [f"{row.group}: {row.too_small}" for row in rows if row.too_small]
     srm = srm_check(frame["holdout"], frame["customer_id"], holdout_share)
     return IncrementalityReport(by, holdout_share, tuple(rows), srm, tuple(notes))
 
@@ -236,14 +255,22 @@ def group_lift(group: str, frame: pd.DataFrame) -> GroupLift:
     conv_t, conv_h = treated["converted"].to_numpy(), held["converted"].to_numpy()
     rev_t, rev_h = treated["revenue"].to_numpy(), held["revenue"].to_numpy()
     by = (_customers(treated), _customers(held))
-    conversion_lift = normal_difference(conv_t, conv_h, by)
-    revenue_lift = welch_difference(rev_t, rev_h, by)
+    conversion_lift = newcombe_difference(conv_t, conv_h, by)
+    too_small = _too_small(conv_t, conv_h)
+    judged = too_small is None
+    revenue_lift = welch_difference(rev_t, rev_h, by) if judged else None
     margin_known = not (treated["margin"].isna().any() or held["margin"].isna().any())
     incremental_margin = cost = roi = None
     if margin_known:
         cost = float(treated["cost"].sum())
-        weighted = normal_difference(conv_t * treated["margin"].to_numpy(),
-                                     conv_h * held["margin"].to_numpy(), by)
+        margins = np.unique(np.r_[treated["margin"].to_numpy(), held["margin"].to_numpy()])
+        if len(margins) == 1 and margins[0] >= 0 and conversion_lift is not None:  # one offer
+            weighted: Interval | None = conversion_lift.scaled(float(margins[0]))
+        elif judged:
+            weighted = normal_difference(conv_t * treated["margin"].to_numpy(),
+                                         conv_h * held["margin"].to_numpy(), by)
+        else:
+            weighted = None
         if weighted is not None:
             incremental_margin = weighted.scaled(n_t)
             if cost > 0:
@@ -254,12 +281,27 @@ def group_lift(group: str, frame: pd.DataFrame) -> GroupLift:
         group=group, n_treated=n_t, n_holdout=n_h,
         conversion_treated=_mean(conv_t), conversion_holdout=_mean(conv_h),
         conversion_lift=conversion_lift,
-        conversion_relative_lift=relative_lift(conv_t, conv_h, ddof=0, clusters=by),
+        conversion_relative_lift=(relative_lift(conv_t, conv_h, ddof=0, clusters=by)
+                                  if judged else None),
         revenue_treated=_mean(rev_t), revenue_holdout=_mean(rev_h),
         revenue_lift=revenue_lift,
-        revenue_relative_lift=relative_lift(rev_t, rev_h, ddof=1, clusters=by),
+        revenue_relative_lift=(relative_lift(rev_t, rev_h, ddof=1, clusters=by)
+                               if judged else None),
         incremental_revenue=None if revenue_lift is None else revenue_lift.scaled(n_t),
-        incremental_margin=incremental_margin, contact_cost=cost, roi=roi)
+        incremental_margin=incremental_margin, contact_cost=cost, roi=roi, too_small=too_small)
+
+
+def _too_small(conv_t: np.ndarray, conv_h: np.ndarray) -> str | None:
+    """Why normal intervals cannot be read here: an arm with 0 or all conversions, or None."""
+    if len(conv_t) == 0 or len(conv_h) == 0:
+        return None  # no contrast at all: every lift is None already
+    for arm, conv in (("treated", conv_t), ("holdout", conv_h)):
+        converted = int(conv.sum())
+        if converted in (0, len(conv)):
+            return (f"{arm} arm has {converted} conversions in {len(conv):,} decisions: "
+                    "revenue and relative lift intervals withheld (no variance to read); "
+                    "conversion lift, and for one offer margin and ROI, use score intervals")
+    return None
 
 
 def _customers(rows: pd.DataFrame) -> np.ndarray | None:

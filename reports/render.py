@@ -12,7 +12,6 @@ import html
 import io
 import math
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any
 import pandas as pd
 from matplotlib.figure import Figure
 
+from features.io import temp_beside
 from reports.balance import BalanceReport
 from reports.funnel import FunnelReport
 from reports.incrementality import ALL, GroupLift, IncrementalityReport
@@ -137,11 +137,12 @@ def balance_text(report: BalanceReport) -> str:
 
 
 def atomic_write(path: str | Path, write: Callable[[str], Any]) -> Path:
-    """Call `write(tmp_path)` then rename over `path`; the temporary file never lingers."""
+    """Call `write(tmp_path)` then rename over `path`; the temporary file never lingers.
+
+    The file's mode follows the umask, as any new file's (`features.io.temp_beside`).
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(fd)
+    tmp = temp_beside(path)
     try:
         write(tmp)
         os.replace(tmp, path)

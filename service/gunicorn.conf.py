@@ -23,6 +23,10 @@ if front.enabled:
     bind = f"unix:{front.socket}"  # in a 0700 directory: only this user (and nginx) reach it
 else:
     bind = front_proxy.listen_address(front.host, front.port)
+# gunicorn's control socket (gunicornc) defaults to one path per user, ~/.gunicorn/gunicorn.ctl
+# (or $XDG_RUNTIME_DIR/gunicorn.ctl): a second `nba serve` took it over and either one's exit
+# removed it for the other. One per master, beside its other sockets, removed with the dir.
+control_socket = str(front.runtime_dir / "gunicorn.ctl")
 workers = int(os.environ.get("NBA_WORKERS", "2"))
 worker_class = "sync"
 timeout = int(os.environ.get("NBA_TIMEOUT", "60"))

@@ -6,7 +6,13 @@
 - `srm`: the sample-ratio-mismatch chi-square test.
 """
 
-from stats.difference import Interval, normal_difference, relative_lift, welch_difference
+from stats.difference import (
+    Interval,
+    newcombe_difference,
+    normal_difference,
+    relative_lift,
+    welch_difference,
+)
 from stats.estimate import (
     Z95,
     Estimate,
@@ -19,6 +25,7 @@ from stats.policy_value import aipw_scores, arm_effects, ipw_scores, policy_term
 from stats.srm import srm_chi_square
 
 __all__ = ["Z95", "Estimate", "Interval", "aipw_scores", "arm_effects", "clustered_se",
-           "ipw_scores", "mean_estimate", "mean_variance", "normal_difference", "paired_difference",
-           "policy_terms", "profit_terms", "relative_lift", "srm_chi_square",
+           "ipw_scores", "mean_estimate", "mean_variance", "newcombe_difference",
+           "normal_difference", "paired_difference", "policy_terms", "profit_terms",
+           "relative_lift", "srm_chi_square",
            "welch_difference"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -31,7 +32,7 @@ EXAMPLES = {
                       "--holdout-share 0.1\n\n"
                       "Treated decisions against the randomized holdout (intent-to-treat by the "
                       "offer the\npolicy picked): conversion and revenue-per-decision lift with "
-                      "95% intervals\n(normal approximation / Welch; relative lift by the delta "
+                      "95% intervals\n(Newcombe score / Welch; relative lift by the delta "
                       "method), incremental\nrevenue and margin, contact cost and ROI. A "
                       "sample-ratio mismatch of the holdout\n(chi-square p < 0.001) is printed "
                       "first: when it shows, fix assignment before\nreading the lifts.",
@@ -99,6 +100,8 @@ def _incrementality(args: argparse.Namespace) -> int:
 
     if args.by not in BY_OPTIONS:
         raise CliError(f"unknown --by '{args.by}'; use one of {list(BY_OPTIONS)}")
+    _check_out(args.out)
+    _check_writable("--html", args.html)
     share = _holdout_share(args.holdout_share)
     since = parse_since(args.since)
     catalog = _catalog(args.catalog)
@@ -123,6 +126,7 @@ def _funnel(args: argparse.Namespace) -> int:
     from reports import render
     from reports.funnel import funnel
 
+    _check_out(args.out)
     decisions, outcomes = _frames(args.state_url, parse_since(args.since))
     report = funnel(decisions, outcomes)
     print(render.funnel_text(report))
@@ -134,6 +138,7 @@ def _balance(args: argparse.Namespace) -> int:
     from reports import ReportError, render
     from reports.balance import balance
 
+    _check_out(args.out)
     decisions, _ = _frames(args.state_url, parse_since(args.since), outcomes=False)
     try:
         report = balance(decisions)
@@ -194,6 +199,34 @@ def _frames(url: str, since: datetime | None, *, outcomes: bool = True
         when = f" since {since.isoformat()}" if since else ""
         raise CliError(f"no decisions in the log at {masked}{when}")
     return decisions, outcome_frame if outcome_frame is not None else pd.DataFrame()
+
+
+def _check_out(path: Path | None) -> None:
+    """--out names a writable .csv or .parquet file: checked before the report is computed."""
+    from reports.render import TABLE_SUFFIXES
+
+    _check_writable("--out", path)
+    if path is not None and path.suffix.lower() not in TABLE_SUFFIXES:
+        raise CliError(f"--out: cannot write '{path}': use a .csv or .parquet file name")
+
+
+def _check_writable(flag: str, path: Path | None) -> None:
+    """CliError now, not after the whole report, when `path` cannot be written.
+
+    A directory, or a folder on the way that is a file or that this user cannot write in
+    (missing folders are made when the file is written).
+    """
+    if path is None:
+        return
+    if path.is_dir():
+        raise CliError(f"{flag} {path}: is a directory; give a file name")
+    folder = path.absolute().parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise CliError(f"{flag} {path}: {folder} is not a directory")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise CliError(f"{flag} {path}: cannot write in {folder} (permission denied)")
 
 
 def _write_out(path: Path | None, frame: pd.DataFrame) -> None:

@@ -580,3 +580,21 @@ def test_chunk_writer_appends_chunks(tmp_path: Path) -> None:
     assert pd.read_parquet(path)["a"].tolist() == [1, 2, 3]
     assert [len(b) for b in io.iter_parquet_batches(path, 2)] == [2, 1]
     assert _only_file(tmp_path) == ["chunks.parquet"]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_written_files_follow_the_umask(tmp_path, demo_data, umask):
+    """Atomic writes went through tempfile.mkstemp: every output was 0600 whatever the umask."""
+    frame = pd.DataFrame({"a": [1, 2]})
+    old = os.umask(umask)
+    try:
+        io.write_parquet(frame, tmp_path / "out" / "frame.parquet")
+        with io.ParquetChunkWriter(tmp_path / "chunks.parquet") as writer:
+            writer.write(frame)
+        io.write_catalog(demo_data.catalog, tmp_path / "offers.yaml")
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.rglob("*.*")}
+    assert modes == dict.fromkeys(["frame.parquet", "chunks.parquet", "offers.yaml"],
+                                  0o666 & ~umask)
+    assert not list(tmp_path.rglob(".*"))  # no temporary file left behind

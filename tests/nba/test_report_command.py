@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -41,6 +42,13 @@ def state_url(tmp_path: Path) -> str:
     return url
 
 
+def current_umask() -> int:
+    """The process umask (reading it means setting it: put straight back)."""
+    umask = os.umask(0o022)
+    os.umask(umask)
+    return umask
+
+
 def report(parser: argparse.ArgumentParser, *argv: str) -> int:
     return run(parser.parse_args(["report", *argv]))
 
@@ -58,6 +66,8 @@ def test_incrementality_prints_and_writes_csv_and_html(parser, state_url, catalo
     assert list(written["group"]) == ["A", "B", "all"]
     assert written.loc[0, "conversion_lift_low"] > 0
     html = page.read_text(encoding="utf-8")
+    assert page.stat().st_mode & 0o777 == 0o666 & ~current_umask()  # was 0600 (mkstemp)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~current_umask()
     assert html.count('src="data:image/png;base64,') == 3  # lift, revenue, funnel
     assert "http://" not in html and "https://" not in html  # no external assets
     assert "sample ratio OK" in html and "Funnel" in html
@@ -100,6 +110,26 @@ def test_user_errors_are_one_line_cli_errors(parser, state_url, catalog_path, tm
     with pytest.raises(CliError) as error:
         report(parser, *argv)
     assert message in str(error.value) and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["incrementality", "--html", "."], "--html .: is a directory"),
+    (["incrementality", "--html", "notes.txt/report.html"], "notes.txt is not a directory"),
+    (["incrementality", "--out", "lift.xlsx"], "--out: cannot write 'lift.xlsx'"),
+    (["funnel", "--out", "notes.txt/f.csv"], "notes.txt is not a directory"),
+    (["balance", "--out", "."], "--out .: is a directory"),
+])
+def test_output_paths_are_checked_before_the_log_is_read(parser, tmp_path, monkeypatch, argv,
+                                                         message):
+    """A bad --html/--out failed only after the whole report was computed (and printed)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.txt").write_text("a file, not a folder")
+    missing = f"sqlite:///{tmp_path / 'missing.db'}"  # read first, it would be the error
+    if argv[0] == "incrementality":
+        argv += ["--catalog", "nope.yaml"]  # read second, it would be the error
+    with pytest.raises(CliError) as error:
+        report(parser, *argv, "--state-url", missing)
+    assert message in str(error.value)
 
 
 def test_store_problems_are_cli_errors(parser, tmp_path):

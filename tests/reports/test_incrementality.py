@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from flask import Flask
 from scipy import stats
+from statsmodels.stats.proportion import confint_proportions_2indep
 
 from reports import ReportError
 from reports.incrementality import (
@@ -66,11 +67,10 @@ def test_offer_row_matches_hand_computed_answers(frames):
     a = report.row("A")
     assert (a.n_treated, a.n_holdout) == (4, 4)
     assert (a.conversion_treated, a.conversion_holdout) == (0.5, 0.25)
-    # Wald interval of 0.50 - 0.25 with unpooled variances
-    se = math.sqrt(0.5 * 0.5 / 4 + 0.25 * 0.75 / 4)
+    # Newcombe's hybrid score interval of 2/4 - 1/4, as statsmodels computes it
+    low, high = confint_proportions_2indep(2, 4, 1, 4, method="newcomb", compare="diff")
     assert a.conversion_lift.value == pytest.approx(0.25)
-    assert a.conversion_lift.low == pytest.approx(0.25 - 1.959964 * se, abs=1e-6)
-    assert a.conversion_lift.high == pytest.approx(0.25 + 1.959964 * se, abs=1e-6)
+    assert (a.conversion_lift.low, a.conversion_lift.high) == pytest.approx((low, high))
     # relative: log(0.5 / 0.25) with se^2 = (1-.5)/(4*.5) + (1-.25)/(4*.25) = 0.25 + 0.75 = 1
     assert a.conversion_relative_lift.value == pytest.approx(1.0)
     assert a.conversion_relative_lift.low == pytest.approx(2 * math.exp(-Z95) - 1)
@@ -102,6 +102,23 @@ def test_groups_without_a_holdout_or_a_cost_have_no_lift_or_roi(frames):
     assert b.contact_cost == 1.0  # 0.5 per contact x 2
     none = report.row(NONE_GROUP)
     assert none.contact_cost == 0.0 and none.roi is None  # nothing sent costs nothing
+
+
+def test_a_holdout_without_conversions_is_not_a_significant_lift(store):
+    """0 of 7 holdout decisions converted: the Wald interval had zero width in that arm and
+    starred the lift; the score interval stays wide and the other intervals are withheld."""
+    treated = [decision(f"t{i}") for i in range(200)]
+    held = [decision(f"h{i}", holdout=True) for i in range(7)]
+    write(store, treated + held, [event(f"t{i}", revenue=50.0) for i in range(13)])
+    report = incrementality(store.log.decisions_frame(), store.log.outcomes_frame(), CATALOG)
+    a = report.row("A")
+    assert a.conversion_lift.value == pytest.approx(13 / 200)
+    assert a.conversion_lift.low < 0 < a.conversion_lift.high  # the old one was [+3.4, +9.2] pp
+    assert a.incremental_margin.low < 0 < a.incremental_margin.high
+    assert a.roi is not None and a.roi.low < 0 < a.roi.high  # was "+59 *"
+    assert a.revenue_lift is None and a.conversion_relative_lift is None
+    assert a.too_small is not None and "holdout arm has 0 conversions in 7" in a.too_small
+    assert any(note.startswith("A: holdout arm has 0") for note in report.notes)
 
 
 def test_all_row_is_every_treated_against_every_holdout_decision(frames):

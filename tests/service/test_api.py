@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 import pytest
 
@@ -85,6 +87,12 @@ def test_low_value_customer_is_below_the_derived_launch_floor(client, customers)
     ("C0000001", 400, "invalid_request", "must be a JSON object, got a string"),
     ({"customer_id": "C0000001", "channel": "web", "limit": True}, 400, "invalid_request",
      "limit: Value error, must be a whole number from 1 to 20, not true/false"),
+    ({"customer_id": "C0000001", "channel": "web", "limit": "3"}, 400, "invalid_request",
+     "limit: Value error, must be a whole number from 1 to 20, not a string"),
+    ({"session_id": "s1", "channel": "web", "context": {"cart_value": math.nan}}, 400,
+     "invalid_request", "context.cart_value: Input should be a finite number"),
+    ({"session_id": "s1", "channel": "web", "context": {"cart_value": -math.inf}}, 400,
+     "invalid_request", "context.cart_value: Input should be a finite number"),
 ])
 def test_bad_requests_get_a_4xx_json_error_naming_the_problem(client, body, status, code,
                                                               mentions):

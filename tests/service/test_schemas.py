@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 from pydantic import ValidationError
 
@@ -32,3 +34,18 @@ def test_a_string_too_short_or_long_is_named_in_characters(model, body, message)
     with pytest.raises(ValidationError) as caught:
         model.model_validate(body)
     assert message in str(caught.value) and "items" not in str(caught.value)
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf])
+@pytest.mark.parametrize(("model", "body", "field"), [
+    (DecisionRequest, {"session_id": "s1", "channel": "web", "context": {}}, "cart_value"),
+    (OutcomeRequest, {"decision_id": "d1", "event": "purchased"}, "revenue"),
+    (CustomerEventIn, {"event_id": "e1", "customer_id": "C1", "type": "purchase",
+                       "occurred_at": "2026-03-01T10:05:00Z"}, "amount"),
+])
+def test_nan_and_infinities_are_named_not_numbers(model, body, field, bad):
+    """NaN fails every comparison: the bounds alone called it "<= 10000000"."""
+    body = body | ({"context": {field: bad}} if field == "cart_value" else {field: bad})
+    with pytest.raises(ValidationError) as caught:
+        model.model_validate(body)
+    assert [e["msg"] for e in caught.value.errors()] == ["Input should be a finite number"]

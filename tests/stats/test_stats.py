@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import statsmodels.api as sm
 from scipy import stats as sps
+from statsmodels.stats.proportion import confint_proportions_2indep
 
 from stats import (
     Z95,
@@ -15,6 +16,7 @@ from stats import (
     ipw_scores,
     mean_estimate,
     mean_variance,
+    newcombe_difference,
     normal_difference,
     paired_difference,
     policy_terms,
@@ -199,3 +201,26 @@ def test_relative_lift_is_the_delta_method_on_the_log_ratio() -> None:
     assert (ours.value, ours.low, ours.high) == pytest.approx(
         (1.0, 2 * np.exp(-z * se) - 1, 2 * np.exp(z * se) - 1))
     assert relative_lift(a, np.zeros(3), ddof=1) is None
+
+
+@pytest.mark.parametrize(("k_a", "n_a", "k_b", "n_b"), [(30, 100, 20, 100), (13, 200, 0, 7),
+                                                        (5, 5, 2, 9), (0, 40, 0, 3)])
+def test_newcombe_difference_is_statsmodels_newcomb_interval(k_a, n_a, k_b, n_b) -> None:
+    """One row per customer: exactly statsmodels' Newcombe interval, also at 0/n and n/n."""
+    a = np.r_[np.ones(k_a), np.zeros(n_a - k_a)]
+    b = np.r_[np.ones(k_b), np.zeros(n_b - k_b)]
+    ours = newcombe_difference(a, b, (np.arange(n_a), np.arange(n_b)))
+    low, high = confint_proportions_2indep(k_a, n_a, k_b, n_b, method="newcomb", compare="diff")
+    assert ours is not None
+    assert (ours.value, ours.low, ours.high) == pytest.approx((k_a / n_a - k_b / n_b, low, high))
+    assert ours.high - ours.low > 0.1  # never the Wald interval's zero width at 0/n
+
+
+def test_newcombe_difference_counts_repeat_customers_once() -> None:
+    """0 of 10 decisions by 2 customers is worth about 2 draws, not 10: a wider interval."""
+    a = np.r_[np.ones(30), np.zeros(70)]
+    b = np.zeros(10)
+    per_row = newcombe_difference(a, b)
+    by_customer = newcombe_difference(a, b, (np.arange(100), np.repeat([0, 1], 5)))
+    assert per_row is not None and by_customer is not None
+    assert by_customer.low < per_row.low
