@@ -111,7 +111,9 @@ def batch_score(policy: Policy, customers: Path, out: Path, context: DecisionCon
     if budget is not None:
         job = replace(job, budget=budget)
         job = replace(job, keep=_allocate(job, parquet, customers.name, chunk_size, workers))
-    with ParquetChunkWriter(out) as writer, _chunk_decider(job, workers) as decide:
+    # one row per customer: readable by its writer alone, whatever the umask
+    with ParquetChunkWriter(out, private=True) as writer, \
+            _chunk_decider(job, workers) as decide:
         for customers_in_chunk, decided, records in decide(chunks):
             writer.write(decided)
             if campaign is not None and campaign.log is not None:
