@@ -12,8 +12,10 @@ bench/worlds.py runs it), then, each as a share of the oracle:
 (f) the same refit on the selection rows only (differs from (c) only where the log has more
     rows than selection scores: the `select_rows` cap).
 It also checks that the kept fold policies reproduce the out-of-fold arms selection scored.
-Run: `nice .venv/bin/python bench/refit_gap.py --sets design,held-out,sealed --seeds 2
---trees 100` (writes bench/results/refit_gap.md, rewritten after every world).
+Run: `nice .venv/bin/python bench/refit_gap.py --sets design,held-out,sealed --seeds 3
+--trees 100` (writes bench/results/refit_gap.md, rewritten after every world); seeds 3-4 of
+design: `--sets design --seeds 2 --first-seed 3 --out refit_gap_design_seeds34.md`. Each
+world x seed's line goes to stderr only: keep it to pool runs (docs/measurement.md).
 """
 
 from __future__ import annotations

@@ -327,26 +327,29 @@ def read_inventory(path: str | Path) -> pd.DataFrame:
 # ---------------------------------------------------------------- writing and hashing
 
 
-def temp_beside(path: Path) -> str:
+def temp_beside(path: Path, *, private: bool = False) -> str:
     """A new empty file in `path`'s folder for an atomic write, made as any new file is.
 
     Its mode is 0666 less the umask, like `open()`'s: `tempfile.mkstemp` makes 0600, which the
-    rename kept, so a report, table or catalog was readable by its writer alone.
+    rename kept, so a report, table or catalog was readable by its writer alone. `private`
+    (customer-level rows: batch scores, exported logs) keeps 0600 whatever the umask.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     while True:
         tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}"
         try:
-            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+                             0o600 if private else 0o666))
         except FileExistsError:  # a 48-bit name taken: try another
             continue
         return str(tmp)
 
 
-def write_parquet(frame: pd.DataFrame, path: str | Path) -> None:
-    """Write a frame as parquet atomically: readers see the old file or the whole new one."""
+def write_parquet(frame: pd.DataFrame, path: str | Path, *, private: bool = False) -> None:
+    """Write a frame as parquet atomically: readers see the old file or the whole new one.
+    `private`: mode 0600 (`temp_beside`)."""
     path = Path(path)
-    tmp = temp_beside(path)
+    tmp = temp_beside(path, private=private)
     try:
         frame.to_parquet(tmp, index=False)
         os.replace(tmp, path)
@@ -356,11 +359,12 @@ def write_parquet(frame: pd.DataFrame, path: str | Path) -> None:
 
 
 class ParquetChunkWriter:
-    """Append record batches to one parquet file; the file appears only when closed cleanly."""
+    """Append record batches to one parquet file; the file appears only when closed cleanly.
+    `private`: mode 0600 (`temp_beside`)."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, private: bool = False) -> None:
         self.path = Path(path)
-        self._tmp = temp_beside(self.path)
+        self._tmp = temp_beside(self.path, private=private)
         self._writer: pq.ParquetWriter | None = None
 
     def write(self, frame: pd.DataFrame) -> None:

@@ -152,12 +152,16 @@ def atomic_write(path: str | Path, write: Callable[[str], Any]) -> Path:
     return path
 
 
+def check_table_path(path: str | Path) -> None:
+    """ValueError unless `path` names a table `write_table` writes (.csv or .parquet)."""
+    if Path(path).suffix.lower() not in TABLE_SUFFIXES:
+        raise ValueError(f"cannot write '{path}': use a .csv or .parquet file name")
+
+
 def write_table(frame: pd.DataFrame, path: str | Path) -> Path:
     """Write CSV or parquet, chosen by the extension; ValueError for any other extension."""
-    suffix = Path(path).suffix.lower()
-    if suffix not in TABLE_SUFFIXES:
-        raise ValueError(f"cannot write '{path}': use a .csv or .parquet file name")
-    if suffix == ".csv":
+    check_table_path(path)
+    if Path(path).suffix.lower() == ".csv":
         return atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
     return atomic_write(path, lambda tmp: frame.to_parquet(tmp, index=False))
 

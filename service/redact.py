@@ -4,8 +4,9 @@ Every URL that can hold a secret (MLFLOW_TRACKING_URI, NBA_STATE_URL, NBA_REDIS_
 to a `Redactor`, which gives two views of any text:
 
 - `secret_free(text)`: passwords masked (those of the configured URLs, and any `user:pw@` or
-  `password=` in any URL). Every log record of the process goes through it
-  (`install_log_redaction`), whoever logs it: our code, MLflow, SQLAlchemy, gunicorn.
+  `password=` in any URL), and any key, token or secret in a query string. Every log record
+  of the process goes through it (`install_log_redaction`), whoever logs it: our code,
+  MLflow, SQLAlchemy, gunicorn.
 - `public(text)`: also without the user, host, port and database of the configured URLs, nor
   any URL at all: what error bodies, `/readyz` and `/v1/model` may show to anyone.
 """
@@ -24,9 +25,12 @@ MASK = "***"
 _ANY_URL = re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.-]*)://[^\s'\"<>)]+")
 _IP = re.compile(r"\b\d{1,3}(?:\.\d{1,3}){3}\b")
 _BEARER = re.compile(r"(?i)(bearer\s+)[^\s\"',;]+")
-#: a key a client put in a query string (?api_key=...): the access log writes the request line
+#: a key a client put in a query string (?api_key=, ?client_secret=, ?refresh_token=...): the
+#: access log writes the request line. Any parameter whose name holds one of these words; the
+#: service's own (store_id, sku, by, since) hold none
 _QUERY_KEY = re.compile(
-    r"(?i)([?&](?:api[_-]?key|key|token|access[_-]?token|auth|secret|password)=)[^&\s\"']+")
+    r"(?i)([?&][\w-]*(?:key|token|secret|passw(?:or)?d|auth|credential|signature)[\w-]*=)"
+    r"[^&\s\"']+")
 #: words too common to hide as a "user" or "database" (they would mangle ordinary messages)
 _COMMON = {"", "postgresql", "admin", "user", "redis", "mlflow", "test", "default",
            "localhost", "db", "0"}

@@ -111,7 +111,9 @@ def batch_score(policy: Policy, customers: Path, out: Path, context: DecisionCon
     if budget is not None:
         job = replace(job, budget=budget)
         job = replace(job, keep=_allocate(job, parquet, customers.name, chunk_size, workers))
-    with ParquetChunkWriter(out) as writer, _chunk_decider(job, workers) as decide:
+    # one row per customer: readable by its writer alone, whatever the umask
+    with ParquetChunkWriter(out, private=True) as writer, \
+            _chunk_decider(job, workers) as decide:
         for customers_in_chunk, decided, records in decide(chunks):
             writer.write(decided)
             if campaign is not None and campaign.log is not None:
@@ -244,11 +246,13 @@ def _allocate(job: Job, parquet: pq.ParquetFile, name: str, chunk_size: int, wor
 
 def _checked_chunks(parquet: pq.ParquetFile, name: str, chunk_size: int
                     ) -> Iterator[pa.RecordBatch]:
-    """The file's chunks; a ContractError for a null or repeated customer_id in one.
+    """The file's chunks; a ContractError for a null or repeated customer_id.
 
-    A customer twice in a chunk was a traceback (the chunk's table keeps one row per id).
-    Checked per chunk, so memory stays flat: a repeat in another chunk gets its own rows.
+    A customer twice in a chunk was a traceback (the chunk's table keeps one row per id); twice
+    in two chunks, decided twice, so the outcome hung on the chunk size. The ids seen so far are
+    kept (ids only, not rows): a repeat is refused when its chunk is reached.
     """
+    seen: set[object] = set()
     for batch in parquet.iter_batches(batch_size=chunk_size):
         ids = batch.column("customer_id")
         if ids.null_count:
@@ -256,10 +260,19 @@ def _checked_chunks(parquet: pq.ParquetFile, name: str, chunk_size: int
         if pc.count_distinct(ids).as_py() < len(ids):
             counts = pc.value_counts(ids)
             repeated = pc.filter(counts.field("values"), pc.greater(counts.field("counts"), 1))
-            raise ContractError(
-                name, f"{len(repeated)} customer_id(s) appear more than once, e.g. "
-                f"{repeated[0].as_py()!r}; one row per customer", "customer_id")
+            _refuse_repeats(name, repeated.to_pylist())
+        chunk = ids.to_pylist()
+        _refuse_repeats(name, [i for i in chunk if i in seen])
+        seen.update(chunk)
         yield batch
+
+
+def _refuse_repeats(name: str, repeated: list) -> None:
+    """A ContractError naming the customer ids in `repeated` (in file order), if any."""
+    if repeated:
+        raise ContractError(
+            name, f"{len(repeated)} customer_id(s) appear more than once, e.g. "
+            f"{repeated[0]!r}; one row per customer", "customer_id")
 
 
 def default_workers() -> int:

@@ -43,6 +43,15 @@ class FoldPolicies:
         return rules.apply(self.raw(j, X), self.population[j], self.shrinkage[j],
                            self.penalty[j])
 
+    def out_of_fold(self, raw: np.ndarray, fold: np.ndarray) -> np.ndarray:
+        """`ranked` for every row at once, given each row's uplift from its fold's model (`raw`,
+        NaN where unmodelled, zeros without a model) and its fold: what selection scored."""
+        width = len(self.offer_ids)
+        shrinkage = np.stack([np.broadcast_to(s, (width,)) for s in self.shrinkage])
+        penalty = None if all(p is None for p in self.penalty) else np.stack(
+            [np.zeros(width) if p is None else p for p in self.penalty])[fold]
+        return rules.apply(raw, self.population[fold], shrinkage[fold], penalty)
+
     def mean_raw(self, X: np.ndarray) -> np.ndarray:
         """The K fold models' uplift averaged (a bagged model of what was measured)."""
         return np.mean([self.raw(j, X) for j in range(self.folds)], axis=0)

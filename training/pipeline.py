@@ -245,55 +245,46 @@ def select_policy(frame: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
 
     pseudo = dr[:, 1:] - dr[:, :1]  # per offer: each row's DR effect estimate
 
-    def uplift_of(c: Candidate) -> tuple[np.ndarray, np.ndarray | None, float | np.ndarray]:
-        """(out-of-fold uplift the policy ranks by, served penalty, served shrinkage)."""
+    def rule_terms(c: Candidate, rows: np.ndarray, offer: int | None
+                   ) -> tuple[float | np.ndarray, np.ndarray | None]:
+        """`c`'s rule's (shrinkage, penalty) from `rows` (a mask) against default `offer`: each
+        fold's from the other folds' rows, the served policy's from every row."""
         rule = select.rule_of(c)
-        if not rule.contacts:  # no uplift: every offer's net is -cost; served: population off
-            return np.zeros_like(fold_population[fold]), population, 0.0
-        if rule.shrinkage == 0.0:
-            return fold_population[fold], None, 0.0
+        if not rule.contacts or rule.shrinkage == 0.0:  # offer averages only: no model
+            return 0.0, None
         fitted = oof[c.learner, c.capacity]
         estimate = rules.per_offer_estimator(rule)
-        if estimate is not None:  # each fold's from the other folds' rows, like its population
-            per_fold = np.stack([estimate(fitted.uplift[fold != j], pseudo[fold != j],
-                                          fold[fold != j], customers[fold != j])
-                                 for j in range(settings.folds)])
-            served = estimate(fitted.uplift, pseudo, fold, customers)
-            return rules.apply(fitted.uplift, fold_population[fold], per_fold[fold]), None, served
-        if not rule.confident:
-            return (rules.apply(fitted.uplift, fold_population[fold], rule.shrinkage), None,
-                    rule.shrinkage)
-        penalties = np.stack([rules.deviation_penalty(fitted.per_fold, d, margins)
-                              for d in fold_defaults])
-        return (rules.apply(fitted.uplift, fold_population[fold], rule.shrinkage,
-                            penalties[fold]),
-                rules.deviation_penalty(fitted.per_fold, default, margins), rule.shrinkage)
+        shrinkage = rule.shrinkage if estimate is None else estimate(
+            fitted.uplift[rows], pseudo[rows], fold[rows], customers[rows])
+        penalty = rules.deviation_penalty(fitted.per_fold, offer, margins) \
+            if rule.confident else None
+        return shrinkage, penalty
 
     def measured_of(c: Candidate) -> FoldPolicies | None:
-        """`c`'s fold models with each fold's rule, as `uplift_of` scored its rows."""
-        rule, k = select.rule_of(c), settings.folds
-        if not rule.contacts or rule.shrinkage == 0.0:  # offer averages only: no model
-            targets = fold_population if rule.contacts else np.zeros_like(fold_population)
-            return FoldPolicies(catalog.offer_ids, (None,) * k, targets, (0.0,) * k,
-                                (None,) * k)
-        fitted = oof.get((c.learner, c.capacity))
-        if fitted is None:
+        """`c`'s fold models with each fold's rule: the policy its fold's rows were scored by."""
+        rule = select.rule_of(c)
+        modelled = rule.contacts and rule.shrinkage != 0.0
+        if modelled and (c.learner, c.capacity) not in oof:
             return None
-        models = tuple(fitted.models)
-        targets = fold_population
-        estimate = rules.per_offer_estimator(rule)
-        if estimate is not None:
-            shrink: tuple[float | np.ndarray, ...] = tuple(
-                estimate(fitted.uplift[fold != j], pseudo[fold != j], fold[fold != j],
-                         customers[fold != j]) for j in range(k))
-        else:
-            shrink = (rule.shrinkage,) * k
-        penalty = tuple(rules.deviation_penalty(fitted.per_fold, d, margins)
-                        for d in fold_defaults) if rule.confident else (None,) * k
-        return FoldPolicies(catalog.offer_ids, models, targets, shrink, penalty)
+        terms = [rule_terms(c, fold != j, fold_defaults[j]) for j in range(settings.folds)]
+        models = tuple(oof[c.learner, c.capacity].models) if modelled \
+            else (None,) * settings.folds
+        return FoldPolicies(catalog.offer_ids, models,
+                            fold_population if rule.contacts else np.zeros_like(fold_population),
+                            tuple(s for s, _ in terms), tuple(p for _, p in terms))
+
+    def uplift_of(c: Candidate) -> np.ndarray:
+        """The out-of-fold uplift `c` ranks rows by: each row's fold policy on its out-of-fold
+        prediction (already made: no model predicts again)."""
+        measured = measured_of(c)
+        if measured is None:  # a targeting rule off the menu's pairs
+            raise KeyError(f"{c.name}: no cross-fitted {c.learner} x {c.capacity} pair")
+        raw = np.zeros_like(fold_population[fold]) if measured.models[0] is None \
+            else oof[c.learner, c.capacity].uplift
+        return measured.out_of_fold(raw, fold)
 
     def arms_of(c: Candidate) -> np.ndarray:
-        net = np.nan_to_num(uplift_of(c)[0] * margins[1:] - costs[1:], nan=-np.inf)
+        net = np.nan_to_num(uplift_of(c) * margins[1:] - costs[1:], nan=-np.inf)
         return ev.greedy_arm(net, eligible)
 
     table, arms, terms = select.score_menu(candidates, arms_of, dr=dr, ipw=ipw, margins=margins,
@@ -344,7 +335,9 @@ def select_policy(frame: pd.DataFrame, spec: FeatureSpec, catalog: Catalog,
         offers, resolution.top_two(dr, margins, costs, catalog.offer_ids, offers, customers),
         rows_per_arm(treatment))
     evaluation.metrics.update(offer_metrics)
-    _, penalty, shrinkage = uplift_of(chosen)
+    shrinkage, penalty = rule_terms(chosen, np.ones(len(fold), dtype=bool), default)
+    if not select.rule_of(chosen).contacts:  # served: population off (0 uplift, net -cost)
+        penalty = population
     if isinstance(shrinkage, np.ndarray):  # gated, screened, calibrated: one per offer
         evaluation.metrics["shrinkage"] = float(np.mean(shrinkage))
         per_offer = dict(zip(catalog.offer_ids, shrinkage.tolist(), strict=True))

@@ -51,19 +51,23 @@ class AliasedVersion:
 
 
 _METRIC_NAME = re.compile(r"^[\w.\- ]+$")
+# MLflow refuses a metric name over 250 characters (MAX_ENTITY_KEY_LENGTH), after the whole fit.
+_METRIC_NAME_LIMIT = 250
+_METRIC_NAME_KEPT = 240
 
 
 def metric_name(name: str) -> str:
     """`name` as MLflow accepts a metric name (word characters, '.', '-', ' ').
 
     Per-offer metrics carry the offer id, which the catalog allows to be any text (an emoji, a
-    '/'): such a name is written with '_' for each other character plus a hash of the
-    original, so two offers never share a metric.
+    '/', 300 characters): such a name is written with '_' for each other character, cut to
+    240 characters, plus a hash of the original, so two offers never share a metric.
     """
-    if _METRIC_NAME.match(name) and posixpath.normpath(name) == name:
+    if (_METRIC_NAME.match(name) and posixpath.normpath(name) == name
+            and len(name) <= _METRIC_NAME_LIMIT):
         return name
     digest = hashlib.sha1(name.encode("utf-8", "surrogatepass")).hexdigest()[:8]
-    return re.sub(r"[^\w\- ]", "_", name) + "-" + digest
+    return re.sub(r"[^\w\- ]", "_", name)[:_METRIC_NAME_KEPT] + "-" + digest
 
 
 def driver_uri(tracking_uri: str) -> str:

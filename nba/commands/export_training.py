@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     # contract never replaces a good one
     with tempfile.TemporaryDirectory(prefix=".export-", dir=out.parent) as tmp:
         staged = Path(tmp) / out.name
-        io.write_parquet(frame, staged)
+        io.write_parquet(frame, staged, private=True)  # customer-level: 0600
         try:
             checked = io.read_exposures(staged, catalog)
         except ContractError as exc:

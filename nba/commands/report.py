@@ -203,11 +203,14 @@ def _frames(url: str, since: datetime | None, *, outcomes: bool = True
 
 def _check_out(path: Path | None) -> None:
     """--out names a writable .csv or .parquet file: checked before the report is computed."""
-    from reports.render import TABLE_SUFFIXES
+    from reports.render import check_table_path
 
     _check_writable("--out", path)
-    if path is not None and path.suffix.lower() not in TABLE_SUFFIXES:
-        raise CliError(f"--out: cannot write '{path}': use a .csv or .parquet file name")
+    if path is not None:
+        try:
+            check_table_path(path)
+        except ValueError as exc:
+            raise CliError(f"--out: {exc}") from None
 
 
 def _check_writable(flag: str, path: Path | None) -> None:

@@ -598,3 +598,18 @@ def test_written_files_follow_the_umask(tmp_path, demo_data, umask):
     assert modes == dict.fromkeys(["frame.parquet", "chunks.parquet", "offers.yaml"],
                                   0o666 & ~umask)
     assert not list(tmp_path.rglob(".*"))  # no temporary file left behind
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_customer_level_outputs_stay_private_whatever_the_umask(tmp_path, umask):
+    """batch-score and export-training write one row per customer: 0600, as before."""
+    frame = pd.DataFrame({"customer_id": ["C1", "C2"]})
+    old = os.umask(umask)
+    try:
+        io.write_parquet(frame, tmp_path / "export.parquet", private=True)
+        with io.ParquetChunkWriter(tmp_path / "scores.parquet", private=True) as writer:
+            writer.write(frame)
+    finally:
+        os.umask(old)
+    assert {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()} == {
+        "export.parquet": 0o600, "scores.parquet": 0o600}
