@@ -11,6 +11,7 @@ import logging
 import os
 import pickle
 import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
@@ -310,6 +311,21 @@ def store_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> I
     finally:
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[object]:
+    """Under pytest-xdist, a `solo` test (setup, call, teardown) runs while no other worker runs
+    a test: the other worker would starve its wall-clock budgets on a two-core machine."""
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if run is None:
+        return (yield)
+    from tests import solo
+
+    folder = Path(tempfile.gettempdir()) / f"nba-solo-{run}"
+    folder.mkdir(exist_ok=True)
+    with solo.hold(folder, exclusive=item.get_closest_marker("solo") is not None):
+        return (yield)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
