@@ -13,7 +13,7 @@ import pickle
 import shutil
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypedDict, TypeVar
@@ -314,7 +314,8 @@ def store_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> I
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[object]:
+def pytest_runtest_protocol(item: pytest.Item,
+                            nextitem: pytest.Item | None) -> Generator[None, object, object]:
     """Under pytest-xdist, a `solo` test (setup, call, teardown) runs while no other worker runs
     a test: the other worker would starve its wall-clock budgets on a two-core machine."""
     run = os.environ.get("PYTEST_XDIST_TESTRUNUID")

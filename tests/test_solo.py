@@ -66,5 +66,5 @@ def test_shared_takers_coexist_and_a_waiting_exclusive_one_is_not_starved(tmp_pa
         assert log(tmp_path) == ["reader", "writer", "late"]
     finally:
         first_done.set()
-        for process in SPAWN.active_children():
-            process.kill()
+        for child in SPAWN.active_children():
+            child.kill()
