@@ -11,8 +11,9 @@ import logging
 import os
 import pickle
 import shutil
+import tempfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypedDict, TypeVar
@@ -116,34 +117,56 @@ def once_per_run(factory: pytest.TempPathFactory, name: str,
     builds into the run's shared temporary folder under a file lock and the others wait for it
     and read the pickled result. `build` must be seeded (any worker may be the one to run it)
     and its result read-only to the tests.
+
+    A build is tried once per run: if it raises (a pytest-timeout included: the timeout counts
+    fixture setup) the builder writes the error beside the folder, and a builder killed outright
+    leaves its folder without a result; either way every later worker fails with that first
+    error instead of building again into the half-written folder (a half-written mlflow.db).
     """
     if "PYTEST_XDIST_WORKER" not in os.environ:
         return build(factory.mktemp(name))
     shared = factory.getbasetemp().parent / f"shared-{name}"
     shared.mkdir(exist_ok=True)
-    done = shared / "result.pickle"
+    done, failed, built = shared / "result.pickle", shared / "error.txt", shared / "built"
     with open(shared / "lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if failed.exists():
+            pytest.fail(f"{name} failed to build in another worker: {failed.read_text()}",
+                        pytrace=False)
         if not done.exists():
-            (shared / "built").mkdir(exist_ok=True)
-            result = build(shared / "built")
+            if built.exists():
+                pytest.fail(f"{name}: the worker building {built} died before finishing; "
+                            "its own output has the cause", pytrace=False)
+            built.mkdir()
+            try:
+                result = build(built)
+            except BaseException as exc:  # pytest's Failed (timeouts) is no Exception
+                failed.write_text(f"{type(exc).__name__}: {exc}".strip())
+                raise
             done.write_bytes(pickle.dumps(result))
         loaded: T = pickle.loads(done.read_bytes())
         return loaded
 
 
 def worker_registry(factory: pytest.TempPathFactory, trained: Trained) -> Trained:
-    """`trained` with a registry database of this worker's own (the model files stay shared).
+    """`trained` with a registry database of this worker's own (the model files stay shared),
+    and MLflow's global tracking and registry URIs pointed at it.
 
     Tests register and promote versions in the session's registry; under xdist two workers
     share one trained policy, so each gets a copy of its database, as one session always had.
+    The copy keeps the experiment's absolute artifact_location in the shared folder, so runs a
+    test logs there (test_promote's `gate`) write into the shared mlruns: safe, since run ids
+    are UUIDs and no test lists that folder.
     """
-    if "PYTEST_XDIST_WORKER" not in os.environ:
-        return trained
-    root = factory.mktemp("registry")
-    shutil.copy(trained.root / "mlflow.db", root / "mlflow.db")
-    (root / "mlruns").symlink_to(trained.root / "mlruns")
-    return replace(trained, root=root, tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    from training import registry
+
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        root = factory.mktemp("registry")
+        shutil.copy(trained.root / "mlflow.db", root / "mlflow.db")
+        (root / "mlruns").symlink_to(trained.root / "mlruns")
+        trained = replace(trained, root=root, tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
+    registry.configure(trained.tracking_uri)
+    return trained
 
 
 @pytest.fixture(scope="session")
@@ -288,6 +311,22 @@ def store_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> I
     finally:
         with admin.begin() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item,
+                            nextitem: pytest.Item | None) -> Generator[None, object, object]:
+    """Under pytest-xdist, a `solo` test (setup, call, teardown) runs while no other worker runs
+    a test: the other worker would starve its wall-clock budgets on a two-core machine."""
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if run is None:
+        return (yield)
+    from tests import solo
+
+    folder = Path(tempfile.gettempdir()) / f"nba-solo-{run}"
+    folder.mkdir(exist_ok=True)
+    with solo.hold(folder, exclusive=item.get_closest_marker("solo") is not None):
+        return (yield)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -22,7 +22,7 @@ from tests.conftest import STOREFRONT_KEY
 from tests.faults.conftest import serve, wait_until
 from tests.integration.servers import call
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.solo]
 BUDGET = 1.0  # NBA_STATE_TIMEOUT of these servers (base_env)
 
 

@@ -16,7 +16,7 @@ import pytest
 from tests.faults.conftest import Served, serve
 from tests.integration.servers import call
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.solo]
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ import pytest
 from tests.faults.conftest import serve, wait_until
 from tests.integration.servers import call
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.solo]
 
 
 def _alive(pid: int) -> bool:

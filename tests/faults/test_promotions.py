@@ -16,7 +16,7 @@ from tests.conftest import Trained
 from tests.faults.conftest import MODEL
 from tests.integration.servers import NBA
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.solo]
 RACERS = 6
 
 

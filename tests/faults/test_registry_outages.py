@@ -16,7 +16,7 @@ import pytest
 from tests.faults.conftest import serve, wait_until
 from tests.integration.servers import call
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.solo]
 
 
 def every_worker(base: str, check, workers: int = 2, tries: int = 40) -> bool:

@@ -17,7 +17,7 @@ from tests.conftest import STOREFRONT_KEY
 from tests.faults.conftest import serve, wait_until
 from tests.faults.dependencies import Redis
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.solo]
 PASSWORD = "Pw-5ecret-7q2x9"
 USER = "nba_secret_user"
 STATE_DB = "nba_secret_state"

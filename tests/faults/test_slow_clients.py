@@ -18,7 +18,7 @@ from tests.faults.attack import Slowloris
 from tests.faults.conftest import serve
 from tests.integration.servers import call
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.solo]
 HOLD_SECONDS = 30
 PROBES = 120
 

@@ -8,6 +8,7 @@ demo-data, train, exit statuses); commands whose subject is their answer run in 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import subprocess
@@ -101,13 +102,15 @@ def test_state_prune_counts_then_deletes_old_history(trained, tmp_path, nba_main
     (["batch-score", "--customers", "c.parquet", "--out", "."], "is a directory"),
     (["export-training", "--out", "."], "is a directory"),
 ])
-def test_cli_errors_are_one_clear_line(trained, args, message, tmp_path, nba_main):
-    """In process (the console script's own exit status: test_missing_alias_exits_3)."""
+def test_cli_errors_are_one_clear_line(trained, args, message, tmp_path, nba_main, caplog):
+    """In process (the console script's own exit status: test_missing_alias_exits_3). Log
+    records go to caplog here, not stderr, so a logged traceback shows as an ERROR record."""
     env = {"MLFLOW_TRACKING_URI": trained.tracking_uri, "NBA_DATA_DIR": str(trained.data_dir),
            "NBA_STATE_URL": f"sqlite:///{tmp_path / 'state.db'}"}
     result = nba_main(*args, env=env)
     assert result.returncode == 2
-    assert message in result.stderr and "Traceback" not in result.stderr
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 def test_missing_alias_exits_3(tmp_path):

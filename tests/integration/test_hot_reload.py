@@ -146,6 +146,7 @@ def wait_for_workers(base: str, done, workers: set[int], seconds: float = 30.0) 
 
 
 @pytest.mark.slow
+@pytest.mark.solo
 def test_moving_the_alias_hot_swaps_every_worker_without_dropping_a_request(trained,
                                                                             tmp_path) -> None:
     # configure, not a bare MlflowClient: MLflow resolves a `models:/m-...` source through the

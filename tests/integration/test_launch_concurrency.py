@@ -62,6 +62,7 @@ def ask(base: str, customer_id: str) -> tuple[int, dict]:
                                          "limit": 3})
 
 
+@pytest.mark.solo
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_four_workers_and_200_clients_never_oversell_a_launch(small_registry, store_url,
                                                              tmp_path: Path):

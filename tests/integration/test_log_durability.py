@@ -22,6 +22,7 @@ pytestmark = pytest.mark.slow
 CLIENTS = 8
 
 
+@pytest.mark.solo  # kill -9 under load: a wall-clock budget, alone under xdist
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_kill_9_of_a_worker_loses_no_decision_a_client_received(trained, store_url,
                                                                 tmp_path: Path):
